@@ -1,0 +1,61 @@
+"""One settings object for every entry point, read from the environment (names from api.md)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.durations import parse_iso_duration
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    database_url: SecretStr | None = Field(default=None, description="Absent: embedded PostgreSQL")
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="Embedded PostgreSQL, Temporal SQLite")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "mandates"
+    yousign_task_queue: str = "yousign"
+
+    yousign_base_url: str | None = None
+    yousign_api_key: SecretStr = SecretStr("")
+    yousign_webhook_secret: SecretStr = SecretStr("")
+    yousign_requests_per_minute: int = Field(default=60, gt=0)
+    yousign_requests_per_hour: int = Field(default=1200, gt=0)
+    yousign_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    mandate_validity: str = "P1M"
+    reconciliation_interval: str = "PT6H"
+
+    smtp_url: str | None = None
+    mail_from: str = "mandats@cabinet.example"
+
+    api_port: int = 8000
+    demo_api_key: SecretStr | None = None
+    log_level: str = "INFO"
+
+    @field_validator("mandate_validity", "reconciliation_interval")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_iso_duration(value)
+        return value
+
+    @property
+    def reconciliation_every(self) -> timedelta:
+        months, delta = parse_iso_duration(self.reconciliation_interval)
+        if months:
+            raise ValueError("RECONCILIATION_INTERVAL must not use months or years")
+        return delta
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,56 @@
+"""Business time rules, computed in Europe/Paris: mandate expiry and the daily reminder window."""
+
+import calendar
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from domain.durations import parse_iso_duration
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _require_aware(instant: datetime, name: str) -> None:
+    if instant.tzinfo is None:
+        raise ValueError(f"{name} must carry a timezone")
+
+
+def add_calendar_months(day: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (31 January + 1 month -> 28/29 February)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def mandate_expires_at(sent_at: datetime, validity: str = "P1M") -> datetime:
+    """The instant a mandate sent at `sent_at` stops being signable, in UTC.
+
+    Months are calendar months on the Paris wall clock (so DST changes do not shift the hour);
+    any smaller part of the duration is then added as elapsed time.
+    """
+    _require_aware(sent_at, "sent_at")
+    months, rest = parse_iso_duration(validity, "MANDATE_VALIDITY")
+    local = sent_at.astimezone(PARIS)
+    if months:
+        moved = add_calendar_months(local.date(), months)
+        local = datetime.combine(moved, local.timetz().replace(tzinfo=None), tzinfo=PARIS)
+    return (local.astimezone(UTC) + rest).astimezone(UTC)
+
+
+def paris_day(instant: datetime) -> date:
+    _require_aware(instant, "instant")
+    return instant.astimezone(PARIS).date()
+
+
+def start_of_next_paris_day(instant: datetime) -> datetime:
+    next_day = paris_day(instant) + timedelta(days=1)
+    return datetime.combine(next_day, time(0), tzinfo=PARIS).astimezone(UTC)
+
+
+def next_reminder_allowed_at(last_reminder_at: datetime | None) -> datetime | None:
+    """At most one reminder per Paris calendar day: the next is allowed from the next midnight."""
+    return None if last_reminder_at is None else start_of_next_paris_day(last_reminder_at)
+
+
+def reminder_allowed(now: datetime, last_reminder_at: datetime | None) -> bool:
+    allowed_from = next_reminder_allowed_at(last_reminder_at)
+    return allowed_from is None or now >= allowed_from

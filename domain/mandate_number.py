@@ -1,0 +1,27 @@
+"""The mandate number of the DGFiP model (block 6): SIREN_<PA SIREN or matricule>_YYYYMMDD_NN."""
+
+import re
+from datetime import date
+
+from domain.errors import RuleViolation
+from domain.identifiers import normalize_siren
+
+_MATRICULE = re.compile(r"^\d{4}$")
+
+
+def platform_identifier(siren: str | None, matricule: str | None) -> str:
+    """The PA's SIREN when it has one, else its 4-digit matricule (as the DGFiP model asks)."""
+    if siren:
+        return normalize_siren(siren, "platform.siren")
+    if matricule and _MATRICULE.match(matricule):
+        return matricule
+    if matricule:
+        raise RuleViolation("platform.matricule", "matricule must have 4 digits")
+    raise RuleViolation("platform", "a Plateforme Agréée needs a SIREN or a matricule")
+
+
+def mandate_number(client_siren: str, platform_id: str, issued_on: date, counter: int) -> str:
+    if not 1 <= counter <= 99:
+        raise RuleViolation("counter", "the mandate counter runs from 01 to 99")
+    siren = normalize_siren(client_siren, "siren")
+    return f"{siren}_{platform_id}_{issued_on:%Y%m%d}_{counter:02d}"

@@ -1,0 +1,79 @@
+"""Domain values shared by the API, the store and the workflows (pydantic, validated at the edges)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from domain.errors import RuleViolation
+from domain.identifiers import normalize_siren, normalize_siret
+from domain.mandate_number import platform_identifier
+
+_NAME_PUNCTUATION = frozenset(" '-()`")
+
+
+def _human_name(value: str) -> str:
+    # YouSign's HumanName: letters (accents included), digits and ' ( ) - ` and spaces, trimmed.
+    cleaned = " ".join(value.replace("\u2019", "'").split())
+    if not cleaned:
+        raise ValueError("must not be empty")
+    if len(cleaned) > 255:
+        raise ValueError("must have at most 255 characters")
+    bad = sorted({c for c in cleaned if not (c.isalnum() or c in _NAME_PUNCTUATION)})
+    if bad:
+        raise ValueError(f"contains characters a signature provider refuses: {''.join(bad)!r}")
+    return cleaned
+
+
+def _rule(check):
+    # Turn a RuleViolation into the ValueError pydantic reports against the field being validated.
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except RuleViolation as violation:
+            raise ValueError(violation.message) from None
+
+    return validate
+
+
+HumanName = Annotated[str, AfterValidator(_human_name)]
+Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
+Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
+
+
+class LegalRepresentative(BaseModel):
+    """A company's legal representative (client or firm)."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    first_name: HumanName
+    last_name: HumanName
+    birth_name: HumanName | None = None
+    email: EmailStr = Field(max_length=100)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class Platform(BaseModel):
+    """The Plateforme Agréée a firm designates for its clients (a SIREN, a 4-digit matricule, or both)."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    siren: Siren | None = None
+    matricule: str | None = Field(default=None, pattern=r"^\d{4}$")
+
+    @model_validator(mode="after")
+    def _identified(self) -> Platform:
+        if not (self.siren or self.matricule):
+            raise ValueError("a Plateforme Agréée needs a siren or a matricule")
+        return self
+
+    def identifier(self) -> str:
+        return platform_identifier(self.siren, self.matricule)
+
+
+__all__ = ["HumanName", "LegalRepresentative", "Platform", "RuleViolation", "Siren", "Siret"]

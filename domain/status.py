@@ -1,0 +1,70 @@
+"""Mandate and dossier statuses, and the rule deriving a dossier's status from its data."""
+
+from enum import StrEnum
+
+
+class MandateStatus(StrEnum):
+    DRAFT = "draft"
+    SENDING = "sending"
+    PENDING = "pending"
+    SIGNED = "signed"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+FINAL_MANDATE_STATUSES = frozenset(
+    {MandateStatus.SIGNED, MandateStatus.REFUSED, MandateStatus.EXPIRED, MandateStatus.FAILED}
+)
+DELETABLE_MANDATE_STATUSES = frozenset(
+    {MandateStatus.DRAFT, MandateStatus.EXPIRED, MandateStatus.REFUSED, MandateStatus.FAILED}
+)
+# While the client may still sign (or has signed), the dossier's data is frozen.
+LOCKING_MANDATE_STATUSES = frozenset({MandateStatus.SENDING, MandateStatus.PENDING, MandateStatus.SIGNED})
+
+
+class DossierStatus(StrEnum):
+    MISSING_INFORMATION = "missing_information"
+    READY_FOR_MANDATE = "ready_for_mandate"
+    MANDATE_PENDING = "mandate_pending"
+    READY_FOR_DESIGNATION = "ready_for_designation"
+    MANDATE_REFUSED = "mandate_refused"
+    MANDATE_EXPIRED = "mandate_expired"
+
+    @property
+    def label(self) -> str:
+        return DOSSIER_STATUS_LABELS[self]
+
+
+DOSSIER_STATUS_LABELS: dict[DossierStatus, str] = {
+    DossierStatus.MISSING_INFORMATION: "Informations manquantes",
+    DossierStatus.READY_FOR_MANDATE: "Prêt pour mandat",
+    DossierStatus.MANDATE_PENDING: "Mandat en attente",
+    DossierStatus.READY_FOR_DESIGNATION: "Prêt pour désignation",
+    DossierStatus.MANDATE_REFUSED: "Mandat refusé",
+    DossierStatus.MANDATE_EXPIRED: "Mandat expiré",
+}
+
+_FROM_MANDATE = {
+    MandateStatus.SENDING: DossierStatus.MANDATE_PENDING,
+    MandateStatus.PENDING: DossierStatus.MANDATE_PENDING,
+    MandateStatus.SIGNED: DossierStatus.READY_FOR_DESIGNATION,
+    MandateStatus.REFUSED: DossierStatus.MANDATE_REFUSED,
+    MandateStatus.EXPIRED: DossierStatus.MANDATE_EXPIRED,
+}
+
+
+def dossier_status(
+    *, has_siret: bool, has_legal_representative: bool, mandate_status: MandateStatus | None
+) -> DossierStatus:
+    """A sent or signed mandate decides the status; otherwise missing data comes first.
+
+    A draft, failed or deleted mandate means nothing reached the client yet, so the dossier is
+    as ready as its data makes it.
+    """
+    if mandate_status in LOCKING_MANDATE_STATUSES:
+        return _FROM_MANDATE[mandate_status]
+    if not (has_siret and has_legal_representative):
+        return DossierStatus.MISSING_INFORMATION
+    return _FROM_MANDATE.get(mandate_status, DossierStatus.READY_FOR_MANDATE)

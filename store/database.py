@@ -1,0 +1,70 @@
+"""Connection pool, embedded PostgreSQL for development, and ordered SQL migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) a PostgreSQL from the `pgserver` wheel in `data_dir`; return its URL.
+
+    The server keeps running while any process using it runs; pgserver stops it after the last one.
+    """
+    import pgserver  # imported here: only the embedded set-up needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return server.get_uri()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection)
+
+
+async def migrate(pool: asyncpg.Pool) -> list[str]:
+    """Apply the numbered `*.sql` files not yet recorded, each in its own transaction.
+
+    An advisory lock makes concurrent start-ups (API and worker together) apply them once.
+    """
+    applied: list[str] = []
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await conn.execute("SELECT pg_advisory_lock(7233001)")
+        try:
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+                if path.stem in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
+                applied.append(path.stem)
+                log.info("migration applied", version=path.stem)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(7233001)")
+    return applied
+
+
+async def connect_database(dsn: str | None, data_dir: Path, *, max_size: int = 10) -> asyncpg.Pool:
+    """The pool every process uses: `DATABASE_URL` when given, else the embedded server; migrated."""
+    if dsn is None:
+        dsn = await asyncio.to_thread(start_embedded_postgres, data_dir / "postgres")
+    pool = await create_pool(dsn, max_size=max_size)
+    await migrate(pool)
+    return pool

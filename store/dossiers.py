@@ -1,0 +1,178 @@
+"""Dossiers (a firm's client companies): writes keep the stored e-invoicing status current."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from domain.errors import Conflict, NotFound
+from domain.models import LegalRepresentative
+from domain.status import LOCKING_MANDATE_STATUSES, DossierStatus, MandateStatus, dossier_status
+from store.records import Dossier, Mandate
+
+_UNSET: Any = object()
+_WITH_MANDATE = (
+    "SELECT d.*, to_jsonb(m) AS mandate FROM dossiers d"
+    " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
+)
+
+
+def _rep_columns(rep: LegalRepresentative | None) -> tuple[str | None, ...]:
+    if rep is None:
+        return (None, None, None, None)
+    return (rep.first_name, rep.last_name, rep.birth_name, str(rep.email))
+
+
+def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
+    mandate = row["mandate"]
+    return Dossier.from_row(row), Mandate.model_validate(mandate) if mandate else None
+
+
+async def refresh_status(conn: asyncpg.Connection, dossier_id: UUID) -> DossierStatus:
+    """Recompute the dossier's status from its data and live mandate (call inside the writing transaction)."""
+    row = await conn.fetchrow(
+        "SELECT d.siret, d.rep_first_name, m.status AS mandate_status FROM dossiers d"
+        " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted' WHERE d.id = $1",
+        dossier_id,
+    )
+    status = dossier_status(
+        has_siret=row["siret"] is not None,
+        has_legal_representative=row["rep_first_name"] is not None,
+        mandate_status=MandateStatus(row["mandate_status"]) if row["mandate_status"] else None,
+    )
+    await conn.execute(
+        "UPDATE dossiers SET einvoicing_status = $2, updated_at = now() WHERE id = $1",
+        dossier_id,
+        status.value,
+    )
+    return status
+
+
+async def create_dossier(
+    db: asyncpg.Pool,
+    firm_id: UUID,
+    *,
+    name: str,
+    siret: str | None,
+    legal_representative: LegalRepresentative | None,
+    external_ref: str | None = None,
+) -> Dossier:
+    async with db.acquire() as conn, conn.transaction():
+        dossier_id = await conn.fetchval(
+            "INSERT INTO dossiers (firm_id, name, siret, rep_first_name, rep_last_name, rep_birth_name,"
+            " rep_email, external_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            firm_id,
+            name,
+            siret,
+            *_rep_columns(legal_representative),
+            external_ref,
+        )
+        await refresh_status(conn, dossier_id)
+        return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
+
+
+async def get_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tuple[Dossier, Mandate | None]:
+    row = await db.fetchrow(_WITH_MANDATE + " WHERE d.firm_id = $1 AND d.id = $2", firm_id, dossier_id)
+    if row is None:
+        raise NotFound("dossier not found")
+    return _with_mandate(row)
+
+
+async def update_dossier(
+    db: asyncpg.Pool,
+    firm_id: UUID,
+    dossier_id: UUID,
+    *,
+    name: str = _UNSET,
+    siret: str | None = _UNSET,
+    legal_representative: LegalRepresentative | None = _UNSET,
+) -> Dossier:
+    """Change the given fields; refused while a mandate is being sent, pending or signed."""
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT d.id, m.status AS mandate_status FROM dossiers d"
+            " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
+            " WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
+            firm_id,
+            dossier_id,
+        )
+        if row is None:
+            raise NotFound("dossier not found")
+        if row["mandate_status"] in LOCKING_MANDATE_STATUSES:
+            raise Conflict(f"the dossier cannot change while its mandate is {row['mandate_status']}")
+        changes: dict[str, Any] = {}
+        if name is not _UNSET:
+            changes["name"] = name
+        if siret is not _UNSET:
+            changes["siret"] = siret
+        if legal_representative is not _UNSET:
+            keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")
+            changes.update(zip(keys, _rep_columns(legal_representative), strict=True))
+        if changes:
+            assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
+            await conn.execute(
+                f"UPDATE dossiers SET {assignments} WHERE id = $1", dossier_id, *changes.values()
+            )
+        await refresh_status(conn, dossier_id)
+        return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
+
+
+def encode_cursor(created_at: datetime, dossier_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{dossier_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        created_at, dossier_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created_at), UUID(dossier_id)
+    except ValueError as error:
+        raise ValueError("cursor is not one this API returned") from error
+
+
+def _like_pattern(search: str) -> str:
+    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_dossiers(
+    db: asyncpg.Pool,
+    firm_id: UUID,
+    *,
+    statuses: list[DossierStatus] | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[tuple[Dossier, Mandate | None]], str | None]:
+    """One page in creation order, and the cursor of the next page (None on the last page)."""
+    after = decode_cursor(cursor) if cursor else None
+    search_digits = search.replace(" ", "") if search else None
+    rows = await db.fetch(
+        _WITH_MANDATE + " WHERE d.firm_id = $1"
+        " AND ($2::text[] IS NULL OR d.einvoicing_status = ANY($2))"
+        " AND ($3::text IS NULL OR d.name ILIKE $3 OR d.siret LIKE $4 || '%')"
+        " AND ($5::timestamptz IS NULL OR (d.created_at, d.id) > ($5, $6))"
+        " ORDER BY d.created_at, d.id LIMIT $7",
+        firm_id,
+        [s.value for s in statuses] if statuses else None,
+        _like_pattern(search) if search else None,
+        search_digits,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
+    page = [_with_mandate(r) for r in rows[:limit]]
+    next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None
+    return page, next_cursor
+
+
+async def status_counts(db: asyncpg.Pool, firm_id: UUID) -> dict[DossierStatus, int]:
+    rows = await db.fetch(
+        "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 GROUP BY 1", firm_id
+    )
+    counts = dict.fromkeys(DossierStatus, 0)
+    counts.update({DossierStatus(r["einvoicing_status"]): r["n"] for r in rows})
+    return counts

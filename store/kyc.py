@@ -1,0 +1,98 @@
+"""Submissions of the firm's legal representative for identity verification, and their files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from domain.models import LegalRepresentative
+from store.records import KycFile, KycSubmission
+
+
+async def create_submission(
+    db: asyncpg.Pool,
+    firm_id: UUID,
+    representative: LegalRepresentative,
+    document_type: str,
+    files: list[KycFile],
+) -> KycSubmission:
+    """Record a new submission with its files; a pending older one is superseded, not lost."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE kyc_submissions SET status = 'superseded', completed_at = now()"
+            " WHERE firm_id = $1 AND status = 'pending'",
+            firm_id,
+        )
+        row = await conn.fetchrow(
+            "INSERT INTO kyc_submissions (firm_id, first_name, last_name, birth_name, email, document_type)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+            firm_id,
+            representative.first_name,
+            representative.last_name,
+            representative.birth_name,
+            str(representative.email),
+            document_type,
+        )
+        await conn.executemany(
+            "INSERT INTO kyc_files (submission_id, side, content_type, content) VALUES ($1, $2, $3, $4)",
+            [(row["id"], f.side, f.content_type, f.content) for f in files],
+        )
+    return KycSubmission.from_row(row)
+
+
+async def current_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission | None:
+    row = await db.fetchrow(
+        "SELECT * FROM kyc_submissions WHERE firm_id = $1 AND status <> 'superseded'"
+        " ORDER BY created_at DESC LIMIT 1",
+        firm_id,
+    )
+    return KycSubmission.from_row(row) if row else None
+
+
+async def get_submission(db: asyncpg.Pool, submission_id: UUID) -> KycSubmission | None:
+    row = await db.fetchrow("SELECT * FROM kyc_submissions WHERE id = $1", submission_id)
+    return KycSubmission.from_row(row) if row else None
+
+
+async def submission_for_verification(db: asyncpg.Pool, verification_id: str) -> KycSubmission | None:
+    row = await db.fetchrow("SELECT * FROM kyc_submissions WHERE verification_id = $1", verification_id)
+    return KycSubmission.from_row(row) if row else None
+
+
+async def load_files(db: asyncpg.Pool, submission_id: UUID) -> list[KycFile]:
+    rows = await db.fetch(
+        "SELECT side, content_type, content FROM kyc_files WHERE submission_id = $1 ORDER BY side DESC",
+        submission_id,
+    )
+    return [KycFile.from_row(r) for r in rows]
+
+
+async def set_verification_id(db: asyncpg.Pool, submission_id: UUID, verification_id: str) -> None:
+    await db.execute(
+        "UPDATE kyc_submissions SET verification_id = $2 WHERE id = $1", submission_id, verification_id
+    )
+
+
+async def complete_submission(
+    db: asyncpg.Pool,
+    submission_id: UUID,
+    *,
+    status: str,
+    reason: str | None,
+    status_codes: list[str],
+    completed_at: datetime,
+) -> None:
+    """Record the outcome and drop the identity files: they are not needed once YouSign decided."""
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE kyc_submissions SET status = $2, reason = $3, status_codes = $4, completed_at = $5"
+            " WHERE id = $1 AND status = 'pending'",
+            submission_id,
+            status,
+            reason,
+            status_codes,
+            completed_at,
+        )
+        await conn.execute("DELETE FROM kyc_files WHERE submission_id = $1", submission_id)

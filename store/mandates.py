@@ -1,0 +1,208 @@
+"""Mandates: reservation, status transitions with their event log, documents and reminders."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from domain.errors import Conflict, NotFound
+from domain.mandate_number import mandate_number
+from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus
+from store.dossiers import refresh_status
+from store.records import Mandate, MandateEvent
+
+# Columns a transition may set besides the status; each is named explicitly so no caller
+# can write an arbitrary column.
+TRANSITION_FIELDS = frozenset(
+    {
+        "sent_at",
+        "expires_at",
+        "signed_at",
+        "refused_at",
+        "expired_at",
+        "deleted_at",
+        "failure_reason",
+        "signature_request_id",
+        "signer_id",
+    }
+)
+
+
+def workflow_id_for(dossier_id: UUID, seq: int) -> str:
+    return f"mandate-{dossier_id}-{seq}"
+
+
+async def reserve_mandate(
+    db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, *, issued_on: date, bulk_send_id: UUID | None = None
+) -> Mandate:
+    """Create the dossier's next mandate row (status draft) with its number and workflow id."""
+    async with db.acquire() as conn, conn.transaction():
+        dossier = await conn.fetchrow(
+            "SELECT d.*, f.platform_siren, f.platform_matricule, f.platform_name FROM dossiers d"
+            " JOIN firms f ON f.id = d.firm_id WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
+            firm_id,
+            dossier_id,
+        )
+        if dossier is None:
+            raise NotFound("dossier not found")
+        if dossier["platform_name"] is None:
+            raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
+        if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:
+            raise Conflict(f"the dossier is {dossier['einvoicing_status']}, not ready_for_mandate")
+        if await conn.fetchval(
+            "SELECT 1 FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'", dossier_id
+        ):
+            raise Conflict("the dossier already has a mandate: delete it before generating a new one")
+        seq = dossier["mandate_count"] + 1
+        platform_id = dossier["platform_siren"] or dossier["platform_matricule"]
+        # The DGFiP counter runs per company and day; per-dossier numbering stays unique per SIREN.
+        number = mandate_number(dossier["siren"], platform_id, issued_on, (seq - 1) % 99 + 1)
+        row = await conn.fetchrow(
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, bulk_send_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+            dossier_id,
+            firm_id,
+            seq,
+            number,
+            workflow_id_for(dossier_id, seq),
+            bulk_send_id,
+        )
+        await conn.execute("UPDATE dossiers SET mandate_count = $2 WHERE id = $1", dossier_id, seq)
+        await conn.execute(
+            "INSERT INTO mandate_events (mandate_id, occurred_at, to_status, cause)"
+            " VALUES ($1, $2, 'draft', $3)",
+            row["id"],
+            row["created_at"],
+            "generated",
+        )
+        await refresh_status(conn, dossier_id)
+        return Mandate.from_row(row)
+
+
+async def discard_reservation(db: asyncpg.Pool, mandate_id: UUID) -> None:
+    """Undo a reservation whose workflow could not be started (nothing was sent)."""
+    async with db.acquire() as conn, conn.transaction():
+        dossier_id = await conn.fetchval(
+            "DELETE FROM mandates WHERE id = $1 AND status = 'draft' RETURNING dossier_id", mandate_id
+        )
+        if dossier_id:
+            await refresh_status(conn, dossier_id)
+
+
+async def get_mandate(db: asyncpg.Pool, mandate_id: UUID) -> Mandate:
+    row = await db.fetchrow("SELECT * FROM mandates WHERE id = $1", mandate_id)
+    if row is None:
+        raise NotFound("mandate not found")
+    return Mandate.from_row(row)
+
+
+async def mandate_for_signature_request(db: asyncpg.Pool, signature_request_id: str) -> Mandate | None:
+    row = await db.fetchrow("SELECT * FROM mandates WHERE signature_request_id = $1", signature_request_id)
+    return Mandate.from_row(row) if row else None
+
+
+async def transition(
+    db: asyncpg.Pool,
+    mandate_id: UUID,
+    to_status: MandateStatus,
+    *,
+    cause: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Mandate:
+    """Move a mandate to `to_status`, log the event and refresh the dossier, in one transaction.
+
+    Repeating the transition it is already in changes nothing (activities may run twice), and a
+    final status only ever moves on to `deleted`.
+    """
+    unknown = set(fields) - TRANSITION_FIELDS
+    if unknown:
+        raise ValueError(f"not transition fields: {sorted(unknown)}")
+    async with db.acquire() as conn, conn.transaction():
+        current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
+        if current is None:
+            raise NotFound("mandate not found")
+        from_status = MandateStatus(current["status"])
+        if from_status == to_status:
+            return Mandate.from_row(current)
+        if (
+            from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED}
+            and to_status != MandateStatus.DELETED
+        ):
+            raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
+        if to_status == MandateStatus.DELETED:
+            fields.setdefault("deleted_at", at)
+        columns = {"status": to_status.value, **fields}
+        assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+        row = await conn.fetchrow(
+            f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
+            mandate_id,
+            *columns.values(),
+        )
+        await conn.execute(
+            "INSERT INTO mandate_events (mandate_id, occurred_at, from_status, to_status, cause, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            mandate_id,
+            at,
+            from_status.value,
+            to_status.value,
+            cause,
+            detail or {},
+        )
+        await refresh_status(conn, row["dossier_id"])
+        return Mandate.from_row(row)
+
+
+async def update_fields(db: asyncpg.Pool, mandate_id: UUID, **fields: Any) -> None:
+    """Set fields that are not a status change (e.g. the signature request id once created)."""
+    unknown = set(fields) - TRANSITION_FIELDS
+    if unknown or not fields:
+        raise ValueError(f"not transition fields: {sorted(unknown)}")
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
+    await db.execute(
+        f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1", mandate_id, *fields.values()
+    )
+
+
+async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:
+    rows = await db.fetch("SELECT * FROM mandate_events WHERE mandate_id = $1 ORDER BY id", mandate_id)
+    return [MandateEvent.from_row(r) for r in rows]
+
+
+async def save_document(db: asyncpg.Pool, mandate_id: UUID, kind: str, content: bytes) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    await db.execute(
+        "INSERT INTO mandate_documents (mandate_id, kind, content, sha256) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (mandate_id, kind) DO UPDATE SET content = EXCLUDED.content, sha256 = EXCLUDED.sha256",
+        mandate_id,
+        kind,
+        content,
+        digest,
+    )
+    return digest
+
+
+async def get_document(db: asyncpg.Pool, mandate_id: UUID, kind: str) -> bytes | None:
+    return await db.fetchval(
+        "SELECT content FROM mandate_documents WHERE mandate_id = $1 AND kind = $2", mandate_id, kind
+    )
+
+
+async def record_reminder(db: asyncpg.Pool, mandate_id: UUID, sent_at: datetime) -> None:
+    await db.execute(
+        "INSERT INTO mandate_reminders (mandate_id, sent_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        mandate_id,
+        sent_at,
+    )
+
+
+async def reminders(db: asyncpg.Pool, mandate_id: UUID) -> list[datetime]:
+    rows = await db.fetch(
+        "SELECT sent_at FROM mandate_reminders WHERE mandate_id = $1 ORDER BY sent_at", mandate_id
+    )
+    return [r["sent_at"] for r in rows]

@@ -1,0 +1,214 @@
+"""The pure domain rules, tested directly."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from domain.calendar import (
+    add_calendar_months,
+    mandate_expires_at,
+    next_reminder_allowed_at,
+    reminder_allowed,
+)
+from domain.durations import parse_iso_duration
+from domain.errors import RuleViolation
+from domain.identifiers import normalize_siren, normalize_siret
+from domain.mandate_number import mandate_number, platform_identifier
+from domain.models import LegalRepresentative, Platform
+from domain.status import DossierStatus, MandateStatus, dossier_status
+
+
+@pytest.mark.parametrize("siret", ["73282932000074", "55208131766522", "35600000000048", "35600000049837"])
+def test_valid_sirets(siret):
+    assert normalize_siret(siret) == siret
+
+
+def test_siret_spaces_are_removed():
+    assert normalize_siret("732 829 320 00074") == "73282932000074"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("12345678912345", "checksum"),
+        ("7328293200007", "14 digits, got 13"),
+        ("7328293200007A", "only digits"),
+        ("", "empty"),
+        # La Poste's sum rule applies to La Poste only: same digit-sum trick elsewhere is refused.
+        ("35600000049838", "checksum"),
+    ],
+)
+def test_invalid_sirets_name_field_and_reason(value, reason):
+    with pytest.raises(RuleViolation) as raised:
+        normalize_siret(value, "dossier.siret")
+    assert raised.value.field == "dossier.siret"
+    assert reason in raised.value.message
+
+
+def test_la_poste_sum_rule_is_not_luhn():
+    # 35600000049837 fails Luhn; accepted only through the La Poste digit-sum rule.
+    from domain.identifiers import luhn_valid
+
+    assert not luhn_valid("35600000049837")
+    assert sum(map(int, "35600000049837")) % 5 == 0
+
+
+@pytest.mark.parametrize("siren", ["732829320", "552081317", "356000000"])
+def test_valid_sirens(siren):
+    assert normalize_siren(siren) == siren
+
+
+def test_invalid_siren():
+    with pytest.raises(RuleViolation, match="Luhn"):
+        normalize_siren("123456789")
+
+
+@pytest.mark.parametrize(
+    ("has_siret", "has_rep", "mandate", "expected"),
+    [
+        (False, True, None, DossierStatus.MISSING_INFORMATION),
+        (True, False, None, DossierStatus.MISSING_INFORMATION),
+        (True, True, None, DossierStatus.READY_FOR_MANDATE),
+        (True, True, MandateStatus.DRAFT, DossierStatus.READY_FOR_MANDATE),
+        (True, True, MandateStatus.FAILED, DossierStatus.READY_FOR_MANDATE),
+        (True, True, MandateStatus.DELETED, DossierStatus.READY_FOR_MANDATE),
+        (True, True, MandateStatus.SENDING, DossierStatus.MANDATE_PENDING),
+        (True, True, MandateStatus.PENDING, DossierStatus.MANDATE_PENDING),
+        (True, True, MandateStatus.SIGNED, DossierStatus.READY_FOR_DESIGNATION),
+        (True, True, MandateStatus.REFUSED, DossierStatus.MANDATE_REFUSED),
+        (True, True, MandateStatus.EXPIRED, DossierStatus.MANDATE_EXPIRED),
+        (False, True, MandateStatus.REFUSED, DossierStatus.MISSING_INFORMATION),
+    ],
+)
+def test_dossier_status(has_siret, has_rep, mandate, expected):
+    assert (
+        dossier_status(has_siret=has_siret, has_legal_representative=has_rep, mandate_status=mandate)
+        == expected
+    )
+
+
+def test_status_labels_are_french():
+    assert {s.value: s.label for s in DossierStatus} == {
+        "missing_information": "Informations manquantes",
+        "ready_for_mandate": "Prêt pour mandat",
+        "mandate_pending": "Mandat en attente",
+        "ready_for_designation": "Prêt pour désignation",
+        "mandate_refused": "Mandat refusé",
+        "mandate_expired": "Mandat expiré",
+    }
+
+
+def paris(*args) -> datetime:
+    from domain.calendar import PARIS
+
+    return datetime(*args, tzinfo=PARIS)
+
+
+@pytest.mark.parametrize(
+    ("sent", "expires"),
+    [
+        (paris(2027, 1, 31, 10, 0), paris(2027, 2, 28, 10, 0)),
+        (paris(2028, 1, 31, 10, 0), paris(2028, 2, 29, 10, 0)),
+        (paris(2027, 3, 15, 9, 30), paris(2027, 4, 15, 9, 30)),  # across the DST change: same wall time
+        (paris(2027, 12, 31, 23, 59), paris(2028, 1, 31, 23, 59)),
+        (paris(2027, 5, 31, 12, 0), paris(2027, 6, 30, 12, 0)),
+    ],
+)
+def test_expiry_is_one_calendar_month_in_paris(sent, expires):
+    assert mandate_expires_at(sent.astimezone(UTC)) == expires.astimezone(UTC)
+
+
+def test_expiry_uses_the_configured_duration():
+    sent = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
+    assert mandate_expires_at(sent, "PT30S") == datetime(2027, 1, 10, 12, 0, 30, tzinfo=UTC)
+    assert mandate_expires_at(sent, "P1M2D") == datetime(2027, 2, 12, 12, 0, tzinfo=UTC)
+
+
+def test_expiry_needs_an_aware_instant():
+    with pytest.raises(ValueError, match="timezone"):
+        mandate_expires_at(datetime(2027, 1, 1))
+
+
+def test_add_calendar_months_clamps():
+    assert add_calendar_months(date(2027, 1, 31), 1) == date(2027, 2, 28)
+    assert add_calendar_months(date(2027, 11, 30), 3) == date(2028, 2, 29)
+
+
+@pytest.mark.parametrize("bad", ["1M", "P", "PT", "P-1D", "P0D", "month"])
+def test_bad_durations_are_refused(bad):
+    with pytest.raises(RuleViolation, match="MANDATE_VALIDITY"):
+        parse_iso_duration(bad, "MANDATE_VALIDITY")
+
+
+def test_reminder_window_is_the_paris_calendar_day():
+    last = paris(2027, 3, 10, 23, 30)  # 22:30 UTC
+    next_allowed = next_reminder_allowed_at(last.astimezone(UTC))
+    assert next_allowed == paris(2027, 3, 11, 0, 0).astimezone(UTC)
+    assert not reminder_allowed(paris(2027, 3, 10, 23, 59).astimezone(UTC), last)
+    assert reminder_allowed(paris(2027, 3, 11, 0, 0).astimezone(UTC), last)
+    assert reminder_allowed(datetime(2027, 3, 10, tzinfo=UTC), None)
+    assert next_reminder_allowed_at(None) is None
+
+
+def test_reminder_window_across_dst_midnight():
+    # Night of 27-28 March 2027 (clocks go forward): next day still starts at Paris midnight.
+    last = paris(2027, 3, 27, 8, 0)
+    assert next_reminder_allowed_at(last) == paris(2027, 3, 28, 0, 0).astimezone(UTC)
+
+
+def test_mandate_number_follows_the_dgfip_model():
+    # The DGFiP's own example (584796231) fails Luhn, so a real SIREN stands in for it.
+    assert mandate_number("732829320", "552081317", date(2025, 7, 7), 1) == (
+        "732829320_552081317_20250707_01"
+    )
+    assert platform_identifier(None, "0042") == "0042"
+    assert platform_identifier("732829320", "0042") == "732829320"
+
+
+@pytest.mark.parametrize(
+    ("siren", "pa", "counter", "field"),
+    [
+        ("123456789", "0042", 1, "siren"),
+        ("732829320", "0042", 100, "counter"),
+        ("732829320", "0042", 0, "counter"),
+    ],
+)
+def test_mandate_number_refuses_bad_parts(siren, pa, counter, field):
+    with pytest.raises(RuleViolation) as raised:
+        mandate_number(siren, pa, date(2027, 1, 1), counter)
+    assert raised.value.field == field
+
+
+def test_platform_identifier_needs_siren_or_matricule():
+    with pytest.raises(RuleViolation, match="SIREN or a matricule"):
+        platform_identifier(None, None)
+    with pytest.raises(RuleViolation, match="4 digits"):
+        platform_identifier(None, "12")
+
+
+def _errors(exc: ValidationError) -> dict[str, str]:
+    return {".".join(map(str, e["loc"])): e["msg"] for e in exc.errors()}
+
+
+def test_legal_representative_validation_names_fields():
+    with pytest.raises(ValidationError) as raised:
+        LegalRepresentative(first_name="  ", last_name="Dupont<script>", email="jean@localhost")
+    errors = _errors(raised.value)
+    assert "empty" in errors["first_name"]
+    assert "characters" in errors["last_name"]
+    assert "email" in errors
+
+
+def test_legal_representative_normalises_names():
+    rep = LegalRepresentative(first_name=" Anne-Marie ", last_name="D\u2019Arc  Lévêque", email="a@b.fr")
+    assert (rep.first_name, rep.last_name) == ("Anne-Marie", "D'Arc Lévêque")
+
+
+def test_platform_needs_an_identifier():
+    with pytest.raises(ValidationError, match="siren or a matricule"):
+        Platform(name="PA")
+    with pytest.raises(ValidationError) as raised:
+        Platform(name="PA", siren="123456789")
+    assert "siren" in _errors(raised.value)
+    assert Platform(name="PA", matricule="0042").identifier() == "0042"

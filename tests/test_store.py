@@ -1,0 +1,234 @@
+"""The PostgreSQL store on a real (embedded) server: round-trips and the invariants its constraints hold."""
+
+from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from domain.errors import Conflict, NotFound
+from domain.models import LegalRepresentative, Platform
+from domain.status import DossierStatus, MandateStatus
+from store import dossiers, firms, kyc, mandates, webhooks
+from store.database import migrate
+from store.records import KycFile
+
+REP = LegalRepresentative(first_name="Jeanne", last_name="Martin", birth_name="Durand", email="j@acme.fr")
+NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
+
+
+async def ready_dossier(db, firm, name="ACME SAS"):
+    await firms.set_platform(db, firm.id, Platform(name="PA Exemple", siren="552081317"))
+    return await dossiers.create_dossier(
+        db, firm.id, name=name, siret="73282932000074", legal_representative=REP
+    )
+
+
+async def test_migrations_are_recorded_and_not_reapplied(db):
+    assert await migrate(db) == []
+    versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
+    assert versions == ["0001_initial"]
+
+
+async def test_api_keys_are_hashed_and_revocable(db, firm):
+    key = await firms.issue_api_key(db, firm.id)
+    assert await firms.firm_id_for_api_key(db, key) == firm.id
+    stored = await db.fetchval("SELECT key_hash FROM api_keys WHERE firm_id = $1", firm.id)
+    assert key.encode() not in stored and len(stored) == 32
+    assert await firms.firm_id_for_api_key(db, key + "x") is None
+    assert await firms.revoke_api_keys(db, firm.id) == 1
+    assert await firms.firm_id_for_api_key(db, key) is None
+
+
+async def test_firm_platform_round_trip(db, firm):
+    updated = await firms.set_platform(db, firm.id, Platform(name="PA", matricule="0042"))
+    assert updated.platform == Platform(name="PA", matricule="0042")
+    assert (await firms.get_firm(db, firm.id)).platform.identifier() == "0042"
+
+
+async def test_dossier_status_follows_its_data(db, firm):
+    dossier = await dossiers.create_dossier(
+        db, firm.id, name="Sans SIRET", siret=None, legal_representative=None
+    )
+    assert dossier.einvoicing_status == DossierStatus.MISSING_INFORMATION
+    dossier = await dossiers.update_dossier(db, firm.id, dossier.id, siret="73282932000074")
+    assert dossier.einvoicing_status == DossierStatus.MISSING_INFORMATION
+    dossier = await dossiers.update_dossier(db, firm.id, dossier.id, legal_representative=REP)
+    assert dossier.einvoicing_status == DossierStatus.READY_FOR_MANDATE
+    assert (dossier.siren, dossier.legal_representative) == ("732829320", REP)
+
+
+async def test_dossier_of_another_firm_is_not_found(db, firm):
+    dossier = await ready_dossier(db, firm)
+    other = await firms.create_firm(db, name="Autre", siren="552081317")
+    with pytest.raises(NotFound):
+        await dossiers.get_dossier(db, other.id, dossier.id)
+    with pytest.raises(NotFound):
+        await dossiers.update_dossier(db, other.id, dossier.id, name="x")
+
+
+async def test_list_filters_searches_and_paginates(db, firm):
+    ready = [await ready_dossier(db, firm, name=f"Client {i}") for i in range(5)]
+    missing = await dossiers.create_dossier(
+        db, firm.id, name="Boulangerie", siret=None, legal_representative=None
+    )
+    seen, cursor = [], None
+    while True:
+        page, cursor = await dossiers.list_dossiers(db, firm.id, limit=2, cursor=cursor)
+        seen += [d.id for d, _ in page]
+        if cursor is None:
+            break
+    assert seen == [d.id for d in ready] + [missing.id]
+    page, _ = await dossiers.list_dossiers(db, firm.id, statuses=[DossierStatus.MISSING_INFORMATION])
+    assert [d.id for d, _ in page] == [missing.id]
+    page, _ = await dossiers.list_dossiers(db, firm.id, search="boulang")
+    assert [d.id for d, _ in page] == [missing.id]
+    page, _ = await dossiers.list_dossiers(db, firm.id, search="732 829")
+    assert len(page) == 5
+    page, _ = await dossiers.list_dossiers(db, firm.id, search="100%_")
+    assert page == []
+    counts = await dossiers.status_counts(db, firm.id)
+    assert counts[DossierStatus.READY_FOR_MANDATE] == 5 and counts[DossierStatus.MISSING_INFORMATION] == 1
+    assert counts[DossierStatus.MANDATE_PENDING] == 0
+
+
+async def test_bad_cursor_is_a_value_error(db, firm):
+    with pytest.raises(ValueError, match="cursor"):
+        await dossiers.list_dossiers(db, firm.id, cursor="not-a-cursor")
+
+
+async def test_mandate_reservation_numbers_and_logs(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    assert mandate.number == "732829320_552081317_20270110_01"
+    assert mandate.workflow_id == f"mandate-{dossier.id}-1"
+    assert mandate.status == MandateStatus.DRAFT
+    _, live = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert live.id == mandate.id
+    with pytest.raises(Conflict, match="already has a mandate"):
+        await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+
+
+async def test_reservation_needs_platform_and_ready_dossier(db, firm):
+    dossier = await dossiers.create_dossier(
+        db, firm.id, name="X", siret="73282932000074", legal_representative=REP
+    )
+    with pytest.raises(Conflict, match="Plateforme"):
+        await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    await firms.set_platform(db, firm.id, Platform(name="PA", matricule="0042"))
+    incomplete = await dossiers.create_dossier(db, firm.id, name="Y", siret=None, legal_representative=None)
+    with pytest.raises(Conflict, match="missing_information"):
+        await mandates.reserve_mandate(db, firm.id, incomplete.id, issued_on=date(2027, 1, 10))
+
+
+async def test_transitions_update_dossier_and_event_log(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    await mandates.transition(db, mandate.id, MandateStatus.SENDING, cause="send requested", at=NOW)
+    sent = await mandates.transition(
+        db,
+        mandate.id,
+        MandateStatus.PENDING,
+        cause="activated",
+        at=NOW,
+        sent_at=NOW,
+        expires_at=NOW + timedelta(days=31),
+        signature_request_id=f"sr-{uuid4()}",
+    )
+    assert sent.sent_at == NOW
+    # Repeating a transition (an activity retried) writes nothing more.
+    await mandates.transition(db, mandate.id, MandateStatus.PENDING, cause="activated", at=NOW)
+    d, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert d.einvoicing_status == DossierStatus.MANDATE_PENDING
+    with pytest.raises(Conflict, match="cannot change"):
+        await dossiers.update_dossier(db, firm.id, dossier.id, name="Renamed")
+    await mandates.transition(
+        db, mandate.id, MandateStatus.SIGNED, cause="webhook signer.done", at=NOW, signed_at=NOW
+    )
+    with pytest.raises(Conflict, match="cannot become"):
+        await mandates.transition(db, mandate.id, MandateStatus.EXPIRED, cause="late timer", at=NOW)
+    log = await mandates.events(db, mandate.id)
+    assert [(e.from_status, e.to_status) for e in log] == [
+        (None, "draft"),
+        ("draft", "sending"),
+        ("sending", "pending"),
+        ("pending", "signed"),
+    ]
+    assert log[-1].cause == "webhook signer.done"
+    d, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert d.einvoicing_status == DossierStatus.READY_FOR_DESIGNATION
+
+
+async def test_event_log_is_append_only(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await db.execute("UPDATE mandate_events SET cause = 'rewritten' WHERE mandate_id = $1", mandate.id)
+    with pytest.raises(asyncpg.RestrictViolationError):
+        await db.execute("DELETE FROM mandate_events WHERE mandate_id = $1", mandate.id)
+
+
+async def test_delete_then_regenerate(db, firm):
+    dossier = await ready_dossier(db, firm)
+    first = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    await mandates.transition(db, first.id, MandateStatus.DELETED, cause="deleted by firm", at=NOW)
+    second = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    assert (second.seq, second.number[-2:]) == (2, "02")
+    assert (await mandates.get_mandate(db, first.id)).deleted_at == NOW
+
+
+async def test_constraints_hold_the_invariants(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    # A second live mandate for the same dossier, written behind the store's back.
+    with pytest.raises(asyncpg.UniqueViolationError, match="mandates_one_live_per_dossier"):
+        await db.execute(
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id) VALUES ($1, $2, 9, 'n', $3)",
+            dossier.id,
+            firm.id,
+            f"wf-{uuid4()}",
+        )
+    # One signature request can never belong to two mandates.
+    other = await ready_dossier(db, firm, name="Other")
+    other_mandate = await mandates.reserve_mandate(db, firm.id, other.id, issued_on=date(2027, 1, 10))
+    await mandates.update_fields(db, mandate.id, signature_request_id="sr-shared")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await mandates.update_fields(db, other_mandate.id, signature_request_id="sr-shared")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("UPDATE dossiers SET siret = '123' WHERE id = $1", dossier.id)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("UPDATE mandates SET status = 'lost' WHERE id = $1", mandate.id)
+
+
+async def test_documents_and_reminders(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    await mandates.save_document(db, mandate.id, "generated", b"%PDF-1")
+    await mandates.save_document(db, mandate.id, "generated", b"%PDF-2")
+    assert await mandates.get_document(db, mandate.id, "generated") == b"%PDF-2"
+    assert await mandates.get_document(db, mandate.id, "signed") is None
+    await mandates.record_reminder(db, mandate.id, NOW)
+    await mandates.record_reminder(db, mandate.id, NOW)  # a retried activity: still one reminder
+    assert await mandates.reminders(db, mandate.id) == [NOW]
+
+
+async def test_kyc_submission_supersedes_and_forgets_files(db, firm):
+    files = [KycFile(side="front", content_type="image/png", content=b"front")]
+    first = await kyc.create_submission(db, firm.id, REP, "passport", files)
+    second = await kyc.create_submission(db, firm.id, REP, "passport", files)
+    assert (await kyc.get_submission(db, first.id)).status == "superseded"
+    assert (await kyc.current_submission(db, firm.id)).id == second.id
+    await kyc.set_verification_id(db, second.id, "ver-1")
+    assert (await kyc.submission_for_verification(db, "ver-1")).id == second.id
+    assert len(await kyc.load_files(db, second.id)) == 1
+    await kyc.complete_submission(
+        db, second.id, status="verified", reason=None, status_codes=[], completed_at=NOW
+    )
+    assert await kyc.load_files(db, second.id) == []
+    assert (await kyc.current_submission(db, firm.id)).status == "verified"
+
+
+async def test_webhook_events_are_recorded_once(db):
+    event_id = str(uuid4())
+    assert await webhooks.record_webhook_event(db, event_id, "signer.done", "sr-1") is True
+    assert await webhooks.record_webhook_event(db, event_id, "signer.done", "sr-1") is False
