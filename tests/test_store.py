@@ -183,7 +183,8 @@ async def test_constraints_hold_the_invariants(db, firm):
     # A second live mandate for the same dossier, written behind the store's back.
     with pytest.raises(asyncpg.UniqueViolationError, match="mandates_one_live_per_dossier"):
         await db.execute(
-            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id) VALUES ($1, $2, 9, 'n', $3)",
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id)"
+            " VALUES ($1, $2, 9, 'n', $3)",
             dossier.id,
             firm.id,
             f"wf-{uuid4()}",

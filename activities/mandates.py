@@ -1,0 +1,115 @@
+"""Activities over the database, the PDF renderer and email: everything a mandate needs but YouSign."""
+
+from __future__ import annotations
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.models import GeneratedDocument, MandateRef, RecordStatusInput, ReminderInput
+from clients.mailer import Mailer
+from clients.yousign_models import SignatureFieldPlacement
+from documents.mandate_pdf import render_mandate_pdf
+from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
+from domain.calendar import paris_day
+from domain.errors import Conflict
+from store import dossiers, firms, kyc, mandates
+
+log = structlog.get_logger(__name__)
+
+
+def _person(rep) -> Person:
+    return Person(
+        first_name=rep.first_name, last_name=rep.last_name, birth_name=rep.birth_name, email=rep.email
+    )
+
+
+class MandateActivities:
+    """Built once per worker with its pool (and mailer); each method is one activity."""
+
+    def __init__(self, db: asyncpg.Pool, mailer: Mailer | None) -> None:
+        self._db = db
+        self._mailer = mailer
+
+    async def _document_data(self, mandate_id) -> MandateDocumentData:
+        mandate = await mandates.get_mandate(self._db, mandate_id)
+        dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
+        firm = await firms.get_firm(self._db, mandate.firm_id)
+        submission = await kyc.current_submission(self._db, mandate.firm_id)
+        if dossier.legal_representative is None or dossier.siret is None or firm.platform is None:
+            raise ApplicationError("dossier or firm is incomplete", type="IncompleteData", non_retryable=True)
+        if submission is None:
+            raise ApplicationError(
+                "the firm has no legal representative", type="IncompleteData", non_retryable=True
+            )
+        issued_on = paris_day(mandate.created_at)
+        return MandateDocumentData(
+            mandate_number=mandate.number,
+            issued_on=issued_on,
+            effective_from=issued_on,
+            client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
+            client_representative=_person(dossier.legal_representative),
+            firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
+            firm_representative=_person(submission.representative),
+            platform=PlatformParty(
+                name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
+            ),
+        )
+
+    @activity.defn
+    async def generate_mandate_document(self, ref: MandateRef) -> GeneratedDocument:
+        """Render the mandate PDF and store it; the firm can preview it while it is a draft."""
+        rendered = render_mandate_pdf(await self._document_data(ref.mandate_id))
+        digest = await mandates.save_document(self._db, ref.mandate_id, "generated", rendered.pdf)
+        field = rendered.signature_field
+        return GeneratedDocument(
+            sha256=digest,
+            page_count=rendered.page_count,
+            signature_field=SignatureFieldPlacement(**field.model_dump()),
+        )
+
+    @activity.defn
+    async def record_mandate_status(self, change: RecordStatusInput) -> None:
+        try:
+            await mandates.transition(
+                self._db,
+                change.mandate_id,
+                change.status,
+                cause=change.cause,
+                at=change.at,
+                detail=change.detail,
+                **change.fields(),
+            )
+        except Conflict as conflict:
+            # The store refuses to move a final state back; the workflow must know, not retry.
+            raise ApplicationError(str(conflict), type="Conflict", non_retryable=True) from conflict
+
+    @activity.defn
+    async def record_mandate_reminder(self, reminder: ReminderInput) -> None:
+        await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
+
+    @activity.defn
+    async def send_signed_confirmation(self, ref: MandateRef) -> str:
+        """Email the client's representative that the mandate is signed, with the signed PDF."""
+        mandate = await mandates.get_mandate(self._db, ref.mandate_id)
+        dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
+        firm = await firms.get_firm(self._db, mandate.firm_id)
+        rep = dossier.legal_representative
+        if self._mailer is None or rep is None:
+            log.warning("confirmation email not sent: no SMTP_URL", mandate_id=str(mandate.id))
+            return ""
+        signed = await mandates.get_document(self._db, mandate.id, "signed")
+        body = (
+            f"Bonjour {rep.first_name} {rep.last_name},\n\n"
+            f"Le mandat n° {mandate.number} confiant au cabinet {firm.name} la désignation de la "
+            f"plateforme de réception des factures électroniques de {dossier.name} a bien été signé.\n"
+            "Vous trouverez le document signé en pièce jointe. Vous pouvez révoquer ce mandat à tout "
+            "moment par écrit auprès du cabinet.\n\nCordialement,\n" + firm.name
+        )
+        return await self._mailer.send(
+            to=str(rep.email),
+            subject=f"Mandat de facturation électronique signé - {dossier.name}",
+            body=body,
+            attachment=(f"mandat-{mandate.number}.pdf", signed) if signed else None,
+        )

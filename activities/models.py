@@ -1,0 +1,97 @@
+"""One input and one output model per activity, so adding a field never breaks a signature."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from clients.yousign_models import SignatureFieldPlacement
+from domain.status import MandateStatus
+
+
+class MandateRef(BaseModel):
+    mandate_id: UUID
+
+
+class GeneratedDocument(BaseModel):
+    sha256: str
+    page_count: int
+    signature_field: SignatureFieldPlacement
+
+
+class RecordStatusInput(BaseModel):
+    """A status change to write to the mandate, its event log and its dossier."""
+
+    mandate_id: UUID
+    status: MandateStatus
+    cause: str
+    at: datetime
+    detail: dict[str, Any] = Field(default_factory=dict)
+    sent_at: datetime | None = None
+    expires_at: datetime | None = None
+    signed_at: datetime | None = None
+    refused_at: datetime | None = None
+    expired_at: datetime | None = None
+    failure_reason: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        names = ("sent_at", "expires_at", "signed_at", "refused_at", "expired_at", "failure_reason")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+class SendMandateInput(BaseModel):
+    mandate_id: UUID
+    expires_at: datetime
+    signature_field: SignatureFieldPlacement
+
+
+class SendMandateOutput(BaseModel):
+    signature_request_id: str
+    signer_id: str
+    activated_at: datetime | None
+
+
+class SignatureRequestRef(BaseModel):
+    signature_request_id: str
+
+
+class SignatureRequestState(BaseModel):
+    status: str
+    signed_at: datetime | None = None
+    decline_reason: str | None = None
+
+
+class ReminderInput(BaseModel):
+    mandate_id: UUID
+    signature_request_id: str
+    signer_id: str
+    sent_at: datetime
+
+
+class ArchiveInput(BaseModel):
+    mandate_id: UUID
+    signature_request_id: str
+
+
+class KycSubmissionRef(BaseModel):
+    submission_id: UUID
+
+
+class VerificationRef(BaseModel):
+    verification_id: str
+
+
+class VerificationState(BaseModel):
+    verification_id: str
+    status: str
+    status_codes: list[str] = Field(default_factory=list)
+
+
+class KycOutcomeInput(BaseModel):
+    submission_id: UUID
+    status: str
+    status_codes: list[str]
+    at: datetime

@@ -1,0 +1,185 @@
+"""Activities wrapping YouSign: each one resumable, with YouSign's errors mapped to retry decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import asyncpg
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.models import (
+    ArchiveInput,
+    KycSubmissionRef,
+    ReminderInput,
+    SendMandateInput,
+    SendMandateOutput,
+    SignatureRequestRef,
+    SignatureRequestState,
+    VerificationRef,
+    VerificationState,
+)
+from clients.yousign import YouSignClient, retry_after_seconds
+from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
+from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest
+from domain.calendar import paris_day
+from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
+from store import dossiers, kyc, mandates
+from workflows.policies import YOUSIGN_FINAL_ERROR
+
+log = structlog.get_logger(__name__)
+
+
+# Most YouSign requests one activity of this module can make; the worker divides the allowed
+# request rate by it to cap the task queue's activity rate.
+MAX_CALLS_PER_ACTIVITY = 4
+
+
+@contextmanager
+def yousign_errors() -> Iterator[None]:
+    """Final errors stop retrying and keep YouSign's reason; a 429 waits as long as YouSign asks."""
+    try:
+        yield
+    except YouSignFinalError as error:
+        raise ApplicationError(error.describe(), type=YOUSIGN_FINAL_ERROR, non_retryable=True) from error
+    except YouSignRetryableError as error:
+        delay = timedelta(seconds=retry_after_seconds(error)) if error.status == 429 else None
+        raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from error
+
+
+class YouSignActivities:
+    def __init__(self, db: asyncpg.Pool, yousign: YouSignClient) -> None:
+        self._db = db
+        self._yousign = yousign
+
+    @activity.defn
+    async def send_mandate_for_signature(self, request: SendMandateInput) -> SendMandateOutput:
+        """Create, fill and activate the mandate's signature request, doing only the missing steps.
+
+        The request's `external_id` is our mandate id: a retry (even after a worker died between
+        creating the request and storing its id) finds the request instead of creating another.
+        """
+        mandate = await mandates.get_mandate(self._db, request.mandate_id)
+        dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
+        rep = dossier.legal_representative
+        pdf = await mandates.get_document(self._db, mandate.id, "generated")
+        if rep is None or pdf is None:
+            raise ApplicationError(
+                "mandate has no document or signer", type="IncompleteData", non_retryable=True
+            )
+        new = NewSignatureRequest(
+            name=f"Mandat facturation électronique - {dossier.name}"[:128],
+            external_id=str(mandate.id),
+            # The day after ours: YouSign must never close the request before our timer does.
+            expiration_date=paris_day(request.expires_at) + timedelta(days=1),
+        )
+        with yousign_errors():
+            found = None
+            if activity.info().attempt > 1 or mandate.signature_request_id:
+                found = await self._yousign.find_signature_request(new.external_id)
+            sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
+            if mandate.signature_request_id != sr.id:
+                await mandates.update_fields(self._db, mandate.id, signature_request_id=sr.id)
+            sr = await self._complete_and_activate(
+                sr,
+                pdf,
+                NewSigner(
+                    first_name=rep.first_name,
+                    last_name=rep.last_name,
+                    email=str(rep.email),
+                    field=request.signature_field,
+                ),
+            )
+        if sr.status not in ("ongoing", "approval", "done", "declined"):
+            raise ApplicationError(
+                f"signature request {sr.id} is {sr.status} at YouSign",
+                type=YOUSIGN_FINAL_ERROR,
+                non_retryable=True,
+            )
+        signer_id = sr.signers[0].id
+        await mandates.update_fields(self._db, mandate.id, signer_id=signer_id)
+        return SendMandateOutput(
+            signature_request_id=sr.id, signer_id=signer_id, activated_at=sr.activated_at
+        )
+
+    async def _complete_and_activate(
+        self, sr: SignatureRequest, pdf: bytes, signer: NewSigner
+    ) -> SignatureRequest:
+        if sr.status != "draft":
+            return sr
+        document_id = next((d.id for d in sr.documents if d.nature == "signable_document"), None)
+        if document_id is None:
+            document_id = (await self._yousign.upload_document(sr.id, "mandat.pdf", pdf)).id
+        if not sr.signers:
+            await self._yousign.add_signer(sr.id, document_id, signer)
+        return await self._yousign.activate(sr.id)
+
+    @activity.defn
+    async def get_signature_request_state(self, ref: SignatureRequestRef) -> SignatureRequestState:
+        with yousign_errors():
+            sr = await self._yousign.get_signature_request(ref.signature_request_id)
+        decline = sr.decline_information
+        return SignatureRequestState(
+            status=sr.status,
+            signed_at=sr.completed_at,
+            decline_reason=decline.reason if decline else None,
+        )
+
+    @activity.defn
+    async def cancel_signature_request(self, ref: SignatureRequestRef) -> str:
+        """Cancel at expiry; a request already closed at YouSign is left as it is."""
+        with yousign_errors():
+            sr = await self._yousign.get_signature_request(ref.signature_request_id)
+            if sr.status not in ("ongoing", "approval"):
+                return sr.status
+            return (await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")).status
+
+    @activity.defn
+    async def send_signature_reminder(self, reminder: ReminderInput) -> None:
+        with yousign_errors():
+            await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
+        await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
+
+    @activity.defn
+    async def archive_signed_mandate(self, archive: ArchiveInput) -> None:
+        """Keep the signed PDF and YouSign's audit trail as proof of the client's consent."""
+        with yousign_errors():
+            signed = await self._yousign.download_signed_documents(archive.signature_request_id)
+            audit_trail = await self._yousign.download_audit_trail(archive.signature_request_id)
+        await mandates.save_document(self._db, archive.mandate_id, "signed", signed)
+        await mandates.save_document(self._db, archive.mandate_id, "audit_trail", audit_trail)
+
+    @activity.defn
+    async def submit_identity_document(self, ref: KycSubmissionRef) -> VerificationRef:
+        submission = await kyc.get_submission(self._db, ref.submission_id)
+        if submission is None:
+            raise ApplicationError("no such KYC submission", type="IncompleteData", non_retryable=True)
+        if submission.verification_id:  # a retry after the upload succeeded
+            return VerificationRef(verification_id=submission.verification_id)
+        files = {
+            f.side: (f"{f.side}.{f.content_type.split('/')[-1]}", f.content, f.content_type)
+            for f in await kyc.load_files(self._db, ref.submission_id)
+        }
+        with yousign_errors():
+            verification = await self._yousign.create_identity_verification(
+                first_name=submission.first_name,
+                last_name=submission.birth_name or submission.last_name,
+                document_type=YOUSIGN_DOCUMENT_TYPES[submission.document_type],
+                file=files["front"],
+                additional_file=files.get("back"),
+            )
+        await kyc.set_verification_id(self._db, ref.submission_id, verification.id)
+        return VerificationRef(verification_id=verification.id)
+
+    @activity.defn
+    async def get_identity_verification(self, ref: VerificationRef) -> VerificationState:
+        with yousign_errors():
+            verification = await self._yousign.get_identity_verification(ref.verification_id)
+        return VerificationState(
+            verification_id=verification.id,
+            status=verification.status,
+            status_codes=verification.status_codes,
+        )

@@ -1,0 +1,235 @@
+"""YouSign public API v3 over httpx: one client per process, errors typed retryable or final."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+
+from clients.yousign_errors import YouSignError, YouSignFinalError, YouSignRetryableError
+from clients.yousign_models import (
+    CancelReason,
+    Document,
+    IdentityDocumentType,
+    IdentityVerification,
+    NewSignatureRequest,
+    NewSigner,
+    SignatureRequest,
+    Signer,
+)
+
+PDF = "application/pdf"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    for header in ("Retry-After", "RateLimit-Reset"):
+        value = response.headers.get(header)
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                continue
+    return None
+
+
+def _error_for(response: httpx.Response) -> YouSignError:
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        body = {}
+    fields = {
+        "status": response.status_code,
+        "error_type": body.get("type"),
+        "detail": body.get("detail") or body.get("message"),
+        "invalid_params": body.get("invalid_params"),
+    }
+    message = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
+    if response.status_code == 429 or response.status_code >= 500:
+        return YouSignRetryableError(message, retry_after=_retry_after(response), **fields)
+    return YouSignFinalError(message, **fields)
+
+
+class YouSignClient:
+    """A thin typed wrapper over the v3 endpoints this service uses; it never retries by itself.
+
+    Retrying is the caller's decision (Temporal retries activities), except for creating a
+    signature request, which must stay exactly-once: see `ensure_signature_request`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+        )
+        self.calls = 0  # requests sent, for metrics and pacing checks
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> YouSignClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        self.calls += 1
+        try:
+            response = await self._http.request(method, path.lstrip("/"), **kwargs)
+        except httpx.TimeoutException as error:
+            raise YouSignRetryableError(f"{method} {path}: timed out ({type(error).__name__})") from error
+        except httpx.TransportError as error:
+            raise YouSignRetryableError(f"{method} {path}: {type(error).__name__}: {error}") from error
+        if response.is_success:
+            return response
+        raise _error_for(response)
+
+    # Signature requests
+
+    async def find_signature_request(self, external_id: str) -> SignatureRequest | None:
+        """The newest signature request carrying our `external_id`, if YouSign has one."""
+        response = await self._request(
+            "GET", "signature_requests", params={"external_id[eq]": external_id, "limit": 1}
+        )
+        found = response.json().get("data") or []
+        return SignatureRequest.model_validate(found[0]) if found else None
+
+    async def create_signature_request(self, new: NewSignatureRequest) -> SignatureRequest:
+        body = {
+            "name": new.name,
+            "delivery_mode": "email",
+            "external_id": new.external_id,
+            "expiration_date": new.expiration_date.isoformat(),
+            "signers_allowed_to_decline": True,
+            "audit_trail_locale": "fr",
+            "timezone": "Europe/Paris",
+        }
+        response = await self._request("POST", "signature_requests", json=body)
+        return SignatureRequest.model_validate(response.json())
+
+    async def ensure_signature_request(
+        self, new: NewSignatureRequest, *, look_up_first: bool = True
+    ) -> SignatureRequest:
+        """Exactly-once creation: YouSign has no idempotency key, so look up `external_id` first,
+        and again after a failed create whose effect is unknown (timeout, connection loss, 5xx).
+
+        `look_up_first=False` saves a request when the caller knows no earlier attempt was made.
+        """
+        existing = await self.find_signature_request(new.external_id) if look_up_first else None
+        if existing is not None:
+            return existing
+        try:
+            return await self.create_signature_request(new)
+        except YouSignRetryableError as error:
+            if error.status == 429:
+                raise  # refused before processing: nothing was created
+            created = await self.find_signature_request(new.external_id)
+            if created is None:
+                raise
+            return created
+
+    async def get_signature_request(self, signature_request_id: str) -> SignatureRequest:
+        response = await self._request("GET", f"signature_requests/{signature_request_id}")
+        return SignatureRequest.model_validate(response.json())
+
+    async def upload_document(self, signature_request_id: str, filename: str, pdf: bytes) -> Document:
+        response = await self._request(
+            "POST",
+            f"signature_requests/{signature_request_id}/documents",
+            files={"file": (filename, pdf, PDF)},
+            data={"nature": "signable_document"},
+        )
+        return Document.model_validate(response.json())
+
+    async def list_documents(self, signature_request_id: str) -> list[Document]:
+        response = await self._request("GET", f"signature_requests/{signature_request_id}/documents")
+        return [Document.model_validate(d) for d in response.json()]
+
+    async def add_signer(self, signature_request_id: str, document_id: str, signer: NewSigner) -> Signer:
+        body = {
+            "info": {
+                "first_name": signer.first_name,
+                "last_name": signer.last_name,
+                "email": signer.email,
+                "locale": "fr",
+            },
+            "signature_level": "electronic_signature",
+            "signature_authentication_mode": "otp_email",
+            "fields": [{"document_id": document_id, "type": "signature", **signer.field.model_dump()}],
+        }
+        response = await self._request(
+            "POST", f"signature_requests/{signature_request_id}/signers", json=body
+        )
+        return Signer.model_validate(response.json())
+
+    async def activate(self, signature_request_id: str) -> SignatureRequest:
+        response = await self._request("POST", f"signature_requests/{signature_request_id}/activate")
+        return SignatureRequest.model_validate(response.json())
+
+    async def cancel(
+        self, signature_request_id: str, reason: CancelReason, custom_note: str | None = None
+    ) -> SignatureRequest:
+        body: dict[str, Any] = {"reason": reason}
+        if custom_note:
+            body["custom_note"] = custom_note
+        response = await self._request("POST", f"signature_requests/{signature_request_id}/cancel", json=body)
+        return SignatureRequest.model_validate(response.json())
+
+    async def send_reminder(self, signature_request_id: str, signer_id: str) -> None:
+        await self._request(
+            "POST", f"signature_requests/{signature_request_id}/signers/{signer_id}/send_reminder"
+        )
+
+    async def download_signed_documents(self, signature_request_id: str) -> bytes:
+        response = await self._request(
+            "GET",
+            f"signature_requests/{signature_request_id}/documents/download",
+            params={"version": "completed"},
+            headers={"Accept": PDF},
+        )
+        return response.content
+
+    async def download_audit_trail(self, signature_request_id: str) -> bytes:
+        response = await self._request(
+            "GET", f"signature_requests/{signature_request_id}/audit_trails/download", headers={"Accept": PDF}
+        )
+        return response.content
+
+    # Identity-document verification (the firm's legal representative)
+
+    async def create_identity_verification(
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        document_type: IdentityDocumentType | None,
+        file: tuple[str, bytes, str],
+        additional_file: tuple[str, bytes, str] | None = None,
+    ) -> IdentityVerification:
+        data = {"first_name": first_name, "last_name": last_name}
+        if document_type:  # a driving licence has no YouSign type: sent without one
+            data["type"] = document_type
+        files = {"file": file}
+        if additional_file:
+            files["additional_file"] = additional_file
+        response = await self._request("POST", "verifications/identity_documents", data=data, files=files)
+        return IdentityVerification.model_validate(response.json())
+
+    async def get_identity_verification(self, verification_id: str) -> IdentityVerification:
+        response = await self._request("GET", f"verifications/identity_documents/{verification_id}")
+        return IdentityVerification.model_validate(response.json())
+
+
+def retry_after_seconds(error: YouSignRetryableError, default: float = 1.0) -> int:
+    """Whole seconds to wait before retrying, never less than one."""
+    return max(1, math.ceil(error.retry_after if error.retry_after is not None else default))

@@ -1,0 +1,92 @@
+"""The parts of YouSign v3 payloads this service sends and reads (unknown keys are ignored)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SignatureRequestStatus = Literal[
+    "draft", "ongoing", "done", "deleted", "expired", "canceled", "approval", "rejected", "declined", "paused"
+]
+CancelReason = Literal["contractualization_aborted", "errors_in_document", "other"]
+IdentityDocumentType = Literal["id_card", "passport", "residence_permit"]
+VerificationStatus = Literal["pending", "awaiting_data", "verified", "failed", "inconclusive"]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class SignerRef(_Payload):
+    id: str
+    status: str
+    signature_link: str | None = None
+
+
+class DocumentRef(_Payload):
+    id: str
+    nature: str
+
+
+class DeclineInformation(_Payload):
+    signer_id: str | None = None
+    reason: str | None = None
+    declined_at: datetime | None = None
+
+
+class SignatureRequest(_Payload):
+    id: str
+    status: SignatureRequestStatus
+    name: str
+    external_id: str | None = None
+    expiration_date: datetime | None = None
+    created_at: datetime | None = None
+    activated_at: datetime | None = None
+    completed_at: datetime | None = None
+    signers: list[SignerRef] = Field(default_factory=list)
+    documents: list[DocumentRef] = Field(default_factory=list)
+    decline_information: DeclineInformation | None = None
+
+
+class Document(_Payload):
+    id: str
+    nature: str
+    total_pages: int | None = None
+    sha256: str | None = None
+
+
+class Signer(_Payload):
+    id: str
+    status: str
+    signed_at: datetime | None = None
+
+
+class IdentityVerification(_Payload):
+    id: str
+    status: VerificationStatus
+    status_codes: list[str] = Field(default_factory=list)
+
+
+class NewSignatureRequest(BaseModel):
+    """What we ask YouSign to create; `external_id` is our mandate id (our exactly-once key)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    external_id: str = Field(max_length=255, pattern=r"^[\w\-@.%+]+$")
+    expiration_date: date
+
+
+class SignatureFieldPlacement(BaseModel):
+    page: int = Field(ge=1)
+    x: int = Field(ge=0, le=32767)
+    y: int = Field(ge=0, le=32767)
+    width: int = Field(ge=85, le=2000)
+    height: int = Field(ge=37, le=1000)
+
+
+class NewSigner(BaseModel):
+    first_name: str
+    last_name: str
+    email: str
+    field: SignatureFieldPlacement

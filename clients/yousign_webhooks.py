@@ -1,0 +1,47 @@
+"""YouSign webhook deliveries: signature check (HMAC-SHA256 over the raw body) and parsing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+SIGNATURE_HEADER = "X-Yousign-Signature-256"
+
+
+def sign_body(secret: str, raw_body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
+
+
+def signature_is_valid(secret: str, raw_body: bytes, header_value: str | None) -> bool:
+    """Constant-time comparison of the header with our own HMAC of the exact bytes received."""
+    if not header_value or not secret:
+        return False
+    return hmac.compare_digest(header_value.strip().encode(), sign_body(secret, raw_body).encode())
+
+
+class WebhookEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: str
+    event_name: str
+    event_time: str
+    data: dict[str, Any]
+
+    @property
+    def signature_request(self) -> dict[str, Any]:
+        return self.data.get("signature_request") or {}
+
+    @property
+    def signature_request_id(self) -> str | None:
+        return self.signature_request.get("id")
+
+    @property
+    def external_id(self) -> str | None:
+        return self.signature_request.get("external_id")
+
+    @property
+    def identity_document(self) -> dict[str, Any]:
+        return self.data.get("identity_document") or {}

@@ -1,0 +1,126 @@
+"""Render the client's signable mandate: delegation mandate (part A) + DGFiP accord formel (part B).
+
+Pure function of its input: the creation date comes from `issued_on` and the file /ID from a
+hash of the input, so the same data always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime, time
+
+from documents import mandate_text as txt
+from documents.layout import LINE_H, MandateCanvas
+from documents.models import MandateDocumentData, RenderedMandate, SignatureField
+
+SIGNATURE_W = 200
+SIGNATURE_H = 80
+COLUMN_GAP = 24
+
+
+def render_mandate_pdf(data: MandateDocumentData) -> RenderedMandate:
+    """Build the PDF and report where the signer's signature field must be placed."""
+    # Two passes: the first only counts pages so that footers can say "Page n / total".
+    draft, _ = _build(data, total_pages=None)
+    pdf, field = _build(data, total_pages=draft.pages_count)
+    return RenderedMandate(pdf=bytes(pdf.output()), page_count=pdf.pages_count, signature_field=field)
+
+
+def _build(data: MandateDocumentData, total_pages: int | None) -> tuple[MandateCanvas, SignatureField]:
+    pdf = MandateCanvas(
+        file_id=_file_id(data),
+        created=datetime.combine(data.issued_on, time(), UTC),
+        footer_text=f"Mandat n° {data.mandate_number} - SIREN {data.client.siren}",
+        total_pages=total_pages,
+    )
+    _set_metadata(pdf, data)
+    pdf.add_page()
+    _delegation_mandate(pdf, data)
+    # The accord formel starts on its own page: the PA may need to file it on its own.
+    pdf.add_page()
+    _accord_formel(pdf, data)
+    field = _signature_block(pdf, data)
+    return pdf, field
+
+
+def _file_id(data: MandateDocumentData) -> str:
+    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()[:32].upper()
+
+
+def _set_metadata(pdf: MandateCanvas, data: MandateDocumentData) -> None:
+    title = "Mandat de délégation et accord formel de désignation de la plateforme agréée"
+    pdf.set_title(f"{title} - {data.mandate_number}")
+    client = f"{data.client.name} (SIREN {data.client.siren})"
+    pdf.set_subject(f"Désignation de la plateforme agréée {data.platform.name} pour {client}")
+    pdf.set_author(data.firm.name)
+    pdf.set_creator("einvoicing-mandates")
+    pdf.set_keywords(f"mandat; accord formel; facturation électronique; {data.mandate_number}")
+
+
+def _delegation_mandate(pdf: MandateCanvas, data: MandateDocumentData) -> None:
+    pdf.centered(txt.DELEGATION_TITLE, 16, bold=True)
+    pdf.centered(txt.DELEGATION_SUBTITLE, 10, line_h=13)
+    pdf.set_y(pdf.get_y() + 4)
+    pdf.centered(f"Mandat n° {data.mandate_number}", 9.5, bold=True)
+    _rule(pdf)
+    pdf.heading("ENTRE LES SOUSSIGNÉS :", space_before=2)
+    for runs in txt.parties(data):
+        pdf.paragraph(runs)
+    pdf.heading("IL A ÉTÉ CONVENU CE QUI SUIT :", space_before=2)
+    for article in txt.delegation_articles(data):
+        pdf.heading(article.title, space_before=4)
+        pdf.paragraph(article.runs)
+
+
+def _accord_formel(pdf: MandateCanvas, data: MandateDocumentData) -> None:
+    pdf.centered(txt.ACCORD_TITLE, 12, bold=True, line_h=15)
+    pdf.centered(txt.ACCORD_SUBTITLE, 9, line_h=12)
+    _rule(pdf)
+    titles = txt.BLOCK_TITLES
+    pdf.block_title(1, titles[0])
+    pdf.key_values([("Raison sociale", data.client.name), ("SIREN", data.client.siren)])
+    pdf.block_title(2, titles[1])
+    pdf.key_values(txt.platform_rows(data.platform))
+    pdf.block_title(3, titles[2])
+    pdf.key_values([("Date de prise d'effet", txt.fr_date(data.effective_from))])
+    pdf.block_title(4, titles[3])
+    for checked, label, detail in txt.scope_lines(data.client.siren, data.address_scope):
+        pdf.checkbox_line(checked, label, detail)
+    pdf.block_title(5, titles[4])
+    if data.previous_platform is None:
+        pdf.key_values([("Plateforme précédente", "Aucune")])
+    else:
+        pdf.key_values(txt.platform_rows(data.previous_platform))
+    pdf.block_title(6, titles[5])
+    pdf.key_values([("Numéro du mandat", data.mandate_number)])
+    pdf.note(txt.MANDATE_NUMBER_FORMAT)
+
+
+def _signature_block(pdf: MandateCanvas, data: MandateDocumentData) -> SignatureField:
+    """Block 7: signatory details on the left, signature box on the right, kept on one page."""
+    rows = txt.signatory_rows(data)
+    box_x = int(pdf.w - pdf.r_margin - SIGNATURE_W)
+    left_w = box_x - COLUMN_GAP - pdf.l_margin
+    label_w = 95
+    body_h = max(pdf.rows_height(rows, left_w, label_w), LINE_H + 2 + SIGNATURE_H)
+    # Block title (~4 lines reserved by block_title) plus the body must share the last page.
+    pdf.ensure_space(LINE_H * 4 + body_h + 8)
+    pdf.block_title(7, txt.BLOCK_TITLES[6])
+    top = pdf.get_y()
+    box_y = math.ceil(top + LINE_H + 2)
+    pdf.signature_box(box_x, box_y, SIGNATURE_W, SIGNATURE_H, txt.SIGNATURE_LABEL)
+    page = pdf.page
+    pdf.set_y(top)
+    pdf.key_values(rows, x=pdf.l_margin, width=left_w, label_w=label_w)
+    if pdf.page != page:  # the field must sit on the last page; the space check above guarantees it
+        raise RuntimeError("signature block overflowed its page")
+    pdf.set_y(max(pdf.get_y(), box_y + SIGNATURE_H))
+    return SignatureField(page=page, x=box_x, y=box_y, width=SIGNATURE_W, height=SIGNATURE_H)
+
+
+def _rule(pdf: MandateCanvas) -> None:
+    y = pdf.get_y() + 6
+    pdf.set_line_width(0.6)
+    pdf.line(pdf.l_margin, y, pdf.w - pdf.r_margin, y)
+    pdf.set_y(y + 8)

@@ -1,0 +1,63 @@
+"""Starting workflows from the gateway: deterministic ids, ID policies, the same settings everywhere."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+
+from config.settings import Settings
+from store.records import KycSubmission, Mandate
+from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
+from workflows.mandate import MandateWorkflow
+from workflows.mandate_models import MandateWorkflowInput
+
+
+def mandate_input(
+    settings: Settings, mandate: Mandate, *, send_on_start: bool = False
+) -> MandateWorkflowInput:
+    return MandateWorkflowInput(
+        mandate_id=mandate.id,
+        firm_id=mandate.firm_id,
+        dossier_id=mandate.dossier_id,
+        validity=settings.mandate_validity,
+        reconciliation_every=settings.reconciliation_every,
+        yousign_task_queue=settings.yousign_task_queue,
+        send_on_start=send_on_start,
+    )
+
+
+async def start_mandate_workflow(
+    client: Client, settings: Settings, mandate: Mandate, *, send_on_start: bool = False
+) -> WorkflowHandle:
+    """Start the mandate's workflow; a retried start finds the running one instead of a second.
+
+    Ids are `mandate-<dossier>-<n>`: a dossier's next mandate gets a new id, and a closed id is
+    never reused, so a dossier never has two live mandate workflows.
+    """
+    return await client.start_workflow(
+        MandateWorkflow.run,
+        mandate_input(settings, mandate, send_on_start=send_on_start),
+        id=mandate.workflow_id,
+        task_queue=settings.temporal_task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+
+
+def mandate_handle(client: Client, mandate: Mandate) -> WorkflowHandle:
+    return client.get_workflow_handle_for(MandateWorkflow.run, mandate.workflow_id)
+
+
+async def start_kyc_workflow(client: Client, settings: Settings, submission: KycSubmission) -> WorkflowHandle:
+    """A new submission supersedes a pending verification: the running one is terminated."""
+    return await client.start_workflow(
+        KycWorkflow.run,
+        KycWorkflowInput(
+            submission_id=submission.id,
+            firm_id=submission.firm_id,
+            yousign_task_queue=settings.yousign_task_queue,
+        ),
+        id=kyc_workflow_id(submission.firm_id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+    )

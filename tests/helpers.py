@@ -1,0 +1,101 @@
+"""Small helpers that keep tests short: polling, unique settings, an SMTP sink, a ready dossier."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from email.message import Message
+from typing import TypeVar
+
+from aiosmtpd.controller import Controller
+
+from config.settings import Settings
+from domain.models import LegalRepresentative, Platform
+from store import dossiers, firms, kyc
+from store.records import Dossier, Firm, KycFile
+
+T = TypeVar("T")
+
+CLIENT_REP = LegalRepresentative(
+    first_name="Jeanne", last_name="Martin", birth_name="Durand", email="jeanne.martin@acme.example"
+)
+FIRM_REP = LegalRepresentative(first_name="Paul", last_name="Expert", email="paul@cabinet.example")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 10.0, interval: float = 0.05) -> T:
+    """Await `check` until it returns a truthy value, or fail with its last result."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+def test_settings(**overrides) -> Settings:
+    """Settings with task queues of their own, so tests never pick up each other's tasks."""
+    suffix = uuid.uuid4().hex[:8]
+    values = {
+        "temporal_task_queue": f"mandates-{suffix}",
+        "yousign_task_queue": f"yousign-{suffix}",
+        "yousign_requests_per_minute": 6000,
+        "yousign_requests_per_hour": 360000,
+    }
+    return Settings(**(values | overrides))
+
+
+test_settings.__test__ = False  # not a test, despite its name
+
+
+async def verified_firm_with_dossier(db, firm: Firm) -> Dossier:
+    """A firm whose representative is verified, with its platform, and one dossier ready for a mandate."""
+    await firms.set_platform(db, firm.id, Platform(name="PA Exemple", siren="552081317"))
+    submission = await kyc.create_submission(
+        db, firm.id, FIRM_REP, "passport", [KycFile(side="front", content_type="image/png", content=b"x")]
+    )
+    await kyc.complete_submission(
+        db, submission.id, status="verified", reason=None, status_codes=[], completed_at=submission.created_at
+    )
+    return await dossiers.create_dossier(
+        db, firm.id, name="ACME SAS", siret="73282932000074", legal_representative=CLIENT_REP
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpSink:
+    """A real SMTP server on loopback keeping what it receives, as a mailbox for tests."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.port = free_port()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        return "250 OK"
+
+    def start(self) -> str:
+        self._controller.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if m["To"] == address]

@@ -1,0 +1,1 @@
+"""Test-support helpers (not tests themselves)."""

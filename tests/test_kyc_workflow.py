@@ -1,0 +1,101 @@
+"""The firm representative's identity verification, on the time-skipping server with the emulator."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from clients.yousign_webhooks import WebhookEvent
+from domain.models import LegalRepresentative
+from starter.webhook_events import kyc_signal
+from starter.workflows import start_kyc_workflow
+from store import kyc
+from store.records import KycFile
+from tests.helpers import eventually, test_settings
+from tests.workflow_support import replay_and_keep, running_workers
+from workflows.kyc import KycWorkflow
+
+
+def png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def settings():
+    return test_settings()
+
+
+@pytest.fixture
+async def workers(ts_env, settings, db, yousign):
+    async with running_workers(ts_env.client, settings, db, yousign) as running:
+        yield running
+
+
+async def submit(db, firm, last_name: str, image: bytes, document_type: str = "identity_card"):
+    rep = LegalRepresentative(first_name="Paul", last_name=last_name, email="paul@cabinet.example")
+    files = [KycFile(side="front", content_type="image/png", content=image)]
+    if document_type == "identity_card":
+        files.append(KycFile(side="back", content_type="image/png", content=image))
+    return await kyc.create_submission(db, firm.id, rep, document_type, files)
+
+
+async def deliver_done_webhook(emulator, handle) -> None:
+    """Forward the emulator's `verification.identity_document.done` to the workflow, as the gateway does."""
+    verification_id = await eventually(lambda: handle.query(KycWorkflow.verification_id))
+
+    async def done_events():
+        return [
+            WebhookEvent.model_validate(e.payload)
+            for e in emulator.state.webhook_events
+            if e.event_name == "verification.identity_document.done"
+            and e.payload["data"]["identity_document"]["id"] == verification_id
+        ]
+
+    for event in await eventually(done_events):
+        await handle.signal(KycWorkflow.verification_done, kyc_signal(event))
+
+
+async def test_verified_through_the_webhook_signal(ts_env, settings, db, emulator, firm, workers):
+    submission = await submit(db, firm, "Expert", png(640, 400))
+    handle = await start_kyc_workflow(ts_env.client, settings, submission)
+    await deliver_done_webhook(emulator, handle)
+    assert (await handle.result()).status == "verified"
+    stored = await kyc.get_submission(db, submission.id)
+    assert (stored.status, stored.reason) == ("verified", None)
+    assert stored.verification_id == await handle.query(KycWorkflow.verification_id)
+    assert await kyc.load_files(db, submission.id) == []  # identity files are not kept
+    await replay_and_keep(handle, "kyc_verified")
+
+
+async def test_failed_found_by_polling(ts_env, settings, db, firm, workers):
+    submission = await submit(db, firm, "FAILED", png(640, 400), document_type="driving_licence")
+    handle = await start_kyc_workflow(ts_env.client, settings, submission)
+    result = await handle.result()  # no signal: the workflow's polling finds the outcome
+    assert result.status == "failed"
+    stored = await kyc.get_submission(db, submission.id)
+    assert stored.status == "failed" and stored.reason.startswith("Le document d'identité n'a pas été validé")
+
+
+async def test_inconclusive_explains_the_codes(ts_env, settings, db, firm, workers):
+    submission = await submit(db, firm, "Expert", png(100, 80), document_type="passport")
+    result = await (await start_kyc_workflow(ts_env.client, settings, submission)).result()
+    assert (result.status, result.status_codes) == ("inconclusive", ["IDDV_1104"])
+    stored = await kyc.get_submission(db, submission.id)
+    assert "320 x 256" in stored.reason
+
+
+async def test_a_new_submission_supersedes_a_pending_one(ts_env, settings, db, emulator, firm, workers):
+    first = await submit(db, firm, "Expert", png(640, 400))
+    first_handle = await start_kyc_workflow(ts_env.client, settings, first)
+    second = await submit(db, firm, "Expert", png(640, 400))
+    second_handle = await start_kyc_workflow(ts_env.client, settings, second)
+    # The test server stops skipping time while the terminated run's activity is out: signal instead.
+    await deliver_done_webhook(emulator, second_handle)
+    assert (await second_handle.result()).status == "verified"
+    assert (await first_handle.describe()).status.name in ("TERMINATED", "COMPLETED")
+    assert (await kyc.get_submission(db, first.id)).status == "superseded"
+    assert (await kyc.current_submission(db, firm.id)).id == second.id

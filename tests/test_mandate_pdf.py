@@ -1,0 +1,348 @@
+"""Mandate PDF: content, determinism and signature-field geometry, read back with pypdf."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pytest
+from fpdf import FPDF
+from pydantic import ValidationError
+from pypdf import PdfReader
+from pypdf.generic import ContentStream
+
+from documents import (
+    AddressScope,
+    CompanyParty,
+    MandateDocumentData,
+    Person,
+    PlatformParty,
+    RenderedMandate,
+    render_mandate_pdf,
+)
+from documents.mandate_text import BLOCK_TITLES
+
+NUMBER = "732829320_987654325_20261204_01"
+
+
+def make_data(**overrides: Any) -> MandateDocumentData:
+    values: dict[str, Any] = {
+        "mandate_number": NUMBER,
+        "issued_on": date(2026, 12, 4),
+        "effective_from": date(2027, 1, 1),
+        "client": CompanyParty(
+            name="Boulangerie Dupré & Fils",
+            siren="732829320",
+            siret="73282932000074",
+            address="12 rue de la Paix, 75002 Paris",
+        ),
+        "client_representative": Person(
+            first_name="Hélène", last_name="Dupré", birth_name="Lefèvre", email="helene@example.fr"
+        ),
+        "firm": CompanyParty(name="Cabinet Martin Expertise", siren="552081317"),
+        "firm_representative": Person(first_name="Paul", last_name="Martin", email="paul@cabinet.fr"),
+        "platform": PlatformParty(name="PA Exemple SAS", siren="987654325", matricule="0042"),
+        "place": "Paris",
+    }
+    values.update(overrides)
+    return MandateDocumentData(**values)
+
+
+def flat_text(rendered: RenderedMandate) -> str:
+    reader = PdfReader(io.BytesIO(rendered.pdf))
+    return " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+
+
+def between(text: str, start: str, end: str) -> str:
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+@dataclass(frozen=True)
+class TextBox:
+    text: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def text_boxes(rendered: RenderedMandate, page_index: int) -> list[TextBox]:
+    """Approximate boxes (top-left origin) of each text run, widths measured with the same core font."""
+    page = PdfReader(io.BytesIO(rendered.pdf)).pages[page_index]
+    height = float(page.mediabox.height)
+    meter = FPDF(unit="pt")
+    boxes: list[TextBox] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+        if not text.strip() or font is None:
+            return
+        x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+        y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+        style = "B" if "Bold" in str(font.get("/BaseFont")) else ""
+        meter.set_font("Helvetica", style, size)
+        width = meter.get_string_width(text)
+        # Ascender above the baseline, descender below it.
+        boxes.append(TextBox(text, x, height - y - size, x + width, height - y + size * 0.25))
+
+    page.extract_text(visitor_text=visit)
+    return boxes
+
+
+@pytest.fixture(scope="module")
+def rendered() -> RenderedMandate:
+    return render_mandate_pdf(make_data())
+
+
+@pytest.fixture(scope="module")
+def text(rendered: RenderedMandate) -> str:
+    return flat_text(rendered)
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        "MANDAT DE DÉLÉGATION",
+        "ACCORD FORMEL DE DÉSIGNATION DE LA PLATEFORME DE RÉCEPTION DES FACTURES",
+        "MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE",
+        "Boulangerie Dupré & Fils",
+        "SIREN 732829320",
+        "SIRET 73282932000074",
+        "12 rue de la Paix, 75002 Paris",
+        "représentée par Hélène Dupré (nom de naissance : Lefèvre), en sa qualité de représentant légal",
+        "Cabinet Martin Expertise",
+        "SIREN 552081317",
+        "représentée par Paul Martin",
+        "PA Exemple SAS (SIREN 987654325, matricule 0042)",
+        "Mandat n° 732829320_987654325_20261204_01",
+        "prend effet le 01/01/2027",
+        "Date de prise d'effet : 01/01/2027",
+        "durée indéterminée",
+        "révoquer le présent mandat à tout moment",
+        "article 2004 du Code civil",
+        "notification écrite adressée au Cabinet",
+        "strictement limité à l'objet défini à l'article 1",
+        "aucune clause commerciale",
+        "annuaire central de la facturation électronique",
+        "mise à jour de ses adresses de réception",
+        "articles 1366 et 1367 du Code civil",
+        "conserve l'exemplaire signé",
+        "Adresse principale : 732829320",
+        "732829320_XXX (format SIREN_SUFFIXE",
+        "732829320_XXX (format SIREN_SIRET ; XXX : tous les SIRET existants et futurs)",
+        "732829320_SIRET_XXX (format SIREN_SIRET_CODEROUTAGE",
+        "tous les codes routage existants et futurs",
+        "Prénom : Hélène",
+        "Nom : Dupré",
+        "Nom de naissance : Lefèvre",
+        "Qualité : Représentant légal",
+        "Fait à : Paris",
+        "04/12/2026",
+        "Signature du représentant légal",
+        "Page 1 / 2",
+        "Page 2 / 2",
+    ],
+)
+def test_text_carries_required_content(text: str, expected: str) -> None:
+    assert expected in text
+
+
+def test_seven_numbered_blocks_in_order(text: str) -> None:
+    positions = [text.index(f"{number}. {title}") for number, title in enumerate(BLOCK_TITLES, start=1)]
+    assert positions == sorted(positions)
+    assert "Raison sociale : Boulangerie Dupré & Fils SIREN : 732829320" in between(
+        text, "1. ", "2. Plateforme"
+    )
+    block2 = between(text, "2. Plateforme agréée désignée", "3. Date")
+    assert "PA Exemple SAS" in block2 and "987654325" in block2 and "0042" in block2
+    assert "Aucune" in between(text, "5. Plateforme agréée précédemment", "6. Numéro")
+    assert NUMBER in between(text, "6. Numéro du mandat", "7. Signature")
+
+
+def test_same_input_gives_identical_bytes_and_fixed_metadata(rendered: RenderedMandate) -> None:
+    assert render_mandate_pdf(make_data()).pdf == rendered.pdf
+    reader = PdfReader(io.BytesIO(rendered.pdf))
+    meta = reader.metadata
+    assert meta is not None
+    assert meta["/CreationDate"] == "D:20261204000000Z"
+    assert NUMBER in (meta.title or "") and "Mandat de délégation" in (meta.title or "")
+    assert meta.author == "Cabinet Martin Expertise"
+    assert "732829320" in (meta.subject or "")
+    other = render_mandate_pdf(make_data(issued_on=date(2026, 12, 5)))
+    assert other.pdf != rendered.pdf
+    assert b"/ID [<" in rendered.pdf
+
+
+def test_identical_bytes_in_a_fresh_interpreter_with_another_hash_seed(rendered: RenderedMandate) -> None:
+    # Guards against output depending on set/dict iteration order or process state.
+    script = (
+        "import hashlib, sys; sys.path.insert(0, 'tests'); import test_mandate_pdf as t; "
+        "print(hashlib.sha256(t.render_mandate_pdf(t.make_data()).pdf).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == hashlib.sha256(rendered.pdf).hexdigest()
+
+
+def test_signature_field_on_last_page_within_bounds(rendered: RenderedMandate) -> None:
+    field = rendered.signature_field
+    page = PdfReader(io.BytesIO(rendered.pdf)).pages[-1]
+    width, height = float(page.mediabox.width), float(page.mediabox.height)
+    assert rendered.page_count == 2
+    assert field.page == rendered.page_count
+    assert 85 <= field.width <= 2000 and 37 <= field.height <= 1000
+    assert 0 <= field.x and field.x + field.width <= width
+    assert 0 <= field.y and field.y + field.height <= height
+
+
+def test_signature_box_drawn_exactly_at_the_field(rendered: RenderedMandate) -> None:
+    reader = PdfReader(io.BytesIO(rendered.pdf))
+    page = reader.pages[rendered.signature_field.page - 1]
+    height = float(page.mediabox.height)
+    rects = []
+    for operands, operator in ContentStream(page.get_contents(), reader).operations:
+        if operator == b"re":
+            x, y, w, h = (float(value) for value in operands)
+            top = height - max(y, y + h)  # back to a top-left origin
+            rects.append((round(x), round(top), round(abs(w)), round(abs(h))))
+    field = rendered.signature_field
+    assert (field.x, field.y, field.width, field.height) in rects
+
+
+def assert_no_text_inside_field(rendered: RenderedMandate) -> None:
+    field = rendered.signature_field
+    boxes = text_boxes(rendered, field.page - 1)
+    assert any(box.text.strip() == "Signature du représentant légal" for box in boxes)
+    for box in boxes:
+        overlaps = (
+            box.left < field.x + field.width
+            and box.right > field.x
+            and box.top < field.y + field.height
+            and box.bottom > field.y
+        )
+        assert not overlaps, f"text {box.text!r} overlaps the signature field"
+
+
+def test_signature_field_does_not_overlap_text(rendered: RenderedMandate) -> None:
+    assert_no_text_inside_field(rendered)
+    label = next(b for b in text_boxes(rendered, -1) if b.text.strip() == "Signature du représentant légal")
+    assert 0 <= rendered.signature_field.y - label.bottom < 12  # label sits right above the box
+    # The check is meaningful: signatory rows share the field's vertical band, to its left.
+    field = rendered.signature_field
+    beside = [b for b in text_boxes(rendered, -1) if b.top < field.y + field.height and b.bottom > field.y]
+    assert any("Représentant légal" in b.text and b.right < field.x for b in beside)
+
+
+def test_previous_platform_in_block_5() -> None:
+    previous = PlatformParty(name="Ancienne Plateforme SA", matricule="0815")
+    text = flat_text(render_mandate_pdf(make_data(previous_platform=previous)))
+    block5 = between(text, "5. Plateforme agréée précédemment", "6. Numéro")
+    assert "Ancienne Plateforme SA" in block5
+    assert "0815" in block5 and "Non renseigné" in block5  # no SIREN given for it
+    assert "Aucune" not in block5
+
+
+def test_fixed_duration_and_matricule_only_platform() -> None:
+    data = make_data(duration_months=12, platform=PlatformParty(name="PA Sans Siren", matricule="0007"))
+    text = flat_text(render_mandate_pdf(data))
+    assert "durée de 12 mois" in text and "prend fin de plein droit" in text
+    assert "PA Sans Siren (matricule 0007)" in text
+    assert "SIREN : Non renseigné Matricule : 0007" in between(text, "2. Plateforme", "3. Date")
+
+
+def test_long_company_name_still_lays_out() -> None:
+    long_name = "Société Coopérative Agricole " + "des Producteurs Réunis de la Vallée " * 6 + "SAS"
+    client = CompanyParty(name=long_name, siren="732829320", address="Zone artisanale des Près " * 4)
+    rendered = render_mandate_pdf(
+        make_data(client=client, platform=PlatformParty(name="Plateforme " * 12, siren="987654325"))
+    )
+    assert 1 <= rendered.page_count <= 3
+    assert rendered.signature_field.page == rendered.page_count
+    assert "Producteurs Réunis de la Vallée SAS" in flat_text(rendered)
+    assert_no_text_inside_field(rendered)
+
+
+def longest(word: str) -> str:
+    """A value at the model's 300-character limit."""
+    return (word * 300)[:300].strip()
+
+
+def test_every_field_at_max_length_keeps_signature_on_last_page() -> None:
+    data = make_data(
+        client=CompanyParty(name=longest("Coopérative "), siren="732829320", address=longest("Zone ")),
+        client_representative=Person(
+            first_name=longest("Marie-Françoise "),
+            last_name=longest("Rochefoucauld-Montmorency "),
+            birth_name=longest("Duchêne "),
+            email="mf@example.fr",
+        ),
+        firm=CompanyParty(name=longest("Cabinet "), siren="552081317", address=longest("Rue ")),
+        firm_representative=Person(first_name=longest("Jean "), last_name=longest("Martin "), email="j@c.fr"),
+        platform=PlatformParty(name=longest("Plateforme "), siren="987654325"),
+        previous_platform=PlatformParty(name=longest("Ancienne "), siren="356000000"),
+        place=longest("Saint-Rémy-de-Provence "),
+        mandate_number="7" * 64,
+    )
+    rendered = render_mandate_pdf(data)
+    assert rendered.signature_field.page == rendered.page_count <= 5
+    assert "Rochefoucauld-Montmorency" in flat_text(rendered)
+    assert_no_text_inside_field(rendered)
+
+
+def test_names_print_verbatim_and_typography_is_mapped_to_latin1() -> None:
+    client = CompanyParty(name="L’Atelier **{nb}** __Cœur__ -- Dupont", siren="732829320")
+    text = flat_text(render_mandate_pdf(make_data(client=client)))
+    assert "L'Atelier **{nb}** __Coeur__ -- Dupont" in text
+
+
+def test_partial_address_scope_is_rendered() -> None:
+    scope = AddressScope(routing_code_addresses=False, functional_addresses=False)
+    full = render_mandate_pdf(make_data())
+    partial = render_mandate_pdf(make_data(address_scope=scope))
+    assert full.pdf != partial.pdf
+    assert "Adresses par code routage" in flat_text(partial)  # still listed, left unticked
+
+
+@pytest.mark.parametrize(
+    ("builder", "message"),
+    [
+        (lambda: Person(first_name="  ", last_name="Dupont", email="a@b.fr"), "must not be empty"),
+        (lambda: CompanyParty(name="", siren="732829320"), "must not be empty"),
+        (lambda: CompanyParty(name="ACME", siren="73282932"), "pattern"),
+        (lambda: CompanyParty(name="ACME", siren="732829320", siret="55208131766522"), "siret must start"),
+        (lambda: PlatformParty(name="PA"), "siren or a matricule"),
+        (lambda: PlatformParty(name="PA", matricule="42"), "pattern"),
+        (lambda: CompanyParty(name="株式会社", siren="732829320"), "cannot be printed"),
+        (
+            lambda: AddressScope(
+                main_address=False,
+                functional_addresses=False,
+                establishment_addresses=False,
+                routing_code_addresses=False,
+            ),
+            "at least one",
+        ),
+        (lambda: make_data(duration_months=0), "greater than or equal to 1"),
+        (lambda: CompanyParty(name="A" * 301, siren="732829320"), "at most 300"),
+    ],
+)
+def test_models_refuse_bad_input(builder: Any, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        builder()
+
+
+def test_rendered_mandate_round_trips_through_json(rendered: RenderedMandate) -> None:
+    assert RenderedMandate.model_validate_json(rendered.model_dump_json()) == rendered
+
+
+def test_models_are_frozen(rendered: RenderedMandate) -> None:
+    data = make_data()
+    with pytest.raises(ValidationError):
+        data.mandate_number = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        rendered.signature_field.x = 0  # type: ignore[misc]

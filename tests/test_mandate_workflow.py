@@ -1,0 +1,222 @@
+"""The mandate workflow on the time-skipping test server, with the real activities, store and emulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowUpdateFailedError
+
+from activities.models import SendMandateInput, SendMandateOutput
+from activities.yousign import YouSignActivities
+from clients.yousign_models import NewSignatureRequest
+from domain.calendar import mandate_expires_at, next_reminder_allowed_at
+from store import mandates
+from tests.helpers import test_settings, verified_firm_with_dossier
+from tests.workflow_support import (
+    deliver,
+    generate_mandate,
+    replay_and_keep,
+    running_workers,
+    send_and_wait_pending,
+)
+from workflows.mandate import MandateWorkflow
+
+
+@pytest.fixture
+def settings():
+    return test_settings()
+
+
+@pytest.fixture
+async def dossier(db, firm):
+    return await verified_firm_with_dossier(db, firm)
+
+
+@pytest.fixture
+async def workers(ts_env, settings, db, yousign):
+    async with running_workers(ts_env.client, settings, db, yousign) as running:
+        yield running
+
+
+async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, yousign, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    assert state.expires_at == mandate_expires_at(state.sent_at, "P1M")
+    row = await mandates.get_mandate(db, run.mandate.id)
+    assert (row.status, row.expires_at) == ("pending", state.expires_at)
+
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now - timedelta(seconds=1))
+    assert (await run.state()).status == "pending"  # not a second earlier
+    await ts_env.sleep(timedelta(seconds=2))
+    await run.wait_for("expired")
+    row = await mandates.get_mandate(db, run.mandate.id)
+    assert row.status == "expired" and row.expired_at >= state.expires_at
+    assert (await yousign.get_signature_request(state.signature_request_id)).status == "canceled"
+    await run.handle.execute_update(MandateWorkflow.delete)
+    await replay_and_keep(run.handle, "mandate_expired_deleted")
+
+
+async def test_one_reminder_per_paris_day(ts_env, settings, db, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await send_and_wait_pending(run)
+    accepted = await run.handle.execute_update(MandateWorkflow.remind)
+    assert accepted.next_reminder_allowed_at == next_reminder_allowed_at(accepted.sent_at)
+
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "ReminderRateLimited"
+    assert refused.value.cause.details == (accepted.next_reminder_allowed_at.isoformat(),)
+
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(accepted.next_reminder_allowed_at - now + timedelta(seconds=1))
+    await run.handle.execute_update(MandateWorkflow.remind)
+    assert len(await mandates.reminders(db, run.mandate.id)) == 2
+    await replay_and_keep(run.handle, "mandate_reminded")
+
+
+async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    emulator.state.sign_signer(state.signer_id)
+    await deliver(emulator, run, state.signature_request_id, "signer.done")
+    final = await run.handle.result()
+    assert final.status == "signed"
+    row = await mandates.get_mandate(db, run.mandate.id)
+    assert row.status == "signed" and row.signed_at is not None
+    assert (await mandates.get_document(db, run.mandate.id, "signed")).startswith(b"%PDF")
+    assert (await mandates.get_document(db, run.mandate.id, "audit_trail")).startswith(b"%PDF")
+
+
+async def test_signature_found_by_reconciliation_without_webhook(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    emulator.state.sign_signer(state.signer_id)  # the webhook is lost: nobody delivers it
+    await ts_env.sleep(settings.reconciliation_every + timedelta(minutes=1))
+    await run.wait_for("signed")
+    assert (await mandates.events(db, run.mandate.id))[-1].cause == "reconciliation"
+    await run.handle.result()
+    await replay_and_keep(run.handle, "mandate_signed_by_reconciliation")
+
+
+async def test_signature_just_before_expiry_wins(ts_env, settings, db, emulator, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now - timedelta(seconds=30))
+    emulator.state.sign_signer(state.signer_id)  # signed 30 s before the timer, webhook not yet in
+    await ts_env.sleep(timedelta(minutes=1))
+    final = await run.handle.result()
+    assert final.status == "signed"
+    assert (await mandates.events(db, run.mandate.id))[-1].cause == "checked at expiry"
+
+
+async def test_decline_then_delete_then_regenerate(ts_env, settings, db, emulator, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.delete)
+    assert "only a draft, expired, refused or failed" in refused.value.cause.message
+    emulator.state.decline_signer(state.signer_id, "Je ne souhaite pas")
+    await deliver(emulator, run, state.signature_request_id, "signer.declined")
+    await run.wait_for("refused")
+    assert (await mandates.get_mandate(db, run.mandate.id)).refused_at is not None
+
+    await run.handle.execute_update(MandateWorkflow.delete)
+    assert (await run.handle.result()).status == "deleted"
+    again = await generate_mandate(ts_env.client, settings, db, dossier)
+    assert again.mandate.seq == 2 and again.mandate.workflow_id.endswith("-2")
+    assert (await again.wait_generated()).status == "draft"
+    await replay_and_keep(run.handle, "mandate_refused_deleted")
+
+
+async def test_duplicate_foreign_and_late_events_have_no_effect(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    from workflows.mandate_models import YouSignEvent
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    sr_id = state.signature_request_id
+
+    def event(event_id, name, signature_request_id=sr_id):
+        return YouSignEvent(event_id=event_id, event_name=name, signature_request_id=signature_request_id)
+
+    await run.handle.signal(MandateWorkflow.yousign_event, event("e1", "signer.done", "another-request"))
+    await run.handle.signal(MandateWorkflow.yousign_event, event("e2", "signature_request.activated"))
+    assert (await run.state()).status == "pending"
+    await run.handle.signal(MandateWorkflow.yousign_event, event("e3", "signer.declined"))
+    await run.wait_for("refused")
+    await run.handle.signal(MandateWorkflow.yousign_event, event("e3", "signer.declined"))  # replayed
+    await run.handle.signal(MandateWorkflow.yousign_event, event("e4", "signer.done"))  # late, out of order
+    assert (await run.state()).status == "refused"
+    log = await mandates.events(db, run.mandate.id)
+    assert [e.to_status for e in log] == ["draft", "sending", "pending", "refused"]
+
+
+async def test_only_a_draft_can_be_sent(ts_env, settings, db, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await send_and_wait_pending(run)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.send)
+    assert refused.value.cause.message == "the mandate is pending; only a draft can be sent"
+    draft = await generate_mandate(ts_env.client, settings, db, await _another_dossier(db, dossier))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await draft.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "InvalidState"
+    assert "only a pending one can be reminded" in refused.value.cause.message
+
+
+async def _another_dossier(db, dossier):
+    from store import dossiers
+
+    return await dossiers.create_dossier(
+        db,
+        dossier.firm_id,
+        name="Autre SAS",
+        siret="55208131766522",
+        legal_representative=dossier.legal_representative,
+    )
+
+
+async def test_worker_dying_after_create_resumes_without_a_second_request(
+    ts_env, settings, db, emulator, yousign, dossier
+):
+    real = YouSignActivities(db, yousign)
+
+    @activity.defn(name="send_mandate_for_signature")
+    async def dies_after_creating(request: SendMandateInput) -> SendMandateOutput:
+        if activity.info().attempt == 1:
+            # The request reaches YouSign, then the worker dies before storing its id.
+            await yousign.create_signature_request(
+                NewSignatureRequest(
+                    name="Mandat",
+                    external_id=str(request.mandate_id),
+                    expiration_date=request.expires_at.date(),
+                )
+            )
+            raise RuntimeError("worker killed")
+        return await real.send_mandate_for_signature(request)
+
+    async with running_workers(ts_env.client, settings, db, yousign, replace=[dies_after_creating]):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        state = await send_and_wait_pending(run)
+    created = [
+        sr for sr in emulator.state.signature_requests.values() if sr.external_id == str(run.mandate.id)
+    ]
+    assert [sr.id for sr in created] == [state.signature_request_id]
+
+
+async def test_final_yousign_error_fails_the_mandate_with_its_reason(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+    state = await run.wait_for("failed")
+    assert "400" in state.failure_reason
+    assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == state.failure_reason

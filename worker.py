@@ -1,0 +1,128 @@
+"""The worker: every workflow and activity, configured from the environment. `python worker.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.kyc import KycActivities
+from activities.mandates import MandateActivities
+from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
+from clients.mailer import Mailer
+from clients.yousign import YouSignClient
+from config.settings import Settings, get_settings
+from config.temporal import connect_temporal
+from domain.pacing import activity_rate_limit
+from store.database import connect_database
+from workflows.kyc import KycWorkflow
+from workflows.mandate import MandateWorkflow
+
+log = structlog.get_logger(__name__)
+
+WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow)
+
+
+def worker_configs(
+    settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
+) -> list[dict[str, Any]]:
+    """Two workers: workflows and local I/O on the main queue; YouSign calls on their own, rate-capped one."""
+    mandate_activities = MandateActivities(db, mailer)
+    yousign_activities = YouSignActivities(db, yousign)
+    kyc_activities = KycActivities(db)
+    shutdown = timedelta(seconds=10)
+    main = {
+        "task_queue": settings.temporal_task_queue,
+        "workflows": list(WORKFLOWS),
+        "activities": [
+            mandate_activities.generate_mandate_document,
+            mandate_activities.record_mandate_status,
+            mandate_activities.record_mandate_reminder,
+            mandate_activities.send_signed_confirmation,
+            kyc_activities.record_kyc_outcome,
+        ],
+        "graceful_shutdown_timeout": shutdown,
+    }
+    yousign_queue = {
+        "task_queue": settings.yousign_task_queue,
+        "activities": [
+            yousign_activities.send_mandate_for_signature,
+            yousign_activities.get_signature_request_state,
+            yousign_activities.cancel_signature_request,
+            yousign_activities.send_signature_reminder,
+            yousign_activities.archive_signed_mandate,
+            yousign_activities.submit_identity_document,
+            yousign_activities.get_identity_verification,
+        ],
+        # Enforced by the server across all workers on the queue, so N workers share one budget.
+        "max_task_queue_activities_per_second": activity_rate_limit(
+            settings.yousign_requests_per_minute, settings.yousign_requests_per_hour, MAX_CALLS_PER_ACTIVITY
+        ),
+        "graceful_shutdown_timeout": shutdown,
+    }
+    return [main, yousign_queue]
+
+
+def build_workers(
+    client: Client, settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
+) -> list[Worker]:
+    return [Worker(client, **config) for config in worker_configs(settings, db, yousign, mailer)]
+
+
+def yousign_client(settings: Settings) -> YouSignClient:
+    if not settings.yousign_base_url:
+        raise SystemExit("YOUSIGN_BASE_URL is not set (the embedded stack sets it to its emulator)")
+    return YouSignClient(
+        settings.yousign_base_url,
+        settings.yousign_api_key.get_secret_value(),
+        timeout=settings.yousign_timeout_seconds,
+    )
+
+
+def mailer_for(settings: Settings) -> Mailer | None:
+    return Mailer(settings.smtp_url, settings.mail_from) if settings.smtp_url else None
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    db_url = settings.database_url.get_secret_value() if settings.database_url else None
+    db = await connect_database(db_url, settings.data_dir)
+    client = await connect_temporal(settings)
+    async with yousign_client(settings) as yousign:
+        workers = build_workers(client, settings, db, yousign, mailer_for(settings))
+        try:
+            await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
+        finally:
+            await db.close()
+
+
+async def _stop_on(stop: asyncio.Event, workers: list[Worker]) -> None:
+    await stop.wait()
+    log.info("worker shutting down")
+    await asyncio.gather(*(w.shutdown() for w in workers))
+
+
+def main() -> None:
+    settings = get_settings()
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(
+            "worker starting", task_queue=settings.temporal_task_queue, yousign=settings.yousign_task_queue
+        )
+        await run_worker(settings, stop)
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

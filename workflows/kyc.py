@@ -1,0 +1,87 @@
+"""Verification of the firm's legal representative through YouSign's identity-document check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.kyc import KycActivities
+    from activities.models import KycOutcomeInput, KycSubmissionRef, VerificationRef, VerificationState
+    from activities.yousign import YouSignActivities
+    from domain.yousign_outcomes import KYC_FINAL_STATUSES
+    from workflows import policies
+
+
+class KycWorkflowInput(BaseModel):
+    submission_id: UUID
+    firm_id: UUID
+    yousign_task_queue: str = "yousign"
+    first_poll_after: timedelta = timedelta(minutes=1)
+    max_poll_interval: timedelta = timedelta(hours=1)
+
+
+def kyc_workflow_id(firm_id: UUID) -> str:
+    # One per firm: a new submission terminates (supersedes) a pending one.
+    return f"kyc-{firm_id}"
+
+
+@workflow.defn
+class KycWorkflow:
+    @workflow.init
+    def __init__(self, input: KycWorkflowInput) -> None:
+        self._verification_id: str | None = None
+        self._result: VerificationState | None = None
+        self._early: list[VerificationState] = []
+
+    @workflow.run
+    async def run(self, input: KycWorkflowInput) -> VerificationState:
+        submitted = await workflow.execute_activity_method(
+            YouSignActivities.submit_identity_document,
+            KycSubmissionRef(submission_id=input.submission_id),
+            task_queue=input.yousign_task_queue,
+            **policies.YOUSIGN,
+        )
+        self._verification_id = submitted.verification_id
+        for early in self._early:
+            self.verification_done(early)
+        # The webhook normally ends the wait; polling, slower and slower, covers a lost one.
+        poll_after = input.first_poll_after
+        while self._result is None:
+            try:
+                await workflow.wait_condition(lambda: self._result is not None, timeout=poll_after)
+            except TimeoutError:
+                state = await workflow.execute_activity_method(
+                    YouSignActivities.get_identity_verification,
+                    VerificationRef(verification_id=self._verification_id),
+                    task_queue=input.yousign_task_queue,
+                    **policies.YOUSIGN,
+                )
+                if state.status in KYC_FINAL_STATUSES and self._result is None:
+                    self._result = state
+                poll_after = min(poll_after * 2, input.max_poll_interval)
+        await workflow.execute_activity_method(
+            KycActivities.record_kyc_outcome,
+            KycOutcomeInput(
+                submission_id=input.submission_id,
+                status=self._result.status,
+                status_codes=self._result.status_codes,
+                at=workflow.now(),
+            ),
+            **policies.DATABASE,
+        )
+        return self._result
+
+    @workflow.signal
+    def verification_done(self, state: VerificationState) -> None:
+        if self._verification_id is None:
+            self._early.append(state)
+        elif state.verification_id == self._verification_id and state.status in KYC_FINAL_STATUSES:
+            self._result = self._result or state
+
+    @workflow.query
+    def verification_id(self) -> str | None:
+        return self._verification_id

@@ -1,0 +1,319 @@
+"""One workflow per mandate: generate, send, await the client's signature, expire, remind, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.mandates import MandateActivities
+    from activities.models import (
+        ArchiveInput,
+        MandateRef,
+        RecordStatusInput,
+        ReminderInput,
+        SendMandateInput,
+        SignatureRequestRef,
+    )
+    from activities.yousign import YouSignActivities
+    from domain.calendar import mandate_expires_at, next_reminder_allowed_at, reminder_allowed
+    from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
+    from domain.yousign_outcomes import outcome_of_event, outcome_of_status
+    from workflows import policies
+    from workflows.mandate_models import MandateState, MandateWorkflowInput, ReminderAccepted, YouSignEvent
+
+# Event ids remembered to drop webhook redeliveries; YouSign's retries span days, not thousands.
+SEEN_EVENTS_KEPT = 200
+
+
+class Outcome(BaseModel):
+    status: MandateStatus
+    cause: str
+    at: datetime
+    reason: str | None = None
+
+
+def rejected(message: str, error_type: str, *details: Any) -> ApplicationError:
+    return ApplicationError(message, *details, type=error_type, non_retryable=True)
+
+
+@workflow.defn
+class MandateWorkflow:
+    @workflow.init
+    def __init__(self, input: MandateWorkflowInput) -> None:
+        self._input = input
+        self.state = input.state or MandateState()
+        self._send_requested = input.send_on_start
+        self._busy = False  # a send or delete is under way: other updates wait their turn
+        self._outcome: Outcome | None = None
+
+    @workflow.run
+    async def run(self, input: MandateWorkflowInput) -> MandateState:
+        if input.state is None:
+            generated = await workflow.execute_activity_method(
+                MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
+            )
+            self.state.signature_field = generated.signature_field
+        if self.state.status == MandateStatus.DRAFT:
+            await workflow.wait_condition(lambda: self._send_requested or self._deleted)
+            if not self._deleted:
+                await self._send()
+        if self.state.status == MandateStatus.PENDING:
+            await self._await_outcome()
+        if self.state.status == MandateStatus.SIGNED:
+            await self._archive_and_confirm()
+        else:
+            # Refused, expired or failed: kept open until the firm deletes it to start over.
+            await workflow.wait_condition(lambda: self._deleted)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state
+
+    @property
+    def _deleted(self) -> bool:
+        return self.state.status == MandateStatus.DELETED
+
+    def _ref(self) -> MandateRef:
+        return MandateRef(mandate_id=self._input.mandate_id)
+
+    async def _record(self, status: MandateStatus, cause: str, **fields: Any) -> None:
+        """Write the change to the database (API and lists read it there), then adopt it."""
+        change = RecordStatusInput(
+            mandate_id=self._input.mandate_id, status=status, cause=cause, at=workflow.now(), **fields
+        )
+        await workflow.execute_activity_method(
+            MandateActivities.record_mandate_status, change, **policies.DATABASE
+        )
+        self.state.status = status
+
+    # Sending
+
+    async def _send(self) -> None:
+        self._busy = True
+        await self._record(MandateStatus.SENDING, "send requested")
+        # YouSign is given a date at least this late; the exact instant counts from activation.
+        expires_at = mandate_expires_at(workflow.now(), self._input.validity)
+        try:
+            sent = await workflow.execute_activity_method(
+                YouSignActivities.send_mandate_for_signature,
+                SendMandateInput(
+                    mandate_id=self._input.mandate_id,
+                    expires_at=expires_at,
+                    signature_field=self.state.signature_field,
+                ),
+                task_queue=self._input.yousign_task_queue,
+                **policies.YOUSIGN,
+            )
+        except ActivityError as error:
+            reason = str(error.cause.message if isinstance(error.cause, ApplicationError) else error)
+            self.state.failure_reason = reason
+            await self._record(MandateStatus.FAILED, "sending failed", failure_reason=reason)
+            self._busy = False
+            return
+        self.state.signature_request_id = sent.signature_request_id
+        self.state.signer_id = sent.signer_id
+        self.state.sent_at = workflow.now()
+        self.state.expires_at = mandate_expires_at(self.state.sent_at, self._input.validity)
+        await self._record(
+            MandateStatus.PENDING,
+            "sent for signature",
+            sent_at=self.state.sent_at,
+            expires_at=self.state.expires_at,
+        )
+        self._busy = False
+        for event in self.state.early_events:
+            self._apply_event(event)
+        self.state.early_events.clear()
+
+    # Waiting for the client
+
+    async def _await_outcome(self) -> None:
+        expires_at = self.state.expires_at
+        while self._outcome is None:
+            remaining = expires_at - workflow.now()
+            if remaining.total_seconds() <= 0:
+                await self._expire()
+                break
+            try:
+                await workflow.wait_condition(
+                    lambda: self._outcome is not None,
+                    timeout=min(remaining, self._input.reconciliation_every),
+                    timeout_summary="expiry or reconciliation",
+                )
+            except TimeoutError:
+                if workflow.now() < expires_at:
+                    await self._reconcile()
+                    self._continue_as_new_if_suggested()
+        if self._outcome is not None:
+            await self._settle(self._outcome)
+
+    async def _signature_request_outcome(self, cause: str) -> Outcome | None:
+        state = await workflow.execute_activity_method(
+            YouSignActivities.get_signature_request_state,
+            SignatureRequestRef(signature_request_id=self.state.signature_request_id),
+            task_queue=self._input.yousign_task_queue,
+            **policies.YOUSIGN,
+        )
+        status = outcome_of_status(state.status)
+        if status is None:
+            return None
+        reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
+        return Outcome(status=status, cause=cause, at=state.signed_at or workflow.now(), reason=reason)
+
+    async def _reconcile(self) -> None:
+        """A lost webhook must not leave the mandate pending: ask YouSign now and then."""
+        outcome = await self._signature_request_outcome("reconciliation")
+        if outcome is not None and self._outcome is None:
+            self._outcome = outcome
+
+    async def _expire(self) -> None:
+        # A signature in the last minute wins over the timer: ask once more before cancelling.
+        outcome = await self._signature_request_outcome("checked at expiry")
+        if self._outcome is not None or outcome is not None:
+            self._outcome = self._outcome or outcome
+            return
+        await workflow.execute_activity_method(
+            YouSignActivities.cancel_signature_request,
+            SignatureRequestRef(signature_request_id=self.state.signature_request_id),
+            task_queue=self._input.yousign_task_queue,
+            **policies.YOUSIGN,
+        )
+        self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
+
+    async def _settle(self, outcome: Outcome) -> None:
+        fields: dict[str, Any] = {"detail": {"reason": outcome.reason} if outcome.reason else {}}
+        if outcome.status == MandateStatus.SIGNED:
+            fields["signed_at"] = outcome.at
+        elif outcome.status == MandateStatus.REFUSED:
+            fields["refused_at"] = outcome.at
+        elif outcome.status == MandateStatus.EXPIRED:
+            fields["expired_at"] = outcome.at
+        else:
+            fields["failure_reason"] = outcome.reason
+            self.state.failure_reason = outcome.reason
+        await self._record(outcome.status, outcome.cause, **fields)
+
+    async def _archive_and_confirm(self) -> None:
+        await workflow.execute_activity_method(
+            YouSignActivities.archive_signed_mandate,
+            ArchiveInput(
+                mandate_id=self._input.mandate_id, signature_request_id=self.state.signature_request_id
+            ),
+            task_queue=self._input.yousign_task_queue,
+            **policies.YOUSIGN,
+        )
+        try:
+            await workflow.execute_activity_method(
+                MandateActivities.send_signed_confirmation, self._ref(), **policies.EMAIL
+            )
+        except ActivityError:
+            # The mandate is signed and archived whatever happens to the courtesy email.
+            workflow.logger.warning("confirmation email could not be sent")
+
+    def _continue_as_new_if_suggested(self) -> None:
+        if workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished():
+            workflow.continue_as_new(
+                self._input.model_copy(update={"state": self.state, "send_on_start": False})
+            )
+
+    # YouSign's webhooks arrive as a signal
+
+    @workflow.signal
+    def yousign_event(self, event: YouSignEvent) -> None:
+        if event.event_id in self.state.seen_event_ids:
+            return
+        self.state.seen_event_ids = [*self.state.seen_event_ids[-SEEN_EVENTS_KEPT + 1 :], event.event_id]
+        if self.state.signature_request_id is None:
+            # Webhooks can beat the send activity's result: keep them until the request id is known.
+            self.state.early_events.append(event)
+            return
+        self._apply_event(event)
+
+    def _apply_event(self, event: YouSignEvent) -> None:
+        if event.signature_request_id != self.state.signature_request_id:
+            return
+        if self.state.status != MandateStatus.PENDING or self._outcome is not None:
+            return  # a final state never moves back, whatever order events come in
+        status = outcome_of_event(event.event_name)
+        if status is not None:
+            self._outcome = Outcome(
+                status=status,
+                cause=f"webhook {event.event_name}",
+                at=event.occurred_at or workflow.now(),
+                reason=event.decline_reason,
+            )
+
+    # The firm's actions: updates, so the caller learns at once whether they were accepted
+
+    @workflow.update
+    def send(self) -> MandateState:
+        self._send_requested = True
+        return self.state
+
+    @send.validator
+    def _validate_send(self) -> None:
+        if self.state.status != MandateStatus.DRAFT or self._send_requested or self._busy:
+            raise rejected(f"the mandate is {self.state.status}; only a draft can be sent", "InvalidState")
+
+    @workflow.update
+    async def remind(self) -> ReminderAccepted:
+        sent_at = workflow.now()
+        self.state.reminders.append(sent_at)
+        try:
+            await workflow.execute_activity_method(
+                YouSignActivities.send_signature_reminder,
+                ReminderInput(
+                    mandate_id=self._input.mandate_id,
+                    signature_request_id=self.state.signature_request_id,
+                    signer_id=self.state.signer_id,
+                    sent_at=sent_at,
+                ),
+                task_queue=self._input.yousign_task_queue,
+                **policies.YOUSIGN_INTERACTIVE,
+            )
+        except ActivityError as error:
+            self.state.reminders.remove(sent_at)
+            raise ApplicationError(
+                f"the reminder could not be sent: {error.cause}", type="ReminderFailed"
+            ) from None
+        return ReminderAccepted(sent_at=sent_at, next_reminder_allowed_at=next_reminder_allowed_at(sent_at))
+
+    @remind.validator
+    def _validate_remind(self) -> None:
+        if self.state.status != MandateStatus.PENDING or self._outcome is not None:
+            raise rejected(
+                f"the mandate is {self.state.status}; only a pending one can be reminded", "InvalidState"
+            )
+        last = self.state.reminders[-1] if self.state.reminders else None
+        if not reminder_allowed(workflow.now(), last):
+            allowed_at = next_reminder_allowed_at(last)
+            raise rejected(
+                f"a reminder was already sent today; next one allowed from {allowed_at.isoformat()}",
+                "ReminderRateLimited",
+                allowed_at.isoformat(),
+            )
+
+    @workflow.update
+    async def delete(self) -> MandateState:
+        self._busy = True
+        await self._record(MandateStatus.DELETED, "deleted by the firm")
+        self._busy = False
+        return self.state
+
+    @delete.validator
+    def _validate_delete(self) -> None:
+        if self._busy or (self.state.status == MandateStatus.DRAFT and self._send_requested):
+            raise rejected("the mandate is being sent or deleted", "InvalidState")
+        if self.state.status not in DELETABLE_MANDATE_STATUSES:
+            raise rejected(
+                f"the mandate is {self.state.status}; only a draft, expired, refused or failed one"
+                " can be deleted",
+                "InvalidState",
+            )
+
+    @workflow.query
+    def current_state(self) -> MandateState:
+        return self.state

@@ -1,0 +1,50 @@
+"""Messages of the mandate workflow: its input, its state (carried over continue-as-new) and events."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from clients.yousign_models import SignatureFieldPlacement
+from domain.status import MandateStatus
+
+
+class YouSignEvent(BaseModel):
+    """A YouSign webhook, reduced to what the workflow decides on (no personal data)."""
+
+    event_id: str
+    event_name: str
+    signature_request_id: str | None
+    occurred_at: datetime | None = None
+    decline_reason: str | None = None
+
+
+class MandateState(BaseModel):
+    status: MandateStatus = MandateStatus.DRAFT
+    signature_field: SignatureFieldPlacement | None = None
+    signature_request_id: str | None = None
+    signer_id: str | None = None
+    sent_at: datetime | None = None
+    expires_at: datetime | None = None
+    reminders: list[datetime] = Field(default_factory=list)
+    failure_reason: str | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
+    early_events: list[YouSignEvent] = Field(default_factory=list)
+
+
+class MandateWorkflowInput(BaseModel):
+    mandate_id: UUID
+    firm_id: UUID
+    dossier_id: UUID
+    validity: str = "P1M"
+    reconciliation_every: timedelta = timedelta(hours=6)
+    yousign_task_queue: str = "yousign"
+    send_on_start: bool = False
+    state: MandateState | None = None  # set only when continuing as new
+
+
+class ReminderAccepted(BaseModel):
+    sent_at: datetime
+    next_reminder_allowed_at: datetime

@@ -1,0 +1,41 @@
+"""Activity timeouts and retry policies shared by the workflows."""
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+YOUSIGN_FINAL_ERROR = "YouSignFinalError"
+NOT_RETRYABLE = [YOUSIGN_FINAL_ERROR, "IncompleteData", "Conflict"]
+
+# The database: retry until it is back, quickly at first.
+DATABASE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=30), non_retryable_error_types=NOT_RETRYABLE
+    ),
+}
+
+# YouSign: its queue is rate-capped, so time spent waiting there is normal; give up after a week
+# of outage. A 429 waits YouSign's Retry-After (the activity sets next_retry_delay).
+YOUSIGN = {
+    "start_to_close_timeout": timedelta(minutes=2),
+    "schedule_to_close_timeout": timedelta(days=7),
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(minutes=10),
+        non_retryable_error_types=NOT_RETRYABLE,
+    ),
+}
+
+# A reminder is answered to a person waiting: a few quick tries, then tell them.
+YOUSIGN_INTERACTIVE = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=NOT_RETRYABLE),
+}
+
+EMAIL = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(days=1),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
+}
