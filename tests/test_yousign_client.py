@@ -1,0 +1,204 @@
+"""The YouSign client against the emulator over real HTTP: lifecycle, typed errors, faults, conformance."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from datetime import date, timedelta
+from uuid import uuid4
+
+import pytest
+import uvicorn
+from PIL import Image
+
+from clients.yousign import YouSignClient
+from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
+from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureFieldPlacement
+from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
+from tests.conftest import WEBHOOK_SECRET
+from tests.helpers import eventually
+from tests.support.yousign_openapi import YousignOpenApi, default_spec_path
+from yousign_emulator import EmulatorSettings, running_emulator, sample_pdf
+
+FIELD = SignatureFieldPlacement(page=1, x=100, y=600, width=200, height=80)
+SIGNER = NewSigner(first_name="Jeanne", last_name="Martin", email="jeanne@acme.example", field=FIELD)
+
+
+def new_request() -> NewSignatureRequest:
+    return NewSignatureRequest(
+        name="Mandat ACME", external_id=str(uuid4()), expiration_date=date.today() + timedelta(days=31)
+    )
+
+
+def image(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+async def send_for_signature(yousign: YouSignClient):
+    sr = await yousign.ensure_signature_request(new_request())
+    document = await yousign.upload_document(sr.id, "mandat.pdf", sample_pdf())
+    signer = await yousign.add_signer(sr.id, document.id, SIGNER)
+    activated = await yousign.activate(sr.id)
+    return activated, signer
+
+
+@pytest.fixture(scope="module")
+def openapi() -> YousignOpenApi:
+    return YousignOpenApi.load(default_spec_path())
+
+
+async def test_every_request_the_client_sends_conforms_to_yousigns_openapi(yousign, emulator, openapi):
+    first = len(emulator.state.recorded_requests)
+    activated, signer = await send_for_signature(yousign)
+    assert (await yousign.find_signature_request(activated.external_id)).id == activated.id
+    await yousign.send_reminder(activated.id, signer.id)
+    await yousign.list_documents(activated.id)
+    emulator.state.sign_signer(signer.id)
+    assert (await yousign.get_signature_request(activated.id)).status == "done"
+    assert (await yousign.download_signed_documents(activated.id)).startswith(b"%PDF")
+    assert (await yousign.download_audit_trail(activated.id)).startswith(b"%PDF")
+    other, _ = await send_for_signature(yousign)
+    assert (
+        await yousign.cancel(other.id, "contractualization_aborted", "Mandat expiré")
+    ).status == "canceled"
+    verification = await yousign.create_identity_verification(
+        first_name="Paul",
+        last_name="Expert",
+        document_type="id_card",
+        file=("front.jpg", image(640, 400), "image/jpeg"),
+        additional_file=("back.jpg", image(640, 400), "image/jpeg"),
+    )
+    await yousign.create_identity_verification(
+        first_name="Paul",
+        last_name="Expert",
+        document_type=None,  # driving licence: no YouSign type
+        file=("permis.jpg", image(640, 400), "image/jpeg"),
+    )
+    assert (await yousign.get_identity_verification(verification.id)).id == verification.id
+
+    sent = emulator.state.recorded_requests[first:]
+    operations = {openapi.find_operation(r.method, r.path).operation_id for r in sent}
+    assert len(operations) >= 12
+    assert openapi.validate_all(sent) == len(sent)
+
+
+async def test_create_is_exactly_once_after_a_timeout(emulator):
+    # YouSign creates the request but the answer comes too late: the client's retry finds it.
+    emulator.state.add_fault(
+        method="POST",
+        path_regex=r"^/v3/signature_requests$",
+        kind="timeout_after_processing",
+        delay_seconds=2,
+    )
+    request = new_request()
+    async with YouSignClient(emulator.api_base_url, "test-key", timeout=0.5) as impatient:
+        sr = await impatient.ensure_signature_request(request)
+        again = await impatient.ensure_signature_request(request)
+    same = [s for s in emulator.state.signature_requests.values() if s.external_id == request.external_id]
+    assert [s.id for s in same] == [sr.id] and again.id == sr.id
+
+
+async def test_5xx_is_retryable_and_the_caller_retries(yousign, emulator):
+    activated, _ = await send_for_signature(yousign)
+    emulator.state.add_fault(method="GET", path_regex=rf"/signature_requests/{activated.id}$", kind="503")
+    with pytest.raises(YouSignRetryableError) as failed:
+        await yousign.get_signature_request(activated.id)
+    assert failed.value.status == 503
+    assert (await yousign.get_signature_request(activated.id)).status == "ongoing"
+
+
+async def test_final_errors_carry_yousigns_reason_and_are_sent_once(yousign, emulator):
+    activated, _ = await send_for_signature(yousign)
+    before = len(emulator.state.recorded_requests)
+    with pytest.raises(YouSignFinalError) as refused:
+        await yousign.add_signer(activated.id, activated.documents[0].id, SIGNER)  # not a draft any more
+    assert refused.value.status == 400 and refused.value.error_type
+    assert len(emulator.state.recorded_requests) == before + 1
+    with pytest.raises(YouSignFinalError) as missing:
+        await yousign.get_signature_request(str(uuid4()))
+    assert (missing.value.status, missing.value.error_type) == (404, "resource.not_found")
+    assert "404" in missing.value.describe()
+
+
+async def test_validation_errors_name_the_parameter(yousign):
+    sr = await yousign.ensure_signature_request(new_request())
+    document = await yousign.upload_document(sr.id, "mandat.pdf", sample_pdf())
+    out_of_page = SIGNER.model_copy(update={"field": FIELD.model_copy(update={"page": 9})})
+    with pytest.raises(YouSignFinalError) as refused:
+        await yousign.add_signer(sr.id, document.id, out_of_page)
+    assert refused.value.error_type == "validation.error"
+    assert any("page" in p["name"] for p in refused.value.invalid_params)
+
+
+async def test_wrong_api_key_is_final(emulator):
+    async with YouSignClient(emulator.api_base_url, "wrong-key") as intruder:
+        with pytest.raises(YouSignFinalError) as refused:
+            await intruder.find_signature_request("x")
+    assert refused.value.status == 401
+
+
+async def test_429_is_honoured_with_retry_after():
+    limits = EmulatorSettings(api_key="k", requests_per_minute=2, minute_seconds=1.0)
+    async with running_emulator(limits) as limited, YouSignClient(limited.api_base_url, "k") as yousign:
+        await yousign.find_signature_request("a")
+        await yousign.find_signature_request("b")
+        with pytest.raises(YouSignRetryableError) as throttled:
+            await yousign.find_signature_request("c")
+        assert throttled.value.status == 429 and 0 < throttled.value.retry_after <= 1
+        await asyncio.sleep(throttled.value.retry_after)
+        assert await yousign.find_signature_request("c") is None  # waited as told: accepted
+        assert len(limited.state.rejected_requests) == 1
+
+
+async def test_connection_errors_are_retryable():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with YouSignClient(f"http://127.0.0.1:{port}/v3", "k", timeout=1) as yousign:
+        with pytest.raises(YouSignRetryableError, match="ConnectError"):
+            await yousign.find_signature_request("x")
+
+
+async def test_webhooks_verify_with_the_documented_recipe(yousign, emulator):
+    received: list[tuple[bytes, str | None]] = []
+
+    async def receiver(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        received.append((body, headers.get(SIGNATURE_HEADER.lower())))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: asyncio.sleep(0, server.started))
+    emulator.state.set_webhook_urls([f"http://127.0.0.1:{port}/hook"])
+    try:
+        activated, signer = await send_for_signature(yousign)
+        emulator.state.sign_signer(signer.id)
+        events = await eventually(
+            lambda: asyncio.sleep(
+                0, [b for b, _ in received if activated.id.encode() in b and b"signer.done" in b]
+            )
+        )
+    finally:
+        emulator.state.set_webhook_urls([])
+        server.should_exit = True
+        await task
+    assert all(signature_is_valid(WEBHOOK_SECRET, body, header) for body, header in received)
+    assert not signature_is_valid("another-secret", received[0][0], received[0][1])
+    assert not signature_is_valid(WEBHOOK_SECRET, received[0][0] + b" ", received[0][1])
+    assert not signature_is_valid(WEBHOOK_SECRET, received[0][0], None)
+    event = WebhookEvent.model_validate_json(events[0])
+    assert event.external_id == activated.external_id and isinstance(event.event_time, str)
