@@ -14,3 +14,19 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     """No such resource for this firm (HTTP 404)."""
+
+
+class TooLarge(RuleViolation):
+    """A field's content is over its size limit (HTTP 413)."""
+
+
+class TooSoon(Exception):
+    """Allowed again from `retry_at` (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_at) -> None:  # retry_at: aware datetime
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class Unavailable(Exception):
+    """A service this one needs (Temporal, YouSign) did not answer (HTTP 503)."""

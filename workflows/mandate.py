@@ -50,6 +50,7 @@ class MandateWorkflow:
         self._send_requested = input.send_on_start
         self._busy = False  # a send or delete is under way: other updates wait their turn
         self._outcome: Outcome | None = None
+        self._sending_recorded = False
 
     @workflow.run
     async def run(self, input: MandateWorkflowInput) -> MandateState:
@@ -80,20 +81,24 @@ class MandateWorkflow:
         return MandateRef(mandate_id=self._input.mandate_id)
 
     async def _record(self, status: MandateStatus, cause: str, **fields: Any) -> None:
-        """Write the change to the database (API and lists read it there), then adopt it."""
+        """Adopt the change, then write it to the database (API and lists read it there).
+
+        Adopting first means that once the firm sees a status, the workflow's validators agree.
+        """
+        self.state.status = status
         change = RecordStatusInput(
             mandate_id=self._input.mandate_id, status=status, cause=cause, at=workflow.now(), **fields
         )
         await workflow.execute_activity_method(
             MandateActivities.record_mandate_status, change, **policies.DATABASE
         )
-        self.state.status = status
 
     # Sending
 
     async def _send(self) -> None:
         self._busy = True
         await self._record(MandateStatus.SENDING, "send requested")
+        self._sending_recorded = True
         # YouSign is given a date at least this late; the exact instant counts from activation.
         expires_at = mandate_expires_at(workflow.now(), self._input.validity)
         try:
@@ -249,8 +254,10 @@ class MandateWorkflow:
     # The firm's actions: updates, so the caller learns at once whether they were accepted
 
     @workflow.update
-    def send(self) -> MandateState:
+    async def send(self) -> MandateState:
         self._send_requested = True
+        # Answer once `sending` is recorded, so the caller reads it back from the database.
+        await workflow.wait_condition(lambda: self._sending_recorded)
         return self.state
 
     @send.validator

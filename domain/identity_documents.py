@@ -1,0 +1,83 @@
+"""Checks on the firm representative's identity document files, before anything is stored."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from domain.errors import RuleViolation, TooLarge
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # what we accept from the firm
+YOUSIGN_MAX_BYTES = 10 * 1024 * 1024  # what YouSign's verification API takes per file
+YOUSIGN_MAX_PIXELS = 20_000_000
+MIN_WIDTH, MIN_HEIGHT = 320, 256
+
+DOCUMENT_TYPES = ("identity_card", "passport", "residence_permit", "driving_licence")
+TWO_SIDED = frozenset({"identity_card"})
+
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"%PDF-", "application/pdf"),
+)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    content_type: str
+    content: bytes  # ready for YouSign: re-encoded when the original was too big for it
+
+
+def sniff_content_type(content: bytes) -> str | None:
+    """The type from the bytes themselves, never from the file name."""
+    return next((kind for magic, kind in _SIGNATURES if content.startswith(magic)), None)
+
+
+def check_identity_file(field: str, content: bytes) -> CheckedFile:
+    if not content:
+        raise RuleViolation(field, "the file is empty")
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise TooLarge(field, "the file is larger than 20 MB")
+    content_type = sniff_content_type(content)
+    if content_type is None:
+        raise RuleViolation(field, "the file must be a JPEG, PNG or PDF")
+    if content_type == "application/pdf":
+        if len(content) > YOUSIGN_MAX_BYTES:
+            raise TooLarge(field, "YouSign verifies PDF files up to 10 MB: send a smaller PDF or a photo")
+        return CheckedFile(content_type, content)
+    return _checked_image(field, content, content_type)
+
+
+def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile:
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.load()
+            width, height = image.size
+            if min(width, height) < MIN_HEIGHT or max(width, height) < MIN_WIDTH:
+                needed = f"at least {MIN_WIDTH} x {MIN_HEIGHT} px needed"
+                raise RuleViolation(field, f"the image is {width} x {height} px; {needed}")
+            if len(content) <= YOUSIGN_MAX_BYTES and width * height <= YOUSIGN_MAX_PIXELS:
+                return CheckedFile(content_type, content)
+            return CheckedFile("image/jpeg", _fit_for_yousign(image))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise RuleViolation(field, f"the image cannot be read ({type(error).__name__})") from None
+
+
+def _fit_for_yousign(image: Image.Image) -> bytes:
+    """Re-encode as JPEG within YouSign's 20 megapixels and 10 MB, keeping as much detail as fits."""
+    rgb = image.convert("RGB")
+    pixels = rgb.width * rgb.height
+    if pixels > YOUSIGN_MAX_PIXELS:
+        scale = (YOUSIGN_MAX_PIXELS / pixels) ** 0.5
+        rgb = rgb.resize((int(rgb.width * scale), int(rgb.height * scale)), Image.Resampling.LANCZOS)
+    for quality in (90, 80, 70, 60, 50):
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="JPEG", quality=quality)
+        if buffer.tell() <= YOUSIGN_MAX_BYTES:
+            return buffer.getvalue()
+    rgb = rgb.resize((rgb.width // 2, rgb.height // 2))
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=70)
+    return buffer.getvalue()

@@ -1,0 +1,17 @@
+"""`python -m starter.api`: serve the API on API_PORT."""
+
+import uvicorn
+
+from config.settings import get_settings
+from starter.api.app import create_app
+
+
+def main() -> None:
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings), host="0.0.0.0", port=settings.api_port, log_level=settings.log_level.lower()
+    )
+
+
+if __name__ == "__main__":
+    main()

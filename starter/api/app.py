@@ -1,0 +1,52 @@
+"""The API gateway: a thin HTTP layer over the store and the workflows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from config.settings import Settings
+from config.temporal import connect_temporal
+from starter.api import problems
+from starter.api.limits import BodySizeLimit
+from starter.api.routes import dossiers, firm, health, mandate, webhooks
+from store.database import connect_database
+
+
+def create_app(
+    settings: Settings, *, db: asyncpg.Pool | None = None, temporal: Client | None = None
+) -> FastAPI:
+    """The app; given a pool and a client (tests), it uses them, else it connects at start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned_db = None
+        if db is None:
+            dsn = settings.database_url.get_secret_value() if settings.database_url else None
+            owned_db = await connect_database(dsn, settings.data_dir)
+        app.state.db = db or owned_db
+        app.state.temporal = temporal or await connect_temporal(settings)
+        app.state.settings = settings
+        try:
+            yield
+        finally:
+            if owned_db is not None:
+                await owned_db.close()
+
+    app = FastAPI(
+        title="E-invoicing mandates",
+        version="1.0.0",
+        description="Accounting firms get their clients' e-invoicing mandates signed through YouSign.",
+        lifespan=lifespan,
+    )
+    if db is not None and temporal is not None:  # served without lifespan (e.g. an ASGI transport)
+        app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
+    app.add_middleware(BodySizeLimit)
+    problems.install(app)
+    for module in (firm, dossiers, mandate, webhooks, health):
+        app.include_router(module.router)
+    return app

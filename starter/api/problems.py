@@ -1,0 +1,101 @@
+"""RFC 9457 problem details for every error, one mapping from error type to HTTP answer."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+from starlette.exceptions import HTTPException
+
+from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
+
+log = structlog.get_logger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _json_time(instant: datetime) -> str:
+    # The same format as every other time in the API's bodies.
+    return TypeAdapter(datetime).dump_python(instant, mode="json")
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # Drop where the value came from ("body", "query"...) and pydantic's validator names.
+    parts = [str(p) for p in loc[1:] if not str(p).startswith("function-")] if len(loc) > 1 else [str(loc[0])]
+    return ".".join(parts) or str(loc[0])
+
+
+def validation_problem(errors: list[dict[str, str]], status: int = 422) -> JSONResponse:
+    fields = ", ".join(e["field"] for e in errors)
+    return problem(status, "Invalid request", f"invalid fields: {fields}", errors=errors)
+
+
+def _message(error: dict[str, Any]) -> str:
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [{"field": _field_name(tuple(e["loc"])), "message": _message(e)} for e in error.errors()]
+        return validation_problem(errors)
+
+    @app.exception_handler(TooLarge)
+    async def too_large(_: Request, error: TooLarge) -> JSONResponse:
+        return validation_problem([{"field": error.field, "message": error.message}], status=413)
+
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(_: Request, error: RuleViolation) -> JSONResponse:
+        return validation_problem([{"field": error.field, "message": error.message}])
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, error: NotFound) -> JSONResponse:
+        return problem(404, "Not found", str(error))
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, error: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(error))
+
+    @app.exception_handler(TooSoon)
+    async def too_soon(_: Request, error: TooSoon) -> JSONResponse:
+        wait = max(1, math.ceil((error.retry_at - datetime.now(UTC)).total_seconds()))
+        return problem(
+            429,
+            "Too many requests",
+            str(error),
+            headers={"Retry-After": str(wait)},
+            next_reminder_allowed_at=_json_time(error.retry_at),
+        )
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(_: Request, error: Unavailable) -> JSONResponse:
+        log.warning("dependency unavailable", error=str(error))
+        return problem(503, "Service unavailable", str(error), headers={"Retry-After": "5"})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        title = {
+            401: "Unauthorized",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request too large",
+        }.get(error.status_code, "Error")
+        return problem(error.status_code, title, str(error.detail), headers=getattr(error, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem(500, "Internal error", "an unexpected error occurred; it has been logged")

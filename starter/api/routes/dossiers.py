@@ -1,0 +1,68 @@
+"""Dossiers: the firm's client companies, listed from indexed SQL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+
+from domain.errors import RuleViolation
+from domain.status import DossierStatus
+from starter.api.deps import Db, FirmId
+from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierPatch
+from store import dossiers
+
+router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
+
+
+@router.post("", status_code=201, response_model=DossierOut)
+async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId) -> DossierOut:
+    dossier = await dossiers.create_dossier(
+        db,
+        firm_id,
+        name=body.name,
+        siret=body.siret,
+        legal_representative=body.legal_representative,
+        external_ref=body.external_ref,
+    )
+    return DossierOut.of(dossier, None)
+
+
+@router.get("", response_model=DossierPage)
+async def list_dossiers(
+    db: Db,
+    firm_id: FirmId,
+    status: Annotated[list[DossierStatus] | None, Query(description="Repeat to filter on several")] = None,
+    search: Annotated[str | None, Query(max_length=200, description="Part of the name or SIRET")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> DossierPage:
+    try:
+        page, next_cursor = await dossiers.list_dossiers(
+            db, firm_id, statuses=status, search=search or None, limit=limit, cursor=cursor
+        )
+    except ValueError as error:
+        raise RuleViolation("cursor", str(error)) from None
+    return DossierPage(items=[DossierOut.of(d, m) for d, m in page], next_cursor=next_cursor)
+
+
+@router.get("/status-counts", response_model=dict[DossierStatus, int])
+async def status_counts(db: Db, firm_id: FirmId) -> dict[DossierStatus, int]:
+    return await dossiers.status_counts(db, firm_id)
+
+
+@router.get("/{dossier_id}", response_model=DossierOut)
+async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
+    return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
+
+
+@router.patch("/{dossier_id}", response_model=DossierOut)
+async def patch_dossier(dossier_id: UUID, body: DossierPatch, db: Db, firm_id: FirmId) -> DossierOut:
+    changes = body.model_dump(include=body.model_fields_set)
+    if changes.get("name", "") is None:
+        raise RuleViolation("name", "the name cannot be removed")
+    if "legal_representative" in changes:
+        changes["legal_representative"] = body.legal_representative
+    await dossiers.update_dossier(db, firm_id, dossier_id, **changes)
+    return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))

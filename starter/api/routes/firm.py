@@ -1,0 +1,76 @@
+"""The firm: its Plateforme Agréée and its verified legal representative."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from domain.errors import RuleViolation, TooLarge, Unavailable
+from domain.identity_documents import MAX_UPLOAD_BYTES, TWO_SIDED, check_identity_file
+from domain.models import LegalRepresentative
+from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.api.schemas import FirmOut, PlatformIn
+from starter.workflows import start_kyc_workflow
+from store import firms, kyc
+from store.records import KycFile
+
+router = APIRouter(prefix="/v1/firm", tags=["firm"])
+
+DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
+
+
+@router.get("", response_model=FirmOut)
+async def get_firm(db: Db, firm_id: FirmId) -> FirmOut:
+    return FirmOut.of(await firms.get_firm(db, firm_id), await kyc.current_submission(db, firm_id))
+
+
+@router.put("/platform", response_model=FirmOut)
+async def set_platform(platform: PlatformIn, db: Db, firm_id: FirmId) -> FirmOut:
+    firm = await firms.set_platform(db, firm_id, platform)
+    return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
+
+
+async def _read_checked(field: str, upload: UploadFile) -> KycFile:
+    # The parser has spooled the part to disk; its size is known before reading it into memory.
+    if upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
+        raise TooLarge(field, "the file is larger than 20 MB")
+    checked = check_identity_file(field, await upload.read())
+    return KycFile(side=field, content_type=checked.content_type, content=checked.content)
+
+
+@router.put("/legal-representative", status_code=202, response_model=FirmOut)
+async def submit_legal_representative(
+    db: Db,
+    temporal: Temporal,
+    settings: AppSettings,
+    firm_id: FirmId,
+    first_name: Annotated[str, Form()],
+    last_name: Annotated[str, Form()],
+    email: Annotated[str, Form()],
+    document_type: Annotated[DocumentType, Form()],
+    front: Annotated[UploadFile, File(description="JPEG, PNG or PDF, at most 20 MB, images >= 320 x 256 px")],
+    birth_name: Annotated[str | None, Form()] = None,
+    back: Annotated[UploadFile | None, File(description="Required for an identity card")] = None,
+) -> FirmOut:
+    """Check everything first, then store the submission and start its verification through YouSign."""
+    try:
+        representative = LegalRepresentative(
+            first_name=first_name, last_name=last_name, birth_name=birth_name or None, email=email
+        )
+    except ValidationError as error:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
+    if document_type in TWO_SIDED and back is None:
+        raise RuleViolation("back", "the back of an identity card is required")
+    files = [await _read_checked("front", front)]
+    if back is not None:
+        files.append(await _read_checked("back", back))
+    submission = await kyc.create_submission(db, firm_id, representative, document_type, files)
+    try:
+        await start_kyc_workflow(temporal, settings, submission)
+    except RPCError as error:
+        raise Unavailable(f"the verification could not be started: {error.message}") from error
+    return FirmOut.of(await firms.get_firm(db, firm_id), submission)

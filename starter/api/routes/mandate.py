@@ -1,0 +1,71 @@
+"""A dossier's current mandate: generate, read, preview, send, remind, delete."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+
+from domain.errors import Conflict
+from starter import mandate_actions
+from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.api.schemas import MandateOut, ReminderAcceptedOut
+from store import mandates
+
+router = APIRouter(prefix="/v1/dossiers/{dossier_id}/mandate", tags=["mandate"])
+
+
+async def _out(db, mandate) -> MandateOut:
+    return MandateOut.of(mandate, await mandates.reminders(db, mandate.id))
+
+
+@router.post("", status_code=201, response_model=MandateOut)
+async def generate_mandate(
+    dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId
+) -> MandateOut:
+    mandate = await mandate_actions.generate(
+        db, temporal, settings, firm_id, dossier_id, now=datetime.now(UTC)
+    )
+    return await _out(db, mandate)
+
+
+@router.get("", response_model=MandateOut)
+async def get_mandate(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateOut:
+    return await _out(db, await mandate_actions.current_mandate(db, firm_id, dossier_id))
+
+
+@router.get(
+    "/document",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "The mandate PDF (signed once signed)"}
+    },
+)
+async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
+    mandate = await mandate_actions.current_mandate(db, firm_id, dossier_id)
+    signed = await mandates.get_document(db, mandate.id, "signed")
+    pdf = signed or await mandates.get_document(db, mandate.id, "generated")
+    if pdf is None:
+        raise Conflict("the mandate document is being generated; try again in a moment")
+    filename = f"mandat-{mandate.number}{'-signe' if signed else ''}.pdf"
+    return Response(
+        pdf, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
+
+
+@router.post("/send", status_code=202, response_model=MandateOut)
+async def send_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> MandateOut:
+    return await _out(db, await mandate_actions.send(db, temporal, firm_id, dossier_id))
+
+
+@router.post("/reminders", status_code=202, response_model=ReminderAcceptedOut)
+async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> ReminderAcceptedOut:
+    accepted = await mandate_actions.remind(db, temporal, firm_id, dossier_id)
+    return ReminderAcceptedOut.model_validate(accepted.model_dump())
+
+
+@router.delete("", status_code=204, response_class=Response)
+async def delete_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
+    await mandate_actions.delete(db, temporal, firm_id, dossier_id)
+    return Response(status_code=204)

@@ -1,0 +1,91 @@
+"""YouSign's webhook: authenticated by its HMAC, de-duplicated by event id, handed to a workflow."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
+from starter.api.deps import AppSettings, Db, Temporal
+from starter.api.problems import problem
+from starter.api.schemas import WebhookAck
+from starter.webhook_events import kyc_signal, mandate_signal
+from store import kyc, mandates, webhooks
+from workflows.kyc import KycWorkflow, kyc_workflow_id
+from workflows.mandate import MandateWorkflow
+
+log = structlog.get_logger(__name__)
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+async def _mandate_workflow_id(db, event: WebhookEvent) -> str | None:
+    mandate = None
+    if event.signature_request_id:
+        mandate = await mandates.mandate_for_signature_request(db, event.signature_request_id)
+    if mandate is None and event.external_id:  # the request id may not be stored yet
+        try:
+            mandate = await mandates.get_mandate(db, UUID(event.external_id))
+        except Exception:  # not one of our ids
+            mandate = None
+    return mandate.workflow_id if mandate else None
+
+
+async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
+    """Signal the workflow the event is about; False when it is about nothing of ours."""
+    if event.event_name == "verification.identity_document.done":
+        submission = await kyc.submission_for_verification(db, event.identity_document.get("id", ""))
+        if submission is None:
+            return False
+        handle = temporal.get_workflow_handle(kyc_workflow_id(submission.firm_id))
+        await handle.signal(KycWorkflow.verification_done, kyc_signal(event))
+        return True
+    workflow_id = await _mandate_workflow_id(db, event)
+    if workflow_id is None:
+        return False
+    await temporal.get_workflow_handle(workflow_id).signal(
+        MandateWorkflow.yousign_event, mandate_signal(event)
+    )
+    return True
+
+
+@router.post(
+    "/yousign",
+    response_model=WebhookAck,
+    responses={401: {"description": "Missing or wrong X-Yousign-Signature-256"}},
+)
+async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
+    body = await request.body()
+    secret = settings.yousign_webhook_secret.get_secret_value()
+    if not signature_is_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        return problem(401, "Unauthorized", f"missing or wrong {SIGNATURE_HEADER}")
+    try:
+        event = WebhookEvent.model_validate_json(body)
+    except ValidationError:
+        return problem(400, "Bad request", "the body is not a YouSign webhook event")
+    if not await webhooks.record_webhook_event(
+        db, event.event_id, event.event_name, event.signature_request_id
+    ):
+        return WebhookAck(status="duplicate")
+    try:
+        routed = await _route(db, temporal, event)
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # the workflow is over: nothing left to tell it
+            log.info("webhook for a closed workflow", event_name=event.event_name, event_id=event.event_id)
+            return WebhookAck(status="ignored")
+        # Not handed on: forget the id so YouSign's retry is processed, and ask for that retry.
+        await webhooks.forget_webhook_event(db, event.event_id)
+        return JSONResponse(
+            {"type": "about:blank", "title": "Service unavailable", "status": 503, "detail": error.message},
+            status_code=503,
+            media_type="application/problem+json",
+        )
+    if not routed:
+        log.info("webhook for nothing of ours", event_name=event.event_name, event_id=event.event_id)
+        return WebhookAck(status="ignored")
+    return WebhookAck(status="accepted")

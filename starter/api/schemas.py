@@ -1,0 +1,162 @@
+"""The API's request and response bodies (the public contract of api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.calendar import next_reminder_allowed_at
+from domain.models import LegalRepresentative, Platform, Siret
+from domain.status import DossierStatus, MandateStatus
+from store.records import Dossier, Firm, KycSubmission, Mandate
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class DossierCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    siret: Siret | None = None
+    legal_representative: LegalRepresentative | None = None
+    external_ref: str | None = Field(default=None, max_length=200)
+
+
+class DossierPatch(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    siret: Siret | None = None
+    legal_representative: LegalRepresentative | None = None
+
+
+class PlatformIn(Platform):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class MandateSummary(BaseModel):
+    id: UUID
+    number: str
+    status: MandateStatus
+    sent_at: datetime | None
+    expires_at: datetime | None
+
+    @classmethod
+    def of(cls, mandate: Mandate) -> MandateSummary:
+        return cls.model_validate(mandate.model_dump())
+
+
+class ReminderOut(BaseModel):
+    sent_at: datetime
+
+
+class MandateOut(BaseModel):
+    id: UUID
+    number: str
+    status: MandateStatus
+    created_at: datetime
+    sent_at: datetime | None
+    expires_at: datetime | None
+    signed_at: datetime | None
+    refused_at: datetime | None
+    reminders: list[ReminderOut]
+    next_reminder_allowed_at: datetime | None
+    failure_reason: str | None
+
+    @classmethod
+    def of(cls, mandate: Mandate, reminders: list[datetime]) -> MandateOut:
+        return cls(
+            **mandate.model_dump(include=set(cls.model_fields) - {"reminders", "next_reminder_allowed_at"}),
+            reminders=[ReminderOut(sent_at=r) for r in reminders],
+            next_reminder_allowed_at=next_reminder_allowed_at(reminders[-1]) if reminders else None,
+        )
+
+
+class DossierOut(BaseModel):
+    id: UUID
+    name: str
+    siret: str | None
+    siren: str | None
+    legal_representative: LegalRepresentative | None
+    external_ref: str | None
+    einvoicing_status: DossierStatus
+    einvoicing_status_label: str
+    mandate: MandateSummary | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, dossier: Dossier, mandate: Mandate | None) -> DossierOut:
+        return cls(
+            **dossier.model_dump(exclude={"firm_id"}),
+            einvoicing_status_label=dossier.einvoicing_status.label,
+            mandate=MandateSummary.of(mandate) if mandate else None,
+        )
+
+
+class DossierPage(BaseModel):
+    items: list[DossierOut]
+    next_cursor: str | None
+
+
+VerificationStatus = Literal["not_submitted", "pending", "verified", "failed", "inconclusive"]
+
+
+class Verification(BaseModel):
+    status: VerificationStatus
+    reason: str | None = None
+    status_codes: list[str] = Field(default_factory=list)
+    submitted_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class FirmRepresentativeOut(BaseModel):
+    first_name: str | None = None
+    last_name: str | None = None
+    birth_name: str | None = None
+    email: str | None = None
+    document_type: str | None = None
+    verification: Verification
+
+    @classmethod
+    def of(cls, submission: KycSubmission | None) -> FirmRepresentativeOut:
+        if submission is None:
+            return cls(verification=Verification(status="not_submitted"))
+        return cls(
+            **submission.model_dump(
+                include={"first_name", "last_name", "birth_name", "email", "document_type"}
+            ),
+            verification=Verification(
+                status=submission.status,
+                reason=submission.reason,
+                status_codes=submission.status_codes,
+                submitted_at=submission.created_at,
+                completed_at=submission.completed_at,
+            ),
+        )
+
+
+class FirmOut(BaseModel):
+    id: UUID
+    name: str
+    siren: str
+    address: str | None
+    platform: Platform | None
+    legal_representative: FirmRepresentativeOut
+
+    @classmethod
+    def of(cls, firm: Firm, submission: KycSubmission | None) -> FirmOut:
+        return cls(
+            **firm.model_dump(include={"id", "name", "siren", "address", "platform"}),
+            legal_representative=FirmRepresentativeOut.of(submission),
+        )
+
+
+class ReminderAcceptedOut(BaseModel):
+    sent_at: datetime
+    next_reminder_allowed_at: datetime
+
+
+class WebhookAck(BaseModel):
+    status: Literal["accepted", "duplicate", "ignored"]

@@ -1,0 +1,99 @@
+"""The firm's mandate actions, as the gateway performs them: database checks, then the workflow's answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from config.settings import Settings
+from domain.calendar import paris_day
+from domain.errors import Conflict, NotFound, TooSoon, Unavailable
+from starter.workflows import mandate_handle, start_mandate_workflow
+from store import dossiers, kyc, mandates
+from store.records import Mandate
+from workflows.mandate import MandateWorkflow
+from workflows.mandate_models import ReminderAccepted
+
+
+async def current_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> Mandate:
+    _, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
+    if mandate is None:
+        raise NotFound("the dossier has no mandate")
+    return mandate
+
+
+async def require_verified_firm(db: asyncpg.Pool, firm_id: UUID) -> None:
+    submission = await kyc.current_submission(db, firm_id)
+    if submission is None or submission.status != "verified":
+        state = submission.status if submission else "not_submitted"
+        raise Conflict(
+            f"the firm's legal representative is not verified ({state}): "
+            "submit it with PUT /v1/firm/legal-representative first"
+        )
+
+
+async def generate(
+    db: asyncpg.Pool,
+    client: Client,
+    settings: Settings,
+    firm_id: UUID,
+    dossier_id: UUID,
+    *,
+    now: datetime,
+    bulk_send_id: UUID | None = None,
+    send: bool = False,
+) -> Mandate:
+    """Reserve the mandate row, then start its workflow; undo the reservation if Temporal is down."""
+    await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's dossier: 404 before anything
+    await require_verified_firm(db, firm_id)
+    mandate = await mandates.reserve_mandate(
+        db, firm_id, dossier_id, issued_on=paris_day(now), bulk_send_id=bulk_send_id
+    )
+    try:
+        await start_mandate_workflow(client, settings, mandate, send_on_start=send)
+    except RPCError as error:
+        await mandates.discard_reservation(db, mandate.id)
+        raise Unavailable(f"the workflow service did not accept the mandate: {error.message}") from error
+    return mandate
+
+
+def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:
+    return error.cause if isinstance(error.cause, ApplicationError) else None
+
+
+async def _update(client: Client, mandate: Mandate, update, result_type=None):
+    """Run a workflow update and turn its refusals into the gateway's errors."""
+    try:
+        return await mandate_handle(client, mandate).execute_update(update, result_type=result_type)
+    except WorkflowUpdateFailedError as error:
+        refusal = _refusal(error)
+        if refusal is not None and refusal.type == "ReminderRateLimited":
+            raise TooSoon(refusal.message, datetime.fromisoformat(refusal.details[0])) from error
+        if refusal is not None and refusal.type == "InvalidState":
+            raise Conflict(refusal.message) from error
+        raise Unavailable(refusal.message if refusal else str(error)) from error
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
+            raise Conflict(f"the mandate is {mandate.status}; this action is not possible") from error
+        raise Unavailable(f"the workflow service did not answer: {error.message}") from error
+
+
+async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
+    mandate = await current_mandate(db, firm_id, dossier_id)
+    await _update(client, mandate, MandateWorkflow.send)
+    return await mandates.get_mandate(db, mandate.id)
+
+
+async def remind(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> ReminderAccepted:
+    mandate = await current_mandate(db, firm_id, dossier_id)
+    return await _update(client, mandate, MandateWorkflow.remind, ReminderAccepted)
+
+
+async def delete(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> None:
+    mandate = await current_mandate(db, firm_id, dossier_id)
+    await _update(client, mandate, MandateWorkflow.delete)

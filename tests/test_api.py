@@ -1,0 +1,464 @@
+"""The HTTP API over real HTTP (uvicorn), with the dev server, PostgreSQL and the emulator behind it."""
+
+from __future__ import annotations
+
+import io
+from contextlib import asynccontextmanager
+from uuid import uuid4
+
+import httpx
+import pytest
+from PIL import Image
+
+from clients.yousign_webhooks import sign_body
+from store.firms import create_firm
+from tests.api_support import firm_client, serving_api
+from tests.conftest import WEBHOOK_SECRET
+from tests.helpers import CLIENT_REP, eventually, test_settings, verified_firm_with_dossier
+from tests.workflow_support import running_workers
+
+REP = CLIENT_REP.model_dump(mode="json")
+
+
+def jpeg(width: int = 640, height: int = 400) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@asynccontextmanager
+async def api_stack(dev_env, db, emulator, yousign, smtp_sink, **overrides):
+    settings = test_settings(yousign_webhook_secret=WEBHOOK_SECRET, **overrides)
+    async with (
+        running_workers(dev_env.client, settings, db, yousign, smtp_url=smtp_sink.url),
+        serving_api(settings, db, dev_env.client) as base_url,
+    ):
+        emulator.state.set_webhook_urls([f"{base_url}/v1/webhooks/yousign"])
+        try:
+            yield base_url
+        finally:
+            emulator.state.set_webhook_urls([])
+
+
+@pytest.fixture
+async def api(dev_env, db, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def client(api, db, firm):
+    firm_api = await firm_client(db, api, firm)
+    async with firm_api.http:
+        yield firm_api.http
+
+
+async def status_of(client: httpx.AsyncClient, dossier_id: str) -> str:
+    return (await client.get(f"/v1/dossiers/{dossier_id}")).json()["einvoicing_status"]
+
+
+async def reaches(client, dossier_id: str, status: str, within: float = 20) -> None:
+    async def check():
+        return await status_of(client, dossier_id) == status
+
+    await eventually(check, within=within)
+
+
+async def mandate_reaches(client, dossier_id, status: str) -> dict:
+    async def check():
+        mandate = (await client.get(f"/v1/dossiers/{dossier_id}/mandate")).json()
+        return mandate if mandate.get("status") == status else None
+
+    return await eventually(check, within=20)
+
+
+def signer_of(emulator, dossier_id_mandate_id: str):
+    sr = next(s for s in emulator.state.signature_requests.values() if s.external_id == dossier_id_mandate_id)
+    return emulator.state.sr_signers(sr)[0]
+
+
+async def browser_action(emulator, signer_id: str, action: str, **form) -> None:
+    """What the client's browser does on YouSign's page: a plain form post."""
+    async with httpx.AsyncClient(base_url=emulator.public_url) as browser:
+        assert (await browser.get(f"/sign/{signer_id}")).status_code == 200
+        answer = await browser.post(f"/sign/{signer_id}/{action}", data=form)
+        assert answer.status_code in (200, 303)
+
+
+async def test_full_story_from_firm_verification_to_signed(client, emulator, smtp_sink):
+    firm = (await client.get("/v1/firm")).json()
+    assert firm["legal_representative"]["verification"]["status"] == "not_submitted"
+    assert (
+        await client.put("/v1/firm/platform", json={"name": "PA Exemple", "siren": "552081317"})
+    ).status_code == 200
+    submitted = await client.put(
+        "/v1/firm/legal-representative",
+        data={
+            "first_name": "Paul",
+            "last_name": "Expert",
+            "email": "paul@cabinet.example",
+            "document_type": "identity_card",
+        },
+        files={"front": ("recto.jpg", jpeg(), "image/jpeg"), "back": ("verso.jpg", jpeg(), "image/jpeg")},
+    )
+    assert submitted.status_code == 202
+    assert submitted.json()["legal_representative"]["verification"]["status"] == "pending"
+
+    async def verified():
+        return (await client.get("/v1/firm")).json()["legal_representative"]["verification"][
+            "status"
+        ] == "verified"
+
+    await eventually(verified, within=20)  # the emulator's webhook reaches the KYC workflow through the API
+
+    created = await client.post("/v1/dossiers", json={"name": "ACME SAS", "siret": "732 829 320 00074"})
+    assert created.status_code == 201
+    dossier = created.json()
+    assert (dossier["siret"], dossier["siren"], dossier["einvoicing_status"]) == (
+        "73282932000074",
+        "732829320",
+        "missing_information",
+    )
+    assert dossier["einvoicing_status_label"] == "Informations manquantes"
+    patched = await client.patch(f"/v1/dossiers/{dossier['id']}", json={"legal_representative": REP})
+    assert patched.json()["einvoicing_status"] == "ready_for_mandate"
+
+    generated = await client.post(f"/v1/dossiers/{dossier['id']}/mandate")
+    assert generated.status_code == 201 and generated.json()["status"] == "draft"
+    mandate = generated.json()
+    assert mandate["number"].startswith("732829320_552081317_")
+
+    async def preview():
+        answer = await client.get(f"/v1/dossiers/{dossier['id']}/mandate/document")
+        return answer if answer.status_code == 200 else None
+
+    draft_pdf = await eventually(preview)
+    assert draft_pdf.headers["content-type"] == "application/pdf" and draft_pdf.content.startswith(b"%PDF")
+
+    sent = await client.post(f"/v1/dossiers/{dossier['id']}/mandate/send")
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["status"] in ("sending", "pending")
+    await mandate_reaches(client, dossier["id"], "pending")
+    assert (await client.post(f"/v1/dossiers/{dossier['id']}/mandate/send")).status_code == 409
+
+    reminded = await client.post(f"/v1/dossiers/{dossier['id']}/mandate/reminders")
+    assert reminded.status_code == 202
+    capped = await client.post(f"/v1/dossiers/{dossier['id']}/mandate/reminders")
+    assert capped.status_code == 429 and int(capped.headers["Retry-After"]) > 0
+    assert capped.json()["next_reminder_allowed_at"] == reminded.json()["next_reminder_allowed_at"]
+    view = (await client.get(f"/v1/dossiers/{dossier['id']}/mandate")).json()
+    assert (
+        len(view["reminders"]) == 1
+        and view["next_reminder_allowed_at"] == reminded.json()["next_reminder_allowed_at"]
+    )
+    assert (await client.patch(f"/v1/dossiers/{dossier['id']}", json={"name": "X"})).status_code == 409
+
+    await browser_action(emulator, signer_of(emulator, mandate["id"]).id, "sign")
+    await reaches(client, dossier["id"], "ready_for_designation")
+    listed = (await client.get("/v1/dossiers", params={"status": "ready_for_designation"})).json()
+    assert [d["id"] for d in listed["items"]] == [dossier["id"]]
+    assert listed["items"][0]["mandate"]["status"] == "signed"
+
+    async def signed_pdf():
+        answer = await client.get(f"/v1/dossiers/{dossier['id']}/mandate/document")
+        return answer if "signe" in answer.headers["content-disposition"] else None
+
+    assert (await eventually(signed_pdf)).content != draft_pdf.content
+    await eventually(lambda: _async(smtp_sink.to(REP["email"])))
+    assert (await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")).status_code == 409
+
+
+async def _async(value):
+    return value
+
+
+async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
+    dossier = await verified_firm_with_dossier(db, firm)
+    mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
+    await mandate_reaches(client, dossier.id, "pending")
+    await browser_action(emulator, signer_of(emulator, mandate["id"]).id, "decline", reason="Pas maintenant")
+    await reaches(client, str(dossier.id), "mandate_refused")
+    refused = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    assert refused["status"] == "refused" and refused["refused_at"]
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 409  # delete first
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 404
+    assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
+    again = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    assert again.status_code == 201 and again.json()["number"].endswith("_02")
+
+
+async def test_expiry_with_a_short_validity(dev_env, db, firm, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink, mandate_validity="PT3S") as base_url:
+        firm_api = await firm_client(db, base_url, firm)
+        async with firm_api.http as client:
+            dossier = await verified_firm_with_dossier(db, firm)
+            mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+            await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")
+            await reaches(client, str(dossier.id), "mandate_pending")
+            await reaches(client, str(dossier.id), "mandate_expired", within=30)
+            expired = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+            assert expired["status"] == "expired"
+            sr = next(s for s in emulator.state.signature_requests.values() if s.external_id == mandate["id"])
+            assert sr.status == "canceled"
+            assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")).status_code == 409
+            assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+            assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+
+
+async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client, db, firm, emulator):
+    body = b'{"event_id":"x","event_name":"signer.done","event_time":"1","data":{}}'
+    async with httpx.AsyncClient(base_url=api) as yousign_side:
+        forged = await yousign_side.post(
+            "/v1/webhooks/yousign", content=body, headers={"X-Yousign-Signature-256": "sha256=00"}
+        )
+        assert forged.status_code == 401 and forged.headers["content-type"] == "application/problem+json"
+        assert (await yousign_side.post("/v1/webhooks/yousign", content=body)).status_code == 401
+
+        dossier = await verified_firm_with_dossier(db, firm)
+        mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+        await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")
+        await mandate_reaches(client, dossier.id, "pending")
+        signer = signer_of(emulator, mandate["id"])
+        emulator.state.decline_signer(signer.id, "non")
+        await reaches(client, str(dossier.id), "mandate_refused")
+        declined = next(
+            e
+            for e in emulator.state.webhook_events
+            if e.event_name == "signer.declined" and mandate["id"].encode() in e.body
+        )
+        headers = {"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, declined.body)}
+        replay = await yousign_side.post("/v1/webhooks/yousign", content=declined.body, headers=headers)
+        assert replay.status_code == 200 and replay.json() == {"status": "duplicate"}
+        unknown = (
+            b'{"event_id":"%s","event_name":"signer.done","event_time":"1","data":{"signature_request":{"id":"nope"}}}'
+            % uuid4().hex.encode()
+        )
+        ack = await yousign_side.post(
+            "/v1/webhooks/yousign",
+            content=unknown,
+            headers={"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, unknown)},
+        )
+        assert ack.json() == {"status": "ignored"}
+    events = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    assert events["status"] == "refused"
+
+
+async def test_another_firm_gets_404_on_every_route(api, client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    other = await firm_client(db, api, await create_firm(db, name="Autre cabinet", siren="552081317"))
+    async with other.http as intruder:
+        base = f"/v1/dossiers/{dossier.id}"
+        for method, path in [
+            ("GET", base),
+            ("PATCH", base),
+            ("GET", f"{base}/mandate"),
+            ("POST", f"{base}/mandate"),
+            ("GET", f"{base}/mandate/document"),
+            ("POST", f"{base}/mandate/send"),
+            ("POST", f"{base}/mandate/reminders"),
+            ("DELETE", f"{base}/mandate"),
+        ]:
+            answer = await intruder.request(
+                method, path, json={"name": "pris"} if method == "PATCH" else None
+            )
+            assert answer.status_code == 404, (method, path, answer.text)
+        assert (await intruder.get("/v1/dossiers")).json()["items"] == []
+    assert (await client.get(base)).json()["name"] == "ACME SAS"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])
+async def test_missing_or_wrong_key_is_401(api, headers):
+    async with httpx.AsyncClient(base_url=api) as anonymous:
+        answer = await anonymous.get("/v1/dossiers", headers=headers)
+    assert answer.status_code == 401 and answer.json()["status"] == 401
+
+
+BAD_DOSSIERS = [
+    ({"name": "A", "siret": "7328293200007A"}, "siret", "only digits"),
+    ({"name": "A", "siret": "7328293200007"}, "siret", "14 digits"),
+    ({"name": "A", "siret": "12345678912345"}, "siret", "checksum"),
+    ({"name": "", "siret": "73282932000074"}, "name", "at least 1"),
+    ({"siret": "73282932000074"}, "name", "required"),
+    (
+        {"name": "A", "legal_representative": {**REP, "email": "jeanne@localhost"}},
+        "legal_representative.email",
+        "email",
+    ),
+    (
+        {"name": "A", "legal_representative": {**REP, "first_name": " "}},
+        "legal_representative.first_name",
+        "empty",
+    ),
+    ({"name": "A", "unknown": 1}, "unknown", "not permitted"),
+]
+
+
+@pytest.mark.parametrize(("body", "field", "reason"), BAD_DOSSIERS)
+async def test_bad_dossier_input_names_the_field(client, body, field, reason):
+    answer = await client.post("/v1/dossiers", json=body)
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    errors = {e["field"]: e["message"] for e in answer.json()["errors"]}
+    assert reason in errors[field], errors
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/v1/dossiers", {"limit": 0}, "limit"),
+        ("/v1/dossiers", {"limit": 501}, "limit"),
+        ("/v1/dossiers", {"status": "nope"}, "status.0"),
+        ("/v1/dossiers", {"cursor": "garbage"}, "cursor"),
+        ("/v1/dossiers/not-a-uuid", {}, "dossier_id"),
+    ],
+)
+async def test_bad_query_and_path_values_name_the_field(client, path, params, field):
+    answer = await client.get(path, params=params)
+    assert answer.status_code == 422
+    assert field in {e["field"] for e in answer.json()["errors"]}
+
+
+async def test_other_bad_inputs(client, db, firm):
+    assert (
+        await client.post("/v1/dossiers", content=b"{not json", headers={"content-type": "application/json"})
+    ).status_code == 422
+    assert (
+        await client.post(
+            "/v1/dossiers", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
+        )
+    ).status_code == 413
+    assert (await client.get(f"/v1/dossiers/{uuid4()}")).status_code == 404
+    platform = await client.put("/v1/firm/platform", json={"name": "PA"})
+    assert platform.status_code == 422 and "siren or a matricule" in platform.text
+    bad_siren = await client.put("/v1/firm/platform", json={"name": "PA", "siren": "123456789"})
+    assert {e["field"] for e in bad_siren.json()["errors"]} == {"siren"}
+    missing = await client.post("/v1/dossiers", json={"name": "Incomplet"})
+    generated = await client.post(f"/v1/dossiers/{missing.json()['id']}/mandate")
+    assert generated.status_code == 409 and "not verified" in generated.json()["detail"]
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (
+        (await client.post(f"/v1/dossiers/{missing.json()['id']}/mandate"))
+        .json()["detail"]
+        .startswith("the dossier is missing_information")
+    )
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 404  # no mandate yet
+    assert (await client.patch(f"/v1/dossiers/{dossier.id}", json={"name": None})).status_code == 422
+
+
+UPLOAD_FIELDS = {"first_name": "Paul", "last_name": "Expert", "email": "paul@cabinet.example"}
+
+
+@pytest.mark.parametrize(
+    ("document_type", "files", "status", "field", "reason"),
+    [
+        ("passport", {"front": ("a.jpg", b"not an image", "image/jpeg")}, 422, "front", "JPEG, PNG or PDF"),
+        (
+            "passport",
+            {"front": ("a.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")},
+            422,
+            "front",
+            "cannot be read",
+        ),
+        ("passport", {"front": ("a.jpg", jpeg(300, 200), "image/jpeg")}, 422, "front", "320 x 256"),
+        (
+            "identity_card",
+            {"front": ("a.jpg", jpeg(), "image/jpeg")},
+            422,
+            "back",
+            "back of an identity card",
+        ),
+        ("passport", {}, 422, "front", "required"),
+        ("visa", {"front": ("a.jpg", jpeg(), "image/jpeg")}, 422, "document_type", "identity_card"),
+        (
+            "passport",
+            {"front": ("a.pdf", b"%PDF-1.4" + b"0" * (11 * 1024 * 1024), "application/pdf")},
+            413,
+            "front",
+            "10 MB",
+        ),
+        (
+            "passport",
+            {"front": ("a.jpg", b"\xff\xd8\xff" + b"0" * (21 * 1024 * 1024), "image/jpeg")},
+            413,
+            "front",
+            "20 MB",
+        ),
+    ],
+)
+async def test_identity_documents_are_checked_before_anything_is_stored(
+    client, db, firm, document_type, files, status, field, reason
+):
+    answer = await client.put(
+        "/v1/firm/legal-representative", data={**UPLOAD_FIELDS, "document_type": document_type}, files=files
+    )
+    assert answer.status_code == status, answer.text
+    errors = {e["field"]: e["message"] for e in answer.json()["errors"]}
+    assert reason in errors[field], errors
+    assert (await client.get("/v1/firm")).json()["legal_representative"]["verification"][
+        "status"
+    ] == "not_submitted"
+
+
+async def test_oversized_upload_is_refused_before_being_read(client):
+    huge = b"\xff\xd8\xff" + b"0" * (45 * 1024 * 1024)
+    answer = await client.put(
+        "/v1/firm/legal-representative",
+        data={**UPLOAD_FIELDS, "document_type": "passport"},
+        files={"front": ("a.jpg", huge, "image/jpeg")},
+    )
+    assert answer.status_code == 413
+
+
+async def test_driving_licence_is_accepted_without_a_back(client, emulator):
+    uploads_before = _identity_uploads(emulator)
+    answer = await client.put(
+        "/v1/firm/legal-representative",
+        data={**UPLOAD_FIELDS, "document_type": "driving_licence"},
+        files={"front": ("permis.png", _png(), "image/png")},
+    )
+    assert answer.status_code == 202
+
+    async def uploaded():
+        return _identity_uploads(emulator)[len(uploads_before) :]
+
+    (upload,) = await eventually(uploaded)
+    assert b'name="type"' not in upload.body and b'name="additional_file"' not in upload.body
+
+
+def _identity_uploads(emulator) -> list:
+    return [
+        r for r in emulator.state.recorded_requests if r.path.endswith("/verifications/identity_documents")
+    ]
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (800, 500), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_health_and_readiness(api):
+    async with httpx.AsyncClient(base_url=api) as ops:
+        assert (await ops.get("/healthz")).json() == {"status": "ok"}
+        ready = await ops.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+        assert (await ops.get("/openapi.json")).json()["info"]["title"] == "E-invoicing mandates"
+
+
+async def test_status_counts_and_search(client, db, firm):
+    await verified_firm_with_dossier(db, firm)
+    await client.post("/v1/dossiers", json={"name": "Boulangerie Dupont"})
+    counts = (await client.get("/v1/dossiers/status-counts")).json()
+    assert (
+        counts["ready_for_mandate"] == 1
+        and counts["missing_information"] == 1
+        and counts["mandate_pending"] == 0
+    )
+    found = (await client.get("/v1/dossiers", params={"search": "boulang"})).json()["items"]
+    assert [d["name"] for d in found] == ["Boulangerie Dupont"]
+    both = await client.get(
+        "/v1/dossiers", params=[("status", "ready_for_mandate"), ("status", "missing_information")]
+    )
+    assert len(both.json()["items"]) == 2
