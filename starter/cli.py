@@ -1,0 +1,109 @@
+"""Operator commands: `python -m starter.cli firms create|list|new-key|revoke-keys`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import get_settings
+from domain.errors import RuleViolation
+from domain.identifiers import normalize_siren
+from store import firms
+from store.database import connect_database
+
+T = TypeVar("T")
+app = typer.Typer(help="Operate the e-invoicing mandate service.", no_args_is_help=True)
+firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
+app.add_typer(firms_app, name="firms")
+console = Console()
+
+
+def with_db(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
+    async def run() -> T:
+        settings = get_settings()
+        dsn = settings.database_url.get_secret_value() if settings.database_url else None
+        db = await connect_database(dsn, settings.data_dir, max_size=2)
+        try:
+            return await action(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+@firms_app.command("create")
+def create_firm(
+    name: Annotated[str, typer.Option(help="The firm's legal name")],
+    siren: Annotated[str, typer.Option(help="The firm's SIREN (9 digits)")],
+    address: Annotated[str | None, typer.Option(help="Registered address")] = None,
+) -> None:
+    """Create a firm and print its API key (shown once: only its hash is stored)."""
+    try:
+        siren = normalize_siren(siren)
+    except RuleViolation as violation:
+        raise typer.BadParameter(violation.message, param_hint="--siren") from None
+    if not name.strip():
+        raise typer.BadParameter("the name must not be empty", param_hint="--name")
+
+    async def create(db: asyncpg.Pool) -> tuple[UUID, str]:
+        firm = await firms.create_firm(db, name=name.strip(), siren=siren, address=address)
+        return firm.id, await firms.issue_api_key(db, firm.id)
+
+    firm_id, key = with_db(create)
+    console.print(f"Firm [bold]{name}[/bold] created: {firm_id}")
+    console.print(f"API key (shown once, keep it safe): [bold]{key}[/bold]")
+
+
+@firms_app.command("list")
+def list_firms() -> None:
+    """List firms with their number of active keys."""
+
+    async def fetch(db: asyncpg.Pool):
+        return await db.fetch(
+            "SELECT f.id, f.name, f.siren, f.platform_name,"
+            " count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys"
+            " FROM firms f LEFT JOIN api_keys k ON k.firm_id = f.id GROUP BY f.id ORDER BY f.created_at"
+        )
+
+    table = Table("id", "name", "SIREN", "platform", "active keys")
+    for row in with_db(fetch):
+        table.add_row(
+            str(row["id"]), row["name"], row["siren"], row["platform_name"] or "-", str(row["active_keys"])
+        )
+    console.print(table)
+
+
+@firms_app.command("new-key")
+def new_key(firm_id: Annotated[UUID, typer.Argument(help="The firm's id")]) -> None:
+    """Issue another API key for a firm (e.g. before revoking a leaked one)."""
+
+    async def issue(db: asyncpg.Pool) -> str | None:
+        if await firms.get_firm(db, firm_id) is None:
+            return None
+        return await firms.issue_api_key(db, firm_id)
+
+    key = with_db(issue)
+    if key is None:
+        raise typer.BadParameter("no such firm", param_hint="FIRM_ID")
+    console.print(f"API key (shown once, keep it safe): [bold]{key}[/bold]")
+
+
+@firms_app.command("revoke-keys")
+def revoke_keys(
+    firm_id: Annotated[UUID, typer.Argument(help="The firm's id")],
+    prefix: Annotated[str | None, typer.Option(help="Only the key starting with these 8 characters")] = None,
+) -> None:
+    """Revoke a firm's API keys (all of them, or the one with the given prefix)."""
+    revoked = with_db(lambda db: firms.revoke_api_keys(db, firm_id, prefix))
+    console.print(f"{revoked} key(s) revoked")
+
+
+if __name__ == "__main__":
+    app()
