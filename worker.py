@@ -13,6 +13,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.bulk import BulkActivities
 from activities.kyc import KycActivities
 from activities.mandates import MandateActivities
 from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
@@ -22,12 +23,13 @@ from config.settings import Settings, get_settings
 from config.temporal import connect_temporal
 from domain.pacing import activity_rate_limit
 from store.database import connect_database
+from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
 from workflows.mandate import MandateWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow)
+WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow, BulkSendWorkflow)
 
 
 def worker_configs(
@@ -37,6 +39,7 @@ def worker_configs(
     mandate_activities = MandateActivities(db, mailer)
     yousign_activities = YouSignActivities(db, yousign)
     kyc_activities = KycActivities(db)
+    bulk_activities = BulkActivities(db)
     shutdown = timedelta(seconds=10)
     main = {
         "task_queue": settings.temporal_task_queue,
@@ -47,6 +50,8 @@ def worker_configs(
             mandate_activities.record_mandate_reminder,
             mandate_activities.send_signed_confirmation,
             kyc_activities.record_kyc_outcome,
+            bulk_activities.reserve_bulk_page,
+            bulk_activities.finish_bulk_send,
         ],
         "graceful_shutdown_timeout": shutdown,
     }

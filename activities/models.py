@@ -95,3 +95,25 @@ class KycOutcomeInput(BaseModel):
     status: str
     status_codes: list[str]
     at: datetime
+
+
+class BulkPageInput(BaseModel):
+    bulk_send_id: UUID
+    start: int
+    size: int
+
+
+class MandateToStart(BaseModel):
+    mandate_id: UUID
+    firm_id: UUID
+    dossier_id: UUID
+    workflow_id: str
+
+
+class BulkPage(BaseModel):
+    mandates: list[MandateToStart]
+    more: bool
+
+
+class BulkRef(BaseModel):
+    bulk_send_id: UUID

@@ -17,3 +17,8 @@ def activity_rate_limit(per_minute: int, per_hour: int, max_calls_per_activity: 
     if max_calls_per_activity <= 0:
         raise ValueError("an activity makes at least one call")
     return sustainable_request_rate(per_minute, per_hour) / max_calls_per_activity
+
+
+def remaining_time(calls_left: int, per_minute: int, per_hour: int) -> float:
+    """Seconds YouSign's limits need to let `calls_left` more requests through, at the sustained rate."""
+    return calls_left / sustainable_request_rate(per_minute, per_hour)

@@ -6,7 +6,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from config.settings import Settings
+from store.bulk import BulkSend
 from store.records import KycSubmission, Mandate
+from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import MandateWorkflowInput
@@ -60,4 +62,21 @@ async def start_kyc_workflow(client: Client, settings: Settings, submission: Kyc
         id=kyc_workflow_id(submission.firm_id),
         task_queue=settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
+    )
+
+
+async def start_bulk_send_workflow(client: Client, settings: Settings, batch: BulkSend) -> WorkflowHandle:
+    return await client.start_workflow(
+        BulkSendWorkflow.run,
+        BulkSendInput(
+            bulk_send_id=batch.id,
+            task_queue=settings.temporal_task_queue,
+            validity=settings.mandate_validity,
+            reconciliation_every=settings.reconciliation_every,
+            yousign_task_queue=settings.yousign_task_queue,
+            page_size=settings.bulk_page_size,
+        ),
+        id=bulk_workflow_id(batch.id),
+        task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

@@ -32,6 +32,10 @@ TRANSITION_FIELDS = frozenset(
 )
 
 
+# What a bulk send reports for a mandate reaching these statuses.
+BULK_OUTCOMES = {MandateStatus.PENDING: "sent", MandateStatus.FAILED: "failed"}
+
+
 def workflow_id_for(dossier_id: UUID, seq: int) -> str:
     return f"mandate-{dossier_id}-{seq}"
 
@@ -155,6 +159,16 @@ async def transition(
             detail or {},
         )
         await refresh_status(conn, row["dossier_id"])
+        if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
+            # A bulk send counts its progress from these rows, not from thousands of workflows.
+            await conn.execute(
+                "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
+                " WHERE bulk_send_id = $1 AND mandate_id = $2",
+                row["bulk_send_id"],
+                mandate_id,
+                BULK_OUTCOMES[to_status],
+                row["failure_reason"],
+            )
         return Mandate.from_row(row)
 
 

@@ -242,3 +242,31 @@ def test_pacing_stays_under_both_limits():
     assert activity_rate_limit(60, 1200, 4) == pytest.approx(1 / 12)
     with pytest.raises(ValueError):
         activity_rate_limit(60, 0, 4)
+
+
+def simulate_queue(requests: int, rate_per_second: float) -> list[float]:
+    """Start times of `requests` calls paced at a steady rate from t=0 (the task queue's limiter)."""
+    return [i / rate_per_second for i in range(requests)]
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    """Most calls falling in any window of `window` seconds (sliding, on a simulated clock)."""
+    busiest, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= window:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest
+
+
+@pytest.mark.parametrize(("per_minute", "per_hour"), [(60, 1200), (30, 200), (30, 3600), (600, 3600)])
+def test_pacing_on_a_simulated_clock_stays_under_both_limits_and_uses_them(per_minute, per_hour):
+    from domain.pacing import remaining_time, sustainable_request_rate
+
+    rate = sustainable_request_rate(per_minute, per_hour)
+    calls = simulate_queue(4 * 1000, rate)  # a 1,000-dossier batch: 4 calls each
+    assert busiest_window(calls, 60) <= per_minute
+    assert busiest_window(calls, 3600) <= per_hour
+    # Used fully: the binding limit is reached within one call of it.
+    assert max(busiest_window(calls, 60) / per_minute, busiest_window(calls, 3600) / per_hour) >= 0.99
+    assert remaining_time(len(calls), per_minute, per_hour) == pytest.approx(calls[-1] + 1 / rate)

@@ -42,6 +42,7 @@ class MandateWorkflowInput(BaseModel):
     reconciliation_every: timedelta = timedelta(hours=6)
     yousign_task_queue: str = "yousign"
     send_on_start: bool = False
+    bulk_send_id: UUID | None = None
     state: MandateState | None = None  # set only when continuing as new
 
 

@@ -13,7 +13,7 @@ from config.settings import Settings
 from config.temporal import connect_temporal
 from starter.api import problems
 from starter.api.limits import BodySizeLimit
-from starter.api.routes import dossiers, firm, health, mandate, webhooks
+from starter.api.routes import bulk, dossiers, firm, health, mandate, webhooks
 from store.database import connect_database
 
 
@@ -47,6 +47,6 @@ def create_app(
         app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
     app.add_middleware(BodySizeLimit)
     problems.install(app)
-    for module in (firm, dossiers, mandate, webhooks, health):
+    for module in (firm, dossiers, mandate, bulk, webhooks, health):
         app.include_router(module.router)
     return app

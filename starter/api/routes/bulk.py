@@ -1,0 +1,100 @@
+"""Bulk sends: generate and send the mandates of many dossiers at once, with progress."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from temporalio.service import RPCError
+
+from activities.yousign import MAX_CALLS_PER_ACTIVITY
+from domain.errors import Unavailable
+from domain.pacing import remaining_time
+from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.workflows import start_bulk_send_workflow
+from store import bulk
+
+router = APIRouter(prefix="/v1/bulk-sends", tags=["bulk"])
+
+
+class BulkSendCreate(BaseModel):
+    dossier_ids: list[UUID] = Field(min_length=1, max_length=10_000)
+
+
+class BulkSendCreated(BaseModel):
+    id: UUID
+    total: int
+
+
+class BulkItemOut(BaseModel):
+    dossier_id: UUID
+    outcome: str
+    reason: str | None
+    mandate_id: UUID | None
+
+
+class BulkSendOut(BaseModel):
+    id: UUID
+    total: int
+    sent: int
+    skipped: int
+    failed: int
+    in_progress: int
+    done: bool
+    eta: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    items: list[BulkItemOut]
+    next_cursor: str | None
+
+
+@router.post("", status_code=202, response_model=BulkSendCreated)
+async def create_bulk_send(
+    body: BulkSendCreate, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId
+) -> BulkSendCreated:
+    batch = await bulk.create_bulk_send(db, firm_id, body.dossier_ids)
+    try:
+        await start_bulk_send_workflow(temporal, settings, batch)
+    except RPCError as error:
+        raise Unavailable(f"the bulk send could not be started: {error.message}") from error
+    return BulkSendCreated(id=batch.id, total=batch.total)
+
+
+@router.get("/{bulk_send_id}", response_model=BulkSendOut)
+async def get_bulk_send(
+    bulk_send_id: UUID,
+    db: Db,
+    settings: AppSettings,
+    firm_id: FirmId,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[int | None, Query(ge=0, description="Position after which to list items")] = None,
+) -> BulkSendOut:
+    batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
+    counts = await bulk.outcome_counts(db, batch.id)
+    in_progress = counts["queued"] + counts["sending"]
+    page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit)
+    eta = None
+    if in_progress:
+        seconds = remaining_time(
+            in_progress * MAX_CALLS_PER_ACTIVITY,
+            settings.yousign_requests_per_minute,
+            settings.yousign_requests_per_hour,
+        )
+        eta = datetime.now(UTC) + timedelta(seconds=seconds)
+    return BulkSendOut(
+        id=batch.id,
+        total=batch.total,
+        sent=counts["sent"],
+        skipped=counts["skipped"],
+        failed=counts["failed"],
+        in_progress=in_progress,
+        done=batch.finished_at is not None and in_progress == 0,
+        eta=eta,
+        created_at=batch.created_at,
+        finished_at=batch.finished_at,
+        items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
+        next_cursor=str(page[-1].position) if len(page) == limit else None,
+    )

@@ -1,0 +1,180 @@
+"""The demo data the embedded stack creates once: a firm with its platform, key, verified representative
+and a few sample dossiers. Every step is idempotent: `make run` again finds what it left."""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from uuid import UUID
+
+import asyncpg
+from PIL import Image, ImageDraw, ImageFont
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from config.settings import Settings
+from domain.identifiers import LA_POSTE_SIREN, luhn_valid
+from domain.models import LegalRepresentative, Platform
+from starter.workflows import start_kyc_workflow
+from store import dossiers, firms, kyc
+from store.records import Firm, KycFile, KycSubmission
+from workflows.kyc import kyc_workflow_id
+
+DEMO_FIRM_NAME = "Cabinet Démo"
+DEMO_FIRM_SIREN = "845123454"
+DEMO_FIRM_ADDRESS = "12 rue de la Paix, 75002 Paris"
+DEMO_PLATFORM = Platform(name="PA Démo", siren="552081317")
+DEMO_REPRESENTATIVE = LegalRepresentative(
+    first_name="Camille", last_name="Durand", email="camille.durand@cabinet-demo.example"
+)
+_DEMO_LOCK = 7233002  # advisory lock: two start-ups never create two demo firms
+
+_COMPANIES = [
+    ("Boulangerie Martin SARL", ("Sophie", "Martin")),
+    ("Garage des Lilas SAS", ("Karim", "Benali")),
+    ("Pharmacie du Centre", ("Claire", "Lefèvre")),
+    ("Atelier Dupont Menuiserie", ("Julien", "Dupont")),
+    ("Les Jardins de Provence SAS", ("Marion", "Roux")),
+    ("Transports Moreau et Fils", ("Pierre", "Moreau")),
+    ("Librairie Le Chat Lettré", ("Inès", "Garnier")),
+    ("Cabinet Infirmier Fontaine", ("Lucas", "Fontaine")),
+]
+
+
+@dataclass(frozen=True)
+class DemoFirm:
+    firm: Firm
+    api_key: str
+    created: bool
+
+
+async def ensure_demo_firm(db: asyncpg.Pool, api_key: str | None) -> DemoFirm:
+    """Find or create "Cabinet Démo" with its Plateforme Agréée, and make `api_key` one of its keys.
+
+    Without `api_key` a new random key is issued: the caller remembers it (only its hash is stored).
+    A platform the user changed since is left as it is.
+    """
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DEMO_LOCK)
+        row = await conn.fetchrow(
+            "SELECT * FROM firms WHERE name = $1 AND siren = $2 ORDER BY created_at LIMIT 1",
+            DEMO_FIRM_NAME,
+            DEMO_FIRM_SIREN,
+        )
+        created = row is None
+        firm = (
+            Firm.from_row(row)
+            if row
+            else await firms.create_firm(
+                conn, name=DEMO_FIRM_NAME, siren=DEMO_FIRM_SIREN, address=DEMO_FIRM_ADDRESS
+            )
+        )
+        if firm.platform is None:
+            firm = await firms.set_platform(conn, firm.id, DEMO_PLATFORM)
+        key = await firms.issue_api_key(conn, firm.id, api_key)
+    return DemoFirm(firm=firm, api_key=key, created=created)
+
+
+def _complete_luhn(prefix: str) -> str:
+    return next(prefix + d for d in "0123456789" if luhn_valid(prefix + d))
+
+
+def sample_siret(rng: random.Random) -> str:
+    """A SIRET whose SIREN and 14 digits both pass Luhn (never La Poste's SIREN)."""
+    while True:
+        siren = _complete_luhn(str(rng.randrange(10_000_000, 100_000_000)))
+        if siren != LA_POSTE_SIREN:
+            return _complete_luhn(siren + f"{rng.randrange(1, 100):04d}")
+
+
+def _email_domain(name: str) -> str:
+    words = [w for w in name.lower().replace("'", " ").split() if w not in ("sas", "sarl", "et", "de", "du")]
+    slug = "-".join(words[:3])
+    table = str.maketrans("àâäçéèêëîïôöùûüÿ", "aaaceeeeiioouuuy")
+    return "".join(c for c in slug.translate(table) if c.isalnum() or c == "-") + ".example"
+
+
+def sample_dossiers(count: int, seed: int = 2026) -> list[dict]:
+    """Sample clients; every 5th misses its SIRET and every 5th (offset) its representative."""
+    rng = random.Random(seed)
+    samples = []
+    for i in range(count):
+        name, (first, last) = _COMPANIES[i % len(_COMPANIES)]
+        if i >= len(_COMPANIES):
+            name = f"{name} {i // len(_COMPANIES) + 1}"
+        siret = sample_siret(rng)
+        rep = LegalRepresentative(
+            first_name=first, last_name=last, email=f"{first.lower()}@{_email_domain(name)}"
+        )
+        samples.append(
+            {
+                "name": name,
+                "siret": None if i % 5 == 3 else siret,
+                "legal_representative": None if i % 5 == 4 else rep,
+                "external_ref": f"DEMO-{i + 1:04d}",
+            }
+        )
+    return samples
+
+
+async def seed_demo_dossiers(db: asyncpg.Pool, firm_id: UUID, count: int) -> int:
+    """Create `count` sample dossiers, only for a firm that has none yet; return how many were made."""
+    if count <= 0 or await db.fetchval("SELECT EXISTS (SELECT 1 FROM dossiers WHERE firm_id = $1)", firm_id):
+        return 0
+    for sample in sample_dossiers(count):
+        await dossiers.create_dossier(db, firm_id, **sample)
+    return count
+
+
+def specimen_jpeg(representative: LegalRepresentative = DEMO_REPRESENTATIVE) -> bytes:
+    """A made-up passport page, big enough for YouSign's checks (at least 320 x 256)."""
+    image = Image.new("RGB", (900, 600), (226, 232, 240))
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.load_default(size=36)
+    except TypeError:  # Pillow without FreeType
+        font = ImageFont.load_default()
+    draw.rectangle((30, 30, 870, 570), outline=(30, 60, 110), width=6)
+    draw.rectangle((60, 140, 300, 460), fill=(190, 200, 215))
+    lines = ["PASSEPORT - SPÉCIMEN", representative.last_name.upper(), representative.first_name, "FRA"]
+    for n, text in enumerate(lines):
+        draw.text((340, 150 + 70 * n), text, fill=(20, 30, 60), font=font)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+async def _kyc_workflow_running(client: Client, firm_id: UUID) -> bool:
+    try:
+        description = await client.get_workflow_handle(kyc_workflow_id(firm_id)).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def ensure_demo_representative(
+    db: asyncpg.Pool, client: Client, settings: Settings, firm_id: UUID
+) -> KycSubmission:
+    """Submit the demo representative's identity document, as `PUT /v1/firm/legal-representative` does.
+
+    Done once: a later submission (by the user, through the API) is left alone. A pending one whose
+    workflow is gone (Temporal data deleted) is submitted again, superseding it.
+    """
+    current = await kyc.current_submission(db, firm_id)
+    if current is not None and (
+        current.status != "pending" or await _kyc_workflow_running(client, firm_id)
+    ):
+        return current
+    representative = current.representative if current else DEMO_REPRESENTATIVE
+    submission = await kyc.create_submission(
+        db,
+        firm_id,
+        representative,
+        "passport",
+        [KycFile(side="front", content_type="image/jpeg", content=specimen_jpeg(representative))],
+    )
+    await start_kyc_workflow(client, settings, submission)
+    return submission

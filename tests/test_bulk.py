@@ -1,0 +1,154 @@
+"""Bulk sends through the API, with child mandate workflows on the real dev server."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from domain.models import Platform
+from store import dossiers, firms, kyc
+from store.records import KycFile
+from tests.api_support import firm_client
+from tests.helpers import CLIENT_REP, FIRM_REP, eventually, verified_firm_with_dossier
+from tests.test_api import api_stack
+from workflows.bulk import bulk_workflow_id
+
+SIRETS = ["73282932000074", "55208131766522", "35600000000048", "35600000049837"]
+
+
+@pytest.fixture
+async def api(dev_env, db, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink, bulk_page_size=2) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def client(api, db, firm):
+    firm_api = await firm_client(db, api, firm)
+    async with firm_api.http:
+        yield firm_api.http
+
+
+async def ready_dossiers(db, firm, count: int) -> list:
+    first = await verified_firm_with_dossier(db, firm)
+    more = [
+        await dossiers.create_dossier(
+            db, firm.id, name=f"Client {i}", siret=SIRETS[i % len(SIRETS)], legal_representative=CLIENT_REP
+        )
+        for i in range(count - 1)
+    ]
+    return [first, *more]
+
+
+async def finished(client, bulk_id: str) -> dict:
+    async def done():
+        progress = (await client.get(f"/v1/bulk-sends/{bulk_id}")).json()
+        return progress if progress["done"] else None
+
+    return await eventually(done, within=60, interval=0.2)
+
+
+def reasons(progress: dict) -> dict[str, str]:
+    return {i["dossier_id"]: i["reason"] for i in progress["items"] if i["outcome"] == "skipped"}
+
+
+async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client, db, firm, dev_env):
+    ready = await ready_dossiers(db, firm, 3)
+    incomplete = await dossiers.create_dossier(
+        db, firm.id, name="Sans SIRET", siret=None, legal_representative=None
+    )
+    other_firm = await firms.create_firm(db, name="Autre", siren="552081317")
+    foreign = await dossiers.create_dossier(
+        db, other_firm.id, name="Pas à nous", siret=None, legal_representative=None
+    )
+    ids = [str(d.id) for d in [*ready, incomplete, foreign]] + [str(uuid4())]
+
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [*ids, ids[0]]})  # a duplicate id too
+    assert created.status_code == 202 and created.json()["total"] == 6
+    progress = await finished(client, created.json()["id"])
+    assert (progress["sent"], progress["skipped"], progress["failed"], progress["in_progress"]) == (
+        3,
+        3,
+        0,
+        0,
+    )
+    assert progress["eta"] is None
+    skipped = reasons(progress)
+    assert "missing_information" in skipped[str(incomplete.id)]
+    assert skipped[str(foreign.id)] == "dossier not found"
+    for dossier in ready:
+        _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
+        assert mandate.status == "pending" and mandate.bulk_send_id is not None
+    # 6 items in pages of 2: the batch continued as new twice, and every child outlived it.
+    history = await dev_env.client.get_workflow_handle(bulk_workflow_id(created.json()["id"])).fetch_history()
+    assert history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+
+
+async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emulator):
+    ready = await ready_dossiers(db, firm, 4)
+    emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})
+    progress = await finished(client, created.json()["id"])
+    assert (progress["sent"], progress["failed"]) == (3, 1)
+    failed = next(i for i in progress["items"] if i["outcome"] == "failed")
+    assert "400" in failed["reason"]
+
+
+async def test_a_repeated_request_does_not_send_twice(client, db, firm, emulator):
+    ready = await ready_dossiers(db, firm, 3)
+    body = {"dossier_ids": [str(d.id) for d in ready]}
+    first = await finished(client, (await client.post("/v1/bulk-sends", json=body)).json()["id"])
+    second = await finished(client, (await client.post("/v1/bulk-sends", json=body)).json()["id"])
+    assert first["sent"] == 3 and second["skipped"] == 3 and second["sent"] == 0
+    assert all("mandate_pending" in r for r in reasons(second).values())
+    for dossier in ready:
+        _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
+        requests = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate.id)]
+        assert len(requests) == 1
+
+
+async def test_unverified_firm_skips_everything(client, db, firm):
+    await firms.set_platform(db, firm.id, Platform(name="PA", matricule="0042"))
+    submission = await kyc.create_submission(
+        db, firm.id, FIRM_REP, "passport", [KycFile(side="front", content_type="image/png", content=b"x")]
+    )
+    assert submission.status == "pending"
+    dossier = await dossiers.create_dossier(
+        db, firm.id, name="A", siret=SIRETS[0], legal_representative=CLIENT_REP
+    )
+    progress = await finished(
+        client, (await client.post("/v1/bulk-sends", json={"dossier_ids": [str(dossier.id)]})).json()["id"]
+    )
+    assert reasons(progress) == {str(dossier.id): "the firm's legal representative is not verified"}
+
+
+async def test_progress_items_are_paginated_and_scoped_to_the_firm(client, api, db, firm):
+    ready = await ready_dossiers(db, firm, 3)
+    bulk_id = (await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})).json()[
+        "id"
+    ]
+    first = (await client.get(f"/v1/bulk-sends/{bulk_id}", params={"limit": 2})).json()
+    rest = (
+        await client.get(f"/v1/bulk-sends/{bulk_id}", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    assert [i["dossier_id"] for i in first["items"] + rest["items"]] == [str(d.id) for d in ready]
+    assert rest["next_cursor"] is None
+    other = await firm_client(db, api, await firms.create_firm(db, name="Autre", siren="552081317"))
+    async with other.http as intruder:
+        assert (await intruder.get(f"/v1/bulk-sends/{bulk_id}")).status_code == 404
+    await finished(client, bulk_id)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"dossier_ids": []}, "dossier_ids"), ({"dossier_ids": ["x"]}, "dossier_ids.0"), ({}, "dossier_ids")],
+)
+async def test_bad_bulk_requests_name_the_field(client, body, field):
+    answer = await client.post("/v1/bulk-sends", json=body)
+    assert answer.status_code == 422 and field in {e["field"] for e in answer.json()["errors"]}
+
+
+async def test_too_many_dossiers_is_refused(client):
+    answer = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(uuid4()) for _ in range(10_001)]})
+    assert answer.status_code == 422

@@ -1,0 +1,78 @@
+"""A bulk send: pages of mandate child workflows, abandoned to run their month, continue-as-new per page."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from uuid import UUID
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.bulk import BulkActivities
+    from activities.models import BulkPageInput, BulkRef, MandateToStart
+    from workflows import policies
+    from workflows.mandate import MandateWorkflow
+    from workflows.mandate_models import MandateWorkflowInput
+
+# Reserving a page is a database transaction per dossier: give a large page room.
+PAGE_ACTIVITY = {**policies.DATABASE, "start_to_close_timeout": timedelta(minutes=5)}
+
+
+class BulkSendInput(BaseModel):
+    bulk_send_id: UUID
+    task_queue: str
+    validity: str = "P1M"
+    reconciliation_every: timedelta = timedelta(hours=6)
+    yousign_task_queue: str = "yousign"
+    # A month-long child stays pending on its parent: pages stay well under Temporal's 2,000.
+    page_size: int = 500
+    next_position: int = 0
+
+
+def bulk_workflow_id(bulk_send_id: UUID) -> str:
+    return f"bulk-{bulk_send_id}"
+
+
+@workflow.defn
+class BulkSendWorkflow:
+    @workflow.run
+    async def run(self, input: BulkSendInput) -> None:
+        page = await workflow.execute_activity_method(
+            BulkActivities.reserve_bulk_page,
+            BulkPageInput(bulk_send_id=input.bulk_send_id, start=input.next_position, size=input.page_size),
+            **PAGE_ACTIVITY,
+        )
+        # All starts of a page go out in one workflow task; each child is caught on its own.
+        await asyncio.gather(*(self._start(input, mandate) for mandate in page.mandates))
+        if page.more:
+            workflow.continue_as_new(
+                input.model_copy(update={"next_position": input.next_position + input.page_size})
+            )
+        await workflow.execute_activity_method(
+            BulkActivities.finish_bulk_send, BulkRef(bulk_send_id=input.bulk_send_id), **policies.DATABASE
+        )
+
+    async def _start(self, input: BulkSendInput, mandate: MandateToStart) -> None:
+        try:
+            await workflow.start_child_workflow(
+                MandateWorkflow.run,
+                MandateWorkflowInput(
+                    mandate_id=mandate.mandate_id,
+                    firm_id=mandate.firm_id,
+                    dossier_id=mandate.dossier_id,
+                    validity=input.validity,
+                    reconciliation_every=input.reconciliation_every,
+                    yousign_task_queue=input.yousign_task_queue,
+                    send_on_start=True,
+                    bulk_send_id=input.bulk_send_id,
+                ),
+                id=mandate.workflow_id,
+                task_queue=input.task_queue,
+                # The mandate waits for its signature for a month, long after the batch is done.
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("mandate already started", extra={"workflow_id": mandate.workflow_id})
