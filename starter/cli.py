@@ -1,4 +1,4 @@
-"""Operator commands: `python -m starter.cli firms create|list|new-key|revoke-keys`."""
+"""Commands: `python -m starter.cli firms create|list|new-key|revoke-keys` and `bulk send|watch`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from rich.table import Table
 from config.settings import get_settings
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
+from starter.bulk_cli import bulk_app
 from store import firms
 from store.database import connect_database
 
@@ -22,6 +23,7 @@ T = TypeVar("T")
 app = typer.Typer(help="Operate the e-invoicing mandate service.", no_args_is_help=True)
 firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
 app.add_typer(firms_app, name="firms")
+app.add_typer(bulk_app, name="bulk")
 console = Console()
 
 

@@ -152,3 +152,29 @@ async def test_bad_bulk_requests_name_the_field(client, body, field):
 async def test_too_many_dossiers_is_refused(client):
     answer = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(uuid4()) for _ in range(10_001)]})
     assert answer.status_code == 422
+
+
+async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
+    import asyncio
+    import re
+
+    from typer.testing import CliRunner
+
+    from starter.cli import app
+
+    ready = await ready_dossiers(db, firm, 2)
+    key = await firms.issue_api_key(db, firm.id)
+    listing = tmp_path / "clients.csv"
+    listing.write_text("dossier_id,name\n" + "".join(f"{d.id},{d.name}\n" for d in ready))
+    env = {"MANDATES_API_URL": api, "MANDATES_API_KEY": key}
+    runner = CliRunner()
+    # The API runs on this event loop: the (blocking) CLI runs in a thread beside it.
+    started = await asyncio.to_thread(
+        runner.invoke, app, ["bulk", "send", "--csv", str(listing), "--detach"], env=env
+    )
+    assert started.exit_code == 0, started.output
+    bulk_id = re.search(r"Bulk send ([0-9a-f-]{36}): 2 dossiers", started.output).group(1)
+    watched = await asyncio.to_thread(runner.invoke, app, ["bulk", "watch", bulk_id], env=env)
+    assert watched.exit_code == 0 and "Done: sent 2 · skipped 0 · failed 0" in watched.output
+    refused = await asyncio.to_thread(runner.invoke, app, ["bulk", "send", "not-a-uuid"], env=env)
+    assert refused.exit_code == 1 and "dossier_ids.0" in refused.output
