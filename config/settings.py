@@ -22,7 +22,15 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
+    temporal_api_key: SecretStr | None = Field(default=None, description="Temporal Cloud API key")
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = Field(default=None, description="Client certificate (mTLS), PEM")
+    temporal_tls_key: Path | None = Field(default=None, description="Client private key (mTLS), PEM")
     temporal_task_queue: str = "mandates"
+    payload_encryption_keys: SecretStr | None = Field(default=None, description="id:base64key,...")
+    payload_encryption_key_id: str = "default"
+    codec_auth_token: SecretStr | None = Field(default=None, description="Bearer token the codec server asks")
+    codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233,http://localhost:8080"
     yousign_task_queue: str = "yousign"
 
     yousign_base_url: str | None = None

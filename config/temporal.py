@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+import dataclasses
 
+import structlog
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.service import TLSConfig
+
+from config.codec import EncryptionCodec, parse_keys
 from config.settings import Settings
 
-DATA_CONVERTER: DataConverter = pydantic_data_converter
+log = structlog.get_logger(__name__)
+
+# What operators search runs by in the UI; ids and statuses only, never personal data
+# (search attributes are not encrypted).
+FIRM_ID = SearchAttributeKey.for_keyword("FirmId")
+DOSSIER_ID = SearchAttributeKey.for_keyword("DossierId")
+MANDATE_STATUS = SearchAttributeKey.for_keyword("MandateStatus")
+BULK_SEND_ID = SearchAttributeKey.for_keyword("BulkSendId")
+MANDATE_EXPIRES_AT = SearchAttributeKey.for_datetime("MandateExpiresAt")
+SEARCH_ATTRIBUTES = (FIRM_ID, DOSSIER_ID, MANDATE_STATUS, BULK_SEND_ID, MANDATE_EXPIRES_AT)
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic payloads, sealed with AES-GCM (failure messages too) when keys are configured."""
+    if not settings.payload_encryption_keys:
+        log.warning("PAYLOAD_ENCRYPTION_KEYS is not set: Temporal payloads are stored in clear")
+        return pydantic_data_converter
+    codec = EncryptionCodec(
+        parse_keys(settings.payload_encryption_keys.get_secret_value()), settings.payload_encryption_key_id
+    )
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """mTLS with a client certificate, plain TLS (e.g. Temporal Cloud with an API key), or none."""
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        return TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    return settings.temporal_tls or settings.temporal_api_key is not None
 
 
 async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=data_converter(settings),
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        tls=tls_config(settings),
     )

@@ -164,9 +164,7 @@ async def ensure_demo_representative(
     workflow is gone (Temporal data deleted) is submitted again, superseding it.
     """
     current = await kyc.current_submission(db, firm_id)
-    if current is not None and (
-        current.status != "pending" or await _kyc_workflow_running(client, firm_id)
-    ):
+    if current is not None and (current.status != "pending" or await _kyc_workflow_running(client, firm_id)):
         return current
     representative = current.representative if current else DEMO_REPRESENTATIVE
     submission = await kyc.create_submission(

@@ -113,7 +113,7 @@ def build_app(maildir: Maildir, lifespan=None) -> Starlette:
         rows = [_summary(maildir, i) for i in maildir.ids()]
         lines = "".join(
             f"<tr><td>{escape(r.get('date', ''))}</td><td>{escape(r.get('to', ''))}</td>"
-            f'<td><a href="/messages/{r["id"]}">{escape(r.get("subject", "") or "(sans objet)")}</a></td></tr>'
+            f'<td><a href="/messages/{r["id"]}">{escape(r.get("subject") or "(sans objet)")}</a></td></tr>'
             for r in rows
         )
         body = (

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from config.settings import PROJECT_ROOT
 
@@ -28,6 +29,14 @@ def describe_exit(code: int) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-code).name}"
     return f"exit code {code}"
+
+
+def _open_log(path: Path, argv: list[str]) -> BinaryIO:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "ab")  # closed by the caller's `with`
+    log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)} =====\n".encode())
+    log.flush()
+    return log
 
 
 class Child:
@@ -51,11 +60,7 @@ class Child:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            log.write(f"\n===== {stamp} {' '.join(self.argv)} =====\n".encode())
-            log.flush()
+        with _open_log(self.log_path, self.argv) as log:  # the child keeps its own descriptor
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv,
                 cwd=PROJECT_ROOT,

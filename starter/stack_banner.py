@@ -1,0 +1,104 @@
+"""What `make run` prints once everything is up: where each part is, and a first command to try."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from config.settings import Settings
+from starter.demo import DemoFirm
+from starter.stack_children import Child
+from starter.stack_config import StackPlan, display_path
+from store.records import KycSubmission
+
+READY_LINE = "The stack is up. Ctrl-C stops everything."
+
+_STATUS_LABELS = {
+    "missing_information": "missing information",
+    "ready_for_mandate": "ready for a mandate",
+    "mandate_pending": "mandate pending",
+    "ready_for_designation": "signed",
+    "mandate_refused": "refused",
+    "mandate_expired": "expired",
+}
+
+
+def redact(url: str) -> str:
+    """A URL without its password, to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def banner(
+    plan: StackPlan,
+    settings: Settings,
+    demo: DemoFirm,
+    counts: dict[str, int],
+    representative: KycSubmission,
+    logs: Path,
+    children: list[Child],
+) -> str:
+    s = plan.stack
+    api = f"http://127.0.0.1:{s.api_port}"
+    rows: list[tuple[str, str]] = [("API", f"{api}/v1   docs {api}/docs")]
+    if plan.dev_temporal:
+        rows.append(
+            (
+                "Temporal UI",
+                f"http://127.0.0.1:{s.temporal_ui_port}   (gRPC {settings.temporal_address}, "
+                f"namespace {settings.temporal_namespace})",
+            )
+        )
+    else:
+        rows.append(("Temporal", f"{settings.temporal_address} (namespace {settings.temporal_namespace})"))
+    if plan.emulator:
+        emulator = f"http://127.0.0.1:{s.emulator_port}"
+        rows.append(("YouSign emulator", f"{emulator}/   signing pages; its mailbox {emulator}/mailbox"))
+    else:
+        rows.append(("YouSign", f"{plan.yousign_base_url}"))
+    if plan.mailbox:
+        mailbox_dir = display_path(plan.data_dir / "mailbox")
+        rows.append(
+            (
+                "Mailbox",
+                f"http://127.0.0.1:{s.mailbox_port}/   "
+                f"(SMTP 127.0.0.1:{s.smtp_port}, files in {mailbox_dir}/)",
+            )
+        )
+    else:
+        rows.append(("E-mail", f"SMTP_URL={redact(plan.smtp_url or '')}"))
+    if plan.embedded_postgres:
+        rows.append(("PostgreSQL", f"embedded, data in {display_path(plan.data_dir / 'postgres')}"))
+    else:
+        rows.append(("PostgreSQL", f"DATABASE_URL={redact(plan.database_url or '')}"))
+    names = ", ".join(child.name for child in children)
+    rows.append(("Logs", f"{display_path(logs)}/<name>.log   ({names})"))
+    rows.append(("", ""))
+    firm = demo.firm
+    platform = f", platform {firm.platform.name}" if firm.platform else ""
+    rows.append(("Demo firm", f"{firm.name} (SIREN {firm.siren}){platform}"))
+    rows.append(("Demo API key", demo.api_key))
+    status = representative.status
+    if status == "pending":
+        status = "verification pending (a line below says when YouSign answered)"
+    rows.append(("Representative", f"{representative.first_name} {representative.last_name}: {status}"))
+    total = sum(counts.values())
+    detail = ", ".join(f"{n} {_STATUS_LABELS.get(code, code)}" for code, n in counts.items())
+    rows.append(("Dossiers", f"{total}" + (f" ({detail})" if detail else "")))
+
+    width = max(len(label) for label, _ in rows) + 2
+    rule = "-" * 78
+    lines = ["", rule, f" {READY_LINE}", ""]
+    lines += [f" {label.ljust(width)}{value}".rstrip() for label, value in rows]
+    lines += [
+        "",
+        " Try:",
+        f'   curl -H "Authorization: Bearer {demo.api_key}" {api}/v1/dossiers',
+        rule,
+        "",
+    ]
+    return "\n".join(lines)

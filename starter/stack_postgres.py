@@ -1,0 +1,54 @@
+"""The embedded PostgreSQL of `make run` (pgserver), owned by the supervisor and stopped last."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops PostgreSQL when its last user exits; users killed without cleanup stay listed."""
+    import psutil  # a dependency of pgserver
+
+    path = pgdata / ".handle_pids.json"
+    with contextlib.suppress(OSError, ValueError):
+        pids = json.loads(path.read_text())
+        alive = [pid for pid in pids if pid != os.getpid() and psutil.pid_exists(pid)]
+        if alive != pids:
+            path.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    def __init__(self, pgdata: Path) -> None:
+        self.pgdata = pgdata
+        self.log = pgdata / "log"
+        self._server: Any = None
+        self._starting: asyncio.Future[str] | None = None
+
+    async def start(self) -> str:
+        """Start (or reuse) the server in a thread; its URL (a Unix socket in `pgdata`)."""
+        self._starting = asyncio.get_running_loop().run_in_executor(None, self._start)
+        return await asyncio.shield(self._starting)  # a cancelled start-up still lets it finish
+
+    def _start(self) -> str:
+        import pgserver  # only the embedded set-up needs it
+
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(self.pgdata)
+        self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        return self._server.get_uri()
+
+    async def stop(self) -> bool:
+        """Stop it (pg_ctl stop), waiting for a start in progress first; True if it was running."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+        if self._server is None:
+            return False
+        server, self._server = self._server, None
+        await asyncio.to_thread(server.cleanup)
+        return True

@@ -1,0 +1,114 @@
+"""What operators rely on: searching runs in Temporal's visibility, and encrypted payloads they can decode."""
+
+from __future__ import annotations
+
+import httpx
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payloads
+
+from store import dossiers
+from tests.api_support import firm_client
+from tests.helpers import CLIENT_REP, FIRM_REP, eventually, verified_firm_with_dossier
+from tests.test_api import api_stack, mandate_reaches
+
+CODEC_TOKEN = "codec-test-token"
+
+
+async def test_runs_are_found_by_status_and_by_bulk_send(dev_env, db, firm, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as api:
+        firm_api = await firm_client(db, api, firm)
+        async with firm_api.http as client:
+            single = await verified_firm_with_dossier(db, firm)
+            await client.post(f"/v1/dossiers/{single.id}/mandate")
+            await client.post(f"/v1/dossiers/{single.id}/mandate/send")
+            await mandate_reaches(client, single.id, "pending")
+            batched = await dossiers.create_dossier(
+                db, firm.id, name="Autre SAS", siret="55208131766522", legal_representative=CLIENT_REP
+            )
+            batch = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(batched.id)]})
+            bulk_id = batch.json()["id"]
+
+            # "All pending mandates of firm X" and "everything from batch Y": one query each.
+            pending = f"FirmId = '{firm.id}' AND MandateStatus = 'pending'"
+            by_batch = f"BulkSendId = '{bulk_id}'"
+            expected = {f"mandate-{single.id}-1", f"mandate-{batched.id}-1"}
+            assert await eventually(lambda: _matches(dev_env.client, pending, expected))
+            assert await eventually(lambda: _matches(dev_env.client, by_batch, {f"mandate-{batched.id}-1"}))
+
+    described = await dev_env.client.get_workflow_handle(f"mandate-{batched.id}-1").describe()
+    attributes = {key.name: value for key, value in described.typed_search_attributes}
+    ours = {"FirmId", "DossierId", "MandateStatus", "BulkSendId", "MandateExpiresAt"}
+    assert ours <= set(attributes) <= ours | {"BuildIds"}  # BuildIds: set by Temporal itself
+    assert attributes["DossierId"] == str(batched.id)  # ids, status and expiry only: no personal data
+
+
+async def _matches(client, query: str, expected: set[str]) -> bool:
+    return {w.id async for w in client.list_workflows(query)} == expected
+
+
+def _all_payloads(history) -> list:
+    """Every payload stored in the history, wherever it sits in the events."""
+    found = []
+
+    def walk(message):
+        for field, value in message.ListFields():
+            if field.message_type is None:
+                continue
+            items = [value] if hasattr(value, "ListFields") else list(value)  # one message, or repeated
+            for item in items:
+                if field.message_type.full_name == "temporal.api.common.v1.Payload":
+                    found.append(item)
+                elif hasattr(item, "ListFields"):
+                    walk(item)
+
+    for event in history.events:
+        walk(event)
+    return found
+
+
+async def test_history_is_encrypted_and_the_codec_server_decodes_it(
+    dev_env, db, firm, emulator, yousign, smtp_sink
+):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink, codec_auth_token=CODEC_TOKEN) as api:
+        firm_api = await firm_client(db, api, firm)
+        async with firm_api.http as client:
+            dossier = await verified_firm_with_dossier(db, firm)
+            mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+            await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")
+            await mandate_reaches(client, dossier.id, "pending")
+            await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")
+
+        # The raw history, as Temporal stores it: no name, no email, no SIRET in clear.
+        history = await dev_env.client.get_workflow_handle(f"mandate-{dossier.id}-1").fetch_history()
+        raw = history.to_json()
+        for secret in (
+            CLIENT_REP.email,
+            CLIENT_REP.first_name,
+            CLIENT_REP.last_name,
+            FIRM_REP.email,
+            "73282932000074",
+        ):
+            assert secret not in raw
+        payloads = _all_payloads(history)
+        assert payloads and {p.metadata["encoding"] for p in payloads} == {b"binary/encrypted"}
+        assert mandate["id"] not in raw  # even ids are inside the sealed payloads
+
+        body = json_format.MessageToDict(Payloads(payloads=payloads))
+        async with httpx.AsyncClient(base_url=api) as operator:
+            refused = await operator.post("/codec/decode", json=body)
+            assert refused.status_code == 401
+            decoded = await operator.post(
+                "/codec/decode",
+                json=body,
+                headers={"Authorization": f"Bearer {CODEC_TOKEN}", "X-Namespace": "default"},
+            )
+            assert decoded.status_code == 200
+            clear = json_format.ParseDict(decoded.json(), Payloads()).payloads
+            assert len(clear) == len(payloads)
+            assert {p.metadata["encoding"] for p in clear} <= {b"json/plain", b"binary/null"}
+            assert any(mandate["id"].encode() in p.data for p in clear)
+            preflight = await operator.options(
+                "/codec/decode",
+                headers={"Origin": "http://localhost:8233", "Access-Control-Request-Method": "POST"},
+            )
+            assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
