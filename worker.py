@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.bulk import BulkActivities
@@ -19,6 +20,7 @@ from activities.mandates import MandateActivities
 from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
 from clients.mailer import Mailer
 from clients.yousign import YouSignClient
+from config.logging import configure_logging
 from config.settings import Settings, get_settings
 from config.temporal import connect_temporal
 from domain.pacing import activity_rate_limit
@@ -81,13 +83,31 @@ def build_workers(
     return [Worker(client, **config) for config in worker_configs(settings, db, yousign, mailer)]
 
 
-def yousign_client(settings: Settings) -> YouSignClient:
+def yousign_client(settings: Settings, runtime: Runtime | None = None) -> YouSignClient:
     if not settings.yousign_base_url:
         raise SystemExit("YOUSIGN_BASE_URL is not set (the embedded stack sets it to its emulator)")
+    observe = None
+    if runtime is not None:
+        # Exported with the SDK's metrics: calls by method and outcome (status code, timeout...).
+        calls = runtime.metric_meter.create_counter("yousign_requests", "YouSign API calls by outcome")
+
+        def observe(method: str, outcome: str) -> None:
+            calls.add(1, {"method": method, "outcome": outcome})
+
     return YouSignClient(
         settings.yousign_base_url,
         settings.yousign_api_key.get_secret_value(),
         timeout=settings.yousign_timeout_seconds,
+        observe=observe,
+    )
+
+
+def metrics_runtime(settings: Settings) -> Runtime | None:
+    """The SDK's Prometheus endpoint (workflow/activity metrics, plus ours) when an address is set."""
+    if not settings.worker_metrics_address:
+        return None
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address))
     )
 
 
@@ -98,8 +118,9 @@ def mailer_for(settings: Settings) -> Mailer | None:
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     db_url = settings.database_url.get_secret_value() if settings.database_url else None
     db = await connect_database(db_url, settings.data_dir)
-    client = await connect_temporal(settings)
-    async with yousign_client(settings) as yousign:
+    runtime = metrics_runtime(settings)
+    client = await connect_temporal(settings, runtime)
+    async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
         try:
             await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
@@ -115,6 +136,7 @@ async def _stop_on(stop: asyncio.Event, workers: list[Worker]) -> None:
 
 def main() -> None:
     settings = get_settings()
+    configure_logging(settings.log_level)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -84,6 +84,12 @@ class MandateActivities:
         except Conflict as conflict:
             # The store refuses to move a final state back; the workflow must know, not retry.
             raise ApplicationError(str(conflict), type="Conflict", non_retryable=True) from conflict
+        log.info(
+            "mandate status recorded",
+            mandate_id=str(change.mandate_id),
+            status=change.status.value,
+            cause=change.cause,
+        )
 
     @activity.defn
     async def record_mandate_reminder(self, reminder: ReminderInput) -> None:

@@ -325,6 +325,11 @@ async def run_batch(stack: Stack, name: str, count: int, timeout: float, before_
     )
 
 
+def profile_lines(work_dir: Path) -> list[str]:
+    path = work_dir / "profile.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def cpu_lines(cpu: dict[str, float], wall: float) -> list[str]:
     total = sum(cpu.values())
     parts = ", ".join(f"{k} {v:.1f}s ({v / wall:.2f} cores)" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
@@ -520,6 +525,7 @@ async def scenario_a(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         lines.append("fewer than 2 YouSign requests: no rate")
     lines += cpu_lines(result.cpu, result.ended_at - result.started_at)
     lines.append(f"worker peak RSS (VmHWM) {fmt_kib(hwm)}")
+    lines += profile_lines(stack.work_dir)
     figures["lines"] = lines
     return figures
 
@@ -582,6 +588,7 @@ async def run_bare(
     timelines = await child_timelines(client, [f"{prefix}-{i}" for i in range(count)])
     waiting = [t.waiting for t in timelines if t.waiting is not None]
     last = max(waiting) if waiting else None
+    hwm = memory.hwm_kib()
     worker.stop()
     return {
         "count": count,
@@ -592,7 +599,7 @@ async def run_bare(
         "timelines": timelines,
         "cpu": {k: v for k, v in cpu.items() if v},
         "wall": ended_at - started_at,
-        "hwm": memory.hwm_kib(),
+        "hwm": hwm,
     }
 
 
@@ -610,6 +617,7 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         hwm = stack.memory.hwm_kib()
         mandate_timelines = await child_timelines(stack.client, await mandate_workflow_ids(db, result.batch_id))
         stack.worker.stop()  # the baseline runs alone on the server
+        profile = profile_lines(stack.work_dir)
         say(f"[b] bare baseline: {count} children in pages of {page_size}")
         bare = await run_bare(args, stack, count, page_size, timeout)
     sent = result.counts["sent"]
@@ -642,6 +650,7 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
     lines.append(f"worker peak RSS (VmHWM) {fmt_kib(hwm)}; bare worker {fmt_kib(bare['hwm'])}")
     lines += breakdown_lines("mandate children", mandate_timelines)
     lines += breakdown_lines("bare children", bare["timelines"])
+    lines += profile
     return {
         "scenario": "b",
         "dossiers": count,
@@ -729,6 +738,7 @@ async def scenario_c(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
     if db_size:
         lines.append(f"Temporal SQLite file after the run: {fmt_bytes(db_size)}")
     lines += cpu_lines(result.cpu, wall)
+    lines += profile_lines(stack.work_dir)
     return {
         "scenario": "c",
         "dossiers": count,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -64,6 +65,7 @@ class YouSignClient:
         *,
         timeout: float = 15.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/",
@@ -71,7 +73,8 @@ class YouSignClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport,
         )
-        self.calls = 0  # requests sent, for metrics and pacing checks
+        # Told of every call: (method, outcome) with outcome a status code, "timeout" or "connection".
+        self._observe = observe or (lambda method, outcome: None)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -83,13 +86,15 @@ class YouSignClient:
         await self.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        self.calls += 1
         try:
             response = await self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as error:
+            self._observe(method, "timeout")
             raise YouSignRetryableError(f"{method} {path}: timed out ({type(error).__name__})") from error
         except httpx.TransportError as error:
+            self._observe(method, "connection")
             raise YouSignRetryableError(f"{method} {path}: {type(error).__name__}: {error}") from error
+        self._observe(method, str(response.status_code))
         if response.is_success:
             return response
         raise _error_for(response)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     mail_from: str = "mandats@cabinet.example"
 
     api_port: int = 8000
+    worker_metrics_address: str | None = Field(
+        default="0.0.0.0:9464", description="Where the worker serves Prometheus metrics (SDK and YouSign)"
+    )
     demo_api_key: SecretStr | None = None
     log_level: str = "INFO"
 

@@ -462,3 +462,14 @@ async def test_status_counts_and_search(client, db, firm):
         "/v1/dossiers", params=[("status", "ready_for_mandate"), ("status", "missing_information")]
     )
     assert len(both.json()["items"]) == 2
+
+
+async def test_metrics_count_mandates_and_webhooks(api, client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    async with httpx.AsyncClient(base_url=api) as prometheus:
+        await prometheus.post("/v1/webhooks/yousign", content=b"{}")  # unsigned: rejected, and counted
+        scraped = (await prometheus.get("/metrics")).text
+    assert 'mandates{status="draft"}' in scraped
+    assert 'yousign_webhooks_total{result="401"}' in scraped
+    assert "yousign_webhook_seconds_bucket" in scraped

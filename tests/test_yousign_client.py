@@ -202,3 +202,26 @@ async def test_webhooks_verify_with_the_documented_recipe(yousign, emulator):
     assert not signature_is_valid(WEBHOOK_SECRET, received[0][0], None)
     event = WebhookEvent.model_validate_json(events[0])
     assert event.external_id == activated.external_id and isinstance(event.event_time, str)
+
+
+async def test_worker_metrics_count_yousign_calls_by_outcome(emulator):
+    import httpx
+
+    from tests.helpers import free_port, test_settings
+    from worker import metrics_runtime, yousign_client
+
+    address = f"127.0.0.1:{free_port()}"
+    settings = test_settings(yousign_base_url=emulator.api_base_url, yousign_api_key="test-key")
+    runtime = metrics_runtime(settings.model_copy(update={"worker_metrics_address": address}))
+    async with yousign_client(settings, runtime) as yousign:
+        await yousign.find_signature_request("x")
+        with pytest.raises(YouSignFinalError):
+            await yousign.get_signature_request(str(uuid4()))
+
+    async def scraped():
+        async with httpx.AsyncClient() as prometheus:
+            text = (await prometheus.get(f"http://{address}/metrics")).text
+        return text if 'outcome="404"' in text else None
+
+    text = await eventually(scraped)
+    assert 'yousign_requests{method="GET",outcome="200"' in text.replace("_total", "")

@@ -2,12 +2,14 @@
 
 import uvicorn
 
+from config.logging import configure_logging
 from config.settings import get_settings
 from starter.api.app import create_app
 
 
 def main() -> None:
     settings = get_settings()
+    configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings), host="0.0.0.0", port=settings.api_port, log_level=settings.log_level.lower()
     )

@@ -14,7 +14,7 @@ from config.settings import Settings
 from config.temporal import connect_temporal
 from starter.api import problems
 from starter.api.limits import BodySizeLimit
-from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, webhooks
+from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
 from store.database import connect_database
 
 
@@ -56,6 +56,6 @@ def create_app(
         allow_credentials=True,
     )
     problems.install(app)
-    for module in (firm, dossiers, mandate, bulk, webhooks, codec, health):
+    for module in (firm, dossiers, mandate, bulk, webhooks, codec, health, metrics):
         app.include_router(module.router)
     return app

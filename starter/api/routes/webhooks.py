@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from starter.api.deps import AppSettings, Db, Temporal
 from starter.api.problems import problem
+from starter.api.routes.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from starter.api.schemas import WebhookAck
 from starter.webhook_events import kyc_signal, mandate_signal
 from store import kyc, mandates, webhooks
@@ -60,6 +61,13 @@ async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
     responses={401: {"description": "Missing or wrong X-Yousign-Signature-256"}},
 )
 async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
+    with WEBHOOK_SECONDS.time():
+        answer = await _handle(request, db, temporal, settings)
+    WEBHOOKS.labels(answer.status if isinstance(answer, WebhookAck) else str(answer.status_code)).inc()
+    return answer
+
+
+async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAck | JSONResponse:
     body = await request.body()
     secret = settings.yousign_webhook_secret.get_secret_value()
     if not signature_is_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):

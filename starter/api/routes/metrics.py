@@ -1,0 +1,44 @@
+"""Prometheus metrics of the gateway: mandates by status, bulk progress, webhook handling."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from starter.api.deps import Db
+
+REGISTRY = CollectorRegistry()
+MANDATES = Gauge("mandates", "Mandates by status, all firms", ["status"], registry=REGISTRY)
+BULK_ITEMS = Gauge(
+    "bulk_send_items", "Items of unfinished bulk sends by outcome", ["outcome"], registry=REGISTRY
+)
+WEBHOOKS = Counter("yousign_webhooks", "YouSign webhook deliveries by result", ["result"], registry=REGISTRY)
+WEBHOOK_SECONDS = Histogram(
+    "yousign_webhook_seconds",
+    "Time to verify, record and hand on a webhook (YouSign waits one second)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=REGISTRY,
+)
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(db: Db) -> Response:
+    # Read from the database at scrape time: the truth is there, whichever process wrote it.
+    for row in await db.fetch("SELECT status, count(*) AS n FROM mandates GROUP BY status"):
+        MANDATES.labels(row["status"]).set(row["n"])
+    BULK_ITEMS.clear()
+    for row in await db.fetch(
+        "SELECT i.outcome, count(*) AS n FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
+        " WHERE b.finished_at IS NULL GROUP BY i.outcome"
+    ):
+        BULK_ITEMS.labels(row["outcome"]).set(row["n"])
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
