@@ -21,7 +21,7 @@ def platform_identifier(siren: str | None, matricule: str | None) -> str:
 
 
 def mandate_number(client_siren: str, platform_id: str, issued_on: date, counter: int) -> str:
-    if not 1 <= counter <= 99:
-        raise RuleViolation("counter", "the mandate counter runs from 01 to 99")
+    if counter < 1:
+        raise RuleViolation("counter", "the mandate counter starts at 01")
     siren = normalize_siren(client_siren, "siren")
     return f"{siren}_{platform_id}_{issued_on:%Y%m%d}_{counter:02d}"

@@ -44,6 +44,19 @@ async def reserve_mandate(
     db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, *, issued_on: date, bulk_send_id: UUID | None = None
 ) -> Mandate:
     """Create the dossier's next mandate row (status draft) with its number and workflow id."""
+    for attempt in range(3):
+        try:
+            return await _reserve(db, firm_id, dossier_id, issued_on, bulk_send_id)
+        except asyncpg.UniqueViolationError as clash:
+            # Another mandate of the same company took this day's number meanwhile: count again.
+            if clash.constraint_name != "mandates_number" or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _reserve(
+    db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, issued_on: date, bulk_send_id: UUID | None
+) -> Mandate:
     async with db.acquire() as conn, conn.transaction():
         dossier = await conn.fetchrow(
             "SELECT d.*, f.platform_siren, f.platform_matricule, f.platform_name FROM dossiers d"
@@ -63,8 +76,14 @@ async def reserve_mandate(
             raise Conflict("the dossier already has a mandate: delete it before generating a new one")
         seq = dossier["mandate_count"] + 1
         platform_id = dossier["platform_siren"] or dossier["platform_matricule"]
-        # The DGFiP counter runs per company and day; per-dossier numbering stays unique per SIREN.
-        number = mandate_number(dossier["siren"], platform_id, issued_on, (seq - 1) % 99 + 1)
+        # The DGFiP counter runs per company and day; the unique index settles concurrent reservations.
+        prefix = mandate_number(dossier["siren"], platform_id, issued_on, 1)[:-2]
+        issued_today = await conn.fetchval(
+            "SELECT count(*) FROM mandates"
+            ' WHERE number COLLATE "C" >= $1 AND number COLLATE "C" < $1 || \'~\'',
+            prefix,
+        )
+        number = mandate_number(dossier["siren"], platform_id, issued_on, issued_today + 1)
         row = await conn.fetchrow(
             "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, bulk_send_id)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",

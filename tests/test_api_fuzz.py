@@ -71,23 +71,25 @@ schema = schemathesis.openapi.from_dict(OPENAPI)
 class FuzzTarget:
     base_url: str
     headers: dict[str, str]
-    dossier_ids: list[str]
+    dossier_ids: dict[str, str]  # role -> id
     mandate_ids: list[str]
 
 
 # ---------------------------------------------------------------------------------------------
-# Reaching past the 404s: positive cases of the dossier routes draw a real dossier of the fuzzing firm
-# (ready, incomplete, with a draft or a pending mandate) about as often as a random id.
+# Reaching past the 404s: positive cases of the dossier routes draw, half of the time, a real dossier
+# of the fuzzing firm (ready, incomplete, with a draft mandate, with a pending one) instead of a random
+# id. DELETE leaves the draft alone, so that /send, fuzzed after it, still finds one to send.
 
-SEEDED_DOSSIERS: list[str] = []
+SEEDED: dict[str, str] = {}  # role -> dossier id, filled by the `target` fixture
 
 
 @schema.hook
 def flatmap_case(context, case):
     positive = case.meta is not None and case.meta.generation.mode.is_positive
-    if "dossier_id" not in case.path_parameters or not positive or not SEEDED_DOSSIERS:
+    seeded = [i for role, i in SEEDED.items() if not (case.method == "DELETE" and role == "draft")]
+    if "dossier_id" not in case.path_parameters or not positive or not seeded:
         return st.just(case)
-    return st.sampled_from([None, *SEEDED_DOSSIERS]).map(lambda chosen: _with_dossier(case, chosen))
+    return st.one_of(st.just(None), st.sampled_from(seeded)).map(lambda chosen: globals()["_with_dossier"](case, chosen))
 
 
 def _with_dossier(case, dossier_id: str | None):
@@ -243,7 +245,12 @@ async def _stack(database_url: str, dev_client: Client, smtp_url: str) -> AsyncI
             yield FuzzTarget(
                 base_url,
                 {"Authorization": f"Bearer {key}"},
-                [str(d.id) for d in (ready, incomplete, draft_dossier, pending_dossier)],
+                {
+                    "ready": str(ready.id),
+                    "incomplete": str(incomplete.id),
+                    "draft": str(draft_dossier.id),
+                    "pending": str(pending_dossier.id),
+                },
                 [str(draft.mandate.id), str(pending.mandate.id)],
             )
             emulator.state.set_webhook_urls([])
@@ -283,11 +290,11 @@ def stack_in_thread(*args) -> Iterator[FuzzTarget]:
 @pytest.fixture(scope="module")
 def target(request, database_url, dev_env, smtp_sink) -> Iterator[FuzzTarget]:
     with stack_in_thread(database_url, dev_env.client, smtp_sink.url) as target:
-        SEEDED_DOSSIERS[:] = target.dossier_ids
+        SEEDED.update(target.dossier_ids)
         try:
             yield target
         finally:
-            SEEDED_DOSSIERS.clear()
+            SEEDED.clear()
             _report(request.config)
 
 

@@ -58,7 +58,9 @@ async def test_mandate_from_generation_to_signed(dev_env, db, firm, emulator, yo
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(signed_pdf)).pages)
     assert mandate.number in text
     mails = [
-        m for m in smtp_sink.to(str(CLIENT_REP.email)) if mandate.number in m.get_body(("plain",)).get_content()
+        m
+        for m in smtp_sink.to(str(CLIENT_REP.email))
+        if mandate.number in m.get_body(("plain",)).get_content()
     ]
     assert len(mails) == 1 and "signé" in mails[0]["Subject"]
     attachment = next(mails[0].iter_attachments())

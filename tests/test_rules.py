@@ -162,6 +162,7 @@ def test_mandate_number_follows_the_dgfip_model():
     assert mandate_number("732829320", "552081317", date(2025, 7, 7), 1) == (
         "732829320_552081317_20250707_01"
     )
+    assert mandate_number("732829320", "0042", date(2025, 7, 7), 100).endswith("_20250707_100")
     assert platform_identifier(None, "0042") == "0042"
     assert platform_identifier("732829320", "0042") == "732829320"
 
@@ -170,7 +171,6 @@ def test_mandate_number_follows_the_dgfip_model():
     ("siren", "pa", "counter", "field"),
     [
         ("123456789", "0042", 1, "siren"),
-        ("732829320", "0042", 100, "counter"),
         ("732829320", "0042", 0, "counter"),
     ],
 )

@@ -1,5 +1,6 @@
 """The PostgreSQL store on a real (embedded) server: round-trips and the invariants its constraints hold."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
@@ -27,7 +28,7 @@ async def ready_dossier(db, firm, name="ACME SAS"):
 async def test_migrations_are_recorded_and_not_reapplied(db):
     assert await migrate(db) == []
     versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == ["0001_initial"]
+    assert versions == ["0001_initial", "0002_unique_mandate_number"]
 
 
 async def test_api_keys_are_hashed_and_revocable(db, firm):
@@ -100,7 +101,7 @@ async def test_bad_cursor_is_a_value_error(db, firm):
 async def test_mandate_reservation_numbers_and_logs(db, firm):
     dossier = await ready_dossier(db, firm)
     mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
-    assert mandate.number == "732829320_552081317_20270110_01"
+    assert re.fullmatch(r"732829320_552081317_20270110_\d{2,}", mandate.number)
     assert mandate.workflow_id == f"mandate-{dossier.id}-1"
     assert mandate.status == MandateStatus.DRAFT
     _, live = await dossiers.get_dossier(db, firm.id, dossier.id)
@@ -173,7 +174,7 @@ async def test_delete_then_regenerate(db, firm):
     first = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
     await mandates.transition(db, first.id, MandateStatus.DELETED, cause="deleted by firm", at=NOW)
     second = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
-    assert (second.seq, second.number[-2:]) == (2, "02")
+    assert second.seq == 2 and second.number.split("_")[-1] > first.number.split("_")[-1]
     assert (await mandates.get_mandate(db, first.id)).deleted_at == NOW
 
 
@@ -233,3 +234,14 @@ async def test_webhook_events_are_recorded_once(db):
     event_id = str(uuid4())
     assert await webhooks.record_webhook_event(db, event_id, "signer.done", "sr-1") is True
     assert await webhooks.record_webhook_event(db, event_id, "signer.done", "sr-1") is False
+
+
+async def test_mandate_numbers_count_per_company_and_day(db, firm):
+    first = await ready_dossier(db, firm, name="Établissement A")
+    second = await dossiers.create_dossier(
+        db, firm.id, name="Établissement B", siret="73282932000074", legal_representative=REP
+    )
+    day = date(2031, 5, 6)  # a day no other test uses
+    a = await mandates.reserve_mandate(db, firm.id, first.id, issued_on=day)
+    b = await mandates.reserve_mandate(db, firm.id, second.id, issued_on=day)
+    assert (a.number, b.number) == ("732829320_552081317_20310506_01", "732829320_552081317_20310506_02")

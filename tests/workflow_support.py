@@ -56,14 +56,18 @@ def _name(activity) -> str:
 class MandateRun:
     mandate: Mandate
     handle: WorkflowHandle
+    db: object
 
     async def state(self) -> MandateState:
         return await self.handle.query(MandateWorkflow.current_state)
 
     async def wait_for(self, status: str, within: float = 15.0) -> MandateState:
+        """Until the workflow is in `status` and has written it to the database too."""
+
         async def reached():
             state = await self.state()
-            return state if state.status == status else None
+            stored = await mandates.get_mandate(self.db, self.mandate.id)
+            return state if state.status == status == stored.status else None
 
         return await eventually(reached, within=within)
 
@@ -79,7 +83,7 @@ async def generate_mandate(client: Client, settings: Settings, db, dossier: Doss
     """What the gateway does on POST /mandate: reserve the row, start the workflow."""
     mandate = await mandates.reserve_mandate(db, dossier.firm_id, dossier.id, issued_on=date.today())
     handle = await start_mandate_workflow(client, settings, mandate)
-    return MandateRun(mandate, handle)
+    return MandateRun(mandate, handle, db)
 
 
 async def send_and_wait_pending(run: MandateRun) -> MandateState:
