@@ -30,7 +30,11 @@ class BulkActivities:
         return BulkPage(
             mandates=[
                 MandateToStart(
-                    mandate_id=m.id, firm_id=m.firm_id, dossier_id=m.dossier_id, workflow_id=m.workflow_id
+                    mandate_id=m.id,
+                    number=m.number,
+                    firm_id=m.firm_id,
+                    dossier_id=m.dossier_id,
+                    workflow_id=m.workflow_id,
                 )
                 for m in mandates
             ],

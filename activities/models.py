@@ -105,6 +105,7 @@ class BulkPageInput(BaseModel):
 
 class MandateToStart(BaseModel):
     mandate_id: UUID
+    number: str
     firm_id: UUID
     dossier_id: UUID
     workflow_id: str

@@ -92,9 +92,7 @@ async def run_bare_worker(address: str, task_queue: str, progress_file: Path) ->
     from temporalio.worker import Worker
 
     client = await Client.connect(address, data_converter=pydantic_data_converter)
-    worker = Worker(
-        client, task_queue=task_queue, workflows=[BareParent, BareChild], activities=[bare_step]
-    )
+    worker = Worker(client, task_queue=task_queue, workflows=[BareParent, BareChild], activities=[bare_step])
 
     async def report() -> None:
         while True:

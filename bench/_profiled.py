@@ -96,7 +96,9 @@ def main() -> None:
         stop.set()
         sampler.join(1)
         busy = sum(busy_by_thread.values()) or 1
-        lines = [f"worker profile: {time.monotonic() - started:.0f}s, a sample every {INTERVAL * 1000:.0f} ms"]
+        lines = [
+            f"worker profile: {time.monotonic() - started:.0f}s, a sample every {INTERVAL * 1000:.0f} ms"
+        ]
         for thread, n in totals.items():
             lines.append(f"  {thread}: {n} samples, {busy_by_thread[thread] / max(n, 1):.0%} busy")
         lines.append(f"busy samples {busy}; stacks containing (inclusive, overlapping):")

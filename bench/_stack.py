@@ -74,7 +74,7 @@ class Child:
 
 def launch(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str] | None = None) -> Child:
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+    log = open(log_path, "ab")  # the child owns it until it exits
     process = subprocess.Popen(
         list(argv),
         cwd=ROOT,
@@ -214,9 +214,9 @@ def start_temporal(
     return TemporalServer(child, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", db_file)
 
 
-async def wait_for_temporal(server: TemporalServer, connect: Any, timeout: float = 60.0) -> Any:
+async def wait_for_temporal(server: TemporalServer, connect: Any, within: float = 60.0) -> Any:
     """`connect()` until the dev server answers; returns the client."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         if not server.child.alive():
             raise SystemExit(f"the Temporal dev server exited:\n{server.child.tail()}")

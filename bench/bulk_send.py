@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -44,14 +45,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
+import _stack  # noqa: E402
 import asyncpg  # noqa: E402
+from _stack import say  # noqa: E402
 from temporalio.api.enums.v1 import EventType, TaskQueueType  # noqa: E402
 from temporalio.api.taskqueue.v1 import TaskQueue  # noqa: E402
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-
-import _stack  # noqa: E402
-from _stack import say  # noqa: E402
 
 # YouSign's sandbox limits (../shared/yousign-v3.md §1.3) and Temporal's per-run limits (temporal-notes §3).
 SANDBOX_PER_MINUTE, SANDBOX_PER_HOUR = 30, 200
@@ -129,8 +129,8 @@ async def connect_project_client(settings: Any) -> Client:
     return await connect_temporal(settings)
 
 
-async def wait_for_pollers(client: Client, queues: Sequence[tuple[str, int]], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for_pollers(client: Client, queues: Sequence[tuple[str, int]], within: float = 60) -> None:
+    deadline = time.monotonic() + within
     for name, kind in queues:
         while True:
             response = await client.workflow_service.describe_task_queue(
@@ -141,7 +141,7 @@ async def wait_for_pollers(client: Client, queues: Sequence[tuple[str, int]], ti
             if response.pollers:
                 break
             if time.monotonic() > deadline:
-                raise SystemExit(f"no poller on task queue {name} after {timeout:.0f}s")
+                raise SystemExit(f"no poller on task queue {name} after {within:.0f}s")
             await asyncio.sleep(0.3)
 
 
@@ -175,6 +175,8 @@ async def scenario_stack(
             "yousign_requests_per_minute": per_minute,
             "yousign_requests_per_hour": per_hour,
             "log_level": args.worker_log_level,
+            # the default is a fixed port: give the worker one of its own (it serves the SDK's metrics)
+            "worker_metrics_address": f"127.0.0.1:{_stack.free_port()}",
         }
         if args.page_size:
             values["bulk_page_size"] = args.page_size
@@ -257,7 +259,9 @@ class BatchResult:
     cpu: dict[str, float] = field(default_factory=dict)
 
 
-async def run_batch(stack: Stack, name: str, count: int, timeout: float, before_start=None) -> BatchResult:
+async def run_batch(
+    stack: Stack, name: str, count: int, limit_s: float, before_start=None, stall_after: float = 180.0
+) -> BatchResult:
     from starter.workflows import start_bulk_send_workflow
     from store import bulk
     from workflows.bulk import bulk_workflow_id
@@ -273,9 +277,11 @@ async def run_batch(stack: Stack, name: str, count: int, timeout: float, before_
     handle = await start_bulk_send_workflow(stack.client, stack.settings, batch)
     workflow_started_at = time.time()
     say(f"[{name}] batch {batch.id}: {batch.total} dossiers, workflow {handle.id}")
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     last_print, last_describe = 0.0, 0.0
     max_pending = 0
+    last_counts, last_change = None, time.monotonic()
+    stalled = False
     bulk_handle = stack.client.get_workflow_handle(bulk_workflow_id(batch.id))
     while True:
         counts = await bulk.outcome_counts(stack.db, batch.id)
@@ -288,7 +294,10 @@ async def run_batch(stack: Stack, name: str, count: int, timeout: float, before_
             with contextlib.suppress(Exception):
                 description = await bulk_handle.describe()
                 max_pending = max(max_pending, len(description.raw_description.pending_children))
-        if complete or now > deadline or not stack.worker.alive():
+        if counts != last_counts:
+            last_counts, last_change = counts, now
+        stalled = now - last_change > stall_after
+        if complete or now > deadline or stalled or not stack.worker.alive():
             break
         if now - last_print >= 15:
             last_print = now
@@ -302,8 +311,11 @@ async def run_batch(stack: Stack, name: str, count: int, timeout: float, before_
     ended_at = time.time()
     if not stack.worker.alive():
         say(f"[{name}] the worker exited:\n{stack.worker.tail()}")
+    elif stalled:
+        tail = stack.worker.tail(15)
+        say(f"[{name}] STALLED: no progress for {stall_after:.0f}s: {counts}; worker log:\n{tail}")
     elif not complete:
-        say(f"[{name}] TIMEOUT after {timeout:.0f}s: {counts}")
+        say(f"[{name}] TIMEOUT after {limit_s:.0f}s: {counts}")
     cpu_after = stack.cpu_snapshot()
     row = await stack.db.fetchrow(
         "SELECT extract(epoch FROM min(updated_at)) AS first, extract(epoch FROM max(updated_at)) AS last"
@@ -332,7 +344,9 @@ def profile_lines(work_dir: Path) -> list[str]:
 
 def cpu_lines(cpu: dict[str, float], wall: float) -> list[str]:
     total = sum(cpu.values())
-    parts = ", ".join(f"{k} {v:.1f}s ({v / wall:.2f} cores)" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    parts = ", ".join(
+        f"{k} {v:.1f}s ({v / wall:.2f} cores)" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])
+    )
     return [
         f"CPU over the batch ({wall:.1f}s wall, {nproc()} cores = {wall * nproc():.0f} core-s): {parts}",
         f"  total {total:.1f} core-s = {total / (wall * nproc()):.0%} of the machine",
@@ -354,6 +368,7 @@ class ChildTimeline:
     activity_run: dict[str, float] = field(default_factory=dict)  # started -> completed, per type
     wft_wait: float = 0.0  # workflow tasks scheduled -> started, summed up to the timer
     wft_run: float = 0.0  # workflow tasks started -> completed
+    activity_started: dict[str, float] = field(default_factory=dict)  # first start, per type
     events: int = 0
     size: int = 0
 
@@ -377,6 +392,7 @@ def child_timeline(events: Sequence[Any]) -> ChildTimeline:
             sid = event.activity_task_started_event_attributes.scheduled_event_id
             name, at = scheduled[sid]
             timeline.activity_wait[name] = timeline.activity_wait.get(name, 0.0) + ts(event) - at
+            timeline.activity_started.setdefault(name, ts(event))
             started_at[sid] = ts(event)
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             sid = event.activity_task_completed_event_attributes.scheduled_event_id
@@ -489,6 +505,7 @@ async def scenario_a(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         result = await run_batch(stack, "a", count, timeout, before_start=restart_windows)
         stats = await stack.emulator.stats()
         hwm = stack.memory.hwm_kib()
+        timelines = await child_timelines(stack.client, await mandate_workflow_ids(db, result.batch_id))
     times = sorted(stats["accepted_times"])
     rejected = stats["rate_limited"]
     figures: dict[str, Any] = {"scenario": "a", "dossiers": count, "result": result, "hwm": hwm}
@@ -520,6 +537,7 @@ async def scenario_a(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
             f" {hour_fixed} per {hour_s:g}s",
         ]
         lines += pacing_profile(times, result.started_at, hour_s, allowed)
+        lines += dispatch_profile(timelines, result.started_at, cap, hour_s)
     else:
         figures |= {"achieved": 0.0, "allowed": allowed, "ratio": 0.0, "429": rejected}
         lines.append("fewer than 2 YouSign requests: no rate")
@@ -536,7 +554,7 @@ def pacing_profile(times: Sequence[float], start: float, window: float, allowed:
     for t in times:
         counts[int((t - times[0]) // window)] += 1
     row = " ".join(f"{counts[i]}" for i in range(max(counts) + 1))
-    gaps = sorted(b - a for a, b in zip(times, times[1:], strict=False))
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
     return [
         f"requests per {window:g}s from the first request (allowed {allowed * window:.0f}): {row}",
         f"gaps between requests: median {statistics.median(gaps):.3f}s, p99 {pct(gaps, 0.99):.2f}s,"
@@ -544,19 +562,43 @@ def pacing_profile(times: Sequence[float], start: float, window: float, allowed:
     ]
 
 
+def dispatch_profile(
+    timelines: Sequence[ChildTimeline], start: float, cap: float, window: float
+) -> list[str]:
+    """When the task queue handed out the send activities, against its cap."""
+    sends = sorted(
+        t.activity_started["send_mandate_for_signature"]
+        for t in timelines
+        if t.activity_started.get("send_mandate_for_signature")
+    )
+    if len(sends) < 2:
+        return []
+    gaps = sorted(b - a for a, b in itertools.pairwise(sends))
+    interval = 1 / cap
+    first_burst = sum(1 for t in sends if t < sends[0] + interval)
+    rate = (len(sends) - 1) / (sends[-1] - sends[0])
+    return [
+        f"send activities dispatched by the task queue: {len(sends)}, first at {sends[0] - start:.1f}s"
+        f" (first child started at {min(t.started for t in timelines) - start:.1f}s);"
+        f" {rate:.4f}/s = {rate / cap:.3f} of the cap {cap:.4f}/s",
+        f"  {first_burst} within the first {interval:.2f}s (one cap interval);"
+        f" busiest {window:g}s: {sliding_max(sends, window)} (cap x window = {cap * window:.0f});"
+        f" gaps median {statistics.median(gaps):.2f}s, max {gaps[-1]:.2f}s",
+    ]
+
+
 # ---- scenario (b): throughput against a bare workflow --------------------------------------------
 
 
 async def run_bare(
-    args: argparse.Namespace, stack: Stack, count: int, page_size: int, timeout: float
+    args: argparse.Namespace, stack: Stack, count: int, page_size: int, limit_s: float
 ) -> dict[str, Any]:
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
     from _bare import BareParent, BareParentInput
+    from temporalio.contrib.pydantic import pydantic_data_converter
 
     queue = f"bare-{uuid.uuid4().hex[:6]}"
     progress = stack.work_dir / "bare-progress.json"
-    argv = [sys.executable, str(Path(__file__).resolve()), "_bare-worker", stack.temporal.address, queue]
+    argv = [sys.executable, str(BENCH_DIR / "bulk_send.py"), "_bare-worker", stack.temporal.address, queue]
     worker = _stack.launch("bare-worker", [*argv, str(progress)], stack.work_dir)
     stack.children.append(worker)
     client = await Client.connect(stack.temporal.address, data_converter=pydantic_data_converter)
@@ -571,7 +613,7 @@ async def run_bare(
         id=prefix,
         task_queue=queue,
     )
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     first_steps = 0
     while time.monotonic() < deadline and worker.alive():
         memory.sample()
@@ -615,7 +657,9 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         page_size = stack.settings.bulk_page_size
         result = await run_batch(stack, "b", count, timeout)
         hwm = stack.memory.hwm_kib()
-        mandate_timelines = await child_timelines(stack.client, await mandate_workflow_ids(db, result.batch_id))
+        mandate_timelines = await child_timelines(
+            stack.client, await mandate_workflow_ids(db, result.batch_id)
+        )
         stack.worker.stop()  # the baseline runs alone on the server
         profile = profile_lines(stack.work_dir)
         say(f"[b] bare baseline: {count} children in pages of {page_size}")
@@ -638,10 +682,10 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
             f"  same measure as the baseline (mandate timers started): {len(waiting)} / {span_wait:.1f}s"
             f" = {len(waiting) / span_wait:.2f}/s"
         )
+    bare_span = bare["last_waiting_at"] - bare["started_at"] if bare["last_waiting_at"] else 0.0
     lines.append(
         f"bare workflow of the same shape (parent, pages of {page_size}, ABANDON, continue-as-new):"
-        f" {bare['waiting']} / {bare['last_waiting_at'] - bare['started_at'] if bare['last_waiting_at'] else 0:.1f}s"
-        f" = {bare['rate']:.2f} waiting for signal per second"
+        f" {bare['waiting']} / {bare_span:.1f}s = {bare['rate']:.2f} waiting for signal per second"
     )
     ratio = rate / bare["rate"] if bare["rate"] else 0.0
     lines.append(f"ratio mandates / bare = {ratio:.2f} (target >= {TARGET_RATIO})")
@@ -717,7 +761,9 @@ async def scenario_c(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         f"batch: {result.counts} {'complete' if result.complete else 'INCOMPLETE'} in {wall:.1f}s"
         + (f" (last `sent` at {result.last_sent_at - result.started_at:.1f}s)" if result.last_sent_at else "")
     )
-    lines.append(f"worker peak RSS (VmHWM) {fmt_kib(hwm)} (sampled peak {fmt_kib(stack.memory.peak_rss_kib)})")
+    lines.append(
+        f"worker peak RSS (VmHWM) {fmt_kib(hwm)} (sampled peak {fmt_kib(stack.memory.peak_rss_kib)})"
+    )
     lines.append(
         f"bulk workflow: {len(runs)} runs (continue-as-new per page); observed pending children"
         f" {result.max_pending_children} (limit {PENDING_CHILDREN_LIMIT})"
@@ -759,7 +805,15 @@ def summary(results: Sequence[dict[str, Any]]) -> list[str]:
         res: BatchResult = r["result"]
         done = "complete" if res.complete else "INCOMPLETE"
         if r["scenario"] == "a":
-            rows.append(("a pacing", "achieved / allowed rate", f"{r['ratio']:.3f}", ">= 0.95", ok(r["ratio"] >= 0.95)))
+            rows.append(
+                (
+                    "a pacing",
+                    "achieved / allowed rate",
+                    f"{r['ratio']:.3f}",
+                    ">= 0.95",
+                    ok(r["ratio"] >= 0.95),
+                )
+            )
             rows.append(("a pacing", "429 responses", str(r["429"]), "0", ok(r["429"] == 0)))
             rows.append(("a pacing", f"{r['dossiers']} dossiers", done, "complete", ok(res.complete)))
         elif r["scenario"] == "b":
@@ -772,14 +826,36 @@ def summary(results: Sequence[dict[str, Any]]) -> list[str]:
             worst_bytes = max((x["bytes"] for x in runs), default=0)
             worst_children = max((x["children"] for x in runs), default=0)
             wall = res.ended_at - res.started_at
-            rows.append(("c 10k", f"{r['dossiers']} dossiers", f"{done} in {wall:.0f}s", "complete", ok(res.complete)))
+            rows.append(
+                ("c 10k", f"{r['dossiers']} dossiers", f"{done} in {wall:.0f}s", "complete", ok(res.complete))
+            )
             rows.append(("c 10k", "worker VmHWM", fmt_kib(r["hwm"]), "", ""))
             rows.append(("c 10k", "bulk runs", str(len(runs)), "", ""))
-            rows.append(("c 10k", "max events per run", str(worst_events), "< 51,200", ok(worst_events < 51_200)))
-            rows.append(("c 10k", "max bytes per run", fmt_bytes(worst_bytes), "< 50 MiB", ok(worst_bytes < HISTORY_BYTES_LIMIT)))
-            rows.append(("c 10k", "max children per run", str(worst_children), "< 2,000", ok(worst_children < 2000)))
+            rows.append(
+                ("c 10k", "max events per run", str(worst_events), "< 51,200", ok(worst_events < 51_200))
+            )
+            rows.append(
+                (
+                    "c 10k",
+                    "max bytes per run",
+                    fmt_bytes(worst_bytes),
+                    "< 50 MiB",
+                    ok(worst_bytes < HISTORY_BYTES_LIMIT),
+                )
+            )
+            rows.append(
+                ("c 10k", "max children per run", str(worst_children), "< 2,000", ok(worst_children < 2000))
+            )
             if r["child"]:
-                rows.append(("c 10k", "mandate child history", f"{r['child']['events']} ev, {fmt_bytes(r['child']['bytes'])}", "", ""))
+                rows.append(
+                    (
+                        "c 10k",
+                        "mandate child history",
+                        f"{r['child']['events']} ev, {fmt_bytes(r['child']['bytes'])}",
+                        "",
+                        "",
+                    )
+                )
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
@@ -816,7 +892,9 @@ async def main(args: argparse.Namespace) -> int:
         await db.close()
     print("=" * 100)
     print(f"command: {command}")
-    print(f"machine: {machine_line()}; temporal dev server {args.temporal_db}; python {sys.version.split()[0]}")
+    print(
+        f"machine: {machine_line()}; temporal dev server {args.temporal_db}; python {sys.version.split()[0]}"
+    )
     for figures in results:
         print()
         print("\n".join(figures["lines"]))
@@ -826,9 +904,13 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scenario", nargs="?", default="all", choices=["a", "b", "c", "all"])
-    parser.add_argument("--dossiers", type=int, help="dossiers per batch (default: a from --duration, b 1000, c 10000)")
+    parser.add_argument(
+        "--dossiers", type=int, help="dossiers per batch (default: a from --duration, b 1000, c 10000)"
+    )
     parser.add_argument("--duration", type=float, default=180.0, help="(a) target length of the run, seconds")
     parser.add_argument("--time-scale", type=float, default=60.0, help="(a) emulator clock speed-up")
     parser.add_argument("--page-size", type=int, help="BULK_PAGE_SIZE (default: the settings' default)")

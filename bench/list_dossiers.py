@@ -292,7 +292,8 @@ class Explaining:
 
 async def explain_case(db, firm_id, label: str, params: dict) -> None:
     explaining = Explaining(db)
-    statuses = [DossierStatus(s) for s in params.get("status", [])] or None
+    status = params.get("status", [])
+    statuses = [DossierStatus(s) for s in ([status] if isinstance(status, str) else status)] or None
     await dossiers.list_dossiers(
         explaining, firm_id, statuses=statuses, search=params.get("search"), cursor=params.get("cursor")
     )
@@ -344,6 +345,7 @@ async def run(args: argparse.Namespace) -> int:
                     if check == walk.advance:
                         walk.cursor, walk.pages = None, 0
                     results.append((label, percentiles(await measure(http, args.requests, params, check))))
+            missed = _print_results(args, version, counts, fill_seconds, walk.pages, results)
             if args.explain:
                 for label, params, _ in cases[:-1]:
                     await explain_case(db, firm.id, label, params())
@@ -354,7 +356,11 @@ async def run(args: argparse.Namespace) -> int:
                 server.terminate()
                 server.wait(timeout=10)
             await db.close()
+    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    return 1 if missed else 0
 
+
+def _print_results(args, version: str, counts: dict, fill_seconds: float, pages: int, results) -> int:
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     print(f"\ncommand: {command}")
     print(
@@ -366,7 +372,7 @@ async def run(args: argparse.Namespace) -> int:
     print(f"data: {args.dossiers} dossiers for one firm ({mix}); filled in {fill_seconds:.1f} s")
     print(
         f"load: {args.requests} sequential requests per case after {args.warmup} warm-up, limit 50,"
-        f" one keep-alive connection; cursor walk covered {walk.pages} pages"
+        f" one keep-alive connection; cursor walk covered {pages} pages"
     )
     heads = "".join(f"{h:>8}" for h in ("p50 ms", "p95 ms", "p99 ms", "max ms"))
     print(f"\n{'case':<48}{heads}  p99 < {TARGET_P99_MS:.0f} ms")
@@ -376,8 +382,7 @@ async def run(args: argparse.Namespace) -> int:
         missed += not ok
         figures = "".join(f"{p[k]:>8.1f}" for k in ("p50", "p95", "p99", "max"))
         print(f"{label:<48}{figures}  {'yes' if ok else 'NO'}")
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
-    return 1 if missed else 0
+    return missed
 
 
 async def _deep_cursor(db, firm_id, count: int) -> str:

@@ -121,7 +121,8 @@ class Stack:
                 startup.result()
                 await self.interrupted.wait()
             else:
-                say("start-up interrupted")
+                if self.failure is None:
+                    say("start-up interrupted")
                 startup.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await startup
@@ -147,11 +148,8 @@ class Stack:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.db.close(), 5)
         for child in reversed(self.children):
-            if child.running:
-                await child.stop()
-                say(f"{child.name} stopped")
-            else:
-                await child.stop()
+            code = await child.stop()
+            say(f"{child.name} stopped" + (" (killed)" if code == -signal.SIGKILL else ""))
         if self.postgres is not None and await self.postgres.stop():
             say("PostgreSQL stopped")
         await self.http.aclose()
@@ -195,10 +193,12 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         state = StackState(self.data_dir / STATE_FILE)
         yousign = resolve_yousign_secrets(plan, state, self.environ)
-        say(f"data in {display_path(self.data_dir)}, logs in {display_path(self.logs)}/<name>.log")
+        say(f"data directory: {display_path(self.data_dir)} (logs in {display_path(self.logs)}/<name>.log)")
 
         env = {**self.environ, "PYTHONUNBUFFERED": "1", "DATA_DIR": str(self.data_dir)}
         env["API_PORT"] = str(stack.api_port)
+        if plan.worker_metrics_address:
+            env["WORKER_METRICS_ADDRESS"] = plan.worker_metrics_address
         if yousign.yousign_api_key:
             env["YOUSIGN_API_KEY"] = yousign.yousign_api_key
         if yousign.yousign_webhook_secret:
@@ -229,7 +229,7 @@ class Stack:
 
         demo, counts, representative = await self._prepare_demo(settings, state)
         print(banner(plan, settings, demo, counts, representative, self.logs, self.children), flush=True)
-        if representative.status == "pending":
+        if representative is not None and representative.status == "pending":
             self.background.append(asyncio.ensure_future(self._report_verification(demo)))
 
     async def _start_postgres(self) -> str:
@@ -350,7 +350,11 @@ class Stack:
         if not given:
             state.set("demo_api_key", demo.api_key)
         await seed_demo_dossiers(self.db, demo.firm.id, self.plan.stack.demo_seed_dossiers)
-        representative = await ensure_demo_representative(self.db, self.temporal, settings, demo.firm.id)
+        representative = None
+        if self.plan.emulator:  # never a specimen identity document to the real YouSign
+            representative = await ensure_demo_representative(self.db, self.temporal, settings, demo.firm.id)
+        else:
+            representative = await kyc.current_submission(self.db, demo.firm.id)
         counts = await self.db.fetch(
             "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 GROUP BY 1 ORDER BY 1",
             demo.firm.id,

@@ -26,7 +26,7 @@ _STATUS_LABELS = {
 def redact(url: str) -> str:
     """A URL without its password, to print."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
@@ -38,7 +38,7 @@ def banner(
     settings: Settings,
     demo: DemoFirm,
     counts: dict[str, int],
-    representative: KycSubmission,
+    representative: KycSubmission | None,
     logs: Path,
     children: list[Child],
 ) -> str:
@@ -75,6 +75,10 @@ def banner(
         rows.append(("PostgreSQL", f"embedded, data in {display_path(plan.data_dir / 'postgres')}"))
     else:
         rows.append(("PostgreSQL", f"DATABASE_URL={redact(plan.database_url or '')}"))
+    metrics = f"{api}/metrics (API)"
+    if plan.worker_metrics_address:
+        metrics += f", http://{plan.worker_metrics_address}/metrics (worker)"
+    rows.append(("Metrics", metrics))
     names = ", ".join(child.name for child in children)
     rows.append(("Logs", f"{display_path(logs)}/<name>.log   ({names})"))
     rows.append(("", ""))
@@ -82,10 +86,13 @@ def banner(
     platform = f", platform {firm.platform.name}" if firm.platform else ""
     rows.append(("Demo firm", f"{firm.name} (SIREN {firm.siren}){platform}"))
     rows.append(("Demo API key", demo.api_key))
-    status = representative.status
-    if status == "pending":
-        status = "verification pending (a line below says when YouSign answered)"
-    rows.append(("Representative", f"{representative.first_name} {representative.last_name}: {status}"))
+    if representative is None:
+        rows.append(("Representative", "not submitted yet: PUT /v1/firm/legal-representative"))
+    else:
+        status = representative.status
+        if status == "pending":
+            status = "verification pending (a line below says when YouSign answered)"
+        rows.append(("Representative", f"{representative.first_name} {representative.last_name}: {status}"))
     total = sum(counts.values())
     detail = ", ".join(f"{n} {_STATUS_LABELS.get(code, code)}" for code, n in counts.items())
     rows.append(("Dossiers", f"{total}" + (f" ({detail})" if detail else "")))

@@ -15,18 +15,24 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.common import SearchAttributeKey
 
 from config.settings import PROJECT_ROOT, Settings
+from config.temporal import SEARCH_ATTRIBUTES as SEARCH_ATTRIBUTE_KEYS
 
 LOOPBACK = "127.0.0.1"
 STATE_FILE = "stack.json"
-SEARCH_ATTRIBUTES = {
-    "FirmId": "Keyword",
-    "DossierId": "Keyword",
-    "MandateStatus": "Keyword",
-    "BulkSendId": "Keyword",
-    "MandateExpiresAt": "Datetime",
-}
+
+
+def _cli_type(key: SearchAttributeKey) -> str:
+    # INDEXED_VALUE_TYPE_KEYWORD_LIST -> KeywordList, the spelling of `--search-attribute Name=Type`
+    name = IndexedValueType.Name(int(key.indexed_value_type)).removeprefix("INDEXED_VALUE_TYPE_")
+    return name.title().replace("_", "")
+
+
+# Registered by the dev server at start (the same keys the workflows upsert).
+SEARCH_ATTRIBUTES: dict[str, str] = {key.name: _cli_type(key) for key in SEARCH_ATTRIBUTE_KEYS}
 
 
 class StackSettings(BaseSettings):
@@ -59,17 +65,31 @@ class StackPlan:
     yousign_base_url: str | None
     smtp_url: str | None
 
+    worker_metrics_address: str | None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StackPlan:
         environ = os.environ if environ is None else environ
+        settings = Settings()
+        metrics = settings.worker_metrics_address
+        if "WORKER_METRICS_ADDRESS" not in environ and metrics:
+            metrics = f"{LOOPBACK}:{metrics.rpartition(':')[2]}"  # the embedded stack stays on loopback
         return cls(
-            settings=Settings(),
+            settings=settings,
             stack=StackSettings(),
             database_url=_given(environ, "DATABASE_URL"),
             temporal_address=_given(environ, "TEMPORAL_ADDRESS"),
             yousign_base_url=_given(environ, "YOUSIGN_BASE_URL"),
             smtp_url=_given(environ, "SMTP_URL"),
+            worker_metrics_address=metrics or None,
         )
+
+    @property
+    def worker_metrics_port(self) -> int | None:
+        if not self.worker_metrics_address:
+            return None
+        port = self.worker_metrics_address.rpartition(":")[2]
+        return int(port) if port.isdigit() else None
 
     @property
     def data_dir(self) -> Path:
@@ -102,6 +122,8 @@ class StackPlan:
             (s.smtp_port, "SMTP_PORT", "the SMTP mailbox", self.mailbox),
             (s.mailbox_port, "MAILBOX_PORT", "the mailbox page", self.mailbox),
         ]
+        metrics = self.worker_metrics_port
+        wanted.append((metrics or 0, "WORKER_METRICS_ADDRESS", "the worker's metrics", metrics is not None))
         return [(port, variable, what) for port, variable, what, used in wanted if used]
 
 

@@ -10,7 +10,7 @@ from store.bulk import BulkSend
 from store.records import KycSubmission, Mandate
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
-from workflows.mandate import MandateWorkflow
+from workflows.mandate import MandateWorkflow, mandate_summary
 from workflows.mandate_models import MandateWorkflowInput
 
 
@@ -41,6 +41,7 @@ async def start_mandate_workflow(
         mandate_input(settings, mandate, send_on_start=send_on_start),
         id=mandate.workflow_id,
         task_queue=settings.temporal_task_queue,
+        static_summary=mandate_summary(mandate.number),
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

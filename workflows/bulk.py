@@ -14,7 +14,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.bulk import BulkActivities
     from activities.models import BulkPageInput, BulkRef, MandateToStart
     from workflows import policies
-    from workflows.mandate import MandateWorkflow
+    from workflows.mandate import MandateWorkflow, mandate_summary
     from workflows.mandate_models import MandateWorkflowInput
 
 # Reserving a page is a database transaction per dossier: give a large page room.
@@ -71,6 +71,7 @@ class BulkSendWorkflow:
                 ),
                 id=mandate.workflow_id,
                 task_queue=input.task_queue,
+                static_summary=mandate_summary(mandate.number),
                 # The mandate waits for its signature for a month, long after the batch is done.
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )

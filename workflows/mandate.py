@@ -38,6 +38,11 @@ class Outcome(BaseModel):
     reason: str | None = None
 
 
+def mandate_summary(number: str) -> str:
+    """The run's title in the Temporal UI: the mandate number (company SIREN, PA, date), no person."""
+    return f"Mandate {number}"
+
+
 def rejected(message: str, error_type: str, *details: Any) -> ApplicationError:
     return ApplicationError(message, *details, type=error_type, non_retryable=True)
 

@@ -1,0 +1,133 @@
+"""docker-compose.yml is valid for Docker Compose (as `make compose-check` validates it) and wires the
+services as documented. The validation needs `docker compose` or `docker-compose`: skipped without
+one, except in CI (CI=true), where a missing validator fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config.settings import Settings
+from config.temporal import SEARCH_ATTRIBUTES
+from starter.stack_config import SEARCH_ATTRIBUTES as DEV_SERVER_SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+def compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+@pytest.fixture(scope="module")
+def compose() -> list[str]:
+    command = compose_command()
+    if command is None:
+        message = "no Docker Compose to validate docker-compose.yml with: run `make compose-check` once"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return command
+
+
+@pytest.fixture(scope="module")
+def services() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "dev"]], ids=["default", "dev-profile"])
+def test_docker_compose_accepts_the_file(compose: list[str], profile: list[str]):
+    # Variables the file interpolates must not be needed: the defaults make it valid on its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOUSIGN_", "TEMPORAL_", "POSTGRES_"))}
+    done = subprocess.run(
+        [*compose, "-f", str(COMPOSE_FILE), *profile, "config", "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_temporal_runs_on_postgres_with_current_images_and_one_shot_setup_jobs(services: dict):
+    images = {name: service.get("image", "") for name, service in services.items()}
+    assert not any("auto-setup" in image for image in images.values())
+    assert images["temporal"].startswith("temporalio/server:")
+    assert images["temporal-ui"].startswith("temporalio/ui:")
+    assert images["postgres"] == "postgres:16"
+    for job in ("temporal-schema", "temporal-namespace"):
+        assert images[job].startswith("temporalio/admin-tools:")
+        assert "restart" not in services[job]  # one-shot: others wait for it to complete
+    temporal = services["temporal"]
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["depends_on"] == {"temporal-schema": {"condition": "service_completed_successfully"}}
+    assert services["temporal-namespace"]["depends_on"] == {"temporal": {"condition": "service_healthy"}}
+    dynamic_config = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    assert (ROOT / "deploy/temporal/dynamicconfig" / Path(dynamic_config).name).is_file()
+    schema_script = (ROOT / "deploy/temporal/setup-postgres.sh").read_text()
+    for step in ("create", "setup-schema -v 0.0", "update-schema -d"):
+        assert step in schema_script
+    assert "temporal_visibility" in schema_script
+
+
+def test_the_namespace_job_registers_the_search_attributes_the_workflows_use():
+    script = (ROOT / "deploy/temporal/setup-namespace.sh").read_text()
+    registered = dict(
+        re.findall(r"\b([A-Z]\w+):(Keyword|Datetime|Text|Int|Double|Bool|KeywordList)\b", script)
+    )
+    assert registered == DEV_SERVER_SEARCH_ATTRIBUTES
+    assert set(registered) == {key.name for key in SEARCH_ATTRIBUTES}
+    assert "temporal operator search-attribute create" in script
+    assert "temporal operator namespace create" in script
+
+
+def test_workers_scale_and_app_services_wait_for_their_dependencies(services: dict):
+    worker, api = services["worker"], services["api"]
+    assert "container_name" not in worker and "ports" not in worker
+    assert not any("container_name" in service for service in services.values())
+    for service in (worker, api):
+        assert service["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "temporal-namespace": {"condition": "service_completed_successfully"},
+        }
+        assert "healthcheck" in service
+    assert worker["command"] == ["python", "worker.py"]
+    assert api["command"] == ["python", "-m", "starter.api"] and api["ports"] == ["8000:8000"]
+    assert services["yousign-emulator"]["command"] == ["python", "-m", "yousign_emulator"]
+    assert services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith(":8000/codec}")
+
+
+def test_the_app_is_configured_with_the_names_of_api_md(services: dict):
+    environment = services["worker"]["environment"]
+    fields = set(Settings.model_fields)
+    assert {name.lower() for name in environment} <= fields
+    assert environment["TEMPORAL_ADDRESS"] == "${TEMPORAL_ADDRESS:-temporal:7233}"
+    for name in ("DATABASE_URL", "YOUSIGN_BASE_URL", "YOUSIGN_API_KEY", "YOUSIGN_WEBHOOK_SECRET", "SMTP_URL"):
+        assert environment[name]
+
+
+def test_the_emulator_and_the_mailbox_are_development_only(services: dict):
+    assert services["yousign-emulator"]["profiles"] == ["dev"]
+    assert services["mailpit"]["profiles"] == ["dev"]
+    assert not any("profiles" in services[name] for name in ("postgres", "temporal", "worker", "api"))
+    emulator = services["yousign-emulator"]["environment"]
+    assert emulator["EMULATOR_WEBHOOK_URLS"] == "http://api:8000/v1/webhooks/yousign"
+
+
+def test_the_image_runs_as_a_user_and_leaves_local_state_out():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert re.search(r"^USER app$", dockerfile, re.MULTILINE)
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", "data", ".git"} <= set(ignored)

@@ -1,0 +1,323 @@
+"""`make run`: port checks, remembered secrets, idempotent demo data, the mailbox, and the whole stack
+started and stopped the way `make run` does it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from aiosmtpd.smtp import SMTP
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from clients.mailer import Mailer
+from domain.identifiers import luhn_valid, normalize_siret
+from starter.demo import (
+    DEMO_FIRM_NAME,
+    ensure_demo_firm,
+    ensure_demo_representative,
+    sample_siret,
+    seed_demo_dossiers,
+)
+from starter.mailbox import Maildir, SinkHandler, build_app
+from starter.stack_config import (
+    SEARCH_ATTRIBUTES,
+    PortProblem,
+    StackPlan,
+    StackState,
+    check_ports,
+    resolve_yousign_secrets,
+)
+from store import dossiers, firms, kyc
+from tests.helpers import free_port, test_settings
+from workflows.kyc import kyc_workflow_id
+
+ROOT = Path(__file__).resolve().parent.parent
+API_MAIN = ROOT / "starter" / "api" / "__main__.py"
+EMBEDDED_VARIABLES = ("DATABASE_URL", "TEMPORAL_ADDRESS", "YOUSIGN_BASE_URL", "SMTP_URL")
+
+
+@pytest.fixture
+def stack_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """This process's environment as on a fresh machine: nothing configured, data in a temporary dir."""
+    names = ("YOUSIGN_API_KEY", "YOUSIGN_WEBHOOK_SECRET", "DEMO_API_KEY", "WORKER_METRICS_ADDRESS")
+    for name in (*EMBEDDED_VARIABLES, *names):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+# ---- ports ---------------------------------------------------------------------------------------
+def test_a_taken_port_is_named_with_the_variable_to_change():
+    with listening_port() as port:
+        with pytest.raises(PortProblem) as caught:
+            check_ports([(free_port(), "MAILBOX_PORT", "the mailbox page"), (port, "API_PORT", "the API")])
+    message = str(caught.value)
+    assert f"Port {port} (the API) is already in use" in message
+    assert "set API_PORT to a free port" in message and "\n" not in message
+
+
+def test_a_port_asked_for_twice_is_refused():
+    port = free_port()
+    with pytest.raises(PortProblem, match=f"Port {port} is asked for twice \\(API_PORT and SMTP_PORT\\)"):
+        check_ports([(port, "API_PORT", "the API"), (port, "SMTP_PORT", "the SMTP mailbox")])
+
+
+def test_make_run_with_a_taken_port_prints_one_line_and_starts_nothing(stack_env: Path):
+    with listening_port() as port:
+        env = {**os.environ, "API_PORT": str(port), "WORKER_METRICS_ADDRESS": ""}
+        done = _run([sys.executable, "-m", "starter.stack"], env)
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"make run: Port {port} (the API) is already in use: stop what uses it, or set API_PORT"
+    )
+    assert done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (stack_env / "postgres").exists() and not (stack_env / "temporal.sqlite").exists()
+
+
+def test_only_the_embedded_parts_need_ports(stack_env: Path, monkeypatch: pytest.MonkeyPatch):
+    everything = {variable for _, variable, _ in StackPlan.from_env().ports()}
+    assert everything == {
+        "API_PORT",
+        "TEMPORAL_PORT",
+        "TEMPORAL_UI_PORT",
+        "EMULATOR_PORT",
+        "SMTP_PORT",
+        "MAILBOX_PORT",
+        "WORKER_METRICS_ADDRESS",
+    }
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
+    monkeypatch.setenv("YOUSIGN_BASE_URL", "https://api-sandbox.yousign.app/v3")
+    monkeypatch.setenv("SMTP_URL", "smtp://mail.example:25")
+    monkeypatch.setenv("WORKER_METRICS_ADDRESS", "")
+    assert [variable for _, variable, _ in StackPlan.from_env().ports()] == ["API_PORT"]
+
+
+def test_the_dev_server_registers_the_workflows_search_attributes():
+    assert SEARCH_ATTRIBUTES == {
+        "FirmId": "Keyword",
+        "DossierId": "Keyword",
+        "MandateStatus": "Keyword",
+        "BulkSendId": "Keyword",
+        "MandateExpiresAt": "Datetime",
+    }
+
+
+# ---- remembered secrets --------------------------------------------------------------------------
+def test_generated_secrets_are_remembered_in_stack_json(stack_env: Path):
+    plan = StackPlan.from_env()
+    first = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), {})
+    again = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), {})
+    assert first == again and len(first.yousign_api_key) >= 40 and len(first.yousign_webhook_secret) >= 40
+    assert first.yousign_api_key != first.yousign_webhook_secret
+    assert stat.S_IMODE((stack_env / "stack.json").stat().st_mode) == 0o600
+
+    given = {"YOUSIGN_API_KEY": "given-key", "YOUSIGN_WEBHOOK_SECRET": "given-secret"}
+    chosen = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), given)
+    assert (chosen.yousign_api_key, chosen.yousign_webhook_secret) == ("given-key", "given-secret")
+    state = StackState(stack_env / "stack.json")
+    assert state.get("yousign_api_key") == first.yousign_api_key  # a given value is never stored
+
+
+def test_a_real_yousign_gets_no_generated_secret(stack_env: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("YOUSIGN_BASE_URL", "https://api-sandbox.yousign.app/v3")
+    secrets = resolve_yousign_secrets(StackPlan.from_env(), StackState(stack_env / "stack.json"), {})
+    assert (secrets.yousign_api_key, secrets.yousign_webhook_secret) == ("", "")
+    assert not (stack_env / "stack.json").exists()
+
+
+# ---- demo data -----------------------------------------------------------------------------------
+async def test_the_demo_firm_is_created_once_with_its_platform_and_key(db):
+    first = await ensure_demo_firm(db, None)
+    again = await ensure_demo_firm(db, first.api_key)
+    assert again.firm.id == first.firm.id and not again.created and again.api_key == first.api_key
+    assert first.firm.platform is not None and first.firm.platform.siren == "552081317"
+    assert await firms.firm_id_for_api_key(db, first.api_key) == first.firm.id
+    assert await db.fetchval("SELECT count(*) FROM firms WHERE name = $1", DEMO_FIRM_NAME) == 1
+    stored = await db.fetchval("SELECT count(*) FROM api_keys WHERE firm_id = $1", first.firm.id)
+    configured = await ensure_demo_firm(db, "mk_configured-demo-key")  # DEMO_API_KEY changed
+    assert configured.firm.id == first.firm.id and configured.api_key == "mk_configured-demo-key"
+    assert await firms.firm_id_for_api_key(db, "mk_configured-demo-key") == first.firm.id
+    assert await db.fetchval("SELECT count(*) FROM api_keys WHERE firm_id = $1", first.firm.id) == stored + 1
+
+
+async def test_sample_dossiers_are_seeded_once_some_missing_information(db, firm):
+    assert await seed_demo_dossiers(db, firm.id, 5) == 5
+    assert await seed_demo_dossiers(db, firm.id, 5) == 0
+    counts = await dossiers.status_counts(db, firm.id)
+    assert {s.value: n for s, n in counts.items() if n} == {"ready_for_mandate": 3, "missing_information": 2}
+    page, _ = await dossiers.list_dossiers(db, firm.id)
+    for dossier, _ in page:
+        if dossier.siret:
+            assert normalize_siret(dossier.siret) == dossier.siret
+
+
+def test_sample_sirets_pass_luhn_on_siren_and_siret():
+    rng = random.Random(7)
+    for _ in range(200):
+        siret = sample_siret(rng)
+        assert len(siret) == 14 and luhn_valid(siret) and luhn_valid(siret[:9])
+
+
+async def test_the_demo_representative_is_submitted_once(db, firm, dev_env):
+    settings = test_settings()
+    client = dev_env.client
+    submission = await ensure_demo_representative(db, client, settings, firm.id)
+    try:
+        assert submission.status == "pending" and submission.document_type == "passport"
+        files = await kyc.load_files(db, submission.id)
+        assert [f.content_type for f in files] == ["image/jpeg"] and files[0].content[:2] == b"\xff\xd8"
+        handle = client.get_workflow_handle(kyc_workflow_id(firm.id))
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        assert (await ensure_demo_representative(db, client, settings, firm.id)).id == submission.id
+
+        await handle.terminate("Temporal data lost")  # e.g. temporal.sqlite deleted
+        again = await ensure_demo_representative(db, client, settings, firm.id)
+        assert again.id != submission.id and again.status == "pending"
+    finally:
+        await client.get_workflow_handle(kyc_workflow_id(firm.id)).terminate("test over")
+
+
+# ---- mailbox -------------------------------------------------------------------------------------
+async def test_the_mailbox_keeps_messages_as_eml_files_and_lists_them(tmp_path: Path):
+    maildir = Maildir(tmp_path / "mailbox")
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(SinkHandler(maildir)), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await Mailer(f"smtp://127.0.0.1:{port}", "mandats@cabinet.example").send(
+            to="jeanne@acme.example", subject="Mandat signé", body="Bonjour", attachment=("m.pdf", b"%PDF")
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    [message_id] = maildir.ids()
+    assert (tmp_path / "mailbox" / f"{message_id}.eml").is_file()
+    transport = httpx.ASGITransport(app=build_app(maildir))
+    async with httpx.AsyncClient(transport=transport, base_url="http://mailbox") as web:
+        index = await web.get("/")
+        page = await web.get(f"/messages/{message_id}")
+        attachment = await web.get(f"/messages/{message_id}/attachments/0")
+        listed = (await web.get("/messages.json")).json()
+        assert (await web.get("/messages/..%2F..%2Fetc%2Fpasswd")).status_code == 404
+    assert "Mandat signé" in index.text and "jeanne@acme.example" in index.text
+    assert "Bonjour" in page.text and "m.pdf" in page.text
+    assert attachment.content == b"%PDF" and attachment.headers["content-type"] == "application/pdf"
+    assert listed == [
+        {
+            "id": message_id,
+            "date": listed[0]["date"],
+            "from": "mandats@cabinet.example",
+            "to": "jeanne@acme.example",
+            "subject": "Mandat signé",
+        }
+    ]
+
+
+# ---- the whole stack -----------------------------------------------------------------------------
+@pytest.mark.skipif(not API_MAIN.exists(), reason="starter/api/__main__.py is not written yet")
+async def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack_env: Path):
+    ports = {
+        name: str(free_port())
+        for name in (
+            "API_PORT",
+            "TEMPORAL_PORT",
+            "TEMPORAL_UI_PORT",
+            "EMULATOR_PORT",
+            "SMTP_PORT",
+            "MAILBOX_PORT",
+        )
+    }
+    env = {
+        **os.environ,
+        **ports,
+        "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "DEMO_API_KEY": "mk_stack-test-key",
+        "DEMO_SEED_DOSSIERS": "2",
+    }
+    key = {"Authorization": "Bearer mk_stack-test-key"}
+
+    output = await _start_and_stop(env, stack_env, ports, key)
+    assert "Representative    Camille Durand: " in output and "Dossiers          2 " in output
+    state = StackState(stack_env / "stack.json")
+    assert state.get("yousign_api_key") and state.get("yousign_webhook_secret")
+    assert state.get("demo_api_key") is None  # DEMO_API_KEY was given
+
+    # `make run` again: the same data, the Temporal SQLite (and its search attributes) reused.
+    again = await _start_and_stop(env, stack_env, ports, key)
+    assert "Dossiers          2 " in again
+    assert StackState(stack_env / "stack.json").get("yousign_api_key") == state.get("yousign_api_key")
+
+
+async def _start_and_stop(env: dict[str, str], data: Path, ports: dict[str, str], key: dict) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "starter.stack",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(60):
+            while not lines or "curl -H" not in lines[-1]:
+                line = (await process.stdout.readline()).decode()
+                assert line, "the stack stopped before its banner:\n" + "".join(lines)
+                lines.append(line)
+        children = psutil.Process(process.pid).children(recursive=True)
+        postgres = psutil.Process(int((data / "postgres" / "postmaster.pid").read_text().split()[0]))
+        async with httpx.AsyncClient(trust_env=False, timeout=5) as web:
+            api = f"http://127.0.0.1:{ports['API_PORT']}"
+            listed = await web.get(f"{api}/v1/dossiers", headers=key)
+            assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+            assert (await web.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/")).status_code == 200
+            assert (await web.get(f"http://127.0.0.1:{ports['EMULATOR_PORT']}/")).status_code == 200
+            assert (await web.get(f"http://127.0.0.1:{ports['MAILBOX_PORT']}/")).status_code == 200
+        temporal = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}")
+        listed_attributes = await temporal.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace="default")
+        )
+        assert set(SEARCH_ATTRIBUTES) <= set(listed_attributes.custom_attributes)
+    except BaseException:
+        process.kill()
+        raise
+    process.send_signal(signal.SIGINT)
+    rest = (await asyncio.wait_for(process.stdout.read(), 40)).decode()
+    output = "".join(lines) + rest
+    assert await process.wait() == 0, output
+    _, alive = psutil.wait_procs([*children, postgres], timeout=5)
+    assert not alive, f"left running: {alive}"
+    assert len(children) >= 5  # temporal, emulator, mailbox, worker, API (+ their own children)
+    assert "Traceback" not in output and output.rstrip().endswith("[stack] stopped")
+    check_ports([(int(port), name, name) for name, port in ports.items()])  # all free again
+    return output
+
+
+@contextlib.contextmanager
+def listening_port() -> Iterator[int]:
+    """A loopback port something listens on, for the duration of a `with`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
