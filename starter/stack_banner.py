@@ -6,10 +6,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import Settings
-from starter.demo import DemoFirm
+from starter.demo import DemoReport
 from starter.stack_children import Child
 from starter.stack_config import StackPlan, display_path
-from store.records import KycSubmission
 
 READY_LINE = "The stack is up. Ctrl-C stops everything."
 
@@ -36,9 +35,7 @@ def redact(url: str) -> str:
 def banner(
     plan: StackPlan,
     settings: Settings,
-    demo: DemoFirm,
-    counts: dict[str, int],
-    representative: KycSubmission | None,
+    report: DemoReport,
     logs: Path,
     children: list[Child],
 ) -> str:
@@ -82,6 +79,7 @@ def banner(
     names = ", ".join(child.name for child in children)
     rows.append(("Logs", f"{display_path(logs)}/<name>.log   ({names})"))
     rows.append(("", ""))
+    demo, counts, representative = report.demo, report.counts, report.representative
     firm = demo.firm
     platform = f", platform {firm.platform.name}" if firm.platform else ""
     rows.append(("Demo firm", f"{firm.name} (SIREN {firm.siren}){platform}"))

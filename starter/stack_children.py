@@ -50,6 +50,7 @@ class Child:
         self.stop_timeout = stop_timeout
         self.process: asyncio.subprocess.Process | None = None
         self.exited: asyncio.Future[int] | None = None
+        self.started_at = 0.0  # time.time() of the start
 
     @property
     def pid(self) -> int | None:
@@ -60,6 +61,7 @@ class Child:
         return self.process is not None and self.process.returncode is None
 
     async def start(self) -> None:
+        self.started_at = time.time()
         with _open_log(self.log_path, self.argv) as log:  # the child keeps its own descriptor
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv,

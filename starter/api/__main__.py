@@ -11,7 +11,10 @@ def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level)
     uvicorn.run(
-        create_app(settings), host="0.0.0.0", port=settings.api_port, log_level=settings.log_level.lower()
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
     )
 
 

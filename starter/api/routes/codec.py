@@ -1,7 +1,8 @@
 """The codec server: the Temporal UI (and CLI) send encrypted payloads here to read them in clear.
 
 Authenticated by CODEC_AUTH_TOKEN (Bearer) when set; otherwise only loopback callers are served,
-which is what a local `make run` with the UI on the same machine needs.
+which is what a local `make run` with the UI on the same machine needs, unless
+CODEC_ALLOW_ANY_CLIENT is set (only where a proxy or private network already authenticates).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def _codec(request: Request, settings) -> EncryptionCodec:
             raise HTTPException(
                 401, "the codec server needs its token: Authorization: Bearer <CODEC_AUTH_TOKEN>"
             )
-    elif request.client is None or request.client.host not in LOOPBACK:
+    elif not settings.codec_allow_any_client and (
+        request.client is None or request.client.host not in LOOPBACK
+    ):
         raise HTTPException(403, "set CODEC_AUTH_TOKEN to serve the codec beyond this machine")
     if not settings.payload_encryption_keys:
         raise HTTPException(404, "payload encryption is not configured")
