@@ -46,7 +46,7 @@ from starter.stack_config import (
     display_path,
     emulator_environment,
     mailbox_environment,
-    resolve_yousign_secrets,
+    resolve_secrets,
     temporal_binary,
 )
 from starter.stack_postgres import EmbeddedPostgres
@@ -199,7 +199,7 @@ class Stack:
             state = StackState(self.data_dir / STATE_FILE)
         except ValueError as error:
             raise StackError(str(error)) from None
-        secrets = resolve_yousign_secrets(plan, state, self.environ)
+        secrets = resolve_secrets(plan, state, self.environ)
         say(f"data directory: {display_path(self.data_dir)} (logs in {display_path(self.logs)}/<name>.log)")
 
         env = child_environment(plan, self.environ, secrets, await self._start_postgres())

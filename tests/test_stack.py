@@ -23,6 +23,7 @@ from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from clients.mailer import Mailer
+from config.codec import parse_keys
 from domain.identifiers import luhn_valid, normalize_siret
 from starter.demo import (
     DEMO_FIRM_NAME,
@@ -42,7 +43,7 @@ from starter.stack_config import (
     child_environment,
     dev_server_argv,
     emulator_environment,
-    resolve_yousign_secrets,
+    resolve_secrets,
 )
 from store import dossiers, firms, kyc
 from tests.helpers import free_port, test_settings
@@ -151,7 +152,12 @@ def test_the_dev_server_is_persisted_with_wal_and_the_search_attributes(stack_en
 
 def test_children_share_one_database_and_the_embedded_addresses(stack_env: Path):
     plan = StackPlan.from_env()
-    secrets = ResolvedSecrets(yousign_api_key="k", yousign_webhook_secret="s")
+    secrets = ResolvedSecrets(
+        yousign_api_key="k",
+        yousign_webhook_secret="s",
+        payload_encryption_keys="p:a2V5",
+        payload_encryption_key_id="p",
+    )
     env = child_environment(plan, {"KEEP": "me"}, secrets, "postgresql://db")
     assert env["KEEP"] == "me" and env["DATABASE_URL"] == "postgresql://db"
     assert env["TEMPORAL_ADDRESS"] == "127.0.0.1:7233"
@@ -168,14 +174,14 @@ def test_children_share_one_database_and_the_embedded_addresses(stack_env: Path)
 # ---- remembered secrets --------------------------------------------------------------------------
 def test_generated_secrets_are_remembered_in_stack_json(stack_env: Path):
     plan = StackPlan.from_env()
-    first = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), {})
-    again = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), {})
+    first = resolve_secrets(plan, StackState(stack_env / "stack.json"), {})
+    again = resolve_secrets(plan, StackState(stack_env / "stack.json"), {})
     assert first == again and len(first.yousign_api_key) >= 40 and len(first.yousign_webhook_secret) >= 40
     assert first.yousign_api_key != first.yousign_webhook_secret
     assert stat.S_IMODE((stack_env / "stack.json").stat().st_mode) == 0o600
 
     given = {"YOUSIGN_API_KEY": "given-key", "YOUSIGN_WEBHOOK_SECRET": "given-secret"}
-    chosen = resolve_yousign_secrets(plan, StackState(stack_env / "stack.json"), given)
+    chosen = resolve_secrets(plan, StackState(stack_env / "stack.json"), given)
     assert (chosen.yousign_api_key, chosen.yousign_webhook_secret) == ("given-key", "given-secret")
     state = StackState(stack_env / "stack.json")
     assert state.get("yousign_api_key") == first.yousign_api_key  # a given value is never stored
@@ -183,9 +189,28 @@ def test_generated_secrets_are_remembered_in_stack_json(stack_env: Path):
 
 def test_a_real_yousign_gets_no_generated_secret(stack_env: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("YOUSIGN_BASE_URL", "https://api-sandbox.yousign.app/v3")
-    secrets = resolve_yousign_secrets(StackPlan.from_env(), StackState(stack_env / "stack.json"), {})
+    secrets = resolve_secrets(StackPlan.from_env(), StackState(stack_env / "stack.json"), {})
     assert (secrets.yousign_api_key, secrets.yousign_webhook_secret) == ("", "")
-    assert not (stack_env / "stack.json").exists()
+    state = StackState(stack_env / "stack.json")
+    assert state.get("yousign_api_key") is None and state.get("yousign_webhook_secret") is None
+
+
+def test_payload_encryption_key_is_generated_once_unless_given(stack_env: Path):
+    plan, path = StackPlan.from_env(), stack_env / "stack.json"
+    first = resolve_secrets(plan, StackState(path), {})
+    assert first.payload_encryption_key_id == "stack"
+    assert parse_keys(first.payload_encryption_keys)["stack"]  # a real 256-bit key
+    assert (
+        resolve_secrets(plan, StackState(path), {}).payload_encryption_keys
+        == first.payload_encryption_keys
+    )
+    given = {"PAYLOAD_ENCRYPTION_KEYS": "k1:" + "A" * 44, "PAYLOAD_ENCRYPTION_KEY_ID": "k1"}
+    assert (
+        resolve_secrets(plan, StackState(path), given).payload_encryption_keys
+        == given["PAYLOAD_ENCRYPTION_KEYS"]
+    )
+    env = child_environment(plan, {}, first, "postgresql://db")
+    assert env["PAYLOAD_ENCRYPTION_KEYS"] == first.payload_encryption_keys
 
 
 # ---- demo data -----------------------------------------------------------------------------------
