@@ -220,9 +220,7 @@ class ResolvedSecrets:
     payload_encryption_key_id: str
 
 
-def resolve_secrets(
-    plan: StackPlan, state: StackState, environ: Mapping[str, str]
-) -> ResolvedSecrets:
+def resolve_secrets(plan: StackPlan, state: StackState, environ: Mapping[str, str]) -> ResolvedSecrets:
     """The emulator's key and webhook secret, and the payload key: given ones, else generated once."""
     key = _given(environ, "YOUSIGN_API_KEY")
     secret = _given(environ, "YOUSIGN_WEBHOOK_SECRET")

@@ -201,8 +201,7 @@ def test_payload_encryption_key_is_generated_once_unless_given(stack_env: Path):
     assert first.payload_encryption_key_id == "stack"
     assert parse_keys(first.payload_encryption_keys)["stack"]  # a real 256-bit key
     assert (
-        resolve_secrets(plan, StackState(path), {}).payload_encryption_keys
-        == first.payload_encryption_keys
+        resolve_secrets(plan, StackState(path), {}).payload_encryption_keys == first.payload_encryption_keys
     )
     given = {"PAYLOAD_ENCRYPTION_KEYS": "k1:" + "A" * 44, "PAYLOAD_ENCRYPTION_KEY_ID": "k1"}
     assert (
