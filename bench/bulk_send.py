@@ -58,7 +58,19 @@ SANDBOX_PER_MINUTE, SANDBOX_PER_HOUR = 30, 200
 HISTORY_EVENTS_LIMIT, HISTORY_BYTES_LIMIT, PENDING_CHILDREN_LIMIT = 51_200, 50 * 1024 * 1024, 2_000
 UNLIMITED_PER_MINUTE, UNLIMITED_PER_HOUR = 6_000_000, 360_000_000  # 100,000 req/s: no cap in effect
 TARGET_PACING, TARGET_RATIO = 0.95, 0.7
-SIRETS = ["73282932000074", "55208131766522", "35600000000048", "35600000049837"]
+
+
+def luhn_complete(payload: str) -> str:
+    """`payload` followed by the digit that makes it pass Luhn (as SIREN and SIRET do)."""
+    from domain.identifiers import luhn_valid
+
+    return next(payload + d for d in "0123456789" if luhn_valid(payload + d))
+
+
+def siret_for(i: int) -> str:
+    """A distinct, valid SIRET per dossier: each is a company of its own, as in a firm's book."""
+    siren = luhn_complete(f"{40_000_000 + i:08d}")
+    return luhn_complete(siren + "0001")
 
 
 def fmt_kib(kib: int | None) -> str:
@@ -88,6 +100,44 @@ def machine_line() -> str:
 # ---- the stack of one scenario -------------------------------------------------------------------
 
 
+class WorkerGroup:
+    """The project's worker processes (`python worker.py`), each sampled for memory."""
+
+    def __init__(self, children: list[_stack.Child]) -> None:
+        self.children = children
+        self.samplers = [_stack.MemorySampler(c.pid) for c in children]
+
+    @property
+    def pids(self) -> list[int]:
+        return [c.pid for c in self.children]
+
+    def alive(self) -> bool:
+        return all(c.alive() for c in self.children)
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(f"--- {c.name} ---\n{c.tail(lines)}" for c in self.children)
+
+    def stop(self) -> None:
+        for c in self.children:
+            c.stop()
+
+    def sample(self) -> None:
+        for sampler in self.samplers:
+            sampler.sample()
+
+    def rss_kib(self) -> int:
+        return sum(_stack.proc_status_kib(pid, "VmRSS") or 0 for pid in self.pids)
+
+    def hwm_kib(self) -> int | None:
+        """The highest VmHWM of the workers (each is one process of the same program)."""
+        values = [v for v in (s.hwm_kib() for s in self.samplers) if v is not None]
+        return max(values) if values else None
+
+    @property
+    def peak_rss_kib(self) -> int:
+        return max(s.peak_rss_kib for s in self.samplers)
+
+
 @dataclass
 class Stack:
     work_dir: Path
@@ -95,16 +145,15 @@ class Stack:
     db: asyncpg.Pool
     temporal: _stack.TemporalServer
     emulator: _stack.EmulatorProcess
-    worker: _stack.Child | None
+    worker: WorkerGroup
     settings: Any
     client: Client
     env: dict[str, str]
-    memory: _stack.MemorySampler | None = None
     children: list[_stack.Child] = field(default_factory=list)
 
     def cpu_snapshot(self) -> dict[str, float]:
         snap = {
-            "worker": _stack.cpu_seconds([self.worker.pid]) if self.worker else 0.0,
+            "worker": _stack.cpu_seconds(self.worker.pids),
             "temporal": _stack.cpu_seconds([self.temporal.child.pid], with_children=True),
             "emulator": _stack.cpu_seconds([self.emulator.child.pid]),
             "bench": _stack.cpu_seconds([os.getpid()]),
@@ -175,8 +224,6 @@ async def scenario_stack(
             "yousign_requests_per_minute": per_minute,
             "yousign_requests_per_hour": per_hour,
             "log_level": args.worker_log_level,
-            # the default is a fixed port: give the worker one of its own (it serves the SDK's metrics)
-            "worker_metrics_address": f"127.0.0.1:{_stack.free_port()}",
         }
         if args.page_size:
             values["bulk_page_size"] = args.page_size
@@ -186,11 +233,15 @@ async def scenario_stack(
         settings, env = project_settings(values)
         client = await _stack.wait_for_temporal(temporal, lambda: connect_project_client(settings))
         say(f"[{name}] Temporal dev server on {temporal.address} ({temporal_db or 'in memory'})")
-        worker_argv = [sys.executable, "worker.py"]
-        if args.profile_worker:
-            worker_argv = [sys.executable, str(BENCH_DIR / "_profiled.py"), str(work_dir / "profile.txt")]
-        worker = _stack.launch("worker", worker_argv, work_dir, env)
-        children.append(worker)
+        workers = []
+        for i in range(args.workers):
+            argv = [sys.executable, "worker.py"]
+            if args.profile_worker and i == 0:
+                argv = [sys.executable, str(BENCH_DIR / "_profiled.py"), str(work_dir / "profile.txt")]
+            # The default metrics address is a fixed port: each worker gets one of its own.
+            own = env | {"WORKER_METRICS_ADDRESS": f"127.0.0.1:{_stack.free_port()}"}
+            workers.append(_stack.launch(f"worker{i}" if i else "worker", argv, work_dir, own))
+        children.extend(workers)
         await wait_for_pollers(
             client,
             [
@@ -198,9 +249,9 @@ async def scenario_stack(
                 (settings.yousign_task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY),
             ],
         )
-        say(f"[{name}] worker pid {worker.pid} polling; emulator {emulator.base_url}; logs in {work_dir}")
-        stack = Stack(work_dir, pg, db, temporal, emulator, worker, settings, client, env)
-        stack.memory = _stack.MemorySampler(worker.pid)
+        pids = ", ".join(str(w.pid) for w in workers)
+        say(f"[{name}] worker pid {pids} polling; emulator {emulator.base_url}; logs in {work_dir}")
+        stack = Stack(work_dir, pg, db, temporal, emulator, WorkerGroup(workers), settings, client, env)
         stack.children = children
         yield stack
     finally:
@@ -230,16 +281,16 @@ async def seed_firm_and_dossiers(db: asyncpg.Pool, count: int) -> tuple[uuid.UUI
         db, submission.id, status="verified", reason=None, status_codes=[], completed_at=submission.created_at
     )
     ready = dossier_status(has_siret=True, has_legal_representative=True, mandate_status=None)
+    base = int(await db.fetchval("SELECT count(*) FROM dossiers"))  # distinct across batches
     rows = await db.fetch(
         "INSERT INTO dossiers (firm_id, name, siret, rep_first_name, rep_last_name, rep_birth_name,"
         " rep_email, einvoicing_status)"
-        " SELECT $1, 'Client ' || g, ($2::text[])[1 + g % 4], 'Jeanne', 'Martin', 'Durand',"
-        " 'jeanne.martin' || g || '@acme.example', $3 FROM generate_series(1, $4) AS g ORDER BY g"
-        " RETURNING id",
+        " SELECT $1, 'Client ' || g, s, 'Jeanne', 'Martin', 'Durand',"
+        " 'jeanne.martin' || g || '@acme.example', $3 FROM unnest($2::text[]) WITH ORDINALITY AS t(s, g)"
+        " ORDER BY g RETURNING id",
         firm.id,
-        SIRETS,
+        [siret_for(base + i) for i in range(count)],
         ready.value,
-        count,
     )
     return firm.id, [r["id"] for r in rows]
 
@@ -285,7 +336,7 @@ async def run_batch(
     bulk_handle = stack.client.get_workflow_handle(bulk_workflow_id(batch.id))
     while True:
         counts = await bulk.outcome_counts(stack.db, batch.id)
-        stack.memory.sample()
+        stack.worker.sample()
         done = counts["sent"] + counts["skipped"] + counts["failed"]
         complete = done >= batch.total
         now = time.monotonic()
@@ -305,7 +356,7 @@ async def run_batch(
             say(
                 f"[{name}] {elapsed:6.0f}s sent {counts['sent']} skipped {counts['skipped']}"
                 f" failed {counts['failed']} sending {counts['sending']} queued {counts['queued']}"
-                f" · worker RSS {fmt_kib(_stack.proc_status_kib(stack.worker.pid, 'VmRSS'))}"
+                f" · worker RSS {fmt_kib(stack.worker.rss_kib())}"
             )
         await asyncio.sleep(0.5)
     ended_at = time.time()
@@ -340,6 +391,13 @@ async def run_batch(
 def profile_lines(work_dir: Path) -> list[str]:
     path = work_dir / "profile.txt"
     return path.read_text().splitlines() if path.exists() else []
+
+
+def per_item_line(label: str, cpu: dict[str, float], items: int) -> str:
+    parts = ", ".join(
+        f"{k} {v / items * 1000:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05
+    )
+    return f"CPU per {label} (ms): {parts}; total {sum(cpu.values()) / items * 1000:.0f}"
 
 
 def cpu_lines(cpu: dict[str, float], wall: float) -> list[str]:
@@ -432,7 +490,8 @@ def breakdown_lines(label: str, timelines: Sequence[ChildTimeline]) -> list[str]
     if not done:
         return [f"{label}: no child reached its timer"]
     lines = [
-        f"{label}: {len(done)} children; start -> waiting for signal: median"
+        f"{label}: {len(done)} children of {statistics.median(t.events for t in done):.0f} events"
+        f" ({fmt_bytes(statistics.median(t.size for t in done))}) each; start -> waiting for signal: median"
         f" {statistics.median(t.waiting - t.started for t in done):.2f}s,"
         f" p90 {pct([t.waiting - t.started for t in done], 0.9):.2f}s"
     ]
@@ -504,7 +563,7 @@ async def scenario_a(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
 
         result = await run_batch(stack, "a", count, timeout, before_start=restart_windows)
         stats = await stack.emulator.stats()
-        hwm = stack.memory.hwm_kib()
+        hwm = stack.worker.hwm_kib()
         timelines = await child_timelines(stack.client, await mandate_workflow_ids(db, result.batch_id))
     times = sorted(stats["accepted_times"])
     rejected = stats["rate_limited"]
@@ -684,7 +743,7 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         bare_runs = [await baseline.run(count, page_size, timeout)]
         say(f"[b] bare baseline: {bare_runs[0]['rate']:.2f}/s")
         result = await run_batch(stack, "b", count, timeout)
-        hwm = stack.memory.hwm_kib()
+        hwm = stack.worker.hwm_kib()
         mandate_timelines = await child_timelines(
             stack.client, await mandate_workflow_ids(db, result.batch_id)
         )
@@ -725,6 +784,9 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         f" (target >= {TARGET_RATIO})"
     )
     lines += cpu_lines(result.cpu, result.ended_at - result.started_at)
+    lines.append(per_item_line("mandate", result.cpu, max(sent, 1)))
+    for label, bare in zip(("before", "after"), bare_runs, strict=True):
+        lines.append(per_item_line(f"bare ({label})", bare["cpu"], max(bare["waiting"], 1)))
     for label, bare in zip(("before", "after"), bare_runs, strict=True):
         lines += [f"  bare baseline {label}: " + cpu_lines(bare["cpu"], bare["wall"])[0]]
     lines.append(f"worker peak RSS (VmHWM) {fmt_kib(hwm)}; bare worker {fmt_kib(bare_hwm)}")
@@ -776,7 +838,7 @@ async def scenario_c(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
     timeout = args.timeout or 7200
     async with scenario_stack(args, "c", pg, db, {}, UNLIMITED_PER_MINUTE, UNLIMITED_PER_HOUR) as stack:
         result = await run_batch(stack, "c", count, timeout)
-        hwm = stack.memory.hwm_kib()
+        hwm = stack.worker.hwm_kib()
         await asyncio.sleep(2)  # visibility catches up with the last run
         runs = await run_histories(stack.client, bulk_workflow_id(result.batch_id))
         ids = await mandate_workflow_ids(db, result.batch_id)
@@ -798,7 +860,7 @@ async def scenario_c(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         + (f" (last `sent` at {result.last_sent_at - result.started_at:.1f}s)" if result.last_sent_at else "")
     )
     lines.append(
-        f"worker peak RSS (VmHWM) {fmt_kib(hwm)} (sampled peak {fmt_kib(stack.memory.peak_rss_kib)})"
+        f"worker peak RSS (VmHWM) {fmt_kib(hwm)} (sampled peak {fmt_kib(stack.worker.peak_rss_kib)})"
     )
     lines.append(
         f"bulk workflow: {len(runs)} runs (continue-as-new per page); observed pending children"
@@ -957,6 +1019,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-encryption", action="store_true", help="no PAYLOAD_ENCRYPTION_KEYS")
     parser.add_argument("--worker-log-level", default="WARNING")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (python worker.py)")
     parser.add_argument("--profile-worker", action="store_true", help="sample the worker's Python stacks")
     parser.add_argument("--work-dir", help="parent of the temporary directories (default: the system's)")
     return parser.parse_args(argv)

@@ -45,17 +45,13 @@ async def generate(
     dossier_id: UUID,
     *,
     now: datetime,
-    bulk_send_id: UUID | None = None,
-    send: bool = False,
 ) -> Mandate:
     """Reserve the mandate row, then start its workflow; undo the reservation if Temporal is down."""
     await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's dossier: 404 before anything
     await require_verified_firm(db, firm_id)
-    mandate = await mandates.reserve_mandate(
-        db, firm_id, dossier_id, issued_on=paris_day(now), bulk_send_id=bulk_send_id
-    )
+    mandate = await mandates.reserve_mandate(db, firm_id, dossier_id, issued_on=paris_day(now))
     try:
-        await start_mandate_workflow(client, settings, mandate, send_on_start=send)
+        await start_mandate_workflow(client, settings, mandate)
     except RPCError as error:
         await mandates.discard_reservation(db, mandate.id)
         raise Unavailable(f"the workflow service did not accept the mandate: {error.message}") from error

@@ -11,26 +11,18 @@ from store.records import KycSubmission, Mandate
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 from workflows.mandate import MandateWorkflow, mandate_summary
-from workflows.mandate_models import MandateWorkflowInput
+from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 
 
-def mandate_input(
-    settings: Settings, mandate: Mandate, *, send_on_start: bool = False
-) -> MandateWorkflowInput:
-    return MandateWorkflowInput(
-        mandate_id=mandate.id,
-        firm_id=mandate.firm_id,
-        dossier_id=mandate.dossier_id,
+def mandate_options(settings: Settings) -> MandateOptions:
+    return MandateOptions(
         validity=settings.mandate_validity,
         reconciliation_every=settings.reconciliation_every,
         yousign_task_queue=settings.yousign_task_queue,
-        send_on_start=send_on_start,
     )
 
 
-async def start_mandate_workflow(
-    client: Client, settings: Settings, mandate: Mandate, *, send_on_start: bool = False
-) -> WorkflowHandle:
+async def start_mandate_workflow(client: Client, settings: Settings, mandate: Mandate) -> WorkflowHandle:
     """Start the mandate's workflow; a retried start finds the running one instead of a second.
 
     Ids are `mandate-<dossier>-<n>`: a dossier's next mandate gets a new id, and a closed id is
@@ -38,7 +30,12 @@ async def start_mandate_workflow(
     """
     return await client.start_workflow(
         MandateWorkflow.run,
-        mandate_input(settings, mandate, send_on_start=send_on_start),
+        MandateWorkflowInput(
+            mandate_id=mandate.id,
+            firm_id=mandate.firm_id,
+            dossier_id=mandate.dossier_id,
+            options=mandate_options(settings),
+        ),
         id=mandate.workflow_id,
         task_queue=settings.temporal_task_queue,
         static_summary=mandate_summary(mandate.number),
@@ -72,9 +69,7 @@ async def start_bulk_send_workflow(client: Client, settings: Settings, batch: Bu
         BulkSendInput(
             bulk_send_id=batch.id,
             task_queue=settings.temporal_task_queue,
-            validity=settings.mandate_validity,
-            reconciliation_every=settings.reconciliation_every,
-            yousign_task_queue=settings.yousign_task_queue,
+            mandate_options=mandate_options(settings),
             page_size=settings.bulk_page_size,
         ),
         id=bulk_workflow_id(batch.id),

@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.models import BulkPageInput, BulkRef, MandateToStart
     from workflows import policies
     from workflows.mandate import MandateWorkflow, mandate_summary
-    from workflows.mandate_models import MandateWorkflowInput
+    from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 
 # Reserving a page is a database transaction per dossier: give a large page room.
 PAGE_ACTIVITY = {**policies.DATABASE, "start_to_close_timeout": timedelta(minutes=5)}
@@ -24,9 +24,7 @@ PAGE_ACTIVITY = {**policies.DATABASE, "start_to_close_timeout": timedelta(minute
 class BulkSendInput(BaseModel):
     bulk_send_id: UUID
     task_queue: str
-    validity: str = "P1M"
-    reconciliation_every: timedelta = timedelta(hours=6)
-    yousign_task_queue: str = "yousign"
+    mandate_options: MandateOptions = Field(default_factory=MandateOptions)
     # A month-long child stays pending on its parent: pages stay well under Temporal's 2,000.
     page_size: int = 500
     next_position: int = 0
@@ -63,9 +61,7 @@ class BulkSendWorkflow:
                     mandate_id=mandate.mandate_id,
                     firm_id=mandate.firm_id,
                     dossier_id=mandate.dossier_id,
-                    validity=input.validity,
-                    reconciliation_every=input.reconciliation_every,
-                    yousign_task_queue=input.yousign_task_queue,
+                    options=input.mandate_options,
                     send_on_start=True,
                     bulk_send_id=input.bulk_send_id,
                 ),

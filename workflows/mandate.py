@@ -120,7 +120,7 @@ class MandateWorkflow:
         await self._record(MandateStatus.SENDING, "send requested")
         self._sending_recorded = True
         # YouSign is given a date at least this late; the exact instant counts from activation.
-        expires_at = mandate_expires_at(workflow.now(), self._input.validity)
+        expires_at = mandate_expires_at(workflow.now(), self._input.options.validity)
         try:
             sent = await workflow.execute_activity_method(
                 YouSignActivities.send_mandate_for_signature,
@@ -129,7 +129,7 @@ class MandateWorkflow:
                     expires_at=expires_at,
                     signature_field=self.state.signature_field,
                 ),
-                task_queue=self._input.yousign_task_queue,
+                task_queue=self._input.options.yousign_task_queue,
                 **policies.YOUSIGN,
             )
         except ActivityError as error:
@@ -141,7 +141,7 @@ class MandateWorkflow:
         self.state.signature_request_id = sent.signature_request_id
         self.state.signer_id = sent.signer_id
         self.state.sent_at = workflow.now()
-        self.state.expires_at = mandate_expires_at(self.state.sent_at, self._input.validity)
+        self.state.expires_at = mandate_expires_at(self.state.sent_at, self._input.options.validity)
         await self._record(
             MandateStatus.PENDING,
             "sent for signature",
@@ -165,7 +165,7 @@ class MandateWorkflow:
             try:
                 await workflow.wait_condition(
                     lambda: self._outcome is not None,
-                    timeout=min(remaining, self._input.reconciliation_every),
+                    timeout=min(remaining, self._input.options.reconciliation_every),
                     timeout_summary="expiry or reconciliation",
                 )
             except TimeoutError:
@@ -179,7 +179,7 @@ class MandateWorkflow:
         state = await workflow.execute_activity_method(
             YouSignActivities.get_signature_request_state,
             SignatureRequestRef(signature_request_id=self.state.signature_request_id),
-            task_queue=self._input.yousign_task_queue,
+            task_queue=self._input.options.yousign_task_queue,
             **policies.YOUSIGN,
         )
         status = outcome_of_status(state.status)
@@ -203,7 +203,7 @@ class MandateWorkflow:
         await workflow.execute_activity_method(
             YouSignActivities.cancel_signature_request,
             SignatureRequestRef(signature_request_id=self.state.signature_request_id),
-            task_queue=self._input.yousign_task_queue,
+            task_queue=self._input.options.yousign_task_queue,
             **policies.YOUSIGN,
         )
         self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
@@ -227,7 +227,7 @@ class MandateWorkflow:
             ArchiveInput(
                 mandate_id=self._input.mandate_id, signature_request_id=self.state.signature_request_id
             ),
-            task_queue=self._input.yousign_task_queue,
+            task_queue=self._input.options.yousign_task_queue,
             **policies.YOUSIGN,
         )
         try:
@@ -298,7 +298,7 @@ class MandateWorkflow:
                     signer_id=self.state.signer_id,
                     sent_at=sent_at,
                 ),
-                task_queue=self._input.yousign_task_queue,
+                task_queue=self._input.options.yousign_task_queue,
                 **policies.YOUSIGN_INTERACTIVE,
             )
         except ActivityError as error:

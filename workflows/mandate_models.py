@@ -34,13 +34,19 @@ class MandateState(BaseModel):
     early_events: list[YouSignEvent] = Field(default_factory=list)
 
 
+class MandateOptions(BaseModel):
+    """How every mandate runs, from the settings; a bulk send hands them on to its children."""
+
+    validity: str = "P1M"
+    reconciliation_every: timedelta = timedelta(hours=6)
+    yousign_task_queue: str = "yousign"
+
+
 class MandateWorkflowInput(BaseModel):
     mandate_id: UUID
     firm_id: UUID
     dossier_id: UUID
-    validity: str = "P1M"
-    reconciliation_every: timedelta = timedelta(hours=6)
-    yousign_task_queue: str = "yousign"
+    options: MandateOptions = Field(default_factory=MandateOptions)
     send_on_start: bool = False
     bulk_send_id: UUID | None = None
     state: MandateState | None = None  # set only when continuing as new
