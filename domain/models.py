@@ -38,6 +38,9 @@ def _rule(check):
 
 
 HumanName = Annotated[str, AfterValidator(_human_name)]
+# PostgreSQL text cannot hold NUL, and no name or reference needs control characters; a pattern
+# (rather than code) so that the API's OpenAPI document states the rule too.
+PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
 Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
@@ -62,7 +65,7 @@ class Platform(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     siren: Siren | None = None
     matricule: str | None = Field(default=None, pattern=r"^\d{4}$")
 
@@ -76,4 +79,4 @@ class Platform(BaseModel):
         return platform_identifier(self.siren, self.matricule)
 
 
-__all__ = ["HumanName", "LegalRepresentative", "Platform", "RuleViolation", "Siren", "Siret"]
+__all__ = ["HumanName", "LegalRepresentative", "PlainText", "Platform", "RuleViolation", "Siren", "Siret"]

@@ -150,15 +150,17 @@ async def list_dossiers(
     """One page in creation order, and the cursor of the next page (None on the last page)."""
     after = decode_cursor(cursor) if cursor else None
     search_digits = search.replace(" ", "") if search else None
+    # Digits only: the start of a SIRET (served by its prefix index); else part of the name too.
+    name_pattern = None if not search or search_digits.isdigit() else _like_pattern(search)
     rows = await db.fetch(
         _WITH_MANDATE + " WHERE d.firm_id = $1"
         " AND ($2::text[] IS NULL OR d.einvoicing_status = ANY($2))"
-        " AND ($3::text IS NULL OR d.name ILIKE $3 OR d.siret LIKE $4 || '%')"
+        " AND ($4::text IS NULL OR d.siret LIKE $4 || '%' OR d.name ILIKE $3)"
         " AND ($5::timestamptz IS NULL OR (d.created_at, d.id) > ($5, $6))"
         " ORDER BY d.created_at, d.id LIMIT $7",
         firm_id,
         [s.value for s in statuses] if statuses else None,
-        _like_pattern(search) if search else None,
+        name_pattern,
         search_digits,
         after[0] if after else None,
         after[1] if after else None,

@@ -293,6 +293,8 @@ BAD_DOSSIERS = [
         "empty",
     ),
     ({"name": "A", "unknown": 1}, "unknown", "not permitted"),
+    ({"name": "A\x00B"}, "name", "pattern"),  # PostgreSQL cannot store NUL: refused, not a 500
+    ({"name": "A", "external_ref": "x\x1by"}, "external_ref", "pattern"),
 ]
 
 
@@ -311,6 +313,7 @@ async def test_bad_dossier_input_names_the_field(client, body, field, reason):
         ("/v1/dossiers", {"limit": 501}, "limit"),
         ("/v1/dossiers", {"status": "nope"}, "status.0"),
         ("/v1/dossiers", {"cursor": "garbage"}, "cursor"),
+        ("/v1/dossiers", {"search": "a\x00b"}, "search"),
         ("/v1/dossiers/not-a-uuid", {}, "dossier_id"),
     ],
 )

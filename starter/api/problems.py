@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
@@ -99,3 +99,44 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+    next_reminder_allowed_at: str | None = None
+
+
+_MEANINGS = {
+    400: "The body cannot be read (not JSON, not a form, not a YouSign event)",
+    401: "No valid API key",
+    403: "Not allowed from here",
+    404: "Not found for this firm",
+    409: "The resource's state forbids it",
+    413: "Body or file too large",
+    422: "Invalid fields, each named in `errors`",
+    429: "Too soon: see Retry-After",
+    503: "Temporal (or YouSign) unavailable: retry",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem answers a route may give."""
+    return {
+        status: {
+            "model": Problem,  # registers the schema (FastAPI also lists it under application/json)
+            "description": _MEANINGS[status],
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -14,10 +14,13 @@ from activities.yousign import MAX_CALLS_PER_ACTIVITY
 from domain.errors import Unavailable
 from domain.pacing import remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.api.problems import problem_responses
 from starter.workflows import start_bulk_send_workflow
 from store import bulk
 
-router = APIRouter(prefix="/v1/bulk-sends", tags=["bulk"])
+router = APIRouter(
+    prefix="/v1/bulk-sends", tags=["bulk"], responses=problem_responses(400, 401, 404, 413, 422, 503)
+)
 
 
 class BulkSendCreate(BaseModel):

@@ -17,8 +17,11 @@ from temporalio.api.common.v1 import Payloads
 
 from config.codec import EncryptionCodec, parse_keys
 from starter.api.deps import AppSettings
+from starter.api.problems import problem_responses
 
-router = APIRouter(prefix="/codec", tags=["operations"])
+router = APIRouter(
+    prefix="/codec", tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 422)
+)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 PayloadsBody = Annotated[dict[str, Any], Body(examples=[{"payloads": [{"metadata": {}, "data": ""}]}])]

@@ -8,12 +8,16 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from domain.errors import RuleViolation
+from domain.models import PlainText
 from domain.status import DossierStatus
 from starter.api.deps import Db, FirmId
+from starter.api.problems import problem_responses
 from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierPatch
 from store import dossiers
 
-router = APIRouter(prefix="/v1/dossiers", tags=["dossiers"])
+router = APIRouter(
+    prefix="/v1/dossiers", tags=["dossiers"], responses=problem_responses(400, 401, 404, 409, 413, 422)
+)
 
 
 @router.post("", status_code=201, response_model=DossierOut)
@@ -34,7 +38,9 @@ async def list_dossiers(
     db: Db,
     firm_id: FirmId,
     status: Annotated[list[DossierStatus] | None, Query(description="Repeat to filter on several")] = None,
-    search: Annotated[str | None, Query(max_length=200, description="Part of the name or SIRET")] = None,
+    search: Annotated[
+        PlainText | None, Query(max_length=200, description="Part of the name, or the start of the SIRET")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> DossierPage:

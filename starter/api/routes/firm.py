@@ -13,12 +13,13 @@ from domain.errors import RuleViolation, TooLarge, Unavailable
 from domain.identity_documents import MAX_UPLOAD_BYTES, TWO_SIDED, check_identity_file
 from domain.models import LegalRepresentative
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.api.problems import problem_responses
 from starter.api.schemas import FirmOut, PlatformIn
 from starter.workflows import start_kyc_workflow
 from store import firms, kyc
 from store.records import KycFile
 
-router = APIRouter(prefix="/v1/firm", tags=["firm"])
+router = APIRouter(prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 422, 503))
 
 DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
 

@@ -10,10 +10,15 @@ from fastapi import APIRouter, Response
 from domain.errors import Conflict
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
+from starter.api.problems import problem_responses
 from starter.api.schemas import MandateOut, ReminderAcceptedOut
 from store import mandates
 
-router = APIRouter(prefix="/v1/dossiers/{dossier_id}/mandate", tags=["mandate"])
+router = APIRouter(
+    prefix="/v1/dossiers/{dossier_id}/mandate",
+    tags=["mandate"],
+    responses=problem_responses(400, 401, 404, 409, 413, 422, 429, 503),
+)
 
 
 async def _out(db, mandate) -> MandateOut:

@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from starter.api.deps import AppSettings, Db, Temporal
-from starter.api.problems import problem
+from starter.api.problems import problem, problem_responses
 from starter.api.routes.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from starter.api.schemas import WebhookAck
 from starter.webhook_events import kyc_signal, mandate_signal
@@ -58,7 +58,7 @@ async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
 @router.post(
     "/yousign",
     response_model=WebhookAck,
-    responses={401: {"description": "Missing or wrong X-Yousign-Signature-256"}},
+    responses=problem_responses(400, 401, 413, 503),
 )
 async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
     with WEBHOOK_SECONDS.time():
