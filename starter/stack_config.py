@@ -295,6 +295,8 @@ def emulator_environment(plan: StackPlan, secrets: ResolvedSecrets) -> dict[str,
         "EMULATOR_API_KEY": secrets.yousign_api_key,
         "EMULATOR_WEBHOOK_SECRET": secrets.yousign_webhook_secret,
         "EMULATOR_WEBHOOK_URLS": f"http://{LOOPBACK}:{s.api_port}/v1/webhooks/yousign",
+        # Pending signature requests survive a restart, so they can still be signed afterwards.
+        "EMULATOR_STATE_FILE": str(plan.data_dir / "yousign-emulator.pickle"),
     }
 
 

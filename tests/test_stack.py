@@ -12,7 +12,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -46,7 +46,7 @@ from starter.stack_config import (
     resolve_secrets,
 )
 from store import dossiers, firms, kyc
-from tests.helpers import free_port, test_settings
+from tests.helpers import eventually, free_port, test_settings
 from workflows.kyc import kyc_workflow_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,19 +324,70 @@ async def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack_env:
     }
     key = {"Authorization": "Bearer mk_stack-test-key"}
 
-    output = await _start_and_stop(env, stack_env, ports, key)
+    api = f"http://127.0.0.1:{ports['API_PORT']}"
+    pending: dict[str, str] = {}
+
+    async def send_a_mandate(web: httpx.AsyncClient) -> None:
+        """Take a dossier's mandate to pending through the API, as a firm would."""
+        dossier = (await web.get(f"{api}/v1/dossiers", headers=key)).json()["items"][0]
+        await eventually(lambda: _firm_verified(web, api, key), within=60)
+        assert (await web.post(f"{api}/v1/dossiers/{dossier['id']}/mandate", headers=key)).status_code == 201
+        assert (
+            await web.post(f"{api}/v1/dossiers/{dossier['id']}/mandate/send", headers=key)
+        ).status_code == 202
+        await eventually(lambda: _mandate_status(web, api, key, dossier["id"], "pending"), within=60)
+        pending.update(dossier_id=dossier["id"], email=dossier["legal_representative"]["email"])
+
+    async def sign_after_the_restart(web: httpx.AsyncClient) -> None:
+        """The client follows the link of YouSign's e-mail and clicks "Signer", as a browser does."""
+        emulator = f"http://127.0.0.1:{ports['EMULATOR_PORT']}"
+        mails = (await web.get(f"{emulator}/mailbox.json")).json()
+        link = next(
+            m["link"] for m in mails if m["to"] == pending["email"] and m["kind"] == "signature_request"
+        )
+        assert (await web.get(link)).status_code == 200
+        assert (await web.post(f"{link}/sign", data={})).status_code in (200, 303)
+        await eventually(
+            lambda: _dossier_status(web, api, key, pending["dossier_id"], "ready_for_designation"), within=60
+        )
+
+    output = await _start_and_stop(env, stack_env, ports, key, during=send_a_mandate)
     assert "Representative    Camille Durand: " in output and "Dossiers          2 " in output
     state = StackState(stack_env / "stack.json")
     assert state.get("yousign_api_key") and state.get("yousign_webhook_secret")
     assert state.get("demo_api_key") is None  # DEMO_API_KEY was given
 
     # `make run` again: the same data, the Temporal SQLite (and its search attributes) reused.
-    again = await _start_and_stop(env, stack_env, ports, key)
+    # Nothing lost across the restart: the pending mandate is signed once everything is back.
+    again = await _start_and_stop(env, stack_env, ports, key, during=sign_after_the_restart)
     assert "Dossiers          2 " in again
     assert StackState(stack_env / "stack.json").get("yousign_api_key") == state.get("yousign_api_key")
 
 
-async def _start_and_stop(env: dict[str, str], data: Path, ports: dict[str, str], key: dict) -> str:
+async def _firm_verified(web: httpx.AsyncClient, api: str, key: dict) -> bool:
+    firm = (await web.get(f"{api}/v1/firm", headers=key)).json()
+    return firm["legal_representative"]["verification"]["status"] == "verified"
+
+
+async def _mandate_status(web: httpx.AsyncClient, api: str, key: dict, dossier_id: str, status: str) -> bool:
+    return (await web.get(f"{api}/v1/dossiers/{dossier_id}/mandate", headers=key)).json().get(
+        "status"
+    ) == status
+
+
+async def _dossier_status(web: httpx.AsyncClient, api: str, key: dict, dossier_id: str, status: str) -> bool:
+    return (await web.get(f"{api}/v1/dossiers/{dossier_id}", headers=key)).json()[
+        "einvoicing_status"
+    ] == status
+
+
+async def _start_and_stop(
+    env: dict[str, str],
+    data: Path,
+    ports: dict[str, str],
+    key: dict,
+    during: Callable[[httpx.AsyncClient], Awaitable[None]] | None = None,
+) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -363,6 +414,8 @@ async def _start_and_stop(env: dict[str, str], data: Path, ports: dict[str, str]
             assert (await web.get(f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}/")).status_code == 200
             assert (await web.get(f"http://127.0.0.1:{ports['EMULATOR_PORT']}/")).status_code == 200
             assert (await web.get(f"http://127.0.0.1:{ports['MAILBOX_PORT']}/")).status_code == 200
+            if during is not None:
+                await during(web)
         temporal = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}")
         listed_attributes = await temporal.operator_service.list_search_attributes(
             ListSearchAttributesRequest(namespace="default")

@@ -18,6 +18,7 @@ from .api import build_v3_app
 from .control import control_routes
 from .gateway import V3Gateway
 from .pages import page_routes
+from .persistence import load_state, save_state
 from .settings import EmulatorSettings
 from .state import EmulatorState
 from .webhooks import WebhookDispatcher
@@ -138,10 +139,14 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _sweep(state: EmulatorState) -> None:
+    sweeps = 0
     while True:
         await asyncio.sleep(state.settings.expiry_sweep_seconds)
+        sweeps += 1
         try:
             state.sweep_expired()
+            if state.settings.state_file and sweeps % 10 == 0:  # a crash loses seconds, not everything
+                save_state(state, state.settings.state_file)
         except Exception:  # a sweep failure must not stop future sweeps
             log.exception("expiry sweep failed")
 
@@ -151,6 +156,8 @@ async def running_emulator(settings: EmulatorSettings | None = None) -> AsyncIte
     """Serve the emulator on the current event loop until the block exits; returns once it is listening."""
     settings = settings or EmulatorSettings()
     state = EmulatorState(settings)
+    if settings.state_file:
+        load_state(state, settings.state_file)
     sock = _bind(settings.host, settings.port)  # binding here makes port 0 and bind errors synchronous
     port = sock.getsockname()[1]
     state.public_url = (settings.public_base_url or f"http://{_url_host(settings.host)}:{port}").rstrip("/")
@@ -183,3 +190,5 @@ async def running_emulator(settings: EmulatorSettings | None = None) -> AsyncIte
             await task
         await dispatcher.aclose()
         sock.close()
+        if settings.state_file:
+            save_state(state, settings.state_file)

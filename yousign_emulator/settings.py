@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -53,6 +54,8 @@ class EmulatorSettings(BaseModel):
     sandbox: bool = True
 
     expiry_sweep_seconds: float = Field(default=1.0, gt=0)
+    # Where signature requests, signers and e-mails are kept across restarts (None: memory only).
+    state_file: Path | None = None
     signature_link_hours: float = Field(default=48.0, gt=0)
     workspace_id: str = "8d49eedc-0000-4000-8000-000000000002"
     log_level: str = "warning"
