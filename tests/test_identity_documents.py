@@ -1,0 +1,58 @@
+"""Identity document files: type by content, sizes, dimensions, and re-encoding for YouSign's limits."""
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from domain.errors import RuleViolation, TooLarge
+from domain.identity_documents import YOUSIGN_MAX_BYTES, YOUSIGN_MAX_PIXELS, check_identity_file
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_over_yousigns_10_mb_is_re_encoded_to_fit():
+    noisy = png(Image.frombytes("RGB", (2000, 2000), os.urandom(2000 * 2000 * 3)))
+    assert YOUSIGN_MAX_BYTES < len(noisy) < 20 * 1024 * 1024
+    checked = check_identity_file("front", noisy)
+    assert checked.content_type == "image/jpeg" and len(checked.content) <= YOUSIGN_MAX_BYTES
+    assert Image.open(io.BytesIO(checked.content)).size == (2000, 2000)
+
+
+def test_an_image_over_20_megapixels_is_scaled_down():
+    huge = png(Image.new("RGB", (6000, 4000), "white"))
+    checked = check_identity_file("front", huge)
+    width, height = Image.open(io.BytesIO(checked.content)).size
+    assert width * height <= YOUSIGN_MAX_PIXELS and abs(width / height - 1.5) < 0.01
+
+
+def test_a_fitting_file_is_kept_as_it_is():
+    small = png(Image.new("RGB", (400, 300), "white"))
+    assert check_identity_file("front", small).content == small
+    pdf = b"%PDF-1.4 small"
+    assert check_identity_file("back", pdf).content_type == "application/pdf"
+
+
+def test_a_portrait_photo_of_the_minimum_size_is_accepted():
+    assert (
+        check_identity_file("front", png(Image.new("RGB", (256, 320), "white"))).content_type == "image/png"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "reason"),
+    [
+        (b"", RuleViolation, "empty"),
+        (b"GIF89a...", RuleViolation, "JPEG, PNG or PDF"),
+        (b"%PDF-" + b"0" * (11 * 1024 * 1024), TooLarge, "10 MB"),
+    ],
+)
+def test_refusals_name_the_field(content, error, reason):
+    with pytest.raises(error) as refused:
+        check_identity_file("back", content)
+    assert refused.value.field == "back" and reason in refused.value.message
