@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path.cwd()  # the benchmark starts it where `python worker.py` would run
 INTERVAL = 0.005
 
 # (label, path fragment): a stack "contains" the label when any frame's file has the fragment.

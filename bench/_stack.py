@@ -25,6 +25,43 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPORAL_BINARY = Path(sys.executable).parent / "temporal"
+# Where the project's processes run from (cwd of every child): the tree itself, or a snapshot of it.
+RUN_ROOT = ROOT
+
+
+def snapshot_tree(dest: Path) -> Path:
+    """Copy the project's files (tracked and untracked, not ignored) to `dest`.
+
+    The tree is being edited while a benchmark runs for the better part of an hour: the bench and
+    every worker it starts later must run one and the same version of the code.
+    """
+    import shutil
+
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
+def source_description() -> str:
+    """The commit the tree is at, and how many files differ from it (bench/ aside)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if " bench/" not in line]
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        f" + {len(changed)} uncommitted file(s) outside bench/" if changed else " (clean outside bench/)"
+    )
 
 
 def free_port() -> int:
@@ -77,7 +114,7 @@ def launch(name: str, argv: Sequence[str], log_dir: Path, env: Mapping[str, str]
     log = open(log_path, "ab")  # the child owns it until it exits
     process = subprocess.Popen(
         list(argv),
-        cwd=ROOT,
+        cwd=RUN_ROOT,
         env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,

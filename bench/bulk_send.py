@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import statistics
 import sys
 import tempfile
@@ -966,11 +967,18 @@ def ok(value: bool) -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
+    command = shlex.join([Path(sys.executable).name, "bench/bulk_send.py", *sys.argv[1:]])
+    args.source = _stack.source_description()
+    say(f"{command}  ({machine_line()}; {args.source})")
+    args.work_dir = args.work_dir or None
+    if not args.live:
+        snapshot = Path(tempfile.mkdtemp(prefix="bulk-bench-src-", dir=args.work_dir))
+        _stack.snapshot_tree(snapshot)
+        _stack.RUN_ROOT = snapshot
+        sys.path.insert(0, str(snapshot))  # before any project module is imported
+        say(f"running a snapshot of the tree: {snapshot}")
     from store.database import create_pool, migrate
 
-    command = shlex.join([Path(sys.executable).name, "bench/bulk_send.py", *sys.argv[1:]])
-    say(f"{command}  ({machine_line()})")
-    args.work_dir = args.work_dir or None
     base = Path(tempfile.mkdtemp(prefix="bulk-bench-pg-", dir=args.work_dir))
     pg = await asyncio.to_thread(_stack.start_postgres, base / "postgres")
     db = await create_pool(pg.url, max_size=10)
@@ -990,6 +998,7 @@ async def main(args: argparse.Namespace) -> int:
         await db.close()
     print("=" * 100)
     print(f"command: {command}")
+    print(f"source: {args.source}{'' if args.live else ', run from a snapshot taken at the start'}")
     print(
         f"machine: {machine_line()}; temporal dev server {args.temporal_db}; python {sys.version.split()[0]}"
     )
@@ -1021,8 +1030,24 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--worker-log-level", default="WARNING")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (python worker.py)")
     parser.add_argument("--profile-worker", action="store_true", help="sample the worker's Python stacks")
+    parser.add_argument(
+        "--live", action="store_true", help="run the tree itself, not a snapshot taken at the start"
+    )
     parser.add_argument("--work-dir", help="parent of the temporary directories (default: the system's)")
     return parser.parse_args(argv)
+
+
+async def interruptible(work: Awaitable[int]) -> int:
+    """SIGTERM/SIGINT cancel the run, so every child process is stopped on the way out."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        say("interrupted: child processes stopped")
+        return 130
 
 
 def bare_worker_main(argv: Sequence[str]) -> None:
@@ -1036,4 +1061,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_bare-worker":
         bare_worker_main(sys.argv[2:])
     else:
-        sys.exit(asyncio.run(main(parse_args(sys.argv[1:]))))
+        sys.exit(asyncio.run(interruptible(main(parse_args(sys.argv[1:])))))

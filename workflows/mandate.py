@@ -175,12 +175,12 @@ class MandateWorkflow:
         if self._outcome is not None:
             await self._settle(self._outcome)
 
-    async def _signature_request_outcome(self, cause: str) -> Outcome | None:
+    async def _signature_request_outcome(self, cause: str, policy: dict[str, Any]) -> Outcome | None:
         state = await workflow.execute_activity_method(
             YouSignActivities.get_signature_request_state,
             SignatureRequestRef(signature_request_id=self.state.signature_request_id),
             task_queue=self._input.options.yousign_task_queue,
-            **policies.YOUSIGN,
+            **policy,
         )
         status = outcome_of_status(state.status)
         if status is None:
@@ -189,14 +189,22 @@ class MandateWorkflow:
         return Outcome(status=status, cause=cause, at=state.signed_at or workflow.now(), reason=reason)
 
     async def _reconcile(self) -> None:
-        """A lost webhook must not leave the mandate pending: ask YouSign now and then."""
-        outcome = await self._signature_request_outcome("reconciliation")
+        """A lost webhook must not leave the mandate pending: ask YouSign now and then.
+
+        Best effort: if YouSign does not answer within the hour, the next round (or expiry) asks again,
+        so an outage never holds the expiry timer back.
+        """
+        try:
+            outcome = await self._signature_request_outcome("reconciliation", policies.YOUSIGN_BEST_EFFORT)
+        except ActivityError:
+            workflow.logger.warning("reconciliation skipped: YouSign did not answer")
+            return
         if outcome is not None and self._outcome is None:
             self._outcome = outcome
 
     async def _expire(self) -> None:
         # A signature in the last minute wins over the timer: ask once more before cancelling.
-        outcome = await self._signature_request_outcome("checked at expiry")
+        outcome = await self._signature_request_outcome("checked at expiry", policies.YOUSIGN)
         if self._outcome is not None or outcome is not None:
             self._outcome = self._outcome or outcome
             return

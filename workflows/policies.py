@@ -27,6 +27,9 @@ YOUSIGN = {
     ),
 }
 
+# Worth doing but not worth waiting for: reconciliation asks again a few hours later anyway.
+YOUSIGN_BEST_EFFORT = {**YOUSIGN, "schedule_to_close_timeout": timedelta(hours=1)}
+
 # A reminder is answered to a person waiting: a few quick tries, then tell them.
 YOUSIGN_INTERACTIVE = {
     "start_to_close_timeout": timedelta(seconds=30),
