@@ -229,7 +229,6 @@ def search_attribute_args() -> list[str]:
 class TemporalServer:
     child: Child
     address: str
-    metrics_url: str
     db_file: Path | None
 
 
@@ -248,7 +247,7 @@ def start_temporal(
         argv += ["--dynamic-config-value", value]
     argv += search_attribute_args()
     child = launch("temporal", argv, log_dir)
-    return TemporalServer(child, f"127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics", db_file)
+    return TemporalServer(child, f"127.0.0.1:{port}", db_file)
 
 
 async def wait_for_temporal(server: TemporalServer, connect: Any, within: float = 60.0) -> Any:
@@ -308,29 +307,3 @@ async def start_emulator(log_dir: Path, api_key: str, settings: Mapping[str, Any
         if time.monotonic() > deadline:
             raise SystemExit(f"the emulator did not answer:\n{child.tail()}")
         await asyncio.sleep(0.2)
-
-
-# ---- Prometheus text (the dev server's /metrics) ------------------------------------------------
-
-
-async def scrape_metrics(url: str, names: Sequence[str]) -> dict[str, float]:
-    """Sum of each named metric over all its label sets (e.g. `..._count` of a histogram)."""
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-        try:
-            text = (await http.get(url)).text
-        except httpx.HTTPError:
-            return {}
-    totals = dict.fromkeys(names, 0.0)
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        metric = line.split("{", 1)[0].split(" ", 1)[0]
-        if metric in totals:
-            with contextlib.suppress(ValueError):
-                totals[metric] += float(line.rsplit(" ", 1)[1])
-    return totals
-
-
-def load_and_cores() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"nproc {os.cpu_count()}, load average {one:.2f} {five:.2f} {fifteen:.2f}"

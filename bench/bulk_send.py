@@ -17,6 +17,12 @@ as child processes. It seeds a verified firm and N ready dossiers with bulk SQL,
 (b) Throughput with the limits lifted (1,000 dossiers), next to a bare workflow of the same shape
     (bench/_bare.py) on the same server, started by a parent in pages with ABANDON + continue-as-new.
 (c) 10,000 dossiers: duration, peak worker memory (VmHWM), history sizes against Temporal's limits.
+
+The tree is copied to a temporary directory at the start and every process runs that copy, so edits
+made meanwhile cannot mix two versions in one run (`--live` runs the tree itself). Other knobs:
+`--workers N` worker processes, `--page-size`, `--temporal-dc KEY=VALUE` dev-server dynamic config
+(e.g. matching.numTaskqueueReadPartitions=1), `--profile-worker` (sampled Python stacks of the
+worker, bench/_profiled.py), `--timeout`. SIGINT/SIGTERM stop every child before exiting.
 """
 
 from __future__ import annotations

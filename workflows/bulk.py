@@ -26,7 +26,7 @@ class BulkSendInput(BaseModel):
     task_queue: str
     mandate_options: MandateOptions = Field(default_factory=MandateOptions)
     # A month-long child stays pending on its parent: pages stay well under Temporal's 2,000.
-    page_size: int = 500
+    page_size: int = 100
     next_position: int = 0
 
 
