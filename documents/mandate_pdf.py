@@ -17,13 +17,16 @@ from documents.models import MandateDocumentData, RenderedMandate, SignatureFiel
 SIGNATURE_W = 200
 SIGNATURE_H = 80
 COLUMN_GAP = 24
+USUAL_PAGES = 2
 
 
 def render_mandate_pdf(data: MandateDocumentData) -> RenderedMandate:
     """Build the PDF and report where the signer's signature field must be placed."""
-    # Two passes: the first only counts pages so that footers can say "Page n / total".
-    draft, _ = _build(data, total_pages=None)
-    pdf, field = _build(data, total_pages=draft.pages_count)
+    # Footers say "Page n / total": render for the usual page count, and again only when the
+    # document came out longer (rendering is most of a mandate's CPU in bulk sends).
+    pdf, field = _build(data, total_pages=USUAL_PAGES)
+    if pdf.pages_count != USUAL_PAGES:
+        pdf, field = _build(data, total_pages=pdf.pages_count)
     return RenderedMandate(pdf=bytes(pdf.output()), page_count=pdf.pages_count, signature_field=field)
 
 
