@@ -49,7 +49,6 @@ def worker_configs(
         "activities": [
             mandate_activities.generate_mandate_document,
             mandate_activities.record_mandate_status,
-            mandate_activities.record_mandate_reminder,
             mandate_activities.send_signed_confirmation,
             kyc_activities.record_kyc_outcome,
             bulk_activities.reserve_bulk_page,

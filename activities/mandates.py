@@ -9,7 +9,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models import GeneratedDocument, MandateRef, RecordStatusInput, ReminderInput
+from activities.models import GeneratedDocument, MandateRef, RecordStatusInput
 from clients.mailer import Mailer
 from clients.yousign_models import SignatureFieldPlacement
 from documents.mandate_pdf import render_mandate_pdf
@@ -93,10 +93,6 @@ class MandateActivities:
             status=change.status.value,
             cause=change.cause,
         )
-
-    @activity.defn
-    async def record_mandate_reminder(self, reminder: ReminderInput) -> None:
-        await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
 
     @activity.defn
     async def send_signed_confirmation(self, ref: MandateRef) -> str:

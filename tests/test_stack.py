@@ -111,12 +111,7 @@ def test_make_run_with_a_taken_port_prints_one_line_and_starts_nothing(stack_env
 def test_only_the_embedded_parts_need_ports(stack_env: Path, monkeypatch: pytest.MonkeyPatch):
     everything = {variable for _, variable, _ in StackPlan.from_env().ports()}
     assert everything == {
-        "API_PORT",
-        "TEMPORAL_PORT",
-        "TEMPORAL_UI_PORT",
-        "EMULATOR_PORT",
-        "SMTP_PORT",
-        "MAILBOX_PORT",
+        *PORT_VARIABLES,
         "WORKER_METRICS_ADDRESS",
     }
     monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
@@ -307,17 +302,7 @@ async def test_the_mailbox_keeps_messages_as_eml_files_and_lists_them(tmp_path: 
 # ---- the whole stack -----------------------------------------------------------------------------
 @pytest.mark.skipif(not API_MAIN.exists(), reason="starter/api/__main__.py is not written yet")
 async def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack_env: Path):
-    ports = {
-        name: str(free_port())
-        for name in (
-            "API_PORT",
-            "TEMPORAL_PORT",
-            "TEMPORAL_UI_PORT",
-            "EMULATOR_PORT",
-            "SMTP_PORT",
-            "MAILBOX_PORT",
-        )
-    }
+    ports = {name: str(free_port()) for name in PORT_VARIABLES}
     env = {
         **os.environ,
         **ports,
