@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.mandate_document import render_and_store
 from activities.models import GeneratedDocument, MandateRef, RecordStatusInput
 from clients.mailer import Mailer
-from clients.yousign_models import SignatureFieldPlacement
-from documents.mandate_pdf import render_mandate_pdf
-from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
-from domain.calendar import paris_day
 from domain.errors import Conflict
-from store import dossiers, firms, kyc, mandates
+from store import dossiers, firms, mandates
 
 log = structlog.get_logger(__name__)
-
-
-def _person(rep) -> Person:
-    return Person(
-        first_name=rep.first_name, last_name=rep.last_name, birth_name=rep.birth_name, email=rep.email
-    )
 
 
 class MandateActivities:
@@ -34,43 +23,11 @@ class MandateActivities:
         self._db = db
         self._mailer = mailer
 
-    async def _document_data(self, mandate_id) -> MandateDocumentData:
-        mandate = await mandates.get_mandate(self._db, mandate_id)
-        dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
-        firm = await firms.get_firm(self._db, mandate.firm_id)
-        submission = await kyc.current_submission(self._db, mandate.firm_id)
-        if dossier.legal_representative is None or dossier.siret is None or firm.platform is None:
-            raise ApplicationError("dossier or firm is incomplete", type="IncompleteData", non_retryable=True)
-        if submission is None:
-            raise ApplicationError(
-                "the firm has no legal representative", type="IncompleteData", non_retryable=True
-            )
-        issued_on = paris_day(mandate.created_at)
-        return MandateDocumentData(
-            mandate_number=mandate.number,
-            issued_on=issued_on,
-            effective_from=issued_on,
-            client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
-            client_representative=_person(dossier.legal_representative),
-            firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
-            firm_representative=_person(submission.representative),
-            platform=PlatformParty(
-                name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
-            ),
-        )
-
     @activity.defn
     async def generate_mandate_document(self, ref: MandateRef) -> GeneratedDocument:
         """Render the mandate PDF and store it; the firm can preview it while it is a draft."""
-        # CPU-bound (~50-90 ms): off the event loop, so the worker's other tasks keep running.
-        rendered = await asyncio.to_thread(render_mandate_pdf, await self._document_data(ref.mandate_id))
-        digest = await mandates.save_document(self._db, ref.mandate_id, "generated", rendered.pdf)
-        field = rendered.signature_field
-        return GeneratedDocument(
-            sha256=digest,
-            page_count=rendered.page_count,
-            signature_field=SignatureFieldPlacement(**field.model_dump()),
-        )
+        _, generated = await render_and_store(self._db, ref.mandate_id)
+        return generated
 
     @activity.defn
     async def record_mandate_status(self, change: RecordStatusInput) -> None:

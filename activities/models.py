@@ -44,14 +44,18 @@ class RecordStatusInput(BaseModel):
 
 class SendMandateInput(BaseModel):
     mandate_id: UUID
-    expires_at: datetime
-    signature_field: SignatureFieldPlacement
+    validity: str  # ISO 8601, counted from the moment YouSign activates the request
+    # Where the generated document's signature field is; None: render the document first (bulk).
+    signature_field: SignatureFieldPlacement | None = None
 
 
 class SendMandateOutput(BaseModel):
+    """The request sent and the mandate recorded `pending` with these times."""
+
     signature_request_id: str
     signer_id: str
-    activated_at: datetime | None
+    sent_at: datetime
+    expires_at: datetime
 
 
 class SignatureRequestRef(BaseModel):

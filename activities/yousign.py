@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.mandate_document import render_and_store
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
@@ -25,7 +27,8 @@ from activities.models import (
 from clients.yousign import YouSignClient, retry_after_seconds
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
 from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest
-from domain.calendar import paris_day
+from domain.calendar import mandate_expires_at, paris_day
+from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
 from workflows.policies import YOUSIGN_FINAL_ERROR
@@ -50,6 +53,21 @@ def yousign_errors() -> Iterator[None]:
         raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from error
 
 
+class ActivityClock:
+    """Now, on the Temporal service's clock: the attempt's start plus the time elapsed since.
+
+    The workflow's timers run on that clock, so a mandate's expiry counts from it too (with the
+    time-skipping test server, it is the skipped time, not the machine's).
+    """
+
+    def __init__(self) -> None:
+        self._started_at = activity.info().started_time
+        self._started = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._started_at + timedelta(seconds=time.monotonic() - self._started)
+
+
 class YouSignActivities:
     def __init__(self, db: asyncpg.Pool, yousign: YouSignClient) -> None:
         self._db = db
@@ -57,15 +75,24 @@ class YouSignActivities:
 
     @activity.defn
     async def send_mandate_for_signature(self, request: SendMandateInput) -> SendMandateOutput:
-        """Create, fill and activate the mandate's signature request, doing only the missing steps.
+        """Create, fill and activate the mandate's signature request, then record it `pending`.
 
-        The request's `external_id` is our mandate id: a retry (even after a worker died between
-        creating the request and storing its id) finds the request instead of creating another.
+        Does only the missing steps: the request's `external_id` is our mandate id, so a retry (even
+        after a worker died between creating the request and storing its id) finds the request
+        instead of creating another. A bulk send renders the document here, in the same attempt.
         """
+        clock = ActivityClock()
         mandate = await mandates.get_mandate(self._db, request.mandate_id)
         dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
         rep = dossier.legal_representative
-        pdf = await mandates.get_document(self._db, mandate.id, "generated")
+        if request.signature_field is None:
+            pdf, generated = await render_and_store(self._db, mandate.id)
+            field = generated.signature_field
+        else:
+            pdf, field = (
+                await mandates.get_document(self._db, mandate.id, "generated"),
+                request.signature_field,
+            )
         if rep is None or pdf is None:
             raise ApplicationError(
                 "mandate has no document or signer", type="IncompleteData", non_retryable=True
@@ -74,7 +101,7 @@ class YouSignActivities:
             name=f"Mandat facturation électronique - {dossier.name}"[:128],
             external_id=str(mandate.id),
             # The day after ours: YouSign must never close the request before our timer does.
-            expiration_date=paris_day(request.expires_at) + timedelta(days=1),
+            expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity)) + timedelta(days=1),
         )
         with yousign_errors():
             found = None
@@ -87,10 +114,7 @@ class YouSignActivities:
                 sr,
                 pdf,
                 NewSigner(
-                    first_name=rep.first_name,
-                    last_name=rep.last_name,
-                    email=str(rep.email),
-                    field=request.signature_field,
+                    first_name=rep.first_name, last_name=rep.last_name, email=str(rep.email), field=field
                 ),
             )
         if sr.status not in ("ongoing", "approval", "done", "declined"):
@@ -99,10 +123,23 @@ class YouSignActivities:
                 type=YOUSIGN_FINAL_ERROR,
                 non_retryable=True,
             )
-        signer_id = sr.signers[0].id
-        await mandates.update_fields(self._db, mandate.id, signer_id=signer_id)
+        sent_at = clock.now()
+        # A repeated attempt finds the mandate already pending and keeps the times recorded then.
+        recorded = await mandates.transition(
+            self._db,
+            mandate.id,
+            MandateStatus.PENDING,
+            cause="sent for signature",
+            at=sent_at,
+            signer_id=sr.signers[0].id,
+            sent_at=sent_at,
+            expires_at=mandate_expires_at(sent_at, request.validity),
+        )
         return SendMandateOutput(
-            signature_request_id=sr.id, signer_id=signer_id, activated_at=sr.activated_at
+            signature_request_id=sr.id,
+            signer_id=recorded.signer_id,
+            sent_at=recorded.sent_at,
+            expires_at=recorded.expires_at,
         )
 
     async def _complete_and_activate(

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fpdf import FPDF
-from fpdf.enums import MethodReturnValue, XPos, YPos
+from fpdf.enums import XPos, YPos
 
 from documents.models import to_latin1
+from documents.text_lines import Run, ink_width, merged, text_width, wrap
 
 FONT = "Helvetica"  # core font: Latin-1 only, nothing to embed
 BODY_SIZE = 9.5
@@ -22,8 +23,6 @@ MARGIN_BOTTOM = 56.0
 GREY_FILL = (232, 236, 241)
 INK = (20, 24, 31)
 MUTED = (90, 96, 106)
-
-Run = tuple[str, bool]
 
 
 class MandateCanvas(FPDF):
@@ -63,30 +62,61 @@ class MandateCanvas(FPDF):
             self.add_page()
 
     def centered(self, text: str, size: float, bold: bool = False, line_h: float | None = None) -> None:
-        self.set_font(FONT, "B" if bold else "", size)
-        self.multi_cell(
-            0, line_h or size * 1.3, to_latin1(text), align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        lines = wrap([(to_latin1(text), bold)], self.content_width, size)
+        self.draw_lines(
+            lines, self.l_margin, self.content_width, align="C", size=size, line_h=line_h or size * 1.3
         )
-        self.set_font(FONT, "", BODY_SIZE)
 
     def heading(self, text: str, space_before: float = 8.0) -> None:
         # Keep a heading with at least two lines of what follows.
         self.ensure_space(space_before + LINE_H * 3)
         self.set_y(self.get_y() + space_before)
-        self.set_font(FONT, "B", BODY_SIZE + 0.5)
-        self.multi_cell(0, LINE_H + 1, to_latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font(FONT, "", BODY_SIZE)
+        size = BODY_SIZE + 0.5
+        lines = wrap([(to_latin1(text), True)], self.content_width, size)
+        self.draw_lines(lines, self.l_margin, self.content_width, size=size, line_h=LINE_H + 1)
         self.set_y(self.get_y() + 2)
 
     def paragraph(self, runs: list[Run], align: str = "J", space_after: float = 5.0) -> None:
-        """A justified paragraph mixing regular and bold runs (no markdown, so names print verbatim)."""
-        with self.text_columns(text_align=align, line_height=LINE_H / BODY_SIZE) as columns:
-            with columns.paragraph() as para:
-                for text, bold in runs:
-                    self.set_font(FONT, "B" if bold else "", BODY_SIZE)
-                    para.write(to_latin1(text))
-        self.set_font(FONT, "", BODY_SIZE)
+        """A paragraph mixing regular and bold runs (no markdown, so names print verbatim)."""
+        runs = [(to_latin1(text), bold) for text, bold in runs]
+        self.draw_lines(
+            wrap(runs, self.content_width, BODY_SIZE), self.l_margin, self.content_width, align=align
+        )
         self.set_y(self.get_y() + space_after)
+
+    def draw_lines(
+        self,
+        lines: list[list[Run]],
+        x: float,
+        width: float,
+        *,
+        align: str = "L",
+        size: float = BODY_SIZE,
+        line_h: float = LINE_H,
+    ) -> None:
+        """Draw wrapped lines (`text_lines.wrap`) from the current y at `x`, breaking pages between lines.
+
+        Justified lines spread their spare width over the spaces between words; the last line of
+        a paragraph stays ragged, as usual.
+        """
+        for number, line in enumerate(lines):
+            if self.get_y() + line_h > self.bottom_limit:
+                self.add_page()
+            top = self.get_y()
+            spare = width - ink_width(line, size)
+            gaps = sum(1 for text, _ in line[:-1] if text.endswith(" "))
+            stretch = spare / gaps if align == "J" and gaps and number < len(lines) - 1 else 0.0
+            left = x + (spare / 2 if align == "C" else 0.0)
+            baseline = top + line_h / 2 + 0.3 * size  # where fpdf2's cells put it
+            for text, bold in line if stretch else merged(line):
+                self.set_font(FONT, "B" if bold else "", size)
+                self.text(left, baseline, text)
+                left += text_width(text, bold, size) + (stretch if text.endswith(" ") else 0.0)
+            self.set_y(top + line_h)
+        self.set_font(FONT, "", BODY_SIZE)
+
+    def _lines(self, width: float, text: str, bold: bool) -> int:
+        return len(wrap([(to_latin1(text), bold)], width, BODY_SIZE))
 
     def note(self, text: str) -> None:
         """Small muted explanatory line under a form row."""
@@ -100,24 +130,16 @@ class MandateCanvas(FPDF):
         """Numbered title bar of an accord formel block."""
         self.ensure_space(LINE_H * 4)
         self.set_y(self.get_y() + 6)
+        size, line_h, pad_y, pad_x = BODY_SIZE + 0.5, LINE_H + 3, 1.0, 4.0
+        lines = wrap([(to_latin1(f"{number}. {title}"), True)], self.content_width - 2 * pad_x, size)
+        top = self.get_y()
         self.set_fill_color(*GREY_FILL)
-        self.set_font(FONT, "B", BODY_SIZE + 0.5)
-        self.multi_cell(
-            0,
-            LINE_H + 3,
-            to_latin1(f"{number}. {title}"),
-            fill=True,
-            padding=(1, 4),
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
+        self.rect(self.l_margin, top, self.content_width, len(lines) * line_h + 2 * pad_y, style="F")
+        self.set_y(top + pad_y)
+        self.draw_lines(
+            lines, self.l_margin + pad_x, self.content_width - 2 * pad_x, size=size, line_h=line_h
         )
-        self.set_font(FONT, "", BODY_SIZE)
-        self.set_y(self.get_y() + 4)
-
-    def _lines(self, width: float, text: str, bold: bool) -> int:
-        self.set_font(FONT, "B" if bold else "", BODY_SIZE)
-        lines = self.multi_cell(width, LINE_H, to_latin1(text), dry_run=True, output=MethodReturnValue.LINES)
-        return max(1, len(lines))
+        self.set_y(self.get_y() + pad_y + 4)
 
     def rows_height(self, rows: list[tuple[str, str]], width: float, label_w: float) -> float:
         return (
@@ -143,14 +165,12 @@ class MandateCanvas(FPDF):
             self.ensure_space(height)
             top = self.get_y()
             self.set_text_color(*MUTED)
-            self.set_font(FONT, "", BODY_SIZE)
-            self.set_xy(x, top)
-            self.multi_cell(label_w, LINE_H, to_latin1(label + " :"), align="L")
+            self.set_y(top)
+            self.draw_lines(wrap([(to_latin1(label + " :"), False)], label_w, BODY_SIZE), x, label_w)
             self.set_text_color(*INK)
-            self.set_font(FONT, "B", BODY_SIZE)
-            self.set_xy(x + label_w, top)
-            self.multi_cell(width - label_w, LINE_H, to_latin1(value), align="L")
-            self.set_font(FONT, "", BODY_SIZE)
+            self.set_y(top)
+            value_lines = wrap([(to_latin1(value), True)], width - label_w, BODY_SIZE)
+            self.draw_lines(value_lines, x + label_w, width - label_w)
             self.set_y(top + height)
 
     def checkbox_line(self, checked: bool, label: str, detail: str) -> None:
@@ -172,15 +192,8 @@ class MandateCanvas(FPDF):
 
     def paragraph_at(self, width: float, runs: list[Run]) -> None:
         """Left-aligned mixed runs in a column starting at the current x."""
-        left = self.get_x()
-        with self.text_columns(
-            text_align="L", line_height=LINE_H / BODY_SIZE, l_margin=left, r_margin=self.w - left - width
-        ) as columns:
-            with columns.paragraph() as para:
-                for text, bold in runs:
-                    self.set_font(FONT, "B" if bold else "", BODY_SIZE)
-                    para.write(to_latin1(text))
-        self.set_font(FONT, "", BODY_SIZE)
+        runs = [(to_latin1(text), bold) for text, bold in runs]
+        self.draw_lines(wrap(runs, width, BODY_SIZE), self.get_x(), width)
 
     def signature_box(self, x: int, y: int, width: int, height: int, label: str) -> None:
         """Label just above the box (never inside it, where the signature image will go)."""

@@ -10,7 +10,7 @@ from store.bulk import BulkSend
 from store.records import KycSubmission, Mandate
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
-from workflows.mandate import MandateWorkflow, mandate_summary
+from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 
 
@@ -28,17 +28,19 @@ async def start_mandate_workflow(client: Client, settings: Settings, mandate: Ma
     Ids are `mandate-<dossier>-<n>`: a dossier's next mandate gets a new id, and a closed id is
     never reused, so a dossier never has two live mandate workflows.
     """
+    input = MandateWorkflowInput(
+        mandate_id=mandate.id,
+        firm_id=mandate.firm_id,
+        dossier_id=mandate.dossier_id,
+        options=mandate_options(settings),
+    )
     return await client.start_workflow(
         MandateWorkflow.run,
-        MandateWorkflowInput(
-            mandate_id=mandate.id,
-            firm_id=mandate.firm_id,
-            dossier_id=mandate.dossier_id,
-            options=mandate_options(settings),
-        ),
+        input,
         id=mandate.workflow_id,
         task_queue=settings.temporal_task_queue,
         static_summary=mandate_summary(mandate.number),
+        search_attributes=mandate_search_attributes(input, mandate.status),
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

@@ -43,7 +43,11 @@ def workflow_id_for(dossier_id: UUID, seq: int) -> str:
 async def reserve_mandate(
     db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, *, issued_on: date, bulk_send_id: UUID | None = None
 ) -> Mandate:
-    """Create the dossier's next mandate row (status draft) with its number and workflow id."""
+    """Create the dossier's next mandate row with its number and workflow id.
+
+    A draft is generated for the firm to preview; a bulk send's mandate is `sending` from the start
+    (it is rendered and sent in one step, and its dossier shows a pending mandate meanwhile).
+    """
     for attempt in range(3):
         try:
             return await _reserve(db, firm_id, dossier_id, issued_on, bulk_send_id)
@@ -84,23 +88,27 @@ async def _reserve(
             prefix,
         )
         number = mandate_number(dossier["siren"], platform_id, issued_on, issued_today + 1)
+        status, cause = (
+            (MandateStatus.SENDING, "bulk send") if bulk_send_id else (MandateStatus.DRAFT, "generated")
+        )
         row = await conn.fetchrow(
-            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, bulk_send_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, bulk_send_id, status)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
             dossier_id,
             firm_id,
             seq,
             number,
             workflow_id_for(dossier_id, seq),
             bulk_send_id,
+            status.value,
         )
         await conn.execute("UPDATE dossiers SET mandate_count = $2 WHERE id = $1", dossier_id, seq)
         await conn.execute(
-            "INSERT INTO mandate_events (mandate_id, occurred_at, to_status, cause)"
-            " VALUES ($1, $2, 'draft', $3)",
+            "INSERT INTO mandate_events (mandate_id, occurred_at, to_status, cause) VALUES ($1, $2, $3, $4)",
             row["id"],
             row["created_at"],
-            "generated",
+            status.value,
+            cause,
         )
         await refresh_status(conn, dossier_id)
         return Mandate.from_row(row)

@@ -13,8 +13,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from activities.bulk import BulkActivities
     from activities.models import BulkPageInput, BulkRef, MandateToStart
+    from domain.status import MandateStatus
     from workflows import policies
-    from workflows.mandate import MandateWorkflow, mandate_summary
+    from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
     from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 
 # Reserving a page is a database transaction per dossier: give a large page room.
@@ -54,20 +55,23 @@ class BulkSendWorkflow:
         )
 
     async def _start(self, input: BulkSendInput, mandate: MandateToStart) -> None:
+        child = MandateWorkflowInput(
+            mandate_id=mandate.mandate_id,
+            firm_id=mandate.firm_id,
+            dossier_id=mandate.dossier_id,
+            options=input.mandate_options,
+            send_on_start=True,
+            bulk_send_id=input.bulk_send_id,
+        )
         try:
             await workflow.start_child_workflow(
                 MandateWorkflow.run,
-                MandateWorkflowInput(
-                    mandate_id=mandate.mandate_id,
-                    firm_id=mandate.firm_id,
-                    dossier_id=mandate.dossier_id,
-                    options=input.mandate_options,
-                    send_on_start=True,
-                    bulk_send_id=input.bulk_send_id,
-                ),
+                child,
                 id=mandate.workflow_id,
                 task_queue=input.task_queue,
                 static_summary=mandate_summary(mandate.number),
+                # Reserved as `sending`: the child records nothing before its send.
+                search_attributes=mandate_search_attributes(child, MandateStatus.SENDING),
                 # The mandate waits for its signature for a month, long after the batch is done.
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )

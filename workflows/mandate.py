@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.yousign import YouSignActivities
     from config.temporal import BULK_SEND_ID, DOSSIER_ID, FIRM_ID, MANDATE_EXPIRES_AT, MANDATE_STATUS
-    from domain.calendar import mandate_expires_at, next_reminder_allowed_at, reminder_allowed
+    from domain.calendar import next_reminder_allowed_at, reminder_allowed
     from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
     from domain.yousign_outcomes import outcome_of_event, outcome_of_status
     from workflows import policies
@@ -43,6 +44,22 @@ def mandate_summary(number: str) -> str:
     return f"Mandate {number}"
 
 
+def mandate_search_attributes(
+    input: MandateWorkflowInput, status: MandateStatus, expires_at: datetime | None = None
+) -> TypedSearchAttributes:
+    """The run's search attributes: set by whoever starts it, kept current by the workflow."""
+    pairs = [
+        SearchAttributePair(FIRM_ID, str(input.firm_id)),
+        SearchAttributePair(DOSSIER_ID, str(input.dossier_id)),
+        SearchAttributePair(MANDATE_STATUS, status.value),
+    ]
+    if input.bulk_send_id:
+        pairs.append(SearchAttributePair(BULK_SEND_ID, str(input.bulk_send_id)))
+    if expires_at:
+        pairs.append(SearchAttributePair(MANDATE_EXPIRES_AT, expires_at))
+    return TypedSearchAttributes(pairs)
+
+
 def rejected(message: str, error_type: str, *details: Any) -> ApplicationError:
     return ApplicationError(message, *details, type=error_type, non_retryable=True)
 
@@ -57,19 +74,23 @@ class MandateWorkflow:
         self._busy = False  # a send or delete is under way: other updates wait their turn
         self._outcome: Outcome | None = None
         self._sending_recorded = False
+        if input.state is None and input.send_on_start:
+            # A bulk send reserves its mandates as `sending` already; the send renders the document.
+            self.state.status = MandateStatus.SENDING
+            self._sending_recorded = True
 
     @workflow.run
     async def run(self, input: MandateWorkflowInput) -> MandateState:
         self._publish()
-        if input.state is None:
-            generated = await workflow.execute_activity_method(
-                MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
-            )
-            self.state.signature_field = generated.signature_field
         if self.state.status == MandateStatus.DRAFT:
+            if input.state is None:
+                generated = await workflow.execute_activity_method(
+                    MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
+                )
+                self.state.signature_field = generated.signature_field
             await workflow.wait_condition(lambda: self._send_requested or self._deleted)
-            if not self._deleted:
-                await self._send()
+        if self._send_requested and not self._deleted and self.state.signature_request_id is None:
+            await self._send()
         if self.state.status == MandateStatus.PENDING:
             await self._await_outcome()
         if self.state.status == MandateStatus.SIGNED:
@@ -102,14 +123,16 @@ class MandateWorkflow:
         )
 
     def _publish(self) -> None:
-        """What operators search and read in the Temporal UI: ids, status and expiry, never names."""
-        ids = [FIRM_ID.value_set(str(self._input.firm_id)), DOSSIER_ID.value_set(str(self._input.dossier_id))]
-        if self._input.bulk_send_id:
-            ids.append(BULK_SEND_ID.value_set(str(self._input.bulk_send_id)))
-        status = [MANDATE_STATUS.value_set(self.state.status.value)]
-        if self.state.expires_at:
-            status.append(MANDATE_EXPIRES_AT.value_set(self.state.expires_at))
-        workflow.upsert_search_attributes(ids + status)
+        """What operators search and read in the Temporal UI: ids, status and expiry, never names.
+
+        Only what differs from the run's current attributes is upserted: the starter sets the ids
+        and the first status, so most changes cost no history event.
+        """
+        wanted = mandate_search_attributes(self._input, self.state.status, self.state.expires_at)
+        current = workflow.info().typed_search_attributes
+        changed = [pair for pair in wanted if current.get(pair.key) != pair.value]
+        if changed:
+            workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in changed])
         expiry = f", expires {self.state.expires_at:%Y-%m-%d %H:%M} UTC" if self.state.expires_at else ""
         workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self.state.status.value}{expiry}")
 
@@ -117,16 +140,15 @@ class MandateWorkflow:
 
     async def _send(self) -> None:
         self._busy = True
-        await self._record(MandateStatus.SENDING, "send requested")
-        self._sending_recorded = True
-        # YouSign is given a date at least this late; the exact instant counts from activation.
-        expires_at = mandate_expires_at(workflow.now(), self._input.options.validity)
+        if not self._sending_recorded:
+            await self._record(MandateStatus.SENDING, "send requested")
+            self._sending_recorded = True
         try:
             sent = await workflow.execute_activity_method(
                 YouSignActivities.send_mandate_for_signature,
                 SendMandateInput(
                     mandate_id=self._input.mandate_id,
-                    expires_at=expires_at,
+                    validity=self._input.options.validity,
                     signature_field=self.state.signature_field,
                 ),
                 task_queue=self._input.options.yousign_task_queue,
@@ -138,16 +160,13 @@ class MandateWorkflow:
             await self._record(MandateStatus.FAILED, "sending failed", failure_reason=reason)
             self._busy = False
             return
+        # The activity recorded `pending` with the request and its times: adopt them.
         self.state.signature_request_id = sent.signature_request_id
         self.state.signer_id = sent.signer_id
-        self.state.sent_at = workflow.now()
-        self.state.expires_at = mandate_expires_at(self.state.sent_at, self._input.options.validity)
-        await self._record(
-            MandateStatus.PENDING,
-            "sent for signature",
-            sent_at=self.state.sent_at,
-            expires_at=self.state.expires_at,
-        )
+        self.state.sent_at = sent.sent_at
+        self.state.expires_at = sent.expires_at
+        self.state.status = MandateStatus.PENDING
+        self._publish()
         self._busy = False
         for event in self.state.early_events:
             self._apply_event(event)

@@ -1,0 +1,60 @@
+"""The mandate PDF of a stored mandate: its data read from the database, rendered, stored."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import asyncpg
+from temporalio.exceptions import ApplicationError
+
+from activities.models import GeneratedDocument
+from clients.yousign_models import SignatureFieldPlacement
+from documents.mandate_pdf import render_mandate_pdf
+from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
+from domain.calendar import paris_day
+from store import dossiers, firms, kyc, mandates
+
+
+def _person(rep) -> Person:
+    return Person(
+        first_name=rep.first_name, last_name=rep.last_name, birth_name=rep.birth_name, email=rep.email
+    )
+
+
+async def document_data(db: asyncpg.Pool, mandate_id: UUID) -> MandateDocumentData:
+    mandate = await mandates.get_mandate(db, mandate_id)
+    dossier, _ = await dossiers.get_dossier(db, mandate.firm_id, mandate.dossier_id)
+    firm = await firms.get_firm(db, mandate.firm_id)
+    submission = await kyc.current_submission(db, mandate.firm_id)
+    if dossier.legal_representative is None or dossier.siret is None or firm.platform is None:
+        raise ApplicationError("dossier or firm is incomplete", type="IncompleteData", non_retryable=True)
+    if submission is None:
+        raise ApplicationError(
+            "the firm has no legal representative", type="IncompleteData", non_retryable=True
+        )
+    issued_on = paris_day(mandate.created_at)
+    return MandateDocumentData(
+        mandate_number=mandate.number,
+        issued_on=issued_on,
+        effective_from=issued_on,
+        client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
+        client_representative=_person(dossier.legal_representative),
+        firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
+        firm_representative=_person(submission.representative),
+        platform=PlatformParty(
+            name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
+        ),
+    )
+
+
+async def render_and_store(db: asyncpg.Pool, mandate_id: UUID) -> tuple[bytes, GeneratedDocument]:
+    """Render the mandate's PDF and store it as its `generated` document (same data, same bytes)."""
+    # CPU-bound: off the event loop, so the worker's other tasks keep running meanwhile.
+    rendered = await asyncio.to_thread(render_mandate_pdf, await document_data(db, mandate_id))
+    digest = await mandates.save_document(db, mandate_id, "generated", rendered.pdf)
+    return rendered.pdf, GeneratedDocument(
+        sha256=digest,
+        page_count=rendered.page_count,
+        signature_field=SignatureFieldPlacement(**rendered.signature_field.model_dump()),
+    )

@@ -1,0 +1,92 @@
+"""Line breaking for the core Helvetica fonts, measured with their own width tables.
+
+fpdf2's line breaker re-measures the whole line for every character it adds (it was ~85% of a
+mandate's rendering time); measuring each word once gives the same greedy breaks for a fraction
+of the cost. A line is a list of runs: (Latin-1 text, bold).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fpdf.fonts import CORE_FONTS_CHARWIDTHS
+
+Run = tuple[str, bool]
+
+_WIDTHS = {False: CORE_FONTS_CHARWIDTHS["helvetica"], True: CORE_FONTS_CHARWIDTHS["helveticaB"]}
+
+
+def text_width(text: str, bold: bool, size: float) -> float:
+    """Width in points of `text` at `size` points (core fonts have no kerning)."""
+    widths = _WIDTHS[bold]
+    return sum(widths[char] for char in text) * size / 1000
+
+
+def ink_width(pieces: list[Run], size: float) -> float:
+    """Width of a line or word without its trailing spaces, which never show at a line's end."""
+    total = sum(text_width(text, bold, size) for text, bold in pieces)
+    if pieces:
+        text, bold = pieces[-1]
+        total -= text_width(" ", bold, size) * (len(text) - len(text.rstrip(" ")))
+    return total
+
+
+def words(runs: list[Run]) -> list[list[Run]]:
+    """Unbreakable words, each the pieces (possibly of several runs) up to and including its spaces."""
+    found: list[list[Run]] = []
+    word: list[Run] = []
+    for text, bold in runs:
+        for piece in re.findall(r" +|[^ ]+ *", text):
+            word.append((piece, bold))
+            if piece.endswith(" "):
+                found.append(word)
+                word = []
+    if word:
+        found.append(word)
+    return found
+
+
+def merged(pieces: list[Run]) -> list[Run]:
+    """Neighbouring pieces of the same style as one (fewer text objects in the PDF)."""
+    joined: list[Run] = []
+    for text, bold in pieces:
+        if joined and joined[-1][1] == bold:
+            joined[-1] = (joined[-1][0] + text, bold)
+        else:
+            joined.append((text, bold))
+    return joined
+
+
+def wrap(runs: list[Run], width: float, size: float) -> list[list[Run]]:
+    """Greedy breaking at spaces; a word wider than the line is cut where it overflows."""
+    lines: list[list[Run]] = []
+    line: list[Run] = []
+    used = 0.0  # the line's width, trailing spaces included
+    for word in words(runs):
+        ink = ink_width(word, size)
+        if line and used + ink > width:
+            lines.append(line)
+            line, used = [], 0.0
+        if not line and ink > width:
+            *whole, line = _cut(word, width, size)
+            lines.extend(whole)
+            used = sum(text_width(text, bold, size) for text, bold in line)
+            continue
+        line.extend(word)
+        used += sum(text_width(text, bold, size) for text, bold in word)
+    lines.append(line)
+    return lines
+
+
+def _cut(word: list[Run], width: float, size: float) -> list[list[Run]]:
+    lines: list[list[Run]] = [[]]
+    used = 0.0
+    for text, bold in word:
+        for char in text:
+            char_width = text_width(char, bold, size)
+            if lines[-1] and used + char_width > width and char != " ":
+                lines.append([])
+                used = 0.0
+            lines[-1].append((char, bold))
+            used += char_width
+    return [merged(line) for line in lines]
