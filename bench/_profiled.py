@@ -21,14 +21,14 @@ INTERVAL = 0.005
 # (label, path fragment): a stack "contains" the label when any frame's file has the fragment.
 INCLUSIVE = [
     ("PDF rendering (documents/, fpdf)", ("/documents/", "/fpdf/")),
-    ("activities/ (our activity code)", ("/main/activities/",)),
-    ("store/ (our SQL layer)", ("/main/store/",)),
+    ("activities/ (our activity code)", (f"{ROOT}/activities/",)),
+    ("store/ (our SQL layer)", (f"{ROOT}/store/",)),
     ("asyncpg", ("/asyncpg/",)),
     ("httpx/httpcore (YouSign client)", ("/httpx/", "/httpcore/", "/h11/")),
     ("workflow sandbox", ("/workflow_sandbox/",)),
     ("workflow instance (activations)", ("/temporalio/worker/_workflow_instance.py",)),
-    ("workflows/ (our workflow code)", ("/main/workflows/",)),
-    ("payload conversion / codec", ("/temporalio/converter.py", "/main/config/codec.py", "/cryptography/")),
+    ("workflows/ (our workflow code)", (f"{ROOT}/workflows/",)),
+    ("payload conversion / codec", ("/temporalio/converter.py", f"{ROOT}/config/codec.py", "/cryptography/")),
     ("pydantic", ("/pydantic/", "/pydantic_core/")),
     ("structlog / logging", ("/structlog/", "/logging/")),
 ]

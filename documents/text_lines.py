@@ -7,6 +7,7 @@ of the cost. A line is a list of runs: (Latin-1 text, bold).
 
 from __future__ import annotations
 
+import functools
 import re
 
 from fpdf.fonts import CORE_FONTS_CHARWIDTHS
@@ -16,6 +17,7 @@ Run = tuple[str, bool]
 _WIDTHS = {False: CORE_FONTS_CHARWIDTHS["helvetica"], True: CORE_FONTS_CHARWIDTHS["helveticaB"]}
 
 
+@functools.lru_cache(maxsize=8192)  # most words of a mandate are the same in every mandate
 def text_width(text: str, bold: bool, size: float) -> float:
     """Width in points of `text` at `size` points (core fonts have no kerning)."""
     widths = _WIDTHS[bold]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from fpdf import FPDF
 
@@ -33,7 +35,7 @@ def test_wrap_fills_each_line_greedily_without_overflowing() -> None:
     lines = wrap([(text, False)], width, SIZE)
     assert len(lines) > 3
     assert "".join(joined(line) for line in lines) == text  # nothing lost or added
-    for line, following in zip(lines, lines[1:], strict=False):
+    for line, following in itertools.pairwise(lines):
         assert ink_width(line, SIZE) <= width
         # The next line's first word would not have fitted.
         assert ink_width(line + words(following)[0], SIZE) > width
