@@ -73,6 +73,12 @@ class YouSignActivities:
         self._db = db
         self._yousign = yousign
 
+    @contextmanager
+    def _calls(self) -> Iterator[None]:
+        """YouSign calls of one activity attempt: errors mapped, at most MAX_CALLS_PER_ACTIVITY."""
+        with yousign_errors(), self._yousign.call_budget(MAX_CALLS_PER_ACTIVITY):
+            yield
+
     @activity.defn
     async def send_mandate_for_signature(self, request: SendMandateInput) -> SendMandateOutput:
         """Create, fill and activate the mandate's signature request, then record it `pending`.
@@ -103,9 +109,11 @@ class YouSignActivities:
             # The day after ours: YouSign must never close the request before our timer does.
             expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity)) + timedelta(days=1),
         )
-        with yousign_errors():
+        with self._calls():
             found = None
-            if activity.info().attempt > 1 or mandate.signature_request_id:
+            if mandate.signature_request_id:
+                found = await self._yousign.get_signature_request(mandate.signature_request_id)
+            elif activity.info().attempt > 1:  # an earlier attempt may have created it unrecorded
                 found = await self._yousign.find_signature_request(new.external_id)
             sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
             if mandate.signature_request_id != sr.id:
@@ -156,7 +164,7 @@ class YouSignActivities:
 
     @activity.defn
     async def get_signature_request_state(self, ref: SignatureRequestRef) -> SignatureRequestState:
-        with yousign_errors():
+        with self._calls():
             sr = await self._yousign.get_signature_request(ref.signature_request_id)
         decline = sr.decline_information
         return SignatureRequestState(
@@ -168,7 +176,7 @@ class YouSignActivities:
     @activity.defn
     async def cancel_signature_request(self, ref: SignatureRequestRef) -> str:
         """Cancel at expiry; a request already closed at YouSign is left as it is."""
-        with yousign_errors():
+        with self._calls():
             sr = await self._yousign.get_signature_request(ref.signature_request_id)
             if sr.status not in ("ongoing", "approval"):
                 return sr.status
@@ -176,14 +184,14 @@ class YouSignActivities:
 
     @activity.defn
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:
-        with yousign_errors():
+        with self._calls():
             await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
         await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
 
     @activity.defn
     async def archive_signed_mandate(self, archive: ArchiveInput) -> None:
         """Keep the signed PDF and YouSign's audit trail as proof of the client's consent."""
-        with yousign_errors():
+        with self._calls():
             signed = await self._yousign.download_signed_documents(archive.signature_request_id)
             audit_trail = await self._yousign.download_audit_trail(archive.signature_request_id)
         await mandates.save_document(self._db, archive.mandate_id, "signed", signed)
@@ -200,7 +208,7 @@ class YouSignActivities:
             f.side: (f"{f.side}.{f.content_type.split('/')[-1]}", f.content, f.content_type)
             for f in await kyc.load_files(self._db, ref.submission_id)
         }
-        with yousign_errors():
+        with self._calls():
             verification = await self._yousign.create_identity_verification(
                 first_name=submission.first_name,
                 last_name=submission.birth_name or submission.last_name,
@@ -213,7 +221,7 @@ class YouSignActivities:
 
     @activity.defn
     async def get_identity_verification(self, ref: VerificationRef) -> VerificationState:
-        with yousign_errors():
+        with self._calls():
             verification = await self._yousign.get_identity_verification(ref.verification_id)
         return VerificationState(
             verification_id=verification.id,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -21,6 +23,10 @@ from clients.yousign_models import (
 )
 
 PDF = "application/pdf"
+
+
+# Requests still allowed in the current `call_budget` block (a list, so the block sees the count).
+_calls_left: ContextVar[list[int] | None] = ContextVar("yousign_calls_left", default=None)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -85,7 +91,22 @@ class YouSignClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @contextmanager
+    def call_budget(self, calls: int) -> Iterator[None]:
+        """At most `calls` requests inside the block (per asyncio task), so a rate cap counted in
+        blocks holds: the request beyond is not sent and raises a retryable error instead."""
+        token = _calls_left.set([calls])
+        try:
+            yield
+        finally:
+            _calls_left.reset(token)
+
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        budget = _calls_left.get()
+        if budget is not None:
+            if budget[0] <= 0:
+                raise YouSignRetryableError(f"{method} {path}: not sent, this attempt's call budget is spent")
+            budget[0] -= 1
         try:
             response = await self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as error:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from temporalio import activity
@@ -196,7 +196,7 @@ async def test_worker_dying_after_create_resumes_without_a_second_request(
                 NewSignatureRequest(
                     name="Mandat",
                     external_id=str(request.mandate_id),
-                    expiration_date=request.expires_at.date(),
+                    expiration_date=date.today() + timedelta(days=40),
                 )
             )
             raise RuntimeError("worker killed")
@@ -209,6 +209,31 @@ async def test_worker_dying_after_create_resumes_without_a_second_request(
         sr for sr in emulator.state.signature_requests.values() if sr.external_id == str(run.mandate.id)
     ]
     assert [sr.id for sr in created] == [state.signature_request_id]
+
+
+async def test_a_retried_send_makes_at_most_four_calls_per_attempt(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    # Attempt 1: the create fails (503) and the look-up after it finds nothing. Attempt 2 must look
+    # up again before creating: look-up, create, upload, signer is four calls, so activation waits
+    # for attempt 3, which reads the request it recorded and activates it.
+    emulator.state.add_fault(method="POST", path_regex=r"^/v3/signature_requests$", kind="503", times=1)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    first = len(emulator.state.recorded_requests)
+    state = await send_and_wait_pending(run)
+    sent = [(r.method, r.path.removeprefix("/v3")) for r in emulator.state.recorded_requests[first:]]
+    sr = state.signature_request_id
+    assert sent == [
+        ("POST", "/signature_requests"),  # 503
+        ("GET", "/signature_requests"),  # the look-up after an unknown outcome: nothing
+        ("GET", "/signature_requests"),  # attempt 2
+        ("POST", "/signature_requests"),
+        ("POST", f"/signature_requests/{sr}/documents"),
+        ("POST", f"/signature_requests/{sr}/signers"),
+        ("GET", f"/signature_requests/{sr}"),  # attempt 3
+        ("POST", f"/signature_requests/{sr}/activate"),
+    ]
+    assert emulator.state.signature_requests[sr].status == "ongoing"
 
 
 async def test_final_yousign_error_fails_the_mandate_with_its_reason(

@@ -101,6 +101,19 @@ async def test_create_is_exactly_once_after_a_timeout(emulator):
     assert [s.id for s in same] == [sr.id] and again.id == sr.id
 
 
+async def test_a_call_budget_stops_the_request_beyond_it_unsent(yousign, emulator):
+    activated, _ = await send_for_signature(yousign)
+    before = len(emulator.state.recorded_requests)
+    with yousign.call_budget(2):
+        await yousign.get_signature_request(activated.id)
+        await yousign.get_signature_request(activated.id)
+        with pytest.raises(YouSignRetryableError, match="call budget is spent"):
+            await yousign.get_signature_request(activated.id)
+    assert len(emulator.state.recorded_requests) == before + 2
+    await yousign.get_signature_request(activated.id)  # outside the block: no budget
+    assert len(emulator.state.recorded_requests) == before + 3
+
+
 async def test_5xx_is_retryable_and_the_caller_retries(yousign, emulator):
     activated, _ = await send_for_signature(yousign)
     emulator.state.add_fault(method="GET", path_regex=rf"/signature_requests/{activated.id}$", kind="503")
