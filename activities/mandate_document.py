@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from uuid import UUID
 
 import asyncpg
 from temporalio.exceptions import ApplicationError
@@ -13,7 +12,8 @@ from clients.yousign_models import SignatureFieldPlacement
 from documents.mandate_pdf import render_mandate_pdf
 from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
 from domain.calendar import paris_day
-from store import dossiers, firms, kyc, mandates
+from store import firms, kyc, mandates
+from store.records import Dossier, Mandate
 
 
 def _person(rep) -> Person:
@@ -22,9 +22,7 @@ def _person(rep) -> Person:
     )
 
 
-async def document_data(db: asyncpg.Pool, mandate_id: UUID) -> MandateDocumentData:
-    mandate = await mandates.get_mandate(db, mandate_id)
-    dossier, _ = await dossiers.get_dossier(db, mandate.firm_id, mandate.dossier_id)
+async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) -> MandateDocumentData:
     firm = await firms.get_firm(db, mandate.firm_id)
     submission = await kyc.current_submission(db, mandate.firm_id)
     if dossier.legal_representative is None or dossier.siret is None or firm.platform is None:
@@ -48,11 +46,13 @@ async def document_data(db: asyncpg.Pool, mandate_id: UUID) -> MandateDocumentDa
     )
 
 
-async def render_and_store(db: asyncpg.Pool, mandate_id: UUID) -> tuple[bytes, GeneratedDocument]:
+async def render_and_store(
+    db: asyncpg.Pool, mandate: Mandate, dossier: Dossier
+) -> tuple[bytes, GeneratedDocument]:
     """Render the mandate's PDF and store it as its `generated` document (same data, same bytes)."""
     # CPU-bound: off the event loop, so the worker's other tasks keep running meanwhile.
-    rendered = await asyncio.to_thread(render_mandate_pdf, await document_data(db, mandate_id))
-    digest = await mandates.save_document(db, mandate_id, "generated", rendered.pdf)
+    rendered = await asyncio.to_thread(render_mandate_pdf, await document_data(db, mandate, dossier))
+    digest = await mandates.save_document(db, mandate.id, "generated", rendered.pdf)
     return rendered.pdf, GeneratedDocument(
         sha256=digest,
         page_count=rendered.page_count,

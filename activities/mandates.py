@@ -26,7 +26,9 @@ class MandateActivities:
     @activity.defn
     async def generate_mandate_document(self, ref: MandateRef) -> GeneratedDocument:
         """Render the mandate PDF and store it; the firm can preview it while it is a draft."""
-        _, generated = await render_and_store(self._db, ref.mandate_id)
+        mandate = await mandates.get_mandate(self._db, ref.mandate_id)
+        dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
+        _, generated = await render_and_store(self._db, mandate, dossier)
         return generated
 
     @activity.defn

@@ -92,7 +92,7 @@ class YouSignActivities:
         dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
         rep = dossier.legal_representative
         if request.signature_field is None:
-            pdf, generated = await render_and_store(self._db, mandate.id)
+            pdf, generated = await render_and_store(self._db, mandate, dossier)
             field = generated.signature_field
         else:
             pdf, field = (
