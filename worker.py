@@ -18,6 +18,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.bulk import BulkActivities
 from activities.kyc import KycActivities
 from activities.mandates import MandateActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
 from clients.mailer import Mailer
 from clients.yousign import YouSignClient
@@ -25,14 +26,16 @@ from config.logging import configure_logging
 from config.settings import Settings, get_settings
 from config.temporal import connect_temporal
 from domain.pacing import activity_rate_limit
+from starter.workflows import ensure_reconciliation_schedule
 from store.database import connect_database
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
 from workflows.mandate import MandateWorkflow
+from workflows.reconciliation import YouSignReconciliationWorkflow
 
 log = structlog.get_logger(__name__)
 
-WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow, BulkSendWorkflow)
+WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow, BulkSendWorkflow, YouSignReconciliationWorkflow)
 
 # The sandbox re-imports every module a workflow uses for each new run unless passed through; ours
 # hold no mutable module state (the replay tests run them in the full sandbox), and re-importing
@@ -45,13 +48,14 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 
 
 def worker_configs(
-    settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
+    client: Client, settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
 ) -> list[dict[str, Any]]:
     """Two workers: workflows and local I/O on the main queue; YouSign calls on their own, rate-capped one."""
     mandate_activities = MandateActivities(db, mailer)
     yousign_activities = YouSignActivities(db, yousign)
     kyc_activities = KycActivities(db)
     bulk_activities = BulkActivities(db)
+    reconciliation_activities = ReconciliationActivities(db, client)
     shutdown = timedelta(seconds=10)
     main = {
         "task_queue": settings.temporal_task_queue,
@@ -64,6 +68,7 @@ def worker_configs(
             kyc_activities.record_kyc_outcome,
             bulk_activities.reserve_bulk_page,
             bulk_activities.finish_bulk_send,
+            reconciliation_activities.notify_settled_mandates,
         ],
         "graceful_shutdown_timeout": shutdown,
     }
@@ -72,6 +77,7 @@ def worker_configs(
         "activities": [
             yousign_activities.send_mandate_for_signature,
             yousign_activities.get_signature_request_state,
+            yousign_activities.list_settled_signature_requests,
             yousign_activities.cancel_signature_request,
             yousign_activities.send_signature_reminder,
             yousign_activities.archive_signed_mandate,
@@ -90,7 +96,7 @@ def worker_configs(
 def build_workers(
     client: Client, settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
 ) -> list[Worker]:
-    return [Worker(client, **config) for config in worker_configs(settings, db, yousign, mailer)]
+    return [Worker(client, **config) for config in worker_configs(client, settings, db, yousign, mailer)]
 
 
 def yousign_client(settings: Settings, runtime: Runtime | None = None) -> YouSignClient:
@@ -132,6 +138,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(settings, runtime)
     async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
+        await ensure_reconciliation_schedule(client, settings)
         try:
             await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
         finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -122,3 +122,20 @@ class BulkPage(BaseModel):
 
 class BulkRef(BaseModel):
     bulk_send_id: UUID
+
+
+class SettledPageInput(BaseModel):
+    status: Literal["done", "declined"]
+    since: date  # requests settled after this day
+    cursor: str | None = None
+
+
+class SettledRequest(BaseModel):
+    signature_request_id: str
+    status: Literal["done", "declined"]
+    at: datetime | None = None
+
+
+class SettledPage(BaseModel):
+    requests: list[SettledRequest]
+    next_cursor: str | None

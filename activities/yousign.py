@@ -19,6 +19,9 @@ from activities.models import (
     ReminderInput,
     SendMandateInput,
     SendMandateOutput,
+    SettledPage,
+    SettledPageInput,
+    SettledRequest,
     SignatureRequestRef,
     SignatureRequestState,
     VerificationRef,
@@ -172,6 +175,25 @@ class YouSignActivities:
             signed_at=sr.completed_at,
             decline_reason=decline.reason if decline else None,
         )
+
+    @activity.defn
+    async def list_settled_signature_requests(self, page: SettledPageInput) -> SettledPage:
+        """Requests signed or declined since a day, a few pages per attempt; only ours (external id)."""
+        settled: list[SettledRequest] = []
+        cursor = page.cursor
+        with self._calls():
+            for _ in range(MAX_CALLS_PER_ACTIVITY):
+                found, cursor = await self._yousign.list_settled_signature_requests(
+                    page.status, page.since, cursor
+                )
+                settled += [
+                    SettledRequest(signature_request_id=sr.id, status=page.status, at=sr.completed_at)
+                    for sr in found
+                    if sr.external_id
+                ]
+                if cursor is None:
+                    break
+        return SettledPage(requests=settled, next_cursor=cursor)
 
     @activity.defn
     async def cancel_signature_request(self, ref: SignatureRequestRef) -> str:

@@ -6,7 +6,8 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 import httpx
 
@@ -23,6 +24,7 @@ from clients.yousign_models import (
 )
 
 PDF = "application/pdf"
+SettledStatus = Literal["done", "declined"]
 
 
 # Requests still allowed in the current `call_budget` block (a list, so the block sees the count).
@@ -129,6 +131,19 @@ class YouSignClient:
         )
         found = response.json().get("data") or []
         return SignatureRequest.model_validate(found[0]) if found else None
+
+    async def list_settled_signature_requests(
+        self, status: SettledStatus, since: date, after: str | None = None
+    ) -> tuple[list[SignatureRequest], str | None]:
+        """One page (100, newest first) of requests that became `status` after the day `since`,
+        and the cursor of the next page (None on the last)."""
+        date_field = {"done": "completed_at", "declined": "declined_at"}[status]
+        params = {"status[eq]": status, f"{date_field}[after]": since.isoformat(), "limit": 100}
+        if after:
+            params["after"] = after
+        page = (await self._request("GET", "signature_requests", params=params)).json()
+        found = [SignatureRequest.model_validate(item) for item in page.get("data") or []]
+        return found, (page.get("meta") or {}).get("next_cursor")
 
     async def create_signature_request(self, new: NewSignatureRequest) -> SignatureRequest:
         body = {

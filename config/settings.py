@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     bulk_page_size: int = Field(default=100, ge=1, le=1000)
 
     mandate_validity: str = "P1M"
-    reconciliation_interval: str = "PT6H"
+    reconciliation_interval: str = "PT1H"
 
     smtp_url: str | None = None
     mail_from: str = "mandats@cabinet.example"

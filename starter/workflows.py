@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleHandle,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
 from config.settings import Settings
@@ -12,12 +24,16 @@ from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateOptions, MandateWorkflowInput
+from workflows.reconciliation import (
+    RECONCILIATION_SCHEDULE_ID,
+    ReconciliationInput,
+    YouSignReconciliationWorkflow,
+)
 
 
 def mandate_options(settings: Settings) -> MandateOptions:
     return MandateOptions(
         validity=settings.mandate_validity,
-        reconciliation_every=settings.reconciliation_every,
         yousign_task_queue=settings.yousign_task_queue,
     )
 
@@ -78,3 +94,29 @@ async def start_bulk_send_workflow(client: Client, settings: Settings, batch: Bu
         task_queue=settings.temporal_task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
+
+
+def reconciliation_schedule(settings: Settings) -> Schedule:
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            YouSignReconciliationWorkflow.run,
+            ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
+            id=RECONCILIATION_SCHEDULE_ID,
+            task_queue=settings.temporal_task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconciliation_every)]),
+        # A sweep still running when the next is due (a long YouSign outage) is not doubled.
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> ScheduleHandle:
+    """Create the sweep's schedule, or bring an existing one to the current settings (every worker
+    does this at start; the result is the same whichever comes first)."""
+    schedule = reconciliation_schedule(settings)
+    try:
+        return await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+    except ScheduleAlreadyRunningError:
+        handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        return handle

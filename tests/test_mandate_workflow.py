@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from urllib.parse import parse_qs
+from uuid import uuid4
 
 import pytest
 from temporalio import activity
@@ -22,6 +24,7 @@ from tests.workflow_support import (
     send_and_wait_pending,
 )
 from workflows.mandate import MandateWorkflow
+from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
 
 
 @pytest.fixture
@@ -90,17 +93,43 @@ async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossi
     assert (await mandates.get_document(db, run.mandate.id, "audit_trail")).startswith(b"%PDF")
 
 
-async def test_signature_found_by_reconciliation_without_webhook(
-    ts_env, settings, db, emulator, dossier, workers
+async def sweep(ts_env, settings) -> int:
+    """One round of the reconciliation sweep, as its schedule starts it."""
+    return await ts_env.client.execute_workflow(
+        YouSignReconciliationWorkflow.run,
+        ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
+        id=f"sweep-{uuid4()}",
+        task_queue=settings.temporal_task_queue,
+    )
+
+
+async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
+    ts_env, settings, db, firm, emulator, workers
 ):
-    run = await generate_mandate(ts_env.client, settings, db, dossier)
-    state = await send_and_wait_pending(run)
-    emulator.state.sign_signer(state.signer_id)  # the webhook is lost: nobody delivers it
-    await ts_env.sleep(settings.reconciliation_every + timedelta(minutes=1))
-    await run.wait_for("signed")
-    assert (await mandates.events(db, run.mandate.id))[-1].cause == "reconciliation"
-    await run.handle.result()
-    await replay_and_keep(run.handle, "mandate_signed_by_reconciliation")
+    signed_run, refused_run, waiting_run = [
+        await generate_mandate(ts_env.client, settings, db, await verified_firm_with_dossier(db, firm))
+        for _ in range(3)
+    ]
+    signed, refused, _ = [await send_and_wait_pending(run) for run in (signed_run, refused_run, waiting_run)]
+    # Their webhooks are lost: nobody delivers them.
+    emulator.state.sign_signer(signed.signer_id)
+    emulator.state.decline_signer(refused.signer_id, "pas d'accord")
+    before = len(emulator.state.recorded_requests)
+
+    assert await sweep(ts_env, settings) == 2
+    # One listing per outcome, however many mandates are pending.
+    asked = emulator.state.recorded_requests[before:]
+    listings = [parse_qs(r.query) for r in asked if r.method == "GET" and r.path == "/v3/signature_requests"]
+    assert sorted(q["status[eq]"][0] for q in listings) == ["declined", "done"]
+    await signed_run.wait_for("signed")
+    await refused_run.wait_for("refused")
+    assert (await mandates.events(db, signed_run.mandate.id))[
+        -1
+    ].cause == "reconciliation signature_request.done"
+    assert (await mandates.get_mandate(db, waiting_run.mandate.id)).status == "pending"
+    assert await sweep(ts_env, settings) == 0  # settled already: nobody is signalled twice
+    await signed_run.handle.result()
+    await replay_and_keep(signed_run.handle, "mandate_signed_by_reconciliation")
 
 
 async def test_signature_just_before_expiry_wins(ts_env, settings, db, emulator, dossier, workers):

@@ -1,15 +1,20 @@
-"""What operators rely on: searching runs in Temporal's visibility, and encrypted payloads they can decode."""
+"""What operators rely on: runs searchable in visibility, payloads they can decode, the sweep's schedule."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import httpx
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
+from temporalio.client import ScheduleOverlapPolicy
 
+from starter.workflows import ensure_reconciliation_schedule
 from store import dossiers
 from tests.api_support import firm_client
-from tests.helpers import CLIENT_REP, FIRM_REP, eventually, verified_firm_with_dossier
+from tests.helpers import CLIENT_REP, FIRM_REP, eventually, test_settings, verified_firm_with_dossier
 from tests.test_api import api_stack, mandate_reaches
+from workflows.reconciliation import RECONCILIATION_SCHEDULE_ID, YouSignReconciliationWorkflow
 
 CODEC_TOKEN = "codec-test-token"
 
@@ -112,3 +117,20 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
                 headers={"Origin": "http://localhost:8233", "Access-Control-Request-Method": "POST"},
             )
             assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+
+
+async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env):
+    first = await ensure_reconciliation_schedule(dev_env.client, test_settings())
+    try:
+        # Every worker runs this at start: the second finds the schedule and updates it in place.
+        slower = test_settings(reconciliation_interval="PT3H")
+        again = await ensure_reconciliation_schedule(dev_env.client, slower)
+        assert again.id == first.id == RECONCILIATION_SCHEDULE_ID
+        described = await again.describe()
+        assert [spec.every for spec in described.schedule.spec.intervals] == [timedelta(hours=3)]
+        assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
+        action = described.schedule.action
+        assert action.workflow == YouSignReconciliationWorkflow.__name__
+        assert action.task_queue == slower.temporal_task_queue
+    finally:
+        await first.delete()

@@ -38,7 +38,7 @@ async def running_workers(
 ) -> AsyncIterator[list[Worker]]:
     """The production workers on test task queues; `replace` swaps activities by name."""
     mailer = Mailer(smtp_url, "cabinet@example.test") if smtp_url else None
-    configs = worker_configs(settings, db, yousign, mailer)
+    configs = worker_configs(client, settings, db, yousign, mailer)
     by_name = {_name(r): r for r in replace or []}
     async with AsyncExitStack() as stack:
         workers = []

@@ -69,12 +69,12 @@ class MandateWorkflow:
     @workflow.init
     def __init__(self, input: MandateWorkflowInput) -> None:
         self._input = input
-        self.state = input.state or MandateState()
+        self.state = MandateState()
         self._send_requested = input.send_on_start
         self._busy = False  # a send or delete is under way: other updates wait their turn
         self._outcome: Outcome | None = None
         self._sending_recorded = False
-        if input.state is None and input.send_on_start:
+        if input.send_on_start:
             # A bulk send reserves its mandates as `sending` already; the send renders the document.
             self.state.status = MandateStatus.SENDING
             self._sending_recorded = True
@@ -83,13 +83,12 @@ class MandateWorkflow:
     async def run(self, input: MandateWorkflowInput) -> MandateState:
         self._publish()
         if self.state.status == MandateStatus.DRAFT:
-            if input.state is None:
-                generated = await workflow.execute_activity_method(
-                    MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
-                )
-                self.state.signature_field = generated.signature_field
+            generated = await workflow.execute_activity_method(
+                MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
+            )
+            self.state.signature_field = generated.signature_field
             await workflow.wait_condition(lambda: self._send_requested or self._deleted)
-        if self._send_requested and not self._deleted and self.state.signature_request_id is None:
+        if self._send_requested and not self._deleted:
             await self._send()
         if self.state.status == MandateStatus.PENDING:
             await self._await_outcome()
@@ -175,31 +174,25 @@ class MandateWorkflow:
     # Waiting for the client
 
     async def _await_outcome(self) -> None:
-        expires_at = self.state.expires_at
-        while self._outcome is None:
-            remaining = expires_at - workflow.now()
+        """Wait for YouSign's word (a webhook, or the reconciliation sweep standing in for a lost
+        one) until the mandate's validity ends."""
+        remaining = self.state.expires_at - workflow.now()
+        try:
             if remaining.total_seconds() <= 0:
-                await self._expire()
-                break
-            try:
-                await workflow.wait_condition(
-                    lambda: self._outcome is not None,
-                    timeout=min(remaining, self._input.options.reconciliation_every),
-                    timeout_summary="expiry or reconciliation",
-                )
-            except TimeoutError:
-                if workflow.now() < expires_at:
-                    await self._reconcile()
-                    self._continue_as_new_if_suggested()
-        if self._outcome is not None:
-            await self._settle(self._outcome)
+                raise TimeoutError
+            await workflow.wait_condition(
+                lambda: self._outcome is not None, timeout=remaining, timeout_summary="mandate expiry"
+            )
+        except TimeoutError:
+            await self._expire()
+        await self._settle(self._outcome)
 
-    async def _signature_request_outcome(self, cause: str, policy: dict[str, Any]) -> Outcome | None:
+    async def _signature_request_outcome(self, cause: str) -> Outcome | None:
         state = await workflow.execute_activity_method(
             YouSignActivities.get_signature_request_state,
             SignatureRequestRef(signature_request_id=self.state.signature_request_id),
             task_queue=self._input.options.yousign_task_queue,
-            **policy,
+            **policies.YOUSIGN,
         )
         status = outcome_of_status(state.status)
         if status is None:
@@ -207,23 +200,9 @@ class MandateWorkflow:
         reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
         return Outcome(status=status, cause=cause, at=state.signed_at or workflow.now(), reason=reason)
 
-    async def _reconcile(self) -> None:
-        """A lost webhook must not leave the mandate pending: ask YouSign now and then.
-
-        Best effort: if YouSign does not answer within the hour, the next round (or expiry) asks again,
-        so an outage never holds the expiry timer back.
-        """
-        try:
-            outcome = await self._signature_request_outcome("reconciliation", policies.YOUSIGN_BEST_EFFORT)
-        except ActivityError:
-            workflow.logger.warning("reconciliation skipped: YouSign did not answer")
-            return
-        if outcome is not None and self._outcome is None:
-            self._outcome = outcome
-
     async def _expire(self) -> None:
         # A signature in the last minute wins over the timer: ask once more before cancelling.
-        outcome = await self._signature_request_outcome("checked at expiry", policies.YOUSIGN)
+        outcome = await self._signature_request_outcome("checked at expiry")
         if self._outcome is not None or outcome is not None:
             self._outcome = self._outcome or outcome
             return
@@ -265,12 +244,6 @@ class MandateWorkflow:
             # The mandate is signed and archived whatever happens to the courtesy email.
             workflow.logger.warning("confirmation email could not be sent")
 
-    def _continue_as_new_if_suggested(self) -> None:
-        if workflow.info().is_continue_as_new_suggested() and workflow.all_handlers_finished():
-            workflow.continue_as_new(
-                self._input.model_copy(update={"state": self.state, "send_on_start": False})
-            )
-
     # YouSign's webhooks arrive as a signal
 
     @workflow.signal
@@ -293,7 +266,7 @@ class MandateWorkflow:
         if status is not None:
             self._outcome = Outcome(
                 status=status,
-                cause=f"webhook {event.event_name}",
+                cause=f"{event.source} {event.event_name}",
                 at=event.occurred_at or workflow.now(),
                 reason=event.decline_reason,
             )

@@ -1,8 +1,8 @@
-"""Messages of the mandate workflow: its input, its state (carried over continue-as-new) and events."""
+"""Messages of the mandate workflow: its input, its state and the YouSign events it hears of."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -19,6 +19,7 @@ class YouSignEvent(BaseModel):
     signature_request_id: str | None
     occurred_at: datetime | None = None
     decline_reason: str | None = None
+    source: str = "webhook"  # or "reconciliation": the sweep that stands in for a lost webhook
 
 
 class MandateState(BaseModel):
@@ -38,7 +39,6 @@ class MandateOptions(BaseModel):
     """How every mandate runs, from the settings; a bulk send hands them on to its children."""
 
     validity: str = "P1M"
-    reconciliation_every: timedelta = timedelta(hours=6)
     yousign_task_queue: str = "yousign"
 
 
@@ -49,7 +49,6 @@ class MandateWorkflowInput(BaseModel):
     options: MandateOptions = Field(default_factory=MandateOptions)
     send_on_start: bool = False
     bulk_send_id: UUID | None = None
-    state: MandateState | None = None  # set only when continuing as new
 
 
 class ReminderAccepted(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -13,9 +14,11 @@ from starlette.routing import Route
 
 from . import downloads, kyc, lifecycle, serializers, signing
 from .errors import ApiError, invalid
+from .models import SignatureRequest
 from .state import EmulatorState
 from .uploads import parse_document_upload, parse_identity_upload
 from .validation import (
+    DayRange,
     encode_cursor,
     parse_list_query,
     validate_cancel,
@@ -34,6 +37,20 @@ async def _json_body(request: Request, *, optional: bool = False) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise invalid("body", f"Malformed JSON: {exc}") from exc
+
+
+def sr_day(sr: SignatureRequest, field: str) -> date | None:
+    """The UTC day of one of the request's dates, as the list's date filters compare it."""
+    if field == "declined_at":
+        declined = (sr.decline_information or {}).get("declined_at")
+        instant = datetime.fromisoformat(declined) if declined else None
+    else:
+        instant = getattr(sr, field)
+    return instant.astimezone(UTC).date() if instant else None
+
+
+def _on_days(day: date | None, ranges: list[DayRange]) -> bool:
+    return day is not None and all(first <= day <= last for first, last in ranges)
 
 
 def _bool_param(request: Request, name: str) -> bool:
@@ -69,6 +86,7 @@ class V3Routes:
             if (query.statuses is None and sr.status != "deleted")
             or (query.statuses and sr.status in query.statuses)
             if query.external_id is None or sr.external_id == query.external_id
+            if all(_on_days(sr_day(sr, field), ranges) for field, ranges in query.dates.items())
         ]
         if query.after is not None:
             ids = [sr.id for sr in items]

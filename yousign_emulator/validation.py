@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from .checks import MISSING, Checker, require_object
@@ -257,18 +257,26 @@ def validate_cancel(raw: Any) -> dict[str, Any]:
     return {"reason": reason, "custom_note": note}
 
 
+# Date filters of the signature request list: field -> operators, each a day range [first, last].
+DATE_FILTER_FIELDS = ("created_at", "activated_at", "completed_at", "declined_at")
+DayRange = tuple[date, date]
+
+
 @dataclass
 class ListQuery:
     limit: int
     after: str | None
     statuses: set[str] | None
     external_id: str | None
+    dates: dict[str, list[DayRange]]
 
 
 def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
     c = Checker()
     limit, after, statuses, external_id = 100, None, None, None
+    dates: dict[str, list[DayRange]] = {}
     for key, value in params:
+        field, _, operator = key.partition("[")
         if key == "limit":
             limit = (
                 c.integer("limit", int(value) if value.isdigit() else value, minimum=1, maximum=100) or 100
@@ -282,8 +290,36 @@ def parse_list_query(params: list[tuple[str, str]]) -> ListQuery:
             statuses = (statuses or set()) | values
         elif key == "external_id[eq]":
             external_id = value
+        elif field in DATE_FILTER_FIELDS:
+            day_range = _day_range(c, key, operator.rstrip("]"), value)
+            if day_range:
+                dates.setdefault(field, []).append(day_range)
     c.raise_if_any()
-    return ListQuery(limit=limit, after=after, statuses=statuses, external_id=external_id)
+    return ListQuery(limit=limit, after=after, statuses=statuses, external_id=external_id, dates=dates)
+
+
+def _day_range(c: Checker, key: str, operator: str, value: str) -> DayRange | None:
+    """`eq`, `before`, `after` (both exclusive) or `between` (inclusive), on yyyy-mm-dd days."""
+    try:
+        days = [date.fromisoformat(part) for part in value.split(",")]
+    except ValueError:
+        c.add(key, "The date format required is yyyy-mm-dd.")
+        return None
+    if operator == "between" and len(days) == 2:
+        return days[0], days[1]
+    if len(days) != 1:
+        c.add(key, "Expected one date (two for between).")
+        return None
+    day = days[0]
+    ranges = {
+        "eq": (day, day),
+        "before": (date.min, day - timedelta(days=1)),
+        "after": (day + timedelta(days=1), date.max),
+    }
+    if operator not in ranges:
+        c.add(key, "Allowed operators: eq, between, before, after.")
+        return None
+    return ranges[operator]
 
 
 def encode_cursor(resource_id: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from datetime import UTC, datetime, timedelta
 
 from pypdf import PdfReader
 
@@ -141,6 +142,30 @@ async def test_list_filters_and_cursor_pagination(api):
     assert (await api.get("/signature_requests", params={"status[eq]": "ongoing"})).json()["data"] == []
     drafts = (await api.get("/signature_requests", params={"status[in]": "draft,done"})).json()
     assert len(drafts["data"]) == 5
+
+
+async def test_list_date_filters_find_what_was_settled_after_a_day(emu, api):
+    signed, _, [signer] = await ongoing(api)
+    declined, _, [refuser] = await ongoing(api, signers_allowed_to_decline=True)
+    await ongoing(api)  # still ongoing: never listed as settled
+    emu.state.sign_signer(signer["id"])
+    emu.state.decline_signer(refuser["id"], "pas d'accord")
+    today = datetime.now(UTC).date()
+
+    async def listed(**params: str) -> list[str]:
+        response = await api.get("/signature_requests", params=params)
+        assert response.status_code == 200, response.text
+        return [sr["id"] for sr in response.json()["data"]]
+
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert await listed(**{"status[eq]": "done", "completed_at[after]": yesterday}) == [signed["id"]]
+    assert await listed(**{"status[eq]": "done", "completed_at[after]": today.isoformat()}) == []
+    assert await listed(**{"completed_at[eq]": today.isoformat()}) == [signed["id"]]
+    assert await listed(**{"status[eq]": "declined", "declined_at[after]": yesterday}) == [declined["id"]]
+    between = f"{yesterday},{today.isoformat()}"
+    assert await listed(**{"declined_at[between]": between}) == [declined["id"]]
+    bad = await api.get("/signature_requests", params={"completed_at[after]": "04/12/2026"})
+    assert bad.status_code == 400 and "completed_at[after]" in bad.text
 
 
 async def test_cancel_then_delete(emu, api):

@@ -1,0 +1,54 @@
+"""The reconciliation sweep: YouSign's recently settled requests, checked against pending mandates.
+
+Webhooks can be lost; asking YouSign about each pending mandate would cost a call per mandate per
+round (10,000 pending mandates every 6 h is more than YouSign's hourly budget, and YouSign forbids
+polling). One listing per outcome instead costs a call per 100 settled requests, whatever the number
+of pending mandates. A Temporal Schedule runs it every RECONCILIATION_INTERVAL.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.models import SettledPageInput
+    from activities.reconciliation import ReconciliationActivities
+    from activities.yousign import YouSignActivities
+    from domain.calendar import paris_day
+    from workflows import policies
+
+RECONCILIATION_SCHEDULE_ID = "yousign-reconciliation"
+
+
+class ReconciliationInput(BaseModel):
+    yousign_task_queue: str = "yousign"
+    # Days looked back: more than one round's interval, whatever time zone YouSign's days are in.
+    lookback_days: int = 2
+
+
+@workflow.defn
+class YouSignReconciliationWorkflow:
+    @workflow.run
+    async def run(self, input: ReconciliationInput) -> int:
+        since = paris_day(workflow.now()) - timedelta(days=input.lookback_days)
+        notified = 0
+        for status in ("done", "declined"):
+            cursor: str | None = None
+            while True:
+                page = await workflow.execute_activity_method(
+                    YouSignActivities.list_settled_signature_requests,
+                    SettledPageInput(status=status, since=since, cursor=cursor),
+                    task_queue=input.yousign_task_queue,
+                    **policies.YOUSIGN_BEST_EFFORT,
+                )
+                if page.requests:
+                    notified += await workflow.execute_activity_method(
+                        ReconciliationActivities.notify_settled_mandates, page, **policies.DATABASE
+                    )
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return notified
