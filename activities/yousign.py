@@ -98,10 +98,8 @@ class YouSignActivities:
             pdf, generated = await render_and_store(self._db, mandate, dossier)
             field = generated.signature_field
         else:
-            pdf, field = (
-                await mandates.get_document(self._db, mandate.id, "generated"),
-                request.signature_field,
-            )
+            pdf = await mandates.get_document(self._db, mandate.id, "generated")
+            field = request.signature_field
         if rep is None or pdf is None:
             raise ApplicationError(
                 "mandate has no document or signer", type="IncompleteData", non_retryable=True

@@ -243,7 +243,10 @@ def start_temporal(
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]
         argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    for value in dynamic_config:
+    from starter.stack_config import DEV_SERVER_DYNAMIC_CONFIG
+
+    # As `make run` starts it (one partition per task queue), plus the benchmark's --temporal-dc.
+    for value in (*DEV_SERVER_DYNAMIC_CONFIG, *dynamic_config):
         argv += ["--dynamic-config-value", value]
     argv += search_attribute_args()
     child = launch("temporal", argv, log_dir)

@@ -269,6 +269,15 @@ def child_environment(
     return env
 
 
+# One partition per task queue: the server splits a queue's activity rate cap across its partitions
+# and loses the share of idle ones (bench/bulk_send.py a: 0.82 of YouSign's limit with the default 4,
+# 1.01 with 1). Dev loads never need more.
+DEV_SERVER_DYNAMIC_CONFIG = (
+    "matching.numTaskqueueReadPartitions=1",
+    "matching.numTaskqueueWritePartitions=1",
+)
+
+
 def dev_server_argv(plan: StackPlan, binary: Path, *, codec: bool) -> list[str]:
     """`temporal server start-dev`, persisted to <DATA_DIR>/temporal.sqlite (WAL: ~3x the starts/s).
 
@@ -280,10 +289,7 @@ def dev_server_argv(plan: StackPlan, binary: Path, *, codec: bool) -> list[str]:
     argv += ["--db-filename", str(plan.data_dir / "temporal.sqlite")]
     argv += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
     argv += ["--namespace", plan.settings.temporal_namespace, "--ui-disable-news-fetch"]
-    # One partition per task queue: the server splits a queue's activity rate cap across its
-    # partitions and loses the share of idle ones (bench/bulk_send.py a: 0.82 of YouSign's limit with
-    # the default 4, 1.01 with 1). Dev loads never need more.
-    for setting in ("matching.numTaskqueueReadPartitions=1", "matching.numTaskqueueWritePartitions=1"):
+    for setting in DEV_SERVER_DYNAMIC_CONFIG:
         argv += ["--dynamic-config-value", setting]
     if codec:  # the UI shows encrypted payloads through the API's codec server
         argv += ["--ui-codec-endpoint", f"http://{LOOPBACK}:{s.api_port}/codec"]

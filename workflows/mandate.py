@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -159,7 +160,8 @@ class MandateWorkflow:
             await self._record(MandateStatus.FAILED, "sending failed", failure_reason=reason)
             self._busy = False
             return
-        # The activity recorded `pending` with the request and its times: adopt them.
+        # The activity recorded `pending` with the request and its times: adopt them. (Until this
+        # task runs, a reminder is refused as for a mandate still sending: a moment at most.)
         self.state.signature_request_id = sent.signature_request_id
         self.state.signer_id = sent.signer_id
         self.state.sent_at = sent.sent_at
@@ -177,13 +179,12 @@ class MandateWorkflow:
         """Wait for YouSign's word (a webhook, or the reconciliation sweep standing in for a lost
         one) until the mandate's validity ends."""
         remaining = self.state.expires_at - workflow.now()
-        try:
-            if remaining.total_seconds() <= 0:
-                raise TimeoutError
-            await workflow.wait_condition(
-                lambda: self._outcome is not None, timeout=remaining, timeout_summary="mandate expiry"
-            )
-        except TimeoutError:
+        if remaining.total_seconds() > 0:
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._outcome is not None, timeout=remaining, timeout_summary="mandate expiry"
+                )
+        if self._outcome is None:
             await self._expire()
         await self._settle(self._outcome)
 
