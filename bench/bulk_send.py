@@ -21,7 +21,7 @@ as child processes. It seeds a verified firm and N ready dossiers with bulk SQL,
 The tree is copied to a temporary directory at the start and every process runs that copy, so edits
 made meanwhile cannot mix two versions in one run (`--live` runs the tree itself). Other knobs:
 `--workers N` worker processes, `--page-size`, `--temporal-dc KEY=VALUE` dev-server dynamic config
-(e.g. matching.numTaskqueueReadPartitions=1), `--profile-worker` (sampled Python stacks of the
+beyond `make run`'s (one partition per task queue), `--profile-worker` (sampled Python stacks of the
 worker, bench/_profiled.py), `--timeout`. SIGINT/SIGTERM stop every child before exiting.
 """
 
@@ -649,7 +649,8 @@ def dispatch_profile(
         f" {rate:.4f}/s = {rate / cap:.3f} of the cap {cap:.4f}/s",
         f"  {first_burst} within the first {interval:.2f}s (one cap interval);"
         f" busiest {window:g}s: {sliding_max(sends, window)} (cap x window = {cap * window:.0f});"
-        f" gaps median {statistics.median(gaps):.2f}s, max {gaps[-1]:.2f}s",
+        f" gaps median {statistics.median(gaps):.2f}s, min {gaps[0]:.2f}s, max {gaps[-1]:.2f}s;"
+        f" {sum(1 for g in gaps if g < 0.9 * interval)} under 0.9 of the interval",
     ]
 
 

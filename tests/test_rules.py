@@ -239,34 +239,54 @@ def test_pacing_stays_under_both_limits():
 
     assert sustainable_request_rate(60, 1200) == pytest.approx(1 / 3)  # the hour binds in production
     assert sustainable_request_rate(30, 3600) == pytest.approx(0.5)  # the minute binds
-    assert activity_rate_limit(60, 1200, 4) == pytest.approx(1 / 12)
+    # 300 activities of 4 calls an hour: one kept for the limiter's burst, and just under the rest.
+    assert activity_rate_limit(60, 1200, 4) == pytest.approx(0.99 * 299 / 3600)
     with pytest.raises(ValueError):
         activity_rate_limit(60, 0, 4)
+    with pytest.raises(ValueError, match="two activities of 4 calls"):
+        activity_rate_limit(7, 1200, 4)
 
 
-def simulate_queue(requests: int, rate_per_second: float) -> list[float]:
-    """Start times of `requests` calls paced at a steady rate from t=0 (the task queue's limiter)."""
-    return [i / rate_per_second for i in range(requests)]
+def simulate_queue(activities: int, rate_per_second: float, calls_per_activity: int) -> list[float]:
+    """Call times on a simulated clock, through a token bucket like the queue's limiter: it holds two
+    and refills at `rate`; work is always waiting except for one pause (which refills the bucket) a
+    third of the way; each activity makes all its calls when it starts."""
+    interval, capacity = 1 / rate_per_second, 2.0
+    tokens, now, starts = capacity, 0.0, []
+    for k in range(activities):
+        if k == activities // 3:  # a pause: the bucket fills up again
+            now += 10 * interval
+            tokens = capacity
+        if tokens < 1:
+            now += (1 - tokens) * interval
+            tokens = 1.0
+        tokens -= 1
+        starts.append(now)
+        # Time passes only while waiting: the next start refills from here.
+    return [t for t in starts for _ in range(calls_per_activity)]
 
 
 def busiest_window(times: list[float], window: float) -> int:
-    """Most calls falling in any window of `window` seconds (sliding, on a simulated clock)."""
-    busiest, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= window:
-            start += 1
-        busiest = max(busiest, end - start + 1)
+    """Most calls within any `window` seconds, both ends included (however YouSign's windows line
+    up, and whichever side of a boundary a call exactly `window` later lands on)."""
+    busiest, first = 0, 0
+    for last, t in enumerate(times):
+        while t - times[first] > window:
+            first += 1
+        busiest = max(busiest, last - first + 1)
     return busiest
 
 
 @pytest.mark.parametrize(("per_minute", "per_hour"), [(60, 1200), (30, 200), (30, 3600), (600, 3600)])
 def test_pacing_on_a_simulated_clock_stays_under_both_limits_and_uses_them(per_minute, per_hour):
-    from domain.pacing import remaining_time, sustainable_request_rate
+    from domain.pacing import activity_rate_limit, remaining_time, sustainable_request_rate
 
-    rate = sustainable_request_rate(per_minute, per_hour)
-    calls = simulate_queue(4 * 1000, rate)  # a 1,000-dossier batch: 4 calls each
+    calls = simulate_queue(1000, activity_rate_limit(per_minute, per_hour, 4), 4)  # a 1,000-dossier batch
     assert busiest_window(calls, 60) <= per_minute
     assert busiest_window(calls, 3600) <= per_hour
-    # Used fully: the binding limit is reached within one call of it.
-    assert max(busiest_window(calls, 60) / per_minute, busiest_window(calls, 3600) / per_hour) >= 0.99
-    assert remaining_time(len(calls), per_minute, per_hour) == pytest.approx(calls[-1] + 1 / rate)
+    # Used fully: the binding window is filled to 0.99, or to its last whole activity (7 activities
+    # of 4 calls are 28 of 30 a minute).
+    used = max(busiest_window(calls, 60) / per_minute, busiest_window(calls, 3600) / per_hour)
+    assert used >= 0.93
+    rate = sustainable_request_rate(per_minute, per_hour)
+    assert remaining_time(len(calls), per_minute, per_hour) == pytest.approx(len(calls) / rate)
