@@ -27,7 +27,7 @@ YOUSIGN = {
     ),
 }
 
-# Worth doing but not worth waiting for: reconciliation asks again a few hours later anyway.
+# Worth doing but not worth waiting for: the next reconciliation sweep asks again anyway.
 YOUSIGN_BEST_EFFORT = {**YOUSIGN, "schedule_to_close_timeout": timedelta(hours=1)}
 
 # A reminder is answered to a person waiting: a few quick tries, then tell them.
