@@ -133,12 +133,12 @@ class YouSignClient:
         return SignatureRequest.model_validate(found[0]) if found else None
 
     async def list_settled_signature_requests(
-        self, status: SettledStatus, since: date, after: str | None = None
+        self, status: SettledStatus, since: date, after: str | None = None, limit: int = 100
     ) -> tuple[list[SignatureRequest], str | None]:
-        """One page (100, newest first) of requests that became `status` after the day `since`,
-        and the cursor of the next page (None on the last)."""
+        """One page (newest first) of requests that became `status` after the day `since`, and the
+        cursor of the next page (None on the last)."""
         date_field = {"done": "completed_at", "declined": "declined_at"}[status]
-        params = {"status[eq]": status, f"{date_field}[after]": since.isoformat(), "limit": 100}
+        params = {"status[eq]": status, f"{date_field}[after]": since.isoformat(), "limit": limit}
         if after:
             params["after"] = after
         page = (await self._request("GET", "signature_requests", params=params)).json()

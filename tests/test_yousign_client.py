@@ -58,6 +58,10 @@ async def test_every_request_the_client_sends_conforms_to_yousigns_openapi(yousi
     await yousign.list_documents(activated.id)
     emulator.state.sign_signer(signer.id)
     assert (await yousign.get_signature_request(activated.id)).status == "done"
+    yesterday = date.today() - timedelta(days=1)
+    assert activated.id in [
+        sr.id for sr in (await yousign.list_settled_signature_requests("done", yesterday))[0]
+    ]
     assert (await yousign.download_signed_documents(activated.id)).startswith(b"%PDF")
     assert (await yousign.download_audit_trail(activated.id)).startswith(b"%PDF")
     other, _ = await send_for_signature(yousign)
@@ -112,6 +116,18 @@ async def test_a_call_budget_stops_the_request_beyond_it_unsent(yousign, emulato
     assert len(emulator.state.recorded_requests) == before + 2
     await yousign.get_signature_request(activated.id)  # outside the block: no budget
     assert len(emulator.state.recorded_requests) == before + 3
+
+
+async def test_settled_requests_are_listed_page_by_page(yousign, emulator):
+    first, first_signer = await send_for_signature(yousign)
+    second, second_signer = await send_for_signature(yousign)
+    emulator.state.sign_signer(first_signer.id)
+    emulator.state.sign_signer(second_signer.id)
+    yesterday = date.today() - timedelta(days=1)
+    page, cursor = await yousign.list_settled_signature_requests("done", yesterday, limit=1)
+    assert [sr.id for sr in page] == [second.id] and cursor  # newest first
+    page, _ = await yousign.list_settled_signature_requests("done", yesterday, after=cursor, limit=1)
+    assert [sr.id for sr in page] == [first.id]
 
 
 async def test_5xx_is_retryable_and_the_caller_retries(yousign, emulator):
