@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -138,7 +139,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     client = await connect_temporal(settings, runtime)
     async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
-        await ensure_reconciliation_schedule(client, settings)
+        try:
+            await ensure_reconciliation_schedule(client, settings)
+        except RPCError as error:
+            # Mandates still run (webhooks, expiry checks); only the safety-net sweep is missing.
+            log.warning("reconciliation schedule not set", error=str(error))
         try:
             await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
         finally:
