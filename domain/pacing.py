@@ -31,6 +31,8 @@ def activity_rate_limit(per_minute: int, per_hour: int, max_calls_per_activity: 
     return min(activities / window for activities, window in steady) * UNDER_THE_LIMIT
 
 
-def remaining_time(calls_left: int, per_minute: int, per_hour: int) -> float:
-    """Seconds YouSign's limits need to let `calls_left` more requests through, at the sustained rate."""
-    return calls_left / sustainable_request_rate(per_minute, per_hour)
+def remaining_time(
+    activities_left: int, per_minute: int, per_hour: int, max_calls_per_activity: int
+) -> float:
+    """Seconds the YouSign task queue needs to hand out `activities_left` more activities at its cap."""
+    return activities_left / activity_rate_limit(per_minute, per_hour, max_calls_per_activity)

@@ -82,9 +82,10 @@ async def get_bulk_send(
     eta = None
     if in_progress:
         seconds = remaining_time(
-            in_progress * MAX_CALLS_PER_ACTIVITY,
+            in_progress,
             settings.yousign_requests_per_minute,
             settings.yousign_requests_per_hour,
+            MAX_CALLS_PER_ACTIVITY,
         )
         eta = datetime.now(UTC) + timedelta(seconds=seconds)
     return BulkSendOut(
