@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 
+from activities.yousign import MAX_CALLS_PER_ACTIVITY
 from domain.models import Platform
-from store import dossiers, firms, kyc
+from domain.pacing import activity_rate_limit
+from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
 from tests.api_support import firm_client
 from tests.helpers import CLIENT_REP, FIRM_REP, eventually, verified_firm_with_dossier
@@ -178,3 +181,22 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
     assert watched.exit_code == 0 and "Done: sent 2 · skipped 0 · failed 0" in watched.output
     refused = await asyncio.to_thread(runner.invoke, app, ["bulk", "send", "not-a-uuid"], env=env)
     assert refused.exit_code == 1 and "dossier_ids.0" in refused.output
+
+
+async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
+    dev_env, db, firm, emulator, yousign, smtp_sink
+):
+    # YouSign's production limits: about 300 sends an hour (4 calls each), just under.
+    limits = {"yousign_requests_per_minute": 60, "yousign_requests_per_hour": 1200}
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink, **limits) as base_url:
+        firm_api = await firm_client(db, base_url, firm)
+        ready = await ready_dossiers(db, firm, 3)
+        batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])  # recorded, not started
+        async with firm_api.http as client:
+            before = datetime.now(UTC)
+            progress = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
+    assert progress["in_progress"] == 3 and not progress["done"]
+    expected = timedelta(seconds=3 / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
+    assert expected > timedelta(seconds=36)  # 3 of 300 an hour, and a little more
+    eta = datetime.fromisoformat(progress["eta"])
+    assert before + expected <= eta <= datetime.now(UTC) + expected
