@@ -323,6 +323,12 @@ async def test_bad_query_and_path_values_name_the_field(client, path, params, fi
     assert field in {e["field"] for e in answer.json()["errors"]}
 
 
+async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(client):
+    answer = await client.put(f"/v1/dossiers/{uuid4()}")
+    assert answer.status_code == 405 and answer.json()["status"] == 405
+    assert answer.headers["allow"] == "GET, PATCH"  # both routes of the path, not only the first
+
+
 async def test_other_bad_inputs(client, db, firm):
     assert (
         await client.post("/v1/dossiers", content=b"{not json", headers={"content-type": "application/json"})

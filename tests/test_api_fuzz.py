@@ -31,7 +31,6 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.openapi.checks import (
-    AllowHeaderMismatch,
     RejectedPositiveData,
     UndefinedContentType,
     UndefinedStatusCode,
@@ -175,11 +174,6 @@ GAPS: dict[str, Rule] = {
     "OpenAPI: rule JSON Schema cannot express, refused with a 422": (
         lambda failure, case, response: (
             isinstance(failure, RejectedPositiveData) and _rule_fields_only(case, response)
-        )
-    ),
-    "reported: a 405's Allow lists one route's methods, not the path's": (
-        lambda failure, case, response: (
-            isinstance(failure, AllowHeaderMismatch) and response.status_code == 405
         )
     ),
     "reported: PATCH /v1/dossiers/status-counts is routed to /{dossier_id} (422, not 405)": (

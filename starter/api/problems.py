@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
 
@@ -86,19 +87,37 @@ def install(app: FastAPI) -> None:
         return problem(503, "Service unavailable", str(error), headers={"Retry-After": "5"})
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         title = {
             401: "Unauthorized",
             404: "Not found",
             405: "Method not allowed",
             413: "Request too large",
         }.get(error.status_code, "Error")
-        return problem(error.status_code, title, str(error.detail), headers=getattr(error, "headers", None))
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:
+            # Starlette names the methods of the first route on the path; a path has several.
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        return problem(error.status_code, title, str(error.detail), headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route accepts on the request's path (asked of the routes themselves)."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes
+        )
+    ]
 
 
 class FieldError(BaseModel):
