@@ -77,7 +77,6 @@ def worker_configs(
         "task_queue": settings.yousign_task_queue,
         "activities": [
             yousign_activities.send_mandate_for_signature,
-            yousign_activities.get_signature_request_state,
             yousign_activities.list_settled_signature_requests,
             yousign_activities.cancel_signature_request,
             yousign_activities.send_signature_reminder,

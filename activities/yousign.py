@@ -164,17 +164,6 @@ class YouSignActivities:
         return await self._yousign.activate(sr.id)
 
     @activity.defn
-    async def get_signature_request_state(self, ref: SignatureRequestRef) -> SignatureRequestState:
-        with self._calls():
-            sr = await self._yousign.get_signature_request(ref.signature_request_id)
-        decline = sr.decline_information
-        return SignatureRequestState(
-            status=sr.status,
-            signed_at=sr.completed_at,
-            decline_reason=decline.reason if decline else None,
-        )
-
-    @activity.defn
     async def list_settled_signature_requests(self, page: SettledPageInput) -> SettledPage:
         """Requests signed or declined since a day, a few pages per attempt; only ours (external id)."""
         settled: list[SettledRequest] = []
@@ -194,13 +183,17 @@ class YouSignActivities:
         return SettledPage(requests=settled, next_cursor=cursor)
 
     @activity.defn
-    async def cancel_signature_request(self, ref: SignatureRequestRef) -> str:
-        """Cancel at expiry; a request already closed at YouSign is left as it is."""
+    async def cancel_signature_request(self, ref: SignatureRequestRef) -> SignatureRequestState:
+        """Cancel at expiry a request still open; one YouSign settled first is left as it is and
+        reported (a signature in the last minute wins over the timer)."""
         with self._calls():
             sr = await self._yousign.get_signature_request(ref.signature_request_id)
-            if sr.status not in ("ongoing", "approval"):
-                return sr.status
-            return (await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")).status
+            if sr.status in ("ongoing", "approval"):
+                sr = await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")
+        decline = sr.decline_information
+        return SignatureRequestState(
+            status=sr.status, signed_at=sr.completed_at, decline_reason=decline.reason if decline else None
+        )
 
     @activity.defn
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:

@@ -188,32 +188,25 @@ class MandateWorkflow:
             await self._expire()
         await self._settle(self._outcome)
 
-    async def _signature_request_outcome(self, cause: str) -> Outcome | None:
-        state = await workflow.execute_activity_method(
-            YouSignActivities.get_signature_request_state,
-            SignatureRequestRef(signature_request_id=self.state.signature_request_id),
-            task_queue=self._input.options.yousign_task_queue,
-            **policies.YOUSIGN,
-        )
-        status = outcome_of_status(state.status)
-        if status is None:
-            return None
-        reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
-        return Outcome(status=status, cause=cause, at=state.signed_at or workflow.now(), reason=reason)
-
     async def _expire(self) -> None:
-        # A signature in the last minute wins over the timer: ask once more before cancelling.
-        outcome = await self._signature_request_outcome("checked at expiry")
-        if self._outcome is not None or outcome is not None:
-            self._outcome = self._outcome or outcome
-            return
-        await workflow.execute_activity_method(
+        """One activity: YouSign's last word first (a signature in the last minute wins over the
+        timer), else the request is cancelled and the mandate expires."""
+        state = await workflow.execute_activity_method(
             YouSignActivities.cancel_signature_request,
             SignatureRequestRef(signature_request_id=self.state.signature_request_id),
             task_queue=self._input.options.yousign_task_queue,
             **policies.YOUSIGN,
         )
-        self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
+        if self._outcome is not None:
+            return
+        status = outcome_of_status(state.status)
+        if state.status == "canceled" or status in (None, MandateStatus.EXPIRED):
+            self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
+            return
+        reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
+        self._outcome = Outcome(
+            status=status, cause="checked at expiry", at=state.signed_at or workflow.now(), reason=reason
+        )
 
     async def _settle(self, outcome: Outcome) -> None:
         fields: dict[str, Any] = {"detail": {"reason": outcome.reason} if outcome.reason else {}}
