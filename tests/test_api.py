@@ -327,6 +327,8 @@ async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(cli
     answer = await client.put(f"/v1/dossiers/{uuid4()}")
     assert answer.status_code == 405 and answer.json()["status"] == 405
     assert answer.headers["allow"] == "GET, PATCH"  # both routes of the path, not only the first
+    # A literal path is its own resource, even where `/v1/dossiers/{dossier_id}` matches it too.
+    assert (await client.put("/v1/dossiers/status-counts")).headers["allow"] == "GET"
 
 
 async def test_other_bad_inputs(client, db, firm):

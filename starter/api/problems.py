@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
 
@@ -106,18 +106,24 @@ def install(app: FastAPI) -> None:
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
 
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+HTTP_METHODS = frozenset({"get", "head", "post", "put", "patch", "delete"})
 
 
 def allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route accepts on the request's path (asked of the routes themselves)."""
-    return [
-        method
-        for method in HTTP_METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in app.router.routes
-        )
+    """The methods the API's contract (its OpenAPI paths) gives the request's path.
+
+    A literal path (`/v1/dossiers/status-counts`) is a resource of its own: a template that
+    happens to match it too (`/v1/dossiers/{dossier_id}`) adds none of its methods.
+    """
+    matching = [
+        (template, operations)
+        for template, operations in app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\{[^/}]+\}", "[^/]+", template), request.url.path)
     ]
+    chosen = [m for m in matching if "{" not in m[0]] or matching
+    return sorted(
+        {method.upper() for _, operations in chosen for method in operations if method in HTTP_METHODS}
+    )
 
 
 class FieldError(BaseModel):
