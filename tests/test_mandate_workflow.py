@@ -10,14 +10,17 @@ from uuid import uuid4
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.models import SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
 from clients.yousign_models import NewSignatureRequest
+from config.temporal import MANDATE_STATUS
 from domain.calendar import mandate_expires_at, next_reminder_allowed_at
-from store import mandates
-from tests.helpers import test_settings, verified_firm_with_dossier
+from starter.workflows import start_bulk_send_workflow
+from store import bulk, mandates
+from tests.helpers import eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import (
     deliver,
     generate_mandate,
@@ -279,3 +282,26 @@ async def test_final_yousign_error_fails_the_mandate_with_its_reason(
     state = await run.wait_for("failed")
     assert "400" in state.failure_reason
     assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == state.failure_reason
+
+
+async def test_a_bulk_mandate_is_rendered_sent_and_recorded_in_one_activity(
+    ts_env, settings, db, firm, emulator, workers
+):
+    dossier = await verified_firm_with_dossier(db, firm)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    await start_bulk_send_workflow(ts_env.client, settings, batch)
+
+    async def pending():
+        rows = await db.fetch("SELECT * FROM mandates WHERE bulk_send_id = $1", batch.id)
+        return rows[0] if rows and rows[0]["status"] == "pending" else None
+
+    mandate = await eventually(pending)
+    assert await mandates.get_document(db, mandate["id"], "generated")  # rendered by the send
+    child = ts_env.client.get_workflow_handle(mandate["workflow_id"])
+    events = [e.event_type async for e in child.fetch_history_events()]
+    # Started, a task, the send, a task, the status upsert, the expiry timer: as lean as a bare
+    # workflow of that shape (bench/bulk_send.py b counts the same).
+    assert events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+    assert len(events) == 12 and events[-1] == EventType.EVENT_TYPE_TIMER_STARTED
+    described = await child.describe()
+    assert described.typed_search_attributes[MANDATE_STATUS] == "pending"
