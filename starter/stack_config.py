@@ -271,7 +271,7 @@ def child_environment(
 
 # One partition per task queue: the server splits a queue's activity rate cap across its partitions
 # and loses the share of idle ones (bench/bulk_send.py a: 0.82 of YouSign's limit with the default 4,
-# 1.01 with 1). Dev loads never need more.
+# 0.98 with 1, the most the pacing rule allows). Dev loads never need more.
 DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
