@@ -82,6 +82,11 @@ async def test_one_reminder_per_paris_day(ts_env, settings, db, dossier, workers
     await ts_env.sleep(accepted.next_reminder_allowed_at - now + timedelta(seconds=1))
     await run.handle.execute_update(MandateWorkflow.remind)
     assert len(await mandates.reminders(db, run.mandate.id)) == 2
+    # A person waits on a reminder: it goes first on the YouSign queue; a firm's single send
+    # keeps the default, ahead of bulk sends.
+    priorities = scheduled_priorities([e async for e in run.handle.fetch_history_events()])
+    assert priorities["send_signature_reminder"] == [1, 1]
+    assert priorities["send_mandate_for_signature"] == [0]
     await replay_and_keep(run.handle, "mandate_reminded")
 
 
@@ -96,6 +101,16 @@ async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossi
     assert row.status == "signed" and row.signed_at is not None
     assert (await mandates.get_document(db, run.mandate.id, "signed")).startswith(b"%PDF")
     assert (await mandates.get_document(db, run.mandate.id, "audit_trail")).startswith(b"%PDF")
+
+
+def scheduled_priorities(events) -> dict[str, list[int]]:
+    """The priority key each activity was scheduled with (0: the default), by activity type."""
+    found: dict[str, list[int]] = {}
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            found.setdefault(scheduled.activity_type.name, []).append(scheduled.priority.priority_key)
+    return found
 
 
 async def sweep(ts_env, settings) -> int:
@@ -298,10 +313,12 @@ async def test_a_bulk_mandate_is_rendered_sent_and_recorded_in_one_activity(
     mandate = await eventually(pending)
     assert await mandates.get_document(db, mandate["id"], "generated")  # rendered by the send
     child = ts_env.client.get_workflow_handle(mandate["workflow_id"])
-    events = [e.event_type async for e in child.fetch_history_events()]
+    events = [e async for e in child.fetch_history_events()]
     # Started, a task, the send, a task, the status upsert, the expiry timer: as lean as a bare
     # workflow of that shape (bench/bulk_send.py b counts the same).
-    assert events.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
-    assert len(events) == 12 and events[-1] == EventType.EVENT_TYPE_TIMER_STARTED
+    assert [e.event_type for e in events].count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
+    assert len(events) == 12 and events[-1].event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    # Behind everything else on the YouSign queue (a firm's single send, reminders, expiries).
+    assert scheduled_priorities(events) == {"send_mandate_for_signature": [4]}
     described = await child.describe()
     assert described.typed_search_attributes[MANDATE_STATUS] == "pending"

@@ -152,7 +152,7 @@ class MandateWorkflow:
                     signature_field=self.state.signature_field,
                 ),
                 task_queue=self._input.options.yousign_task_queue,
-                **policies.YOUSIGN,
+                **(policies.YOUSIGN_BULK if self._input.bulk_send_id else policies.YOUSIGN),
             )
         except ActivityError as error:
             reason = str(error.cause.message if isinstance(error.cause, ApplicationError) else error)

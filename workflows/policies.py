@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 YOUSIGN_FINAL_ERROR = "YouSignFinalError"
 NOT_RETRYABLE = [YOUSIGN_FINAL_ERROR, "IncompleteData", "Conflict"]
@@ -27,11 +27,16 @@ YOUSIGN = {
     ),
 }
 
+# A bulk send paces thousands of sends over hours: everything else on the YouSign queue (a firm's
+# single send, expiries, archiving, the sweep; default priority 3) goes before its backlog.
+YOUSIGN_BULK = {**YOUSIGN, "priority": Priority(priority_key=4)}
+
 # Worth doing but not worth waiting for: the next reconciliation sweep asks again anyway.
 YOUSIGN_BEST_EFFORT = {**YOUSIGN, "schedule_to_close_timeout": timedelta(hours=1)}
 
-# A reminder is answered to a person waiting: a few quick tries, then tell them.
+# A reminder is answered to a person waiting: first in the queue, a few quick tries, then tell them.
 YOUSIGN_INTERACTIVE = {
+    "priority": Priority(priority_key=1),
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=2),
     "retry_policy": RetryPolicy(maximum_attempts=3, non_retryable_error_types=NOT_RETRYABLE),
