@@ -32,6 +32,7 @@ test: lint compose-check
 bench: $(INSTALLED)
 	$(PY) bench/list_dossiers.py
 	$(PY) bench/bulk_send.py all
+	$(PY) bench/queue_priority.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
