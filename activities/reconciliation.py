@@ -9,7 +9,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
-from domain.status import MandateStatus
 from store import mandates
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import YouSignEvent
@@ -26,10 +25,9 @@ class ReconciliationActivities:
     async def notify_settled_mandates(self, page: SettledPage) -> int:
         """Signal each mandate still pending here; returns how many were (the others had their webhook)."""
         notified = 0
-        for settled in page.requests:
-            mandate = await mandates.mandate_for_signature_request(self._db, settled.signature_request_id)
-            if mandate is None or mandate.status != MandateStatus.PENDING:
-                continue
+        settled_by_request = {settled.signature_request_id: settled for settled in page.requests}
+        for mandate in await mandates.pending_with_signature_requests(self._db, list(settled_by_request)):
+            settled = settled_by_request[mandate.signature_request_id]
             event = YouSignEvent(
                 # Stable per request and outcome: a second sweep's signal is dropped as a duplicate.
                 event_id=f"reconciliation:{settled.signature_request_id}:{settled.status}",

@@ -136,6 +136,17 @@ async def mandate_for_signature_request(db: asyncpg.Pool, signature_request_id: 
     return Mandate.from_row(row) if row else None
 
 
+async def pending_with_signature_requests(
+    db: asyncpg.Pool, signature_request_ids: list[str]
+) -> list[Mandate]:
+    """The mandates still pending among those of these signature requests, in one query."""
+    rows = await db.fetch(
+        "SELECT * FROM mandates WHERE signature_request_id = ANY($1::text[]) AND status = 'pending'",
+        signature_request_ids,
+    )
+    return [Mandate.from_row(row) for row in rows]
+
+
 async def transition(
     db: asyncpg.Pool,
     mandate_id: UUID,
