@@ -6,13 +6,14 @@ convention for signature fields, so coordinates drawn here are reported unchange
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from documents.models import to_latin1
-from documents.text_lines import Run, ink_width, merged, text_width, wrap
+from documents.text_lines import Line, Run, ink_width, merged, text_width, wrap
 
 FONT = "Helvetica"  # core font: Latin-1 only, nothing to embed
 BODY_SIZE = 9.5
@@ -86,7 +87,7 @@ class MandateCanvas(FPDF):
 
     def draw_lines(
         self,
-        lines: list[list[Run]],
+        lines: Sequence[Line],
         x: float,
         width: float,
         *,
@@ -96,22 +97,27 @@ class MandateCanvas(FPDF):
     ) -> None:
         """Draw wrapped lines (`text_lines.wrap`) from the current y at `x`, breaking pages between lines.
 
-        Justified lines spread their spare width over the spaces between words; the last line of
-        a paragraph stays ragged, as usual.
+        Justified lines spread their spare width over their spaces with the PDF's word spacing
+        (one text object per run of a style, not per word); the last line of a paragraph stays
+        ragged, as usual.
         """
         for number, line in enumerate(lines):
             if self.get_y() + line_h > self.bottom_limit:
                 self.add_page()
             top = self.get_y()
             spare = width - ink_width(line, size)
-            gaps = sum(1 for text, _ in line[:-1] if text.endswith(" "))
+            gaps = "".join(text for text, _ in line).rstrip(" ").count(" ")
             stretch = spare / gaps if align == "J" and gaps and number < len(lines) - 1 else 0.0
             left = x + (spare / 2 if align == "C" else 0.0)
             baseline = top + line_h / 2 + 0.3 * size  # where fpdf2's cells put it
-            for text, bold in line if stretch else merged(line):
+            if stretch:
+                self._out(f"{stretch * self.k:.3f} Tw")  # applies to each space (code 32) drawn
+            for text, bold in merged(line):
                 self.set_font(FONT, "B" if bold else "", size)
                 self.text(left, baseline, text)
-                left += text_width(text, bold, size) + (stretch if text.endswith(" ") else 0.0)
+                left += text_width(text, bold, size) + stretch * text.count(" ")
+            if stretch:
+                self._out("0 Tw")
             self.set_y(top + line_h)
         self.set_font(FONT, "", BODY_SIZE)
 

@@ -32,9 +32,12 @@ LATIN1_REPLACEMENTS: dict[str, str] = {
 }
 
 
+_LATIN1_TABLE = str.maketrans(LATIN1_REPLACEMENTS)
+
+
 def to_latin1(text: str) -> str:
     """Return `text` with typographic characters replaced by Latin-1 ones."""
-    return "".join(LATIN1_REPLACEMENTS.get(char, char) for char in text)
+    return text.translate(_LATIN1_TABLE)
 
 
 def _clean_text(value: str) -> str:

@@ -2,17 +2,19 @@
 
 fpdf2's line breaker re-measures the whole line for every character it adds (it was ~85% of a
 mandate's rendering time); measuring each word once gives the same greedy breaks for a fraction
-of the cost. A line is a list of runs: (Latin-1 text, bold).
+of the cost. A line is a tuple of runs: (Latin-1 text, bold).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 
 from fpdf.fonts import CORE_FONTS_CHARWIDTHS
 
 Run = tuple[str, bool]
+Line = tuple[Run, ...]
 
 _WIDTHS = {False: CORE_FONTS_CHARWIDTHS["helvetica"], True: CORE_FONTS_CHARWIDTHS["helveticaB"]}
 
@@ -24,7 +26,7 @@ def text_width(text: str, bold: bool, size: float) -> float:
     return sum(widths[char] for char in text) * size / 1000
 
 
-def ink_width(pieces: list[Run], size: float) -> float:
+def ink_width(pieces: Sequence[Run], size: float) -> float:
     """Width of a line or word without its trailing spaces, which never show at a line's end."""
     total = sum(text_width(text, bold, size) for text, bold in pieces)
     if pieces:
@@ -33,7 +35,7 @@ def ink_width(pieces: list[Run], size: float) -> float:
     return total
 
 
-def words(runs: list[Run]) -> list[list[Run]]:
+def words(runs: Sequence[Run]) -> list[list[Run]]:
     """Unbreakable words, each the pieces (possibly of several runs) up to and including its spaces."""
     found: list[list[Run]] = []
     word: list[Run] = []
@@ -48,7 +50,7 @@ def words(runs: list[Run]) -> list[list[Run]]:
     return found
 
 
-def merged(pieces: list[Run]) -> list[Run]:
+def merged(pieces: Sequence[Run]) -> list[Run]:
     """Neighbouring pieces of the same style as one (fewer text objects in the PDF)."""
     joined: list[Run] = []
     for text, bold in pieces:
@@ -59,25 +61,31 @@ def merged(pieces: list[Run]) -> list[Run]:
     return joined
 
 
-def wrap(runs: list[Run], width: float, size: float) -> list[list[Run]]:
+def wrap(runs: Sequence[Run], width: float, size: float) -> tuple[Line, ...]:
     """Greedy breaking at spaces; a word wider than the line is cut where it overflows."""
-    lines: list[list[Run]] = []
+    return _wrap(tuple(runs), width, size)
+
+
+@functools.lru_cache(maxsize=1024)  # most paragraphs of a mandate are the same in every mandate
+def _wrap(runs: tuple[Run, ...], width: float, size: float) -> tuple[Line, ...]:
+    lines: list[Line] = []
     line: list[Run] = []
     used = 0.0  # the line's width, trailing spaces included
     for word in words(runs):
         ink = ink_width(word, size)
         if line and used + ink > width:
-            lines.append(line)
+            lines.append(tuple(line))
             line, used = [], 0.0
         if not line and ink > width:
-            *whole, line = _cut(word, width, size)
-            lines.extend(whole)
+            *whole, last = _cut(word, width, size)
+            lines.extend(tuple(cut) for cut in whole)
+            line = list(last)
             used = sum(text_width(text, bold, size) for text, bold in line)
             continue
         line.extend(word)
         used += sum(text_width(text, bold, size) for text, bold in word)
-    lines.append(line)
-    return lines
+    lines.append(tuple(line))
+    return tuple(lines)
 
 
 def _cut(word: list[Run], width: float, size: float) -> list[list[Run]]:

@@ -214,6 +214,37 @@ def test_signature_box_drawn_exactly_at_the_field(rendered: RenderedMandate) -> 
     assert (field.x, field.y, field.width, field.height) in rects
 
 
+def line_ends(rendered: RenderedMandate, page_index: int) -> dict[float, tuple[float, float]]:
+    """Per baseline: where its last run's ink ends, and the word spacing it was drawn with."""
+    reader = PdfReader(io.BytesIO(rendered.pdf))
+    page = reader.pages[page_index]
+    meter = FPDF(unit="pt")
+    fonts = {name: str(font.get_object()["/BaseFont"]) for name, font in page["/Resources"]["/Font"].items()}
+    word_spacing, font, size, x, y = 0.0, "", 0.0, 0.0, 0.0
+    ends: dict[float, tuple[float, float]] = {}
+    for operands, operator in ContentStream(page.get_contents(), reader).operations:
+        if operator == b"Tw":
+            word_spacing = float(operands[0])
+        elif operator == b"Tf":
+            font, size = fonts[operands[0]], float(operands[1])
+        elif operator == b"Td":
+            x, y = float(operands[0]), float(operands[1])
+        elif operator == b"Tj":
+            ink = operands[0].rstrip(" ")
+            meter.set_font("Helvetica", "B" if "Bold" in font else "", size)
+            ends[y] = (x + meter.get_string_width(ink) + word_spacing * ink.count(" "), word_spacing)
+    return ends
+
+
+def test_justified_lines_end_exactly_at_the_right_margin(rendered: RenderedMandate) -> None:
+    right_margin = float(PdfReader(io.BytesIO(rendered.pdf)).pages[0].mediabox.width) - 56.0
+    ends = line_ends(rendered, 0).values()
+    justified = [end for end, spacing in ends if spacing > 0]
+    assert len(justified) >= 15  # the articles' lines, drawn with word spacing
+    assert all(end == pytest.approx(right_margin, abs=0.05) for end in justified)
+    assert all(end <= right_margin + 0.05 for end, _ in ends)
+
+
 def assert_no_text_inside_field(rendered: RenderedMandate) -> None:
     field = rendered.signature_field
     boxes = text_boxes(rendered, field.page - 1)

@@ -38,7 +38,7 @@ def test_wrap_fills_each_line_greedily_without_overflowing() -> None:
     for line, following in itertools.pairwise(lines):
         assert ink_width(line, SIZE) <= width
         # The next line's first word would not have fitted.
-        assert ink_width(line + words(following)[0], SIZE) > width
+        assert ink_width([*line, *words(following)[0]], SIZE) > width
 
 
 def test_a_word_longer_than_the_line_is_cut() -> None:
