@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 from documents.models import to_latin1
 from documents.text_lines import Line, Run, ink_width, merged, text_width, wrap
@@ -94,6 +93,7 @@ class MandateCanvas(FPDF):
         align: str = "L",
         size: float = BODY_SIZE,
         line_h: float = LINE_H,
+        italic: bool = False,
     ) -> None:
         """Draw wrapped lines (`text_lines.wrap`) from the current y at `x`, breaking pages between lines.
 
@@ -113,7 +113,9 @@ class MandateCanvas(FPDF):
             if stretch:
                 self._out(f"{stretch * self.k:.3f} Tw")  # applies to each space (code 32) drawn
             for text, bold in merged(line):
-                self.set_font(FONT, "B" if bold else "", size)
+                style = ("B" if bold else "") + ("I" if italic else "")
+                if (self.font_style, self.font_size_pt) != (style, size):
+                    self.set_font(FONT, style, size)
                 self.text(left, baseline, text)
                 left += text_width(text, bold, size) + stretch * text.count(" ")
             if stretch:
@@ -127,10 +129,10 @@ class MandateCanvas(FPDF):
     def note(self, text: str) -> None:
         """Small muted explanatory line under a form row."""
         self.set_text_color(*MUTED)
-        self.set_font(FONT, "I", BODY_SIZE - 1.5)
-        self.multi_cell(0, LINE_H - 2, to_latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        size = BODY_SIZE - 1.5  # Helvetica-Oblique has Helvetica's widths
+        lines = wrap([(to_latin1(text), False)], self.content_width, size)
+        self.draw_lines(lines, self.l_margin, self.content_width, size=size, line_h=LINE_H - 2, italic=True)
         self.set_text_color(*INK)
-        self.set_font(FONT, "", BODY_SIZE)
 
     def block_title(self, number: int, title: str) -> None:
         """Numbered title bar of an accord formel block."""
