@@ -87,6 +87,7 @@ def worker_configs(
             yousign_activities.send_mandate_for_signature,
             yousign_activities.list_settled_signature_requests,
             yousign_activities.cancel_signature_request,
+            yousign_activities.get_signature_request_state,
             yousign_activities.send_signature_reminder,
             yousign_activities.archive_signed_mandate,
             yousign_activities.submit_identity_document,

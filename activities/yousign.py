@@ -190,10 +190,13 @@ class YouSignActivities:
             sr = await self._yousign.get_signature_request(ref.signature_request_id)
             if sr.status in ("ongoing", "approval"):
                 sr = await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")
-        decline = sr.decline_information
-        return SignatureRequestState(
-            status=sr.status, signed_at=sr.completed_at, decline_reason=decline.reason if decline else None
-        )
+        return _state_of(sr)
+
+    @activity.defn
+    async def get_signature_request_state(self, ref: SignatureRequestRef) -> SignatureRequestState:
+        """The request as YouSign has it now (one GET): e.g. a decline's reason, which lists omit."""
+        with self._calls():
+            return _state_of(await self._yousign.get_signature_request(ref.signature_request_id))
 
     @activity.defn
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:
@@ -241,3 +244,10 @@ class YouSignActivities:
             status=verification.status,
             status_codes=verification.status_codes,
         )
+
+
+def _state_of(sr: SignatureRequest) -> SignatureRequestState:
+    decline = sr.decline_information
+    return SignatureRequestState(
+        status=sr.status, signed_at=sr.completed_at, decline_reason=decline.reason if decline else None
+    )

@@ -149,6 +149,18 @@ async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
     assert (await mandates.events(db, signed_run.mandate.id))[
         -1
     ].cause == "reconciliation signature_request.done"
+    # Lists omit a decline's reason: the refused mandate asked for its request once to record it.
+    refusal = (await mandates.events(db, refused_run.mandate.id))[-1]
+    assert (refusal.cause, refusal.detail) == (
+        "reconciliation signature_request.declined",
+        {"reason": "pas d'accord"},
+    )
+    reads = [
+        r
+        for r in emulator.state.recorded_requests[before:]
+        if r.method == "GET" and refused.signature_request_id in r.path
+    ]
+    assert len(reads) == 1
     assert (await mandates.get_mandate(db, waiting_run.mandate.id)).status == "pending"
     assert await sweep(ts_env, settings) == 0  # settled already: nobody is signalled twice
     await signed_run.handle.result()

@@ -186,6 +186,8 @@ class MandateWorkflow:
                 )
         if self._outcome is None:
             await self._expire()
+        elif self._outcome.status == MandateStatus.REFUSED and self._outcome.reason is None:
+            await self._look_up_decline_reason(self._outcome)
         await self._settle(self._outcome)
 
     async def _expire(self) -> None:
@@ -207,6 +209,24 @@ class MandateWorkflow:
         self._outcome = Outcome(
             status=status, cause="checked at expiry", at=state.signed_at or workflow.now(), reason=reason
         )
+
+    async def _look_up_decline_reason(self, outcome: Outcome) -> None:
+        """A decline found by the reconciliation sweep comes without its reason (YouSign's lists
+        omit it): ask for the request once; if YouSign stays unreachable, record the refusal anyway."""
+        if not workflow.patched("decline-reason-lookup"):
+            return
+        try:
+            state = await workflow.execute_activity_method(
+                YouSignActivities.get_signature_request_state,
+                SignatureRequestRef(signature_request_id=self.state.signature_request_id),
+                task_queue=self._input.options.yousign_task_queue,
+                **policies.YOUSIGN_BEST_EFFORT,
+            )
+            outcome.reason = state.decline_reason
+        except ActivityError:
+            workflow.logger.warning(
+                "decline reason unavailable", extra={"mandate_id": str(self._input.mandate_id)}
+            )
 
     async def _settle(self, outcome: Outcome) -> None:
         fields: dict[str, Any] = {"detail": {"reason": outcome.reason} if outcome.reason else {}}
