@@ -329,6 +329,9 @@ async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(cli
     assert answer.headers["allow"] == "GET, PATCH"  # both routes of the path, not only the first
     # A literal path is its own resource, even where `/v1/dossiers/{dossier_id}` matches it too.
     assert (await client.put("/v1/dossiers/status-counts")).headers["allow"] == "GET"
+    # Even for a method the template takes: its id would be invalid, but the path is not an id.
+    answer = await client.patch("/v1/dossiers/status-counts", json={"name": "x"})
+    assert (answer.status_code, answer.headers["allow"]) == (405, "GET")
 
 
 async def test_other_bad_inputs(client, db, firm):

@@ -34,7 +34,6 @@ from schemathesis.openapi.checks import (
     RejectedPositiveData,
     UndefinedContentType,
     UndefinedStatusCode,
-    UnsupportedMethodResponse,
 )
 from temporalio.client import Client
 
@@ -174,13 +173,6 @@ GAPS: dict[str, Rule] = {
     "OpenAPI: rule JSON Schema cannot express, refused with a 422": (
         lambda failure, case, response: (
             isinstance(failure, RejectedPositiveData) and _rule_fields_only(case, response)
-        )
-    ),
-    "reported: PATCH /v1/dossiers/status-counts is routed to /{dossier_id} (422, not 405)": (
-        lambda failure, case, response: (
-            isinstance(failure, UnsupportedMethodResponse)
-            and case.formatted_path.rstrip("/") == "/v1/dossiers/status-counts"
-            and response.status_code == 422
         )
     ),
 }

@@ -50,7 +50,12 @@ def _message(error: dict[str, Any]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        allowed = allowed_methods(app, request)
+        if request.method not in allowed:
+            # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
+            # literal path takes no PATCH.
+            return method_not_allowed(allowed)
         errors = [{"field": _field_name(tuple(e["loc"])), "message": _message(e)} for e in error.errors()]
         return validation_problem(errors)
 
@@ -94,16 +99,20 @@ def install(app: FastAPI) -> None:
             405: "Method not allowed",
             413: "Request too large",
         }.get(error.status_code, "Error")
-        headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
-            headers["Allow"] = ", ".join(allowed_methods(app, request))
+            return method_not_allowed(allowed_methods(app, request))
+        headers = dict(getattr(error, "headers", None) or {})
         return problem(error.status_code, title, str(error.detail), headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem(500, "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def method_not_allowed(allowed: list[str]) -> JSONResponse:
+    return problem(405, "Method not allowed", "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
 
 
 HTTP_METHODS = frozenset({"get", "head", "post", "put", "patch", "delete"})
