@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import random
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from domain.identifiers import luhn_valid  # noqa: E402
 from domain.status import DossierStatus  # noqa: E402
 from store import dossiers, firms  # noqa: E402
-from store.database import create_pool, migrate, start_embedded_postgres  # noqa: E402
+from store.database import create_pool, embedded_postgres, migrate  # noqa: E402
 
 TARGET_P99_MS = 50.0
 PLATFORM_SIREN = "552081317"
@@ -302,9 +303,10 @@ async def explain_case(db, firm_id, label: str, params: dict) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
-        database_url = os.environ.get("DATABASE_URL") or await asyncio.to_thread(
-            start_embedded_postgres, Path(tmp) / "pg"
+    # PostgreSQL stops before its temporary directory goes.
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp, contextlib.ExitStack() as stack:
+        database_url = os.environ.get("DATABASE_URL") or stack.enter_context(
+            embedded_postgres(Path(tmp) / "pg")
         )
         db = await create_pool(database_url, max_size=4)
         server = None

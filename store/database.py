@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -14,16 +17,31 @@ log = structlog.get_logger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) a PostgreSQL from the `pgserver` wheel in `data_dir`; return its URL.
-
-    The server keeps running while any process using it runs; pgserver stops it after the last one.
-    """
+def _embedded_server(data_dir: Path) -> Any:
     import pgserver  # imported here: only the embedded set-up needs it
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    return server.get_uri()
+    return pgserver.get_server(data_dir, cleanup_mode="stop")
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) a PostgreSQL from the `pgserver` wheel in `data_dir`; return its URL.
+
+    The server keeps running while any process using it runs; pgserver stops it after the last one
+    at interpreter exit.
+    """
+    return _embedded_server(data_dir).get_uri()
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path) -> Iterator[str]:
+    """An embedded PostgreSQL for the block only: stopped at its end, also for a process that then
+    leaves with os._exit (as the test run does), which skips pgserver's exit-time stop."""
+    server = _embedded_server(data_dir)
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

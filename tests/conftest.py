@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.yousign import YouSignClient
 from config.temporal import SEARCH_ATTRIBUTES
-from store.database import create_pool, migrate, start_embedded_postgres
+from store.database import create_pool, embedded_postgres, migrate
 from store.firms import create_firm
 from store.records import Firm
 from tests.helpers import TEST_CONVERTER, SmtpSink
@@ -60,8 +60,12 @@ def pytest_cmdline_main(config: pytest.Config):
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return os.environ.get("TEST_DATABASE_URL") or start_embedded_postgres(tmp_path_factory.mktemp("pg"))
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if given := os.environ.get("TEST_DATABASE_URL"):
+        yield given
+        return
+    with embedded_postgres(tmp_path_factory.mktemp("pg")) as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="session")
