@@ -212,7 +212,8 @@ class MandateWorkflow:
 
     async def _look_up_decline_reason(self, outcome: Outcome) -> None:
         """A decline found by the reconciliation sweep comes without its reason (YouSign's lists
-        omit it): ask for the request once; if YouSign stays unreachable, record the refusal anyway."""
+        omit it): read the request (one call, retried for up to an hour); failing that, the refusal
+        is recorded without its reason."""
         if not workflow.patched("decline-reason-lookup"):
             return
         try:
