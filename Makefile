@@ -33,6 +33,7 @@ bench: $(INSTALLED)
 	$(PY) bench/list_dossiers.py
 	$(PY) bench/bulk_send.py all
 	$(PY) bench/queue_priority.py
+	$(PY) bench/mandate_pdf.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
