@@ -26,6 +26,7 @@ from documents import (
     RenderedMandate,
     render_mandate_pdf,
 )
+from documents.layout import MARGIN_X
 from documents.mandate_text import BLOCK_TITLES
 
 NUMBER = "732829320_987654325_20261204_01"
@@ -237,7 +238,7 @@ def line_ends(rendered: RenderedMandate, page_index: int) -> dict[float, tuple[f
 
 
 def test_justified_lines_end_exactly_at_the_right_margin(rendered: RenderedMandate) -> None:
-    right_margin = float(PdfReader(io.BytesIO(rendered.pdf)).pages[0].mediabox.width) - 56.0
+    right_margin = float(PdfReader(io.BytesIO(rendered.pdf)).pages[0].mediabox.width) - MARGIN_X
     ends = line_ends(rendered, 0).values()
     justified = [end for end, spacing in ends if spacing > 0]
     assert len(justified) >= 15  # the articles' lines, drawn with word spacing
