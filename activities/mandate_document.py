@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 from temporalio.exceptions import ApplicationError
 
@@ -50,8 +48,9 @@ async def render_and_store(
     db: asyncpg.Pool, mandate: Mandate, dossier: Dossier
 ) -> tuple[bytes, GeneratedDocument]:
     """Render the mandate's PDF and store it as its `generated` document (same data, same bytes)."""
-    # CPU-bound: off the event loop, so the worker's other tasks keep running meanwhile.
-    rendered = await asyncio.to_thread(render_mandate_pdf, await document_data(db, mandate, dossier))
+    # ~4 ms of pure Python: on the event loop. A thread would hold the GIL just the same, and handing
+    # over to it cost more than it spared (bench b: 33.0 -> 34.7 mandates/s inline, p90 latencies lower).
+    rendered = render_mandate_pdf(await document_data(db, mandate, dossier))
     digest = await mandates.save_document(db, mandate.id, "generated", rendered.pdf)
     return rendered.pdf, GeneratedDocument(
         sha256=digest,
