@@ -67,15 +67,10 @@ UNLIMITED_PER_MINUTE, UNLIMITED_PER_HOUR = 6_000_000, 360_000_000  # 100,000 req
 TARGET_PACING, TARGET_RATIO = 0.95, 0.7
 
 
-def luhn_complete(payload: str) -> str:
-    """`payload` followed by the digit that makes it pass Luhn (as SIREN and SIRET do)."""
-    from domain.identifiers import luhn_valid
-
-    return next(payload + d for d in "0123456789" if luhn_valid(payload + d))
-
-
 def siret_for(i: int) -> str:
     """A distinct, valid SIRET per dossier: each is a company of its own, as in a firm's book."""
+    from domain.identifiers import luhn_complete
+
     siren = luhn_complete(f"{40_000_000 + i:08d}")
     return luhn_complete(siren + "0001")
 

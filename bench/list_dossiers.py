@@ -38,7 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from domain.identifiers import luhn_valid  # noqa: E402
+from domain.identifiers import luhn_complete  # noqa: E402
 from domain.status import DossierStatus  # noqa: E402
 from store import dossiers, firms  # noqa: E402
 from store.database import create_pool, embedded_postgres, migrate  # noqa: E402
@@ -84,17 +84,10 @@ FORMS = ["SAS", "SARL", "EURL", "SA", "SCI", "SNC"]
 CITIES = ["Paris", "Lyon", "Nantes", "Lille", "Rennes", "Bordeaux", "Toulouse", "Nice", "Dijon", "Brest"]
 
 
-def _check_digit(partial: str) -> str:
-    """The digit that makes `partial + digit` Luhn-valid."""
-    return next(d for d in "0123456789" if luhn_valid(partial + d))
-
-
 def luhn_siret(rng: random.Random) -> str:
     """A SIRET whose SIREN (9 digits) and whole 14 digits both pass Luhn, as INSEE's do."""
-    siren = f"{rng.randrange(10**7, 10**8):08d}"
-    siren += _check_digit(siren)
-    nic = f"{rng.randrange(0, 10**4):04d}"
-    return siren + nic + _check_digit(siren + nic)
+    siren = luhn_complete(f"{rng.randrange(10**7, 10**8):08d}")
+    return luhn_complete(siren + f"{rng.randrange(0, 10**4):04d}")
 
 
 def _pick_status(rng: random.Random) -> tuple[str, str | None]:

@@ -26,11 +26,7 @@ from documents import (
     PlatformParty,
     render_mandate_pdf,
 )
-from domain.identifiers import luhn_valid
-
-
-def luhn_complete(payload: str) -> str:
-    return next(payload + d for d in "0123456789" if luhn_valid(payload + d))
+from domain.identifiers import luhn_complete
 
 
 def mandate(i: int) -> MandateDocumentData:

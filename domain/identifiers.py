@@ -17,6 +17,11 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def luhn_complete(prefix: str) -> str:
+    """`prefix` followed by the one digit that makes it pass Luhn (how sample SIRENs and SIRETs are made)."""
+    return next(prefix + d for d in "0123456789" if luhn_valid(prefix + d))
+
+
 def _digits(value: str, field: str, length: int, name: str) -> str:
     cleaned = value.replace(" ", "").replace("\u00a0", "")
     if not cleaned:

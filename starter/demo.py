@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
-from domain.identifiers import LA_POSTE_SIREN, luhn_valid
+from domain.identifiers import LA_POSTE_SIREN, luhn_complete
 from domain.models import LegalRepresentative, Platform
 from starter.workflows import start_kyc_workflow
 from store import dossiers, firms, kyc
@@ -119,16 +119,12 @@ async def verification_outcome(db: asyncpg.Pool, firm_id: UUID, *, within: float
     return None
 
 
-def _complete_luhn(prefix: str) -> str:
-    return next(prefix + d for d in "0123456789" if luhn_valid(prefix + d))
-
-
 def sample_siret(rng: random.Random) -> str:
     """A SIRET whose SIREN and 14 digits both pass Luhn (never La Poste's SIREN)."""
     while True:
-        siren = _complete_luhn(str(rng.randrange(10_000_000, 100_000_000)))
+        siren = luhn_complete(str(rng.randrange(10_000_000, 100_000_000)))
         if siren != LA_POSTE_SIREN:
-            return _complete_luhn(siren + f"{rng.randrange(1, 100):04d}")
+            return luhn_complete(siren + f"{rng.randrange(1, 100):04d}")
 
 
 def _email_domain(name: str) -> str:

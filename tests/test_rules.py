@@ -46,6 +46,14 @@ def test_invalid_sirets_name_field_and_reason(value, reason):
     assert reason in raised.value.message
 
 
+def test_luhn_complete_appends_the_one_valid_digit():
+    from domain.identifiers import luhn_complete, luhn_valid
+
+    assert luhn_complete("73282932") == "732829320"
+    assert luhn_complete("7328293200007") == "73282932000074"
+    assert all(luhn_valid(luhn_complete(f"{n:08d}")) for n in range(0, 10**8, 9_999_991))
+
+
 def test_la_poste_sum_rule_is_not_luhn():
     # 35600000049837 fails Luhn; accepted only through the La Poste digit-sum rule.
     from domain.identifiers import luhn_valid
