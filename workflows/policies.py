@@ -31,7 +31,8 @@ YOUSIGN = {
 # single send, expiries, archiving, the sweep; default priority 3) goes before its backlog.
 YOUSIGN_BULK = {**YOUSIGN, "priority": Priority(priority_key=4)}
 
-# Worth doing but not worth waiting for: the next reconciliation sweep asks again anyway.
+# Worth doing but not worth waiting for: the next reconciliation sweep asks again anyway, and a
+# refusal is recorded without its reason rather than held back.
 YOUSIGN_BEST_EFFORT = {**YOUSIGN, "schedule_to_close_timeout": timedelta(hours=1)}
 
 # A reminder is answered to a person waiting: first in the queue, a few quick tries, then tell them.

@@ -93,17 +93,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        title = {
-            401: "Unauthorized",
-            404: "Not found",
-            405: "Method not allowed",
-            413: "Request too large",
-        }.get(error.status_code, "Error")
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
             return method_not_allowed(allowed_methods(app, request))
-        headers = dict(getattr(error, "headers", None) or {})
-        return problem(error.status_code, title, str(error.detail), headers=headers or None)
+        titles = {401: "Unauthorized", 404: "Not found", 413: "Request too large"}
+        title = titles.get(error.status_code, "Error")
+        return problem(error.status_code, title, str(error.detail), headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
