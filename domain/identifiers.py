@@ -23,7 +23,8 @@ def luhn_complete(prefix: str) -> str:
 
 
 def _digits(value: str, field: str, length: int, name: str) -> str:
-    cleaned = value.replace(" ", "").replace("\u00a0", "")
+    # Spaces of any kind group digits ("732 829 320", or the narrow no-break space of French typography).
+    cleaned = "".join(value.split())
     if not cleaned:
         raise RuleViolation(field, f"{name} is empty")
     if not cleaned.isascii() or not cleaned.isdigit():
@@ -52,6 +53,9 @@ def siret_checksum_valid(siret: str) -> bool:
 def normalize_siret(value: str, field: str = "siret") -> str:
     """Return the SIRET without spaces, or raise naming the field and the reason."""
     siret = _digits(value, field, 14, "SIRET")
+    # The establishment's company comes first: its SIREN must be valid on its own (La Poste's is).
+    if not luhn_valid(siren_of(siret)):
+        raise RuleViolation(field, "the SIRET's first 9 digits are not a valid SIREN (Luhn checksum)")
     if not siret_checksum_valid(siret):
         raise RuleViolation(field, "SIRET checksum is invalid")
     return siret

@@ -6,7 +6,7 @@ from datetime import date
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
 
-_MATRICULE = re.compile(r"^\d{4}$")
+_MATRICULE = re.compile(r"^[0-9]{4}$")
 
 
 def platform_identifier(siren: str | None, matricule: str | None) -> str:

@@ -67,7 +67,7 @@ class Platform(BaseModel):
 
     name: PlainText = Field(min_length=1, max_length=200)
     siren: Siren | None = None
-    matricule: str | None = Field(default=None, pattern=r"^\d{4}$")
+    matricule: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
 
     @model_validator(mode="after")
     def _identified(self) -> Platform:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from domain.errors import Conflict, NotFound
+from domain.errors import Conflict, NotFound, RuleViolation
 from domain.mandate_number import mandate_number
 from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus
 from store.dossiers import refresh_status
@@ -81,7 +81,13 @@ async def _reserve(
         seq = dossier["mandate_count"] + 1
         platform_id = dossier["platform_siren"] or dossier["platform_matricule"]
         # The DGFiP counter runs per company and day; the unique index settles concurrent reservations.
-        prefix = mandate_number(dossier["siren"], platform_id, issued_on, 1)[:-2]
+        try:
+            prefix = mandate_number(dossier["siren"], platform_id, issued_on, 1)[:-2]
+        except RuleViolation as violation:
+            # Stored before today's rules (a SIRET whose first 9 digits are no SIREN): the firm corrects it.
+            raise Conflict(
+                f"the dossier's {violation.field} cannot number a mandate: {violation.message}"
+            ) from None
         issued_today = await conn.fetchval(
             "SELECT count(*) FROM mandates"
             ' WHERE number COLLATE "C" >= $1 AND number COLLATE "C" < $1 || \'~\'',

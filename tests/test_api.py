@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from contextlib import asynccontextmanager
 from uuid import uuid4
@@ -313,6 +314,12 @@ async def test_bad_dossier_input_names_the_field(client, body, field, reason):
         ("/v1/dossiers", {"limit": 501}, "limit"),
         ("/v1/dossiers", {"status": "nope"}, "status.0"),
         ("/v1/dossiers", {"cursor": "garbage"}, "cursor"),
+        # Well formed, but its time (year 1, +05:00) has no UTC instant: a 422, not PostgreSQL's error.
+        (
+            "/v1/dossiers",
+            {"cursor": base64.urlsafe_b64encode(f"0001-01-01T00:00:00+05:00|{uuid4()}".encode())},
+            "cursor",
+        ),
         ("/v1/dossiers", {"search": "a\x00b"}, "search"),
         ("/v1/dossiers/not-a-uuid", {}, "dossier_id"),
     ],
@@ -348,6 +355,14 @@ async def test_other_bad_inputs(client, db, firm):
     assert platform.status_code == 422 and "siren or a matricule" in platform.text
     bad_siren = await client.put("/v1/firm/platform", json={"name": "PA", "siren": "123456789"})
     assert {e["field"] for e in bad_siren.json()["errors"]} == {"siren"}
+    # Arabic-Indic digits are digits to Python's regex, not to the PA number (nor to PostgreSQL).
+    bad_matricule = await client.put(
+        "/v1/firm/platform", json={"name": "PA", "matricule": "\u0661\u0662\u0663\u0664"}
+    )
+    assert (bad_matricule.status_code, [e["field"] for e in bad_matricule.json()["errors"]]) == (
+        422,
+        ["matricule"],
+    )
     missing = await client.post("/v1/dossiers", json={"name": "Incomplet"})
     generated = await client.post(f"/v1/dossiers/{missing.json()['id']}/mandate")
     assert generated.status_code == 409 and "not verified" in generated.json()["detail"]
@@ -358,6 +373,9 @@ async def test_other_bad_inputs(client, db, firm):
         .startswith("the dossier is missing_information")
     )
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 404  # no mandate yet
+    await db.execute("UPDATE dossiers SET siret = '12345678900007' WHERE id = $1", dossier.id)  # an old row
+    no_siren = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    assert no_siren.status_code == 409 and "siren cannot number a mandate" in no_siren.json()["detail"]
     assert (await client.patch(f"/v1/dossiers/{dossier.id}", json={"name": None})).status_code == 422
 
 

@@ -44,6 +44,15 @@ async def ready_dossiers(db, firm, count: int) -> list:
     return [first, *more]
 
 
+async def stored_before_the_siren_rule(db, firm):
+    """A ready dossier whose SIRET passes Luhn over 14 digits but whose first 9 are no SIREN."""
+    dossier = await dossiers.create_dossier(
+        db, firm.id, name="Ancien SIRET", siret=SIRETS[0], legal_representative=CLIENT_REP
+    )
+    await db.execute("UPDATE dossiers SET siret = '12345678900007' WHERE id = $1", dossier.id)
+    return dossier
+
+
 async def finished(client, bulk_id: str) -> dict:
     async def done():
         progress = (await client.get(f"/v1/bulk-sends/{bulk_id}")).json()
@@ -65,14 +74,15 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     foreign = await dossiers.create_dossier(
         db, other_firm.id, name="Pas à nous", siret=None, legal_representative=None
     )
-    ids = [str(d.id) for d in [*ready, incomplete, foreign]] + [str(uuid4())]
+    legacy = await stored_before_the_siren_rule(db, firm)
+    ids = [str(d.id) for d in [*ready, incomplete, foreign, legacy]] + [str(uuid4())]
 
     created = await client.post("/v1/bulk-sends", json={"dossier_ids": [*ids, ids[0]]})  # a duplicate id too
-    assert created.status_code == 202 and created.json()["total"] == 6
+    assert created.status_code == 202 and created.json()["total"] == 7
     progress = await finished(client, created.json()["id"])
     assert (progress["sent"], progress["skipped"], progress["failed"], progress["in_progress"]) == (
         3,
-        3,
+        4,
         0,
         0,
     )
@@ -80,6 +90,7 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     skipped = reasons(progress)
     assert "missing_information" in skipped[str(incomplete.id)]
     assert skipped[str(foreign.id)] == "dossier not found"
+    assert "siren cannot number a mandate" in skipped[str(legacy.id)]
     for dossier in ready:
         _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
         assert mandate.status == "pending" and mandate.bulk_send_id is not None
@@ -137,6 +148,12 @@ async def test_progress_items_are_paginated_and_scoped_to_the_firm(client, api, 
     ).json()
     assert [i["dossier_id"] for i in first["items"] + rest["items"]] == [str(d.id) for d in ready]
     assert rest["next_cursor"] is None
+    # A page that ends exactly at the last item has no cursor to an empty page.
+    whole = (await client.get(f"/v1/bulk-sends/{bulk_id}", params={"limit": 3})).json()
+    assert (len(whole["items"]), whole["next_cursor"]) == (3, None)
+    openapi = (await client.get("/openapi.json")).json()
+    parameters = openapi["paths"]["/v1/bulk-sends/{bulk_send_id}"]["get"]["parameters"]
+    assert next(p["schema"]["default"] for p in parameters if p["name"] == "limit") == 50  # as every list
     other = await firm_client(db, api, await firms.create_firm(db, name="Autre", siren="552081317"))
     async with other.http as intruder:
         assert (await intruder.get(f"/v1/bulk-sends/{bulk_id}")).status_code == 404

@@ -26,6 +26,8 @@ def test_valid_sirets(siret):
 
 def test_siret_spaces_are_removed():
     assert normalize_siret("732 829 320 00074") == "73282932000074"
+    # French typography groups digits with (narrow) no-break spaces.
+    assert normalize_siret("732\u202f829\u202f320\u00a000074") == "73282932000074"
 
 
 @pytest.mark.parametrize(
@@ -37,6 +39,8 @@ def test_siret_spaces_are_removed():
         ("", "empty"),
         # La Poste's sum rule applies to La Poste only: same digit-sum trick elsewhere is refused.
         ("35600000049838", "checksum"),
+        # Luhn-valid over 14 digits, but no company has SIREN 123456789: the mandate number needs one.
+        ("12345678900007", "first 9 digits are not a valid SIREN"),
     ],
 )
 def test_invalid_sirets_name_field_and_reason(value, reason):

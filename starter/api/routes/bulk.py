@@ -72,13 +72,15 @@ async def get_bulk_send(
     db: Db,
     settings: AppSettings,
     firm_id: FirmId,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[int | None, Query(ge=0, description="Position after which to list items")] = None,
 ) -> BulkSendOut:
     batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
     counts = await bulk.outcome_counts(db, batch.id)
     in_progress = counts["queued"] + counts["sending"]
-    page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit)
+    # One more than the page: a cursor only when something follows (a full last page has none).
+    page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit + 1)
+    more, page = len(page) > limit, page[:limit]
     eta = None
     if in_progress:
         seconds = remaining_time(
@@ -100,5 +102,5 @@ async def get_bulk_send(
         created_at=batch.created_at,
         finished_at=batch.finished_at,
         items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
-        next_cursor=str(page[-1].position) if len(page) == limit else None,
+        next_cursor=str(page[-1].position) if more else None,
     )
