@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
+from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.models import GeneratedDocument
@@ -30,18 +31,25 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
             "the firm has no legal representative", type="IncompleteData", non_retryable=True
         )
     issued_on = paris_day(mandate.created_at)
-    return MandateDocumentData(
-        mandate_number=mandate.number,
-        issued_on=issued_on,
-        effective_from=issued_on,
-        client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
-        client_representative=_person(dossier.legal_representative),
-        firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
-        firm_representative=_person(submission.representative),
-        platform=PlatformParty(
-            name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
-        ),
-    )
+    try:
+        return MandateDocumentData(
+            mandate_number=mandate.number,
+            issued_on=issued_on,
+            effective_from=issued_on,
+            client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
+            client_representative=_person(dossier.legal_representative),
+            firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
+            firm_representative=_person(submission.representative),
+            platform=PlatformParty(
+                name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
+            ),
+        )
+    except ValidationError as invalid:
+        # Stored before the API refused it (a character the PDF cannot print...): retrying cannot help.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+        raise ApplicationError(
+            f"the mandate cannot be printed: {problems}", type="IncompleteData", non_retryable=True
+        ) from None
 
 
 async def render_and_store(

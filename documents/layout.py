@@ -11,8 +11,8 @@ from datetime import datetime
 
 from fpdf import FPDF
 
-from documents.models import to_latin1
 from documents.text_lines import Line, Run, ink_width, merged, text_width, wrap
+from domain.printable import to_latin1
 
 FONT = "Helvetica"  # core font: Latin-1 only, nothing to embed
 BODY_SIZE = 9.5

@@ -12,32 +12,8 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-# Typographic characters often pasted from word processors, mapped to Latin-1 equivalents.
-# The renderer applies the same map, so a name accepted here is always printable.
-LATIN1_REPLACEMENTS: dict[str, str] = {
-    "\u2018": "'",
-    "\u2019": "'",
-    "\u201a": ",",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u201e": '"',
-    "\u2013": "-",
-    "\u2014": "-",
-    "\u2026": "...",
-    "\u0152": "OE",
-    "\u0153": "oe",
-    "\u20ac": "EUR",
-    "\u2009": " ",
-    "\u202f": " ",
-}
-
-
-_LATIN1_TABLE = str.maketrans(LATIN1_REPLACEMENTS)
-
-
-def to_latin1(text: str) -> str:
-    """Return `text` with typographic characters replaced by Latin-1 ones."""
-    return text.translate(_LATIN1_TABLE)
+# The layout maps typography to Latin-1 with the same table, so a name accepted here always prints.
+from domain.printable import check_printable
 
 
 def _clean_text(value: str) -> str:
@@ -45,11 +21,7 @@ def _clean_text(value: str) -> str:
     cleaned = " ".join(value.split())
     if not cleaned:
         raise ValueError("must not be empty")
-    try:
-        to_latin1(cleaned).encode("latin-1")
-    except UnicodeEncodeError as exc:
-        raise ValueError("contains characters that cannot be printed in the mandate PDF") from exc
-    return cleaned
+    return check_printable(cleaned)
 
 
 # 300 characters bound every printed value, so block 7 always fits on one page.

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, mod
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret
 from domain.mandate_number import platform_identifier
+from domain.printable import check_printable
 
 _NAME_PUNCTUATION = frozenset(" '-()`")
 
@@ -23,7 +24,7 @@ def _human_name(value: str) -> str:
     bad = sorted({c for c in cleaned if not (c.isalnum() or c in _NAME_PUNCTUATION)})
     if bad:
         raise ValueError(f"contains characters a signature provider refuses: {''.join(bad)!r}")
-    return cleaned
+    return check_printable(cleaned)
 
 
 def _rule(check):
@@ -41,6 +42,8 @@ HumanName = Annotated[str, AfterValidator(_human_name)]
 # PostgreSQL text cannot hold NUL, and no name or reference needs control characters; a pattern
 # (rather than code) so that the API's OpenAPI document states the rule too.
 PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+# A name the mandate prints (a company's, a platform's): also within what its PDF can draw.
+PrintedText = Annotated[PlainText, AfterValidator(check_printable)]
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
 Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
@@ -65,7 +68,7 @@ class Platform(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: PlainText = Field(min_length=1, max_length=200)
+    name: PrintedText = Field(min_length=1, max_length=200)
     siren: Siren | None = None
     matricule: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
 
@@ -79,4 +82,13 @@ class Platform(BaseModel):
         return platform_identifier(self.siren, self.matricule)
 
 
-__all__ = ["HumanName", "LegalRepresentative", "PlainText", "Platform", "RuleViolation", "Siren", "Siret"]
+__all__ = [
+    "HumanName",
+    "LegalRepresentative",
+    "PlainText",
+    "Platform",
+    "PrintedText",
+    "RuleViolation",
+    "Siren",
+    "Siret",
+]

@@ -15,6 +15,7 @@ from rich.table import Table
 from config.settings import get_settings
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
+from domain.printable import check_printable
 from starter.bulk_cli import bulk_app
 from store import firms
 from store.database import connect_database
@@ -53,6 +54,11 @@ def create_firm(
         raise typer.BadParameter(violation.message, param_hint="--siren") from None
     if not name.strip():
         raise typer.BadParameter("the name must not be empty", param_hint="--name")
+    for hint, value in (("--name", name), ("--address", address or "")):
+        try:
+            check_printable(value)  # both are printed in every mandate of the firm
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint=hint) from None
 
     async def create(db: asyncpg.Pool) -> tuple[UUID, str]:
         firm = await firms.create_firm(db, name=name.strip(), siren=siren, address=address)

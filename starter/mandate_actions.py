@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -13,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
+from domain.status import MandateStatus
 from starter.workflows import mandate_handle, start_mandate_workflow
 from store import dossiers, kyc, mandates
 from store.records import Mandate
@@ -77,6 +79,20 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
             raise Conflict(f"the mandate is {mandate.status}; this action is not possible") from error
         raise Unavailable(f"the workflow service did not answer: {error.message}") from error
+
+
+async def discard_draft_outdated_by(
+    db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID, changes: dict[str, Any]
+) -> None:
+    """A draft's PDF shows the dossier as it was generated: a change to what it prints discards the
+    draft (the firm generates a new one), so an outdated mandate is never sent."""
+    dossier, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
+    if (
+        mandate is not None
+        and mandate.status == MandateStatus.DRAFT
+        and dossiers.changes_printed_data(dossier, changes)
+    ):
+        await _update(client, mandate, MandateWorkflow.delete)
 
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:

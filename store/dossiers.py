@@ -82,6 +82,11 @@ async def get_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tupl
     return _with_mandate(row)
 
 
+def changes_printed_data(dossier: Dossier, changes: dict[str, Any]) -> bool:
+    """Whether `changes` (name, siret, legal_representative) alter what the dossier's mandate prints."""
+    return any(getattr(dossier, field) != value for field, value in changes.items())
+
+
 async def update_dossier(
     db: asyncpg.Pool,
     firm_id: UUID,
@@ -91,10 +96,16 @@ async def update_dossier(
     siret: str | None = _UNSET,
     legal_representative: LegalRepresentative | None = _UNSET,
 ) -> Dossier:
-    """Change the given fields; refused while a mandate is being sent, pending or signed."""
+    """Change the given fields; refused while a mandate is being sent, pending or signed, and while a
+    draft shows what would change (the gateway discards that draft first)."""
+    requested = {
+        field: value
+        for field, value in (("name", name), ("siret", siret), ("legal_representative", legal_representative))
+        if value is not _UNSET
+    }
     async with db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "SELECT d.id, m.status AS mandate_status FROM dossiers d"
+            "SELECT d.*, m.status AS mandate_status FROM dossiers d"
             " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
             " WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
             firm_id,
@@ -104,11 +115,11 @@ async def update_dossier(
             raise NotFound("dossier not found")
         if row["mandate_status"] in LOCKING_MANDATE_STATUSES:
             raise Conflict(f"the dossier cannot change while its mandate is {row['mandate_status']}")
-        changes: dict[str, Any] = {}
-        if name is not _UNSET:
-            changes["name"] = name
-        if siret is not _UNSET:
-            changes["siret"] = siret
+        if row["mandate_status"] == MandateStatus.DRAFT and changes_printed_data(
+            Dossier.from_row(row), requested
+        ):
+            raise Conflict("the dossier's draft mandate shows the data this would change: delete it first")
+        changes: dict[str, Any] = {k: v for k, v in requested.items() if k != "legal_representative"}
         if legal_representative is not _UNSET:
             keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")
             changes.update(zip(keys, _rep_columns(legal_representative), strict=True))

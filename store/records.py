@@ -13,6 +13,9 @@ from domain.status import DossierStatus, MandateStatus
 
 
 class Record(BaseModel):
+    """A row as stored. Values the API validated are read back unvalidated (`model_construct`): a rule
+    tightened since (say, what the PDF can print) must not make an existing row unreadable."""
+
     model_config = ConfigDict(frozen=True)
 
     @classmethod
@@ -34,7 +37,9 @@ class Firm(Record):
         name, siren, matricule = (
             data.pop(k) for k in ("platform_name", "platform_siren", "platform_matricule")
         )
-        data["platform"] = Platform(name=name, siren=siren, matricule=matricule) if name else None
+        data["platform"] = (
+            Platform.model_construct(name=name, siren=siren, matricule=matricule) if name else None
+        )
         return cls.model_validate(data)
 
 
@@ -55,7 +60,7 @@ class KycSubmission(Record):
 
     @property
     def representative(self) -> LegalRepresentative:
-        return LegalRepresentative(
+        return LegalRepresentative.model_construct(
             first_name=self.first_name, last_name=self.last_name, birth_name=self.birth_name, email=self.email
         )
 
@@ -105,7 +110,7 @@ class Dossier(Record):
         data = {k: v for k, v in dict(row).items() if not k.startswith("rep_")}
         rep = None
         if row["rep_first_name"] is not None:
-            rep = LegalRepresentative(
+            rep = LegalRepresentative.model_construct(
                 first_name=row["rep_first_name"],
                 last_name=row["rep_last_name"],
                 birth_name=row["rep_birth_name"],

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import io
 from contextlib import asynccontextmanager
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 from PIL import Image
 
 from clients.yousign_webhooks import sign_body
+from store import mandates
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
@@ -190,6 +191,25 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     assert again.status_code == 201 and again.json()["number"] != mandate["number"]
 
 
+async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, emulator):
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    same = await client.patch(f"/v1/dossiers/{dossier.id}", json={"name": dossier.name})
+    assert same.status_code == 200 and same.json()["mandate"]["id"] == draft["id"]  # nothing printed changed
+
+    new_rep = {"first_name": "Paul", "last_name": "Nouveau", "email": "paul@client.example"}
+    edited = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": new_rep})
+    assert edited.status_code == 200 and edited.json()["mandate"] is None
+    assert edited.json()["einvoicing_status"] == "ready_for_mandate"
+    assert (await mandates.get_mandate(db, UUID(draft["id"]))).status == "deleted"
+    # The new draft names the new representative, and that is who YouSign asks to sign.
+    again = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    await mandate_reaches(client, dossier.id, "draft")
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
+    await mandate_reaches(client, dossier.id, "pending")
+    assert signer_of(emulator, again["id"]).info["last_name"] == "Nouveau"
+
+
 async def test_expiry_with_a_short_validity(dev_env, db, firm, emulator, yousign, smtp_sink):
     async with api_stack(dev_env, db, emulator, yousign, smtp_sink, mandate_validity="PT3S") as base_url:
         firm_api = await firm_client(db, base_url, firm)
@@ -294,6 +314,13 @@ BAD_DOSSIERS = [
         "empty",
     ),
     ({"name": "A", "unknown": 1}, "unknown", "not permitted"),
+    # The mandate's PDF prints Latin-1 (curly quotes and the oe ligature are mapped): nothing else.
+    ({"name": "Łukasz Import"}, "name", "cannot print: 'Ł'"),
+    (
+        {"name": "A", "legal_representative": {**REP, "last_name": "Nguyễn"}},
+        "legal_representative.last_name",
+        "cannot print: 'ễ'",
+    ),
     ({"name": "A\x00B"}, "name", "pattern"),  # PostgreSQL cannot store NUL: refused, not a 500
     ({"name": "A", "external_ref": "x\x1by"}, "external_ref", "pattern"),
 ]

@@ -124,11 +124,12 @@ def problem_of(response) -> dict | None:
 # Statuses api.md documents as problem answers (400: FastAPI's answer to a body it cannot decode).
 PROBLEM_STATUSES = frozenset({400, 401, 404, 409, 413, 422, 429, 503})
 
-# Fields whose rules JSON Schema cannot say (Luhn checksums, name rules, file contents, an opaque
-# cursor, "a SIREN or a matricule"): a schema-valid value may be refused with a 422 naming them.
+# Fields whose rules JSON Schema cannot say (Luhn checksums, name rules, what the mandate PDF can
+# print, file contents, an opaque cursor, "a SIREN or a matricule"): a schema-valid value may be
+# refused with a 422 naming them.
 RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "GET /v1/dossiers": ("cursor",),
-    "POST /v1/dossiers": ("siret", "legal_representative"),
+    "POST /v1/dossiers": ("siret", "legal_representative", "name"),
     "PATCH /v1/dossiers/{dossier_id}": ("siret", "legal_representative", "name"),
     "PUT /v1/firm/platform": ("body", "siren", "matricule", "name"),  # "body": the cross-field rule
     "PUT /v1/firm/legal-representative": (

@@ -349,7 +349,7 @@ def test_partial_address_scope_is_rendered() -> None:
         (lambda: CompanyParty(name="ACME", siren="732829320", siret="55208131766522"), "siret must start"),
         (lambda: PlatformParty(name="PA"), "siren or a matricule"),
         (lambda: PlatformParty(name="PA", matricule="42"), "pattern"),
-        (lambda: CompanyParty(name="株式会社", siren="732829320"), "cannot be printed"),
+        (lambda: CompanyParty(name="株式会社", siren="732829320"), "PDF cannot print"),
         (
             lambda: AddressScope(
                 main_address=False,

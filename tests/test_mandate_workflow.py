@@ -311,6 +311,21 @@ async def test_final_yousign_error_fails_the_mandate_with_its_reason(
     assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == state.failure_reason
 
 
+async def test_a_mandate_that_cannot_be_printed_fails_with_why_instead_of_retrying(
+    ts_env, settings, db, dossier, workers
+):
+    # Stored before the API refused characters outside the PDF's Latin-1 (the API now answers 422).
+    await db.execute("UPDATE dossiers SET rep_last_name = 'Kowalski-Łukasz' WHERE id = $1", dossier.id)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await run.wait_for("failed")
+    assert "cannot be printed" in state.failure_reason and "Ł" in state.failure_reason
+    row = await mandates.get_mandate(db, run.mandate.id)
+    assert (row.status, row.failure_reason) == ("failed", state.failure_reason)
+    with pytest.raises(WorkflowUpdateFailedError):
+        await run.handle.execute_update(MandateWorkflow.send)
+    await run.handle.execute_update(MandateWorkflow.delete)  # then the firm corrects and starts over
+
+
 async def test_a_bulk_mandate_is_rendered_sent_and_recorded_in_one_activity(
     ts_env, settings, db, firm, emulator, workers
 ):

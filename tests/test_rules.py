@@ -302,3 +302,13 @@ def test_pacing_on_a_simulated_clock_stays_under_both_limits_and_uses_them(per_m
     assert used >= 0.93
     # The ETA is when the queue hands out the last send: here, the last simulated start.
     assert remaining_time(1000, per_minute, per_hour, 4) == pytest.approx(calls[-1], rel=0.01)
+
+
+def test_printable_names_are_latin1_after_the_typography_map():
+    from domain.models import LegalRepresentative
+    from domain.printable import check_printable, unprintable_characters
+
+    assert check_printable("L’Atelier du Cœur – Müller & Fils") == "L’Atelier du Cœur – Müller & Fils"
+    assert unprintable_characters("Łukasz Łódź Nguyễn") == "Łźễ"
+    with pytest.raises(ValidationError, match="cannot print: 'Ł'"):
+        LegalRepresentative(first_name="Łukasz", last_name="Nowak", email="l@example.com")

@@ -110,6 +110,19 @@ async def test_mandate_reservation_numbers_and_logs(db, firm):
         await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
 
 
+async def test_a_draft_keeps_what_it_prints_until_it_is_deleted(db, firm):
+    dossier = await ready_dossier(db, firm)
+    await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    # Unchanged values are no change (the gateway deletes the draft before a real one).
+    await dossiers.update_dossier(db, firm.id, dossier.id, name="ACME SAS", legal_representative=REP)
+    for change in ({"name": "ACME SA"}, {"siret": "55208131766522"}, {"legal_representative": None}):
+        with pytest.raises(Conflict, match="draft mandate shows"):
+            await dossiers.update_dossier(db, firm.id, dossier.id, **change)
+    stored, draft = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert (stored.name, stored.siret, stored.legal_representative) == ("ACME SAS", "73282932000074", REP)
+    assert draft.status == MandateStatus.DRAFT
+
+
 async def test_reservation_needs_platform_and_ready_dossier(db, firm):
     dossier = await dossiers.create_dossier(
         db, firm.id, name="X", siret="73282932000074", legal_representative=REP

@@ -83,13 +83,9 @@ class MandateWorkflow:
     @workflow.run
     async def run(self, input: MandateWorkflowInput) -> MandateState:
         self._publish()
-        if self.state.status == MandateStatus.DRAFT:
-            generated = await workflow.execute_activity_method(
-                MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
-            )
-            self.state.signature_field = generated.signature_field
+        if self.state.status == MandateStatus.DRAFT and await self._generate():
             await workflow.wait_condition(lambda: self._send_requested or self._deleted)
-        if self._send_requested and not self._deleted:
+        if self._send_requested and self.state.status in (MandateStatus.DRAFT, MandateStatus.SENDING):
             await self._send()
         if self.state.status == MandateStatus.PENDING:
             await self._await_outcome()
@@ -136,6 +132,23 @@ class MandateWorkflow:
         expiry = f", expires {self.state.expires_at:%Y-%m-%d %H:%M} UTC" if self.state.expires_at else ""
         workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self.state.status.value}{expiry}")
 
+    async def _fail(self, cause: str, error: ActivityError) -> None:
+        reason = str(error.cause.message if isinstance(error.cause, ApplicationError) else error)
+        self.state.failure_reason = reason
+        await self._record(MandateStatus.FAILED, cause, failure_reason=reason)
+
+    async def _generate(self) -> bool:
+        """Render the draft the firm previews; one that cannot be printed fails, saying why."""
+        try:
+            generated = await workflow.execute_activity_method(
+                MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
+            )
+        except ActivityError as error:
+            await self._fail("generation failed", error)
+            return False
+        self.state.signature_field = generated.signature_field
+        return True
+
     # Sending
 
     async def _send(self) -> None:
@@ -155,9 +168,7 @@ class MandateWorkflow:
                 **(policies.YOUSIGN_BULK if self._input.bulk_send_id else policies.YOUSIGN),
             )
         except ActivityError as error:
-            reason = str(error.cause.message if isinstance(error.cause, ApplicationError) else error)
-            self.state.failure_reason = reason
-            await self._record(MandateStatus.FAILED, "sending failed", failure_reason=reason)
+            await self._fail("sending failed", error)
             self._busy = False
             return
         # The activity recorded `pending` with the request and its times: adopt them. (Until this
@@ -291,8 +302,11 @@ class MandateWorkflow:
     @workflow.update
     async def send(self) -> MandateState:
         self._send_requested = True
-        # Answer once `sending` is recorded, so the caller reads it back from the database.
-        await workflow.wait_condition(lambda: self._sending_recorded)
+        # Answer once `sending` is recorded, so the caller reads it back from the database (or once
+        # the draft's generation has failed, asked for while it ran).
+        await workflow.wait_condition(
+            lambda: self._sending_recorded or self.state.status == MandateStatus.FAILED
+        )
         return self.state
 
     @send.validator

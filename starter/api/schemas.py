@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.calendar import next_reminder_allowed_at
-from domain.models import LegalRepresentative, PlainText, Platform, Siret
+from domain.models import LegalRepresentative, PlainText, Platform, PrintedText, Siret
 from domain.status import DossierStatus, MandateStatus
 from store.records import Dossier, Firm, KycSubmission, Mandate
 
@@ -19,14 +19,14 @@ class _Body(BaseModel):
 
 
 class DossierCreate(_Body):
-    name: PlainText = Field(min_length=1, max_length=200)
+    name: PrintedText = Field(min_length=1, max_length=200)
     siret: Siret | None = None
     legal_representative: LegalRepresentative | None = None
     external_ref: PlainText | None = Field(default=None, max_length=200)
 
 
 class DossierPatch(_Body):
-    name: PlainText | None = Field(default=None, min_length=1, max_length=200)
+    name: PrintedText | None = Field(default=None, min_length=1, max_length=200)
     siret: Siret | None = None
     legal_representative: LegalRepresentative | None = None
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query
 from domain.errors import RuleViolation
 from domain.models import PlainText
 from domain.status import DossierStatus
-from starter.api.deps import Db, FirmId
+from starter import mandate_actions
+from starter.api.deps import Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierPatch
 from store import dossiers
@@ -63,12 +64,16 @@ async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
 
 
-@router.patch("/{dossier_id}", response_model=DossierOut)
-async def patch_dossier(dossier_id: UUID, body: DossierPatch, db: Db, firm_id: FirmId) -> DossierOut:
+@router.patch("/{dossier_id}", response_model=DossierOut, responses=problem_responses(503))
+async def patch_dossier(
+    dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
+) -> DossierOut:
+    """Change the dossier; a draft mandate showing the old data is discarded (generate a new one)."""
     changes = body.model_dump(include=body.model_fields_set)
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")
     if "legal_representative" in changes:
         changes["legal_representative"] = body.legal_representative
+    await mandate_actions.discard_draft_outdated_by(db, temporal, firm_id, dossier_id, changes)
     await dossiers.update_dossier(db, firm_id, dossier_id, **changes)
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
