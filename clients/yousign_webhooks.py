@@ -22,6 +22,14 @@ def signature_is_valid(secret: str, raw_body: bytes, header_value: str | None) -
     return hmac.compare_digest(header_value.strip().encode(), sign_body(secret, raw_body).encode())
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 class WebhookEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -30,18 +38,20 @@ class WebhookEvent(BaseModel):
     event_time: str
     data: dict[str, Any]
 
+    # Signed by YouSign, yet read defensively: a part of another shape reads as absent.
+
     @property
     def signature_request(self) -> dict[str, Any]:
-        return self.data.get("signature_request") or {}
+        return _object(self.data.get("signature_request"))
 
     @property
     def signature_request_id(self) -> str | None:
-        return self.signature_request.get("id")
+        return _text(self.signature_request.get("id"))
 
     @property
     def external_id(self) -> str | None:
-        return self.signature_request.get("external_id")
+        return _text(self.signature_request.get("external_id"))
 
     @property
     def identity_document(self) -> dict[str, Any]:
-        return self.data.get("identity_document") or {}
+        return _object(self.data.get("identity_document"))

@@ -12,18 +12,18 @@ from workflows.mandate_models import YouSignEvent
 def _event_time(event: WebhookEvent) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(event.event_time), tz=UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a time, or out of the calendar's range
         return None
 
 
 def mandate_signal(event: WebhookEvent) -> YouSignEvent:
-    decline = event.signature_request.get("decline_information") or {}
+    decline = event.signature_request.get("decline_information")
     return YouSignEvent(
         event_id=event.event_id,
         event_name=event.event_name,
         signature_request_id=event.signature_request_id,
         occurred_at=_event_time(event),
-        decline_reason=decline.get("reason"),
+        decline_reason=decline.get("reason") if isinstance(decline, dict) else None,
     )
 
 

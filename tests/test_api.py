@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from clients.yousign_webhooks import sign_body
-from store import mandates
+from store import mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
@@ -262,6 +263,29 @@ async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client,
             headers={"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, unknown)},
         )
         assert ack.json() == {"status": "ignored"}
+        # Signed, about our request, but of another shape than YouSign's: a 400, and the id forgotten
+        # so that a corrected redelivery is processed rather than taken for a duplicate.
+        odd_id = uuid4().hex
+        odd = json.dumps(
+            {
+                "event_id": odd_id,
+                "event_name": "signer.declined",
+                "event_time": "99999999999999999999",
+                "data": {
+                    "signature_request": {
+                        "id": signer.signature_request_id,
+                        "decline_information": {"reason": 5},
+                    }
+                },
+            }
+        ).encode()
+        answer = await yousign_side.post(
+            "/v1/webhooks/yousign",
+            content=odd,
+            headers={"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, odd)},
+        )
+        assert answer.status_code == 400 and "not what YouSign sends" in answer.json()["detail"]
+        assert await webhooks.record_webhook_event(db, odd_id, "signer.declined", None)  # was forgotten
     events = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
     assert events["status"] == "refused"
 

@@ -40,7 +40,7 @@ async def _mandate_workflow_id(db, event: WebhookEvent) -> str | None:
 async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
     """Signal the workflow the event is about; False when it is about nothing of ours."""
     if event.event_name == "verification.identity_document.done":
-        submission = await kyc.submission_for_verification(db, event.identity_document.get("id", ""))
+        submission = await kyc.submission_for_verification(db, str(event.identity_document.get("id", "")))
         if submission is None:
             return False
         handle = temporal.get_workflow_handle(kyc_workflow_id(submission.firm_id))
@@ -93,6 +93,14 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
             status_code=503,
             media_type="application/problem+json",
         )
+    except ValidationError:
+        # A part of the event has another shape than YouSign's (a signal model refused it).
+        await webhooks.forget_webhook_event(db, event.event_id)
+        return problem(400, "Bad request", "the event's data is not what YouSign sends for it")
+    except Exception:
+        # Not handed on either (the database, say): YouSign's retry must be processed, not "duplicate".
+        await webhooks.forget_webhook_event(db, event.event_id)
+        raise
     if not routed:
         log.info("webhook for nothing of ours", event_name=event.event_name, event_id=event.event_id)
         return WebhookAck(status="ignored")
