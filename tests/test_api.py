@@ -393,9 +393,10 @@ async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(cli
 
 
 async def test_other_bad_inputs(client, db, firm):
-    assert (
-        await client.post("/v1/dossiers", content=b"{not json", headers={"content-type": "application/json"})
-    ).status_code == 422
+    not_json = await client.post(
+        "/v1/dossiers", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert (not_json.status_code, [e["field"] for e in not_json.json()["errors"]]) == (422, ["body"])
     assert (
         await client.post(
             "/v1/dossiers", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}
@@ -528,6 +529,15 @@ async def test_health_and_readiness(api):
         ready = await ops.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
         assert (await ops.get("/openapi.json")).json()["info"]["title"] == "E-invoicing mandates"
+
+
+async def test_empty_query_values_read_as_absent(client, db, firm):
+    await verified_firm_with_dossier(db, firm)
+    blank = await client.get("/v1/dossiers?status=&search=&limit=&cursor=")
+    assert blank.status_code == 200
+    assert blank.json() == (await client.get("/v1/dossiers")).json()
+    only_status = await client.get("/v1/dossiers?status=&status=ready_for_mandate&limit=")
+    assert [d["einvoicing_status"] for d in only_status.json()["items"]] == ["ready_for_mandate"]
 
 
 async def test_status_counts_and_search(client, db, firm):

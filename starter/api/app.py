@@ -14,6 +14,7 @@ from config.settings import Settings
 from config.temporal import connect_temporal
 from starter.api import problems
 from starter.api.limits import BodySizeLimit
+from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
 from store.database import connect_database
 
@@ -47,6 +48,7 @@ def create_app(
     if db is not None and temporal is not None:  # served without lifespan (e.g. an ASGI transport)
         app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(EmptyQueryValuesAbsent)
     # The Temporal UI calls the codec server from the operator's browser.
     app.add_middleware(
         CORSMiddleware,

@@ -56,7 +56,14 @@ def install(app: FastAPI) -> None:
             # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
             # literal path takes no PATCH.
             return method_not_allowed(allowed)
-        errors = [{"field": _field_name(tuple(e["loc"])), "message": _message(e)} for e in error.errors()]
+        errors = [
+            # A body that is not JSON: its loc ends with a character position, not a field.
+            {
+                "field": "body" if e["type"] == "json_invalid" else _field_name(tuple(e["loc"])),
+                "message": _message(e),
+            }
+            for e in error.errors()
+        ]
         return validation_problem(errors)
 
     @app.exception_handler(TooLarge)
