@@ -7,9 +7,10 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.models import GeneratedDocument
-from clients.yousign_models import SignatureFieldPlacement
-from documents.mandate_pdf import render_mandate_pdf
-from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
+from clients.yousign_models import DateMention, MentionPlacement, SignatureFieldPlacement
+from documents.mandate_pdf import date_line_under, render_mandate_pdf
+from documents.mandate_text import DATE_MENTION
+from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty, SignatureField
 from domain.calendar import paris_day
 from store import firms, kyc, mandates
 from store.records import Dossier, Mandate
@@ -30,12 +31,10 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
         raise ApplicationError(
             "the firm has no legal representative", type="IncompleteData", non_retryable=True
         )
-    issued_on = paris_day(mandate.created_at)
     try:
         return MandateDocumentData(
             mandate_number=mandate.number,
-            issued_on=issued_on,
-            effective_from=issued_on,
+            issued_on=paris_day(mandate.created_at),  # effective from the signature (no date given)
             client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
             client_representative=_person(dossier.legal_representative),
             firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
@@ -65,3 +64,9 @@ async def render_and_store(
         page_count=rendered.page_count,
         signature_field=SignatureFieldPlacement(**rendered.signature_field.model_dump()),
     )
+
+
+def date_mention_under(field: SignatureFieldPlacement) -> DateMention:
+    """The signature date, which YouSign writes on the line the PDF leaves blank under the box."""
+    line = date_line_under(SignatureField(**field.model_dump()))
+    return DateMention(text=DATE_MENTION, placement=MentionPlacement(**line.model_dump()))

@@ -12,7 +12,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mandate_document import render_and_store
+from activities.mandate_document import date_mention_under, render_and_store
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
@@ -123,7 +123,11 @@ class YouSignActivities:
                 sr,
                 pdf,
                 NewSigner(
-                    first_name=rep.first_name, last_name=rep.last_name, email=str(rep.email), field=field
+                    first_name=rep.first_name,
+                    last_name=rep.last_name,
+                    email=str(rep.email),
+                    field=field,
+                    date_mention=date_mention_under(field),
                 ),
             )
         if sr.status not in ("ongoing", "approval", "done", "declined"):

@@ -208,6 +208,16 @@ class YouSignClient:
             "signature_authentication_mode": "otp_email",
             "fields": [{"document_id": document_id, "type": "signature", **signer.field.model_dump()}],
         }
+        if signer.date_mention:
+            mention = signer.date_mention
+            body["fields"].append(
+                {
+                    "document_id": document_id,
+                    "type": "mention",
+                    "mention": mention.text,
+                    **mention.placement.model_dump(),
+                }
+            )
         response = await self._request(
             "POST", f"signature_requests/{signature_request_id}/signers", json=body
         )

@@ -85,8 +85,24 @@ class SignatureFieldPlacement(BaseModel):
     height: int = Field(ge=37, le=1000)
 
 
+class MentionPlacement(BaseModel):
+    page: int = Field(ge=1)
+    x: int = Field(ge=0, le=32767)
+    y: int = Field(ge=0, le=32767)
+    width: int = Field(ge=24)
+    height: int = Field(ge=24)  # YouSign: 24, or a multiple of 15 above it
+
+
+class DateMention(BaseModel):
+    """Text YouSign writes on the document when the signer signs; `%date%` becomes that day."""
+
+    text: str = Field(min_length=1, max_length=255)
+    placement: MentionPlacement
+
+
 class NewSigner(BaseModel):
     first_name: str
     last_name: str
     email: str
     field: SignatureFieldPlacement
+    date_mention: DateMention | None = None

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, time
 
 from documents import mandate_text as txt
 from documents.layout import LINE_H, MandateCanvas
-from documents.models import MandateDocumentData, RenderedMandate, SignatureField
+from documents.models import FieldBox, MandateDocumentData, RenderedMandate, SignatureField
 
 SIGNATURE_W = 200
 SIGNATURE_H = 80
+# Left blank under the box: the signature date goes there (YouSign's minimum mention height is 24).
+DATE_LINE_GAP, DATE_LINE_H = 4, 24
 COLUMN_GAP = 24
 USUAL_PAGES = 2
 
@@ -86,7 +88,8 @@ def _accord_formel(pdf: MandateCanvas, data: MandateDocumentData) -> None:
     pdf.block_title(2, titles[1])
     pdf.key_values(txt.platform_rows(data.platform))
     pdf.block_title(3, titles[2])
-    pdf.key_values([("Date de prise d'effet", txt.fr_date(data.effective_from))])
+    effective = txt.fr_date(data.effective_from) if data.effective_from else f"{txt.SIGNATURE_DATE} (bloc 7)"
+    pdf.key_values([("Date de prise d'effet", effective)])
     pdf.block_title(4, titles[3])
     for checked, label, detail in txt.scope_lines(data.client.siren, data.address_scope):
         pdf.checkbox_line(checked, label, detail)
@@ -106,7 +109,9 @@ def _signature_block(pdf: MandateCanvas, data: MandateDocumentData) -> Signature
     box_x = int(pdf.w - pdf.r_margin - SIGNATURE_W)
     left_w = box_x - COLUMN_GAP - pdf.l_margin
     label_w = 95
-    body_h = max(pdf.rows_height(rows, left_w, label_w), LINE_H + 2 + SIGNATURE_H)
+    body_h = max(
+        pdf.rows_height(rows, left_w, label_w), LINE_H + 2 + SIGNATURE_H + DATE_LINE_GAP + DATE_LINE_H
+    )
     # Block title (~4 lines reserved by block_title) plus the body must share the last page.
     pdf.ensure_space(LINE_H * 4 + body_h + 8)
     pdf.block_title(7, txt.BLOCK_TITLES[6])
@@ -118,8 +123,21 @@ def _signature_block(pdf: MandateCanvas, data: MandateDocumentData) -> Signature
     pdf.key_values(rows, x=pdf.l_margin, width=left_w, label_w=label_w)
     if pdf.page != page:  # the field must sit on the last page; the space check above guarantees it
         raise RuntimeError("signature block overflowed its page")
-    pdf.set_y(max(pdf.get_y(), box_y + SIGNATURE_H))
-    return SignatureField(page=page, x=box_x, y=box_y, width=SIGNATURE_W, height=SIGNATURE_H)
+    field = SignatureField(page=page, x=box_x, y=box_y, width=SIGNATURE_W, height=SIGNATURE_H)
+    date_line = date_line_under(field)
+    pdf.set_y(max(pdf.get_y(), date_line.y + date_line.height))
+    return field
+
+
+def date_line_under(field: SignatureField) -> FieldBox:
+    """Where the signature date is written when the client signs: the blank line under the box."""
+    return FieldBox(
+        page=field.page,
+        x=field.x,
+        y=field.y + field.height + DATE_LINE_GAP,
+        width=field.width,
+        height=DATE_LINE_H,
+    )
 
 
 def _rule(pdf: MandateCanvas) -> None:

@@ -21,12 +21,15 @@ DELEGATION_SUBTITLE = (
 )
 ACCORD_TITLE = (
     "ACCORD FORMEL DE DÉSIGNATION DE LA PLATEFORME DE RÉCEPTION DES FACTURES ET DE DEMANDE "
-    "DE MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE"
+    "DE MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE DE RÉCEPTION DE FACTURES"
 )
 ACCORD_SUBTITLE = "Établi selon le modèle d'accord formel publié par la DGFiP"
 SIGNATURE_LABEL = "Signature du représentant légal"
 LEGAL_REPRESENTATIVE = "Représentant légal"
 NOT_GIVEN = "Non renseigné"
+SIGNATURE_DATE = "Date de la signature électronique"
+# YouSign writes it under the signature box when the client signs (a mention field, `%date%`).
+DATE_MENTION = "Signé le %date%"
 
 BLOCK_TITLES: tuple[str, ...] = (
     "Entreprise assujettie donnant mandat à la plateforme agréée",
@@ -136,11 +139,15 @@ def delegation_articles(data: MandateDocumentData) -> list[Article]:
             f"Il est conclu pour une durée de {data.duration_months} mois à compter de cette date "
             "et prend fin de plein droit au terme de cette durée."
         )
-    effect = [
-        ("Le présent mandat prend effet le ", False),
-        (fr_date(data.effective_from), True),
-        (". " + duration, False),
-    ]
+    if data.effective_from is None:
+        effect = [("Le présent mandat prend effet à la date de sa signature électronique (bloc 7). ", False)]
+    else:
+        effect = [
+            ("Le présent mandat prend effet le ", False),
+            (fr_date(data.effective_from), True),
+            (". ", False),
+        ]
+    effect.append((duration, False))
     return [
         Article(
             "Article 1 - Objet du mandat",
@@ -203,5 +210,10 @@ def signatory_rows(data: MandateDocumentData) -> list[tuple[str, str]]:
     rows.append(("Qualité", LEGAL_REPRESENTATIVE))
     if data.place:
         rows.append(("Fait à", data.place))
-    rows.append(("Date", f"Date de la signature électronique (document établi le {fr_date(data.issued_on)})"))
+    rows.append(
+        (
+            "Date",
+            f"{SIGNATURE_DATE}, inscrite sous la signature (document établi le {fr_date(data.issued_on)})",
+        )
+    )
     return rows

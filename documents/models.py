@@ -102,7 +102,7 @@ class MandateDocumentData(BaseModel):
 
     mandate_number: Annotated[str, Field(pattern=r"^\S+$", max_length=64)]
     issued_on: date  # generation date; also the PDF creation date, for byte-identical output
-    effective_from: date
+    effective_from: date | None = None  # None: on the date of the signature
     duration_months: Annotated[int, Field(ge=1, le=1200)] | None = None  # None: indefinite
     client: CompanyParty
     client_representative: Person
@@ -112,6 +112,18 @@ class MandateDocumentData(BaseModel):
     previous_platform: PlatformParty | None = None
     address_scope: AddressScope = AddressScope()
     place: Text | None = None  # "Fait à ..."
+
+
+class FieldBox(BaseModel):
+    """A rectangle of the page where YouSign writes something, in its convention (as SignatureField)."""
+
+    model_config = _FROZEN
+
+    page: Annotated[int, Field(ge=1)]
+    x: Annotated[int, Field(ge=0)]
+    y: Annotated[int, Field(ge=0)]
+    width: Annotated[int, Field(ge=24)]
+    height: Annotated[int, Field(ge=24)]
 
 
 class SignatureField(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC
 from pathlib import Path
 
 import httpx
@@ -57,6 +58,8 @@ async def test_mandate_from_generation_to_signed(dev_env, db, firm, emulator, yo
     signed_pdf = await mandates.get_document(db, mandate.id, "signed")
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(signed_pdf)).pages)
     assert mandate.number in text
+    # Block 7's date, written by YouSign's mention field on the line the PDF left under the signature.
+    assert f"Signé le {mandate.signed_at.astimezone(UTC):%d-%m-%Y}" in text
     mails = [
         m
         for m in smtp_sink.to(str(CLIENT_REP.email))

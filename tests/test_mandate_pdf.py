@@ -27,6 +27,7 @@ from documents import (
     render_mandate_pdf,
 )
 from documents.layout import MARGIN_X
+from documents.mandate_pdf import date_line_under
 from documents.mandate_text import BLOCK_TITLES
 
 NUMBER = "732829320_987654325_20261204_01"
@@ -247,17 +248,19 @@ def test_justified_lines_end_exactly_at_the_right_margin(rendered: RenderedManda
 
 
 def assert_no_text_inside_field(rendered: RenderedMandate) -> None:
+    """Nothing printed where YouSign draws the signature, nor on the line where it writes its date."""
     field = rendered.signature_field
     boxes = text_boxes(rendered, field.page - 1)
     assert any(box.text.strip() == "Signature du représentant légal" for box in boxes)
-    for box in boxes:
-        overlaps = (
-            box.left < field.x + field.width
-            and box.right > field.x
-            and box.top < field.y + field.height
-            and box.bottom > field.y
-        )
-        assert not overlaps, f"text {box.text!r} overlaps the signature field"
+    for name, area in (("signature field", field), ("date line", date_line_under(field))):
+        for box in boxes:
+            overlaps = (
+                box.left < area.x + area.width
+                and box.right > area.x
+                and box.top < area.y + area.height
+                and box.bottom > area.y
+            )
+            assert not overlaps, f"text {box.text!r} overlaps the {name}"
 
 
 def test_signature_field_does_not_overlap_text(rendered: RenderedMandate) -> None:
@@ -268,6 +271,18 @@ def test_signature_field_does_not_overlap_text(rendered: RenderedMandate) -> Non
     field = rendered.signature_field
     beside = [b for b in text_boxes(rendered, -1) if b.top < field.y + field.height and b.bottom > field.y]
     assert any("Représentant légal" in b.text and b.right < field.x for b in beside)
+
+
+def test_without_an_effective_date_the_mandate_takes_effect_when_signed() -> None:
+    rendered = render_mandate_pdf(make_data(effective_from=None))
+    text = flat_text(rendered)
+    assert "Le présent mandat prend effet à la date de sa signature électronique (bloc 7)" in text
+    assert "Date de prise d'effet : Date de la signature électronique (bloc 7)" in text
+    assert "inscrite sous la signature" in text
+    line = date_line_under(rendered.signature_field)
+    page_height = float(PdfReader(io.BytesIO(rendered.pdf)).pages[line.page - 1].mediabox.height)
+    assert line.y + line.height <= page_height - 40  # on the page, above the footer
+    assert_no_text_inside_field(rendered)
 
 
 def test_previous_platform_in_block_5() -> None:

@@ -14,7 +14,13 @@ from PIL import Image
 
 from clients.yousign import YouSignClient
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
-from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureFieldPlacement
+from clients.yousign_models import (
+    DateMention,
+    MentionPlacement,
+    NewSignatureRequest,
+    NewSigner,
+    SignatureFieldPlacement,
+)
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import eventually
@@ -22,7 +28,12 @@ from tests.support.yousign_openapi import YousignOpenApi, default_spec_path
 from yousign_emulator import EmulatorSettings, running_emulator, sample_pdf
 
 FIELD = SignatureFieldPlacement(page=1, x=100, y=600, width=200, height=80)
-SIGNER = NewSigner(first_name="Jeanne", last_name="Martin", email="jeanne@acme.example", field=FIELD)
+SIGNED_ON = DateMention(
+    text="Signé le %date%", placement=MentionPlacement(page=1, x=100, y=684, width=200, height=24)
+)
+SIGNER = NewSigner(
+    first_name="Jeanne", last_name="Martin", email="jeanne@acme.example", field=FIELD, date_mention=SIGNED_ON
+)
 
 
 def new_request() -> NewSignatureRequest:

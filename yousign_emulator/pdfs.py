@@ -43,6 +43,7 @@ class Stamp:
     width: float
     height: float
     text: str
+    framed: bool = True  # a signature is framed; a mention is plain text
 
 
 def _overlay(size: tuple[float, float], stamps: list[Stamp]) -> PdfReader:
@@ -52,8 +53,11 @@ def _overlay(size: tuple[float, float], stamps: list[Stamp]) -> PdfReader:
     pdf.set_draw_color(20, 60, 160)
     pdf.set_text_color(20, 60, 160)
     for stamp in stamps:
-        pdf.rect(stamp.x, stamp.y, stamp.width, stamp.height)
-        pdf.set_font("Helvetica", size=max(5.0, min(9.0, stamp.height / 4)))
+        if stamp.framed:
+            pdf.rect(stamp.x, stamp.y, stamp.width, stamp.height)
+        # A mention's text fills its line (YouSign's default 12 pt font, line height 1.5).
+        size = max(5.0, min(9.0, stamp.height / 4)) if stamp.framed else min(12.0, stamp.height / 1.5)
+        pdf.set_font("Helvetica", size=size)
         pdf.set_xy(stamp.x + 2, stamp.y + 2)
         pdf.multi_cell(stamp.width - 4, max(6.0, min(10.0, stamp.height / 4)), _latin1(stamp.text))
     return PdfReader(io.BytesIO(bytes(pdf.output())))

@@ -5,7 +5,7 @@ Signer: initiated -> notified (on activation, or on their turn with ordered_sign
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import serializers
@@ -126,22 +126,28 @@ def _complete(state: EmulatorState, sr: SignatureRequest, signers: list[Signer])
             )
 
 
+def mention_text(mention: str, signed_at: datetime) -> str:
+    """A mention as YouSign writes it on signing.
+
+    `%date%` becomes "24-03-2025" and `%datetime%` "24-03-2025 10:30 UTC+0".
+    """
+    at = signed_at.astimezone(UTC)
+    return mention.replace("%datetime%", f"{at:%d-%m-%Y %H:%M} UTC+0").replace("%date%", f"{at:%d-%m-%Y}")
+
+
 def _signed_copy(sr: SignatureRequest, document: Document, signers: list[Signer]) -> bytes:
     stamps = []
     for signer in signers:
         when = signer.signed_at.strftime("%d/%m/%Y %H:%M UTC") if signer.signed_at else ""
         for f in signer.fields:
-            if f.document_id == document.id and f.type == "signature":
-                stamps.append(
-                    Stamp(
-                        f.page,
-                        f.x,
-                        f.y,
-                        f.width or 85,
-                        f.height or 37,
-                        f"Signé électroniquement par {display_name(signer)} le {when}",
-                    )
-                )
+            if f.document_id != document.id:
+                continue
+            if f.type == "signature":
+                text = f"Signé électroniquement par {display_name(signer)} le {when}"
+                stamps.append(Stamp(f.page, f.x, f.y, f.width or 85, f.height or 37, text))
+            elif f.type == "mention" and signer.signed_at:
+                text = mention_text(f.extra.get("mention", ""), signer.signed_at)
+                stamps.append(Stamp(f.page, f.x, f.y, f.width or 150, f.height or 24, text, framed=False))
     certificate = [
         f"Demande : {sr.name} ({sr.id})",
         f"Document : {document.filename}",

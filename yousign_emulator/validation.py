@@ -217,6 +217,12 @@ def _field(c: Checker, name: str, raw: Any, documents: dict[str, Document]) -> d
         width = c.integer(p + "width", item.get("width", 85), minimum=85, maximum=2000)
         height = c.integer(p + "height", item.get("height", 37), minimum=37, maximum=1000)
         c.string(p + "reason", item.get("reason", MISSING), max_len=150, nullable=True)
+    elif kind == "mention":
+        c.string(p + "mention", c.required(item, "mention", p), max_len=255, nullable=False)
+        width = c.integer(p + "width", item.get("width", 24), minimum=24, maximum=32767)
+        height = c.integer(p + "height", item.get("height", 24), minimum=24, maximum=32767)
+        if height is not None and height != 24 and height % 15:
+            c.add(p + "height", "The height must be 24 or a multiple of 15 greater than 24.")
     document = documents.get(document_id or "")
     if document_id is not None and document is None:
         c.add(p + "document_id", "This document does not belong to the signature request.")

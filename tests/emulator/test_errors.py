@@ -110,6 +110,11 @@ async def test_signer_validation_names_the_fields(api):
     assert _names(await api.post(url, json=with_field(y=800))) == ["fields[0].y"]
     other = "5b3f3f8e-0000-4000-8000-000000000000"
     assert _names(await api.post(url, json=with_field(document_id=other))) == ["fields[0].document_id"]
+    mention = {"type": "mention", "width": 150, "mention": "Signé le %date%"}
+    assert _names(await api.post(url, json=with_field(**mention, height=25))) == ["fields[0].height"]
+    assert _names(await api.post(url, json=with_field(**mention | {"mention": None}, height=24))) == [
+        "fields[0].mention"
+    ]
     sms = signer_body(document["id"], signature_authentication_mode="otp_sms")
     assert _names(await api.post(url, json=sms)) == ["info.phone_number"]
 
