@@ -11,7 +11,7 @@ from clients.yousign_models import DateMention, MentionPlacement, SignatureField
 from documents.mandate_pdf import date_line_under, render_mandate_pdf
 from documents.mandate_text import DATE_MENTION
 from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty, SignatureField
-from domain.calendar import paris_day
+from domain.mandate_number import issued_on_of
 from store import firms, kyc, mandates
 from store.records import Dossier, Mandate
 
@@ -34,7 +34,8 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
     try:
         return MandateDocumentData(
             mandate_number=mandate.number,
-            issued_on=paris_day(mandate.created_at),  # effective from the signature (no date given)
+            # The number's day, so number and date agree even across midnight; effective when signed.
+            issued_on=issued_on_of(mandate.number),
             client=CompanyParty(name=dossier.name, siren=dossier.siren, siret=dossier.siret),
             client_representative=_person(dossier.legal_representative),
             firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),

@@ -1,7 +1,7 @@
 """The mandate number of the DGFiP model (block 6): SIREN_<PA SIREN or matricule>_YYYYMMDD_NN."""
 
 import re
-from datetime import date
+from datetime import date, datetime
 
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
@@ -25,3 +25,8 @@ def mandate_number(client_siren: str, platform_id: str, issued_on: date, counter
         raise RuleViolation("counter", "the mandate counter starts at 01")
     siren = normalize_siren(client_siren, "siren")
     return f"{siren}_{platform_id}_{issued_on:%Y%m%d}_{counter:02d}"
+
+
+def issued_on_of(number: str) -> date:
+    """The day a mandate number was issued on (its third part): the date the mandate says it was drawn up."""
+    return datetime.strptime(number.split("_")[2], "%Y%m%d").date()

@@ -14,7 +14,7 @@ from domain.calendar import (
 from domain.durations import parse_iso_duration
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret
-from domain.mandate_number import mandate_number, platform_identifier
+from domain.mandate_number import issued_on_of, mandate_number, platform_identifier
 from domain.models import LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus, dossier_status
 
@@ -177,6 +177,8 @@ def test_mandate_number_follows_the_dgfip_model():
     assert mandate_number("732829320", "0042", date(2025, 7, 7), 100).endswith("_20250707_100")
     assert platform_identifier(None, "0042") == "0042"
     assert platform_identifier("732829320", "0042") == "732829320"
+    # The mandate's "drawn up on" date is read back from its number, so the two always agree.
+    assert issued_on_of("732829320_0042_20251231_07") == date(2025, 12, 31)
 
 
 @pytest.mark.parametrize(
