@@ -12,6 +12,7 @@ from documents.mandate_pdf import date_line_under, render_mandate_pdf
 from documents.mandate_text import DATE_MENTION
 from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty, SignatureField
 from domain.mandate_number import issued_on_of
+from domain.models import Platform
 from store import firms, kyc, mandates
 from store.records import Dossier, Mandate
 
@@ -20,6 +21,10 @@ def _person(rep) -> Person:
     return Person(
         first_name=rep.first_name, last_name=rep.last_name, birth_name=rep.birth_name, email=rep.email
     )
+
+
+def _platform_party(platform: Platform) -> PlatformParty:
+    return PlatformParty(name=platform.name, siren=platform.siren, matricule=platform.matricule)
 
 
 async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) -> MandateDocumentData:
@@ -40,9 +45,10 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
             client_representative=_person(dossier.legal_representative),
             firm=CompanyParty(name=firm.name, siren=firm.siren, address=firm.address),
             firm_representative=_person(submission.representative),
-            platform=PlatformParty(
-                name=firm.platform.name, siren=firm.platform.siren, matricule=firm.platform.matricule
-            ),
+            platform=_platform_party(firm.platform),
+            previous_platform=_platform_party(dossier.previous_platform)
+            if dossier.previous_platform
+            else None,
         )
     except ValidationError as invalid:
         # Stored before the API refused it (a character the PDF cannot print...): retrying cannot help.

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from domain.errors import Conflict, NotFound
-from domain.models import LegalRepresentative
+from domain.models import LegalRepresentative, Platform
 from domain.status import LOCKING_MANDATE_STATUSES, DossierStatus, MandateStatus, dossier_status
 from store.records import Dossier, Mandate
 
@@ -25,6 +25,10 @@ def _rep_columns(rep: LegalRepresentative | None) -> tuple[str | None, ...]:
     if rep is None:
         return (None, None, None, None)
     return (rep.first_name, rep.last_name, rep.birth_name, str(rep.email))
+
+
+def _previous_platform_columns(platform: Platform | None) -> tuple[str | None, ...]:
+    return (platform.name, platform.siren, platform.matricule) if platform else (None, None, None)
 
 
 def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
@@ -60,16 +64,20 @@ async def create_dossier(
     siret: str | None,
     legal_representative: LegalRepresentative | None,
     external_ref: str | None = None,
+    previous_platform: Platform | None = None,
 ) -> Dossier:
     async with db.acquire() as conn, conn.transaction():
         dossier_id = await conn.fetchval(
             "INSERT INTO dossiers (firm_id, name, siret, rep_first_name, rep_last_name, rep_birth_name,"
-            " rep_email, external_ref) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            " rep_email, external_ref, previous_platform_name, previous_platform_siren,"
+            " previous_platform_matricule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " RETURNING id",
             firm_id,
             name,
             siret,
             *_rep_columns(legal_representative),
             external_ref,
+            *_previous_platform_columns(previous_platform),
         )
         await refresh_status(conn, dossier_id)
         return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
@@ -83,7 +91,8 @@ async def get_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tupl
 
 
 def changes_printed_data(dossier: Dossier, changes: dict[str, Any]) -> bool:
-    """Whether `changes` (name, siret, legal_representative) alter what the dossier's mandate prints."""
+    """Whether `changes` (name, siret, legal_representative, previous_platform) alter what the
+    dossier's mandate prints."""
     return any(getattr(dossier, field) != value for field, value in changes.items())
 
 
@@ -95,12 +104,18 @@ async def update_dossier(
     name: str = _UNSET,
     siret: str | None = _UNSET,
     legal_representative: LegalRepresentative | None = _UNSET,
+    previous_platform: Platform | None = _UNSET,
 ) -> Dossier:
     """Change the given fields; refused while a mandate is being sent, pending or signed, and while a
     draft shows what would change (the gateway discards that draft first)."""
     requested = {
         field: value
-        for field, value in (("name", name), ("siret", siret), ("legal_representative", legal_representative))
+        for field, value in (
+            ("name", name),
+            ("siret", siret),
+            ("legal_representative", legal_representative),
+            ("previous_platform", previous_platform),
+        )
         if value is not _UNSET
     }
     async with db.acquire() as conn, conn.transaction():
@@ -119,10 +134,13 @@ async def update_dossier(
             Dossier.from_row(row), requested
         ):
             raise Conflict("the dossier's draft mandate shows the data this would change: delete it first")
-        changes: dict[str, Any] = {k: v for k, v in requested.items() if k != "legal_representative"}
+        changes: dict[str, Any] = {k: v for k, v in requested.items() if k in ("name", "siret")}
         if legal_representative is not _UNSET:
             keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")
             changes.update(zip(keys, _rep_columns(legal_representative), strict=True))
+        if previous_platform is not _UNSET:
+            keys = ("previous_platform_name", "previous_platform_siren", "previous_platform_matricule")
+            changes.update(zip(keys, _previous_platform_columns(previous_platform), strict=True))
         if changes:
             assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=2))
             await conn.execute(

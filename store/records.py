@@ -23,6 +23,12 @@ class Record(BaseModel):
         return cls.model_validate(dict(row))
 
 
+def _platform(data: dict[str, Any], prefix: str) -> Platform | None:
+    """The platform stored in `<prefix>name`, `<prefix>siren` and `<prefix>matricule` (popped)."""
+    name, siren, matricule = (data.pop(prefix + k) for k in ("name", "siren", "matricule"))
+    return Platform.model_construct(name=name, siren=siren, matricule=matricule) if name else None
+
+
 class Firm(Record):
     id: UUID
     name: str
@@ -34,12 +40,7 @@ class Firm(Record):
     @classmethod
     def from_row(cls, row: Any) -> Firm:
         data = dict(row)
-        name, siren, matricule = (
-            data.pop(k) for k in ("platform_name", "platform_siren", "platform_matricule")
-        )
-        data["platform"] = (
-            Platform.model_construct(name=name, siren=siren, matricule=matricule) if name else None
-        )
+        data["platform"] = _platform(data, "platform_")
         return cls.model_validate(data)
 
 
@@ -100,6 +101,7 @@ class Dossier(Record):
     siret: str | None
     siren: str | None
     legal_representative: LegalRepresentative | None
+    previous_platform: Platform | None  # block 5 of the accord formel
     external_ref: str | None
     einvoicing_status: DossierStatus
     created_at: datetime
@@ -108,6 +110,7 @@ class Dossier(Record):
     @classmethod
     def from_row(cls, row: Any) -> Dossier:
         data = {k: v for k, v in dict(row).items() if not k.startswith("rep_")}
+        data["previous_platform"] = _platform(data, "previous_platform_")
         rep = None
         if row["rep_first_name"] is not None:
             rep = LegalRepresentative.model_construct(

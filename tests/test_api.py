@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from PIL import Image
+from pypdf import PdfReader
 
 from clients.yousign_webhooks import sign_body
 from store import mandates, webhooks
@@ -209,6 +210,29 @@ async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, 
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
     await mandate_reaches(client, dossier.id, "pending")
     assert signer_of(emulator, again["id"]).info["last_name"] == "Nouveau"
+
+
+async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    previous = {"name": "Ancienne Plateforme SA", "matricule": "0815"}
+    patched = await client.patch(f"/v1/dossiers/{dossier.id}", json={"previous_platform": previous})
+    assert patched.json()["previous_platform"] == {**previous, "siren": None}
+    unnamed = await client.patch(f"/v1/dossiers/{dossier.id}", json={"previous_platform": {"name": "X"}})
+    assert (unnamed.status_code, [e["field"] for e in unnamed.json()["errors"]]) == (
+        422,
+        ["previous_platform"],
+    )
+
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+
+    async def preview():
+        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+        return answer.content if answer.status_code == 200 else None
+
+    pdf = PdfReader(io.BytesIO(await eventually(preview)))
+    text = " ".join(page.extract_text() for page in pdf.pages)
+    assert "Ancienne Plateforme SA" in text and "0815" in text
+    assert "Aucune" not in text  # what block 5 says when there was none
 
 
 async def test_expiry_with_a_short_validity(dev_env, db, firm, emulator, yousign, smtp_sink):

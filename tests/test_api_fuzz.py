@@ -129,8 +129,8 @@ PROBLEM_STATUSES = frozenset({400, 401, 404, 409, 413, 422, 429, 503})
 # refused with a 422 naming them.
 RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "GET /v1/dossiers": ("cursor",),
-    "POST /v1/dossiers": ("siret", "legal_representative", "name"),
-    "PATCH /v1/dossiers/{dossier_id}": ("siret", "legal_representative", "name"),
+    "POST /v1/dossiers": ("siret", "legal_representative", "name", "previous_platform"),
+    "PATCH /v1/dossiers/{dossier_id}": ("siret", "legal_representative", "name", "previous_platform"),
     "PUT /v1/firm/platform": ("body", "siren", "matricule", "name"),  # "body": the cross-field rule
     "PUT /v1/firm/legal-representative": (
         "front",

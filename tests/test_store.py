@@ -28,7 +28,12 @@ async def ready_dossier(db, firm, name="ACME SAS"):
 async def test_migrations_are_recorded_and_not_reapplied(db):
     assert await migrate(db) == []
     versions = [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations")]
-    assert versions == ["0001_initial", "0002_unique_mandate_number", "0003_siret_prefix_index"]
+    assert versions == [
+        "0001_initial",
+        "0002_unique_mandate_number",
+        "0003_siret_prefix_index",
+        "0004_previous_platform",
+    ]
 
 
 async def test_api_keys_are_hashed_and_revocable(db, firm):

@@ -18,21 +18,30 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+class PlatformIn(Platform):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+PREVIOUS_PLATFORM = Field(
+    default=None,
+    description="The platform that received the company's invoices until now, if any (block 5 of the"
+    " DGFiP accord formel; absent: none)",
+)
+
+
 class DossierCreate(_Body):
     name: PrintedText = Field(min_length=1, max_length=200)
     siret: Siret | None = None
     legal_representative: LegalRepresentative | None = None
     external_ref: PlainText | None = Field(default=None, max_length=200)
+    previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
 class DossierPatch(_Body):
     name: PrintedText | None = Field(default=None, min_length=1, max_length=200)
     siret: Siret | None = None
     legal_representative: LegalRepresentative | None = None
-
-
-class PlatformIn(Platform):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
 class MandateSummary(BaseModel):
@@ -79,6 +88,7 @@ class DossierOut(BaseModel):
     siret: str | None
     siren: str | None
     legal_representative: LegalRepresentative | None
+    previous_platform: Platform | None
     external_ref: str | None
     einvoicing_status: DossierStatus
     einvoicing_status_label: str

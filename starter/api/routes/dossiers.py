@@ -30,6 +30,7 @@ async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId) -> Dossie
         siret=body.siret,
         legal_representative=body.legal_representative,
         external_ref=body.external_ref,
+        previous_platform=body.previous_platform,
     )
     return DossierOut.of(dossier, None)
 
@@ -69,11 +70,9 @@ async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
 ) -> DossierOut:
     """Change the dossier; a draft mandate showing the old data is discarded (generate a new one)."""
-    changes = body.model_dump(include=body.model_fields_set)
+    changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")
-    if "legal_representative" in changes:
-        changes["legal_representative"] = body.legal_representative
     await mandate_actions.discard_draft_outdated_by(db, temporal, firm_id, dossier_id, changes)
     await dossiers.update_dossier(db, firm_id, dossier_id, **changes)
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
