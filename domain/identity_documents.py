@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from domain.errors import RuleViolation, TooLarge
 
@@ -67,17 +67,28 @@ def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile
 
 def _fit_for_yousign(image: Image.Image) -> bytes:
     """Re-encode as JPEG within YouSign's 20 megapixels and 10 MB, keeping as much detail as fits."""
-    rgb = image.convert("RGB")
+    rgb = _as_upright_rgb(image)
     pixels = rgb.width * rgb.height
     if pixels > YOUSIGN_MAX_PIXELS:
         scale = (YOUSIGN_MAX_PIXELS / pixels) ** 0.5
         rgb = rgb.resize((int(rgb.width * scale), int(rgb.height * scale)), Image.Resampling.LANCZOS)
-    for quality in (90, 80, 70, 60, 50):
-        buffer = io.BytesIO()
-        rgb.save(buffer, format="JPEG", quality=quality)
-        if buffer.tell() <= YOUSIGN_MAX_BYTES:
-            return buffer.getvalue()
-    rgb = rgb.resize((rgb.width // 2, rgb.height // 2))
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=70)
-    return buffer.getvalue()
+    while True:
+        for quality in (90, 80, 70, 60, 50):
+            buffer = io.BytesIO()
+            rgb.save(buffer, format="JPEG", quality=quality)
+            if buffer.tell() <= YOUSIGN_MAX_BYTES:
+                return buffer.getvalue()
+        rgb = rgb.resize((rgb.width // 2, rgb.height // 2), Image.Resampling.LANCZOS)
+
+
+def _as_upright_rgb(image: Image.Image) -> Image.Image:
+    """What the photo shows, as 8-bit RGB: the camera's rotation applied, 16-bit grey scaled down
+    (not clipped to white), transparent parts on white (JPEG has no alpha; black would hide text)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")

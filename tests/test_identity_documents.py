@@ -31,6 +31,37 @@ def test_an_image_over_20_megapixels_is_scaled_down():
     assert width * height <= YOUSIGN_MAX_PIXELS and abs(width / height - 1.5) < 0.01
 
 
+@pytest.fixture
+def re_encoded_above_100_kpx(monkeypatch):
+    """Small images take the re-encoding path (as 20+ megapixel ones do) without their cost."""
+    monkeypatch.setattr("domain.identity_documents.YOUSIGN_MAX_PIXELS", 100_000)
+
+
+def re_encoded(content: bytes) -> Image.Image:
+    checked = check_identity_file("front", content)
+    assert checked.content_type == "image/jpeg"
+    return Image.open(io.BytesIO(checked.content))
+
+
+def test_re_encoding_keeps_16_bit_grey_grey(re_encoded_above_100_kpx):
+    grey = Image.new("I;16", (640, 480), 0x8000)  # mid-grey on 16 bits
+    assert abs(re_encoded(png(grey)).convert("L").getpixel((320, 240)) - 128) <= 2
+
+
+def test_re_encoding_puts_transparent_parts_on_white(re_encoded_above_100_kpx):
+    clear = Image.new("RGBA", (640, 480), (0, 0, 0, 0))
+    assert min(re_encoded(png(clear)).getpixel((320, 240))) >= 250
+
+
+def test_re_encoding_applies_the_cameras_rotation(re_encoded_above_100_kpx):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the photo is shown turned 90 degrees clockwise
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 400), "white").save(buffer, format="JPEG", exif=exif)
+    width, height = re_encoded(buffer.getvalue()).size
+    assert height > width  # upright as the camera meant it, now that the EXIF tag is gone
+
+
 def test_a_fitting_file_is_kept_as_it_is():
     small = png(Image.new("RGB", (400, 300), "white"))
     assert check_identity_file("front", small).content == small
