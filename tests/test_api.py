@@ -118,6 +118,7 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     created = await client.post("/v1/dossiers", json={"name": "ACME SAS", "siret": "732 829 320 00074"})
     assert created.status_code == 201
     dossier = created.json()
+    assert created.headers["location"] == f"/v1/dossiers/{dossier['id']}"
     assert (dossier["siret"], dossier["siren"], dossier["einvoicing_status"]) == (
         "73282932000074",
         "732829320",
@@ -129,6 +130,7 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
 
     generated = await client.post(f"/v1/dossiers/{dossier['id']}/mandate")
     assert generated.status_code == 201 and generated.json()["status"] == "draft"
+    assert generated.headers["location"] == f"/v1/dossiers/{dossier['id']}/mandate"
     mandate = generated.json()
     assert mandate["number"].startswith("732829320_552081317_")
 
@@ -435,6 +437,8 @@ async def test_other_bad_inputs(client, db, firm):
     bad_matricule = await client.put(
         "/v1/firm/platform", json={"name": "PA", "matricule": "\u0661\u0662\u0663\u0664"}
     )
+    placeholder = await client.put("/v1/firm/platform", json={"name": "PA", "matricule": "9998"})
+    assert placeholder.status_code == 422 and "placeholder" in placeholder.json()["errors"][0]["message"]
     assert (bad_matricule.status_code, [e["field"] for e in bad_matricule.json()["errors"]]) == (
         422,
         ["matricule"],

@@ -79,6 +79,7 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
 
     created = await client.post("/v1/bulk-sends", json={"dossier_ids": [*ids, ids[0]]})  # a duplicate id too
     assert created.status_code == 202 and created.json()["total"] == 7
+    assert created.headers["location"] == f"/v1/bulk-sends/{created.json()['id']}"
     progress = await finished(client, created.json()["id"])
     assert (progress["sent"], progress["skipped"], progress["failed"], progress["in_progress"]) == (
         3,

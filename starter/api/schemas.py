@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.calendar import next_reminder_allowed_at
 from domain.models import LegalRepresentative, PlainText, Platform, PrintedText, Siret
@@ -20,6 +20,21 @@ class _Body(BaseModel):
 
 class PlatformIn(Platform):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# The directory's "fictive" platform: the default line every company starts with (domain notes 2.1).
+PLACEHOLDER_MATRICULE = "9998"
+
+
+class DesignatedPlatformIn(PlatformIn):
+    """The platform a firm designates for its clients: a real one, not the directory's placeholder."""
+
+    @field_validator("matricule")
+    @classmethod
+    def _not_the_placeholder(cls, matricule: str | None) -> str | None:
+        if matricule == PLACEHOLDER_MATRICULE:
+            raise ValueError("9998 is the directory's placeholder for 'no platform yet', not a platform")
+        return matricule
 
 
 PREVIOUS_PLATFORM = Field(

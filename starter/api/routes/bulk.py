@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
@@ -56,13 +56,19 @@ class BulkSendOut(BaseModel):
 
 @router.post("", status_code=202, response_model=BulkSendCreated)
 async def create_bulk_send(
-    body: BulkSendCreate, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId
+    body: BulkSendCreate,
+    db: Db,
+    temporal: Temporal,
+    settings: AppSettings,
+    firm_id: FirmId,
+    response: Response,
 ) -> BulkSendCreated:
     batch = await bulk.create_bulk_send(db, firm_id, body.dossier_ids)
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
     except RPCError as error:
         raise Unavailable(f"the bulk send could not be started: {error.message}") from error
+    response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
     return BulkSendCreated(id=batch.id, total=batch.total)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from domain.errors import RuleViolation
 from domain.models import PlainText
@@ -22,7 +22,7 @@ router = APIRouter(
 
 
 @router.post("", status_code=201, response_model=DossierOut)
-async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId) -> DossierOut:
+async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId, response: Response) -> DossierOut:
     dossier = await dossiers.create_dossier(
         db,
         firm_id,
@@ -32,6 +32,7 @@ async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId) -> Dossie
         external_ref=body.external_ref,
         previous_platform=body.previous_platform,
     )
+    response.headers["Location"] = f"/v1/dossiers/{dossier.id}"
     return DossierOut.of(dossier, None)
 
 

@@ -14,7 +14,7 @@ from domain.identity_documents import MAX_UPLOAD_BYTES, TWO_SIDED, check_identit
 from domain.models import LegalRepresentative
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
-from starter.api.schemas import FirmOut, PlatformIn
+from starter.api.schemas import DesignatedPlatformIn, FirmOut
 from starter.workflows import start_kyc_workflow
 from store import firms, kyc
 from store.records import KycFile
@@ -30,7 +30,7 @@ async def get_firm(db: Db, firm_id: FirmId) -> FirmOut:
 
 
 @router.put("/platform", response_model=FirmOut)
-async def set_platform(platform: PlatformIn, db: Db, firm_id: FirmId) -> FirmOut:
+async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) -> FirmOut:
     firm = await firms.set_platform(db, firm_id, platform)
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 

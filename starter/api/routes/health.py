@@ -17,7 +17,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={
+        200: {"description": "Database and Temporal answer"},
+        503: {"description": "Not ready: `checks` says what failed"},
+    },
+)
 async def readyz(db: Db, temporal: Temporal) -> JSONResponse:
     checks: dict[str, str] = {}
     try:

@@ -27,11 +27,12 @@ async def _out(db, mandate) -> MandateOut:
 
 @router.post("", status_code=201, response_model=MandateOut)
 async def generate_mandate(
-    dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId
+    dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId, response: Response
 ) -> MandateOut:
     mandate = await mandate_actions.generate(
         db, temporal, settings, firm_id, dossier_id, now=datetime.now(UTC)
     )
+    response.headers["Location"] = f"/v1/dossiers/{dossier_id}/mandate"
     return await _out(db, mandate)
 
 
