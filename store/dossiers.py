@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic import BaseModel
 
 from domain.errors import Conflict, NotFound
 from domain.models import LegalRepresentative, Platform
@@ -93,7 +94,12 @@ async def get_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tupl
 def changes_printed_data(dossier: Dossier, changes: dict[str, Any]) -> bool:
     """Whether `changes` (name, siret, legal_representative, previous_platform) alter what the
     dossier's mandate prints."""
-    return any(getattr(dossier, field) != value for field, value in changes.items())
+    return any(_plain(getattr(dossier, field)) != _plain(value) for field, value in changes.items())
+
+
+def _plain(value: Any) -> Any:
+    # Compare models by their values: the API's PlatformIn and the stored Platform differ in class only.
+    return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 async def update_dossier(

@@ -198,7 +198,9 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
 async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, emulator):
     dossier = await verified_firm_with_dossier(db, firm)
     draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
-    same = await client.patch(f"/v1/dossiers/{dossier.id}", json={"name": dossier.name})
+    same = await client.patch(
+        f"/v1/dossiers/{dossier.id}", json={"name": dossier.name, "previous_platform": None}
+    )
     assert same.status_code == 200 and same.json()["mandate"]["id"] == draft["id"]  # nothing printed changed
 
     new_rep = {"first_name": "Paul", "last_name": "Nouveau", "email": "paul@client.example"}
@@ -226,6 +228,8 @@ async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, fi
     )
 
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    same = await client.patch(f"/v1/dossiers/{dossier.id}", json={"previous_platform": previous})
+    assert same.json()["mandate"] is not None  # the same platform again: the draft stays
 
     async def preview():
         answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
