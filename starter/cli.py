@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from config.settings import get_settings
@@ -65,7 +66,7 @@ def create_firm(
         return firm.id, await firms.issue_api_key(db, firm.id)
 
     firm_id, key = with_db(create)
-    console.print(f"Firm [bold]{name}[/bold] created: {firm_id}")
+    console.print(f"Firm [bold]{escape(name)}[/bold] created: {firm_id}")
     console.print(f"API key (shown once, keep it safe): [bold]{key}[/bold]")
 
 
@@ -83,7 +84,11 @@ def list_firms() -> None:
     table = Table("id", "name", "SIREN", "platform", "active keys")
     for row in with_db(fetch):
         table.add_row(
-            str(row["id"]), row["name"], row["siren"], row["platform_name"] or "-", str(row["active_keys"])
+            str(row["id"]),
+            escape(row["name"]),
+            row["siren"],
+            escape(row["platform_name"] or "-"),
+            str(row["active_keys"]),
         )
     console.print(table)
 
@@ -106,11 +111,23 @@ def new_key(firm_id: Annotated[UUID, typer.Argument(help="The firm's id")]) -> N
 @firms_app.command("revoke-keys")
 def revoke_keys(
     firm_id: Annotated[UUID, typer.Argument(help="The firm's id")],
-    prefix: Annotated[str | None, typer.Option(help="Only the key starting with these 8 characters")] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Only this key (the key itself, or its first 8 characters)")
+    ] = None,
 ) -> None:
     """Revoke a firm's API keys (all of them, or the one with the given prefix)."""
-    revoked = with_db(lambda db: firms.revoke_api_keys(db, firm_id, prefix))
+
+    async def revoke(db: asyncpg.Pool) -> int | None:
+        if await firms.get_firm(db, firm_id) is None:
+            return None
+        return await firms.revoke_api_keys(db, firm_id, prefix[:8] if prefix else None)
+
+    revoked = with_db(revoke)
+    if revoked is None:
+        raise typer.BadParameter("no such firm", param_hint="FIRM_ID")
     console.print(f"{revoked} key(s) revoked")
+    if prefix and not revoked:
+        raise typer.Exit(1)  # nothing matched: the leaked key is still valid
 
 
 if __name__ == "__main__":

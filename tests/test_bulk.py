@@ -195,8 +195,22 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
     )
     assert started.exit_code == 0, started.output
     bulk_id = re.search(r"Bulk send ([0-9a-f-]{36}): 2 dossiers", started.output).group(1)
+    assert f"python -m starter.cli bulk watch {bulk_id}" in started.output
     watched = await asyncio.to_thread(runner.invoke, app, ["bulk", "watch", bulk_id], env=env)
     assert watched.exit_code == 0 and "Done: sent 2 · skipped 0 · failed 0" in watched.output
+    # Sent again (semicolons, as French Excel writes them, and the /v1 URL make run prints): each
+    # dossier is skipped, and the watch ends by listing them with the reason.
+    listing.write_text("Dossier ID;Nom\n" + "".join(f"{d.id};{d.name}\n" for d in ready))
+    again = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["bulk", "send", "--csv", str(listing)],
+        env={**env, "MANDATES_API_URL": f"{api}/v1"},
+    )
+    assert again.exit_code == 0 and "Done: sent 0 · skipped 2 · failed 0" in again.output, again.output
+    assert all(f"skipped  {d.id}  the dossier is mandate_pending" in again.output for d in ready), (
+        again.output
+    )
     refused = await asyncio.to_thread(runner.invoke, app, ["bulk", "send", "not-a-uuid"], env=env)
     assert refused.exit_code == 1 and "dossier_ids.0" in refused.output
 

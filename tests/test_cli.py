@@ -29,11 +29,21 @@ def test_create_list_and_revoke(cli, db):
 
     another = cli.invoke(app, ["firms", "new-key", firm_id])
     assert another.exit_code == 0 and "mk_" in another.output
-    revoked = cli.invoke(app, ["firms", "revoke-keys", firm_id, "--prefix", key[:8]])
+    revoked = cli.invoke(app, ["firms", "revoke-keys", firm_id, "--prefix", key])  # the leaked key itself
     assert "1 key(s) revoked" in revoked.output
-    assert (
-        "0 key(s) revoked" in cli.invoke(app, ["firms", "revoke-keys", firm_id, "--prefix", key[:8]]).output
+    again = cli.invoke(app, ["firms", "revoke-keys", firm_id, "--prefix", key[:8]])
+    assert again.exit_code == 1 and "0 key(s) revoked" in again.output  # nothing matched: say so
+    unknown = cli.invoke(app, ["firms", "revoke-keys", "00000000-0000-0000-0000-000000000000"])
+    assert unknown.exit_code != 0 and "no such firm" in unknown.output
+
+
+def test_names_are_printed_verbatim(cli, db):
+    # Rich markup in a name must neither break the output (after the key is stored) nor be interpreted.
+    created = cli.invoke(
+        app, ["firms", "create", "--name", "Cabinet [/b] & [red]Fils", "--siren", "552081317"]
     )
+    assert created.exit_code == 0, created.output
+    assert "Cabinet [/b] & [red]Fils" in created.output and "mk_" in created.output
 
 
 def test_bad_siren_is_refused_with_its_reason(cli):
@@ -44,3 +54,49 @@ def test_bad_siren_is_refused_with_its_reason(cli):
 def test_unknown_firm(cli):
     refused = cli.invoke(app, ["firms", "new-key", "00000000-0000-0000-0000-000000000000"])
     assert refused.exit_code != 0 and "no such firm" in refused.output
+
+
+# The bulk CLI's pieces that need no server.
+
+
+def test_csv_from_french_excel_semicolons_and_windows_1252():
+    from starter.dossier_csv import read_dossier_ids
+
+    content = "Nom;Dossier ID;SIRET\r\nSociété Générale;a1;732 829 320 00074\r\nDupont\r\n;;\r\nB;b2;\r\n"
+    assert read_dossier_ids(content.encode("cp1252")) == ["a1", "b2"]  # short and blank rows skipped
+    assert read_dossier_ids(content.encode("utf-16")) == ["a1", "b2"]
+    assert read_dossier_ids(("\ufeff" + content.replace(";", ",")).encode()) == ["a1", "b2"]
+    assert read_dossier_ids(b"id\tname\nc3\tX\n") == ["c3"]
+
+
+def test_csv_without_an_id_column_says_what_it_found():
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    with pytest.raises(DossierCsvError, match="its columns: 'nom', 'siret'"):
+        read_dossier_ids(b"nom;siret\nA;73282932000074\n")
+
+
+def test_api_url_and_eta_as_a_user_reads_them():
+    from datetime import UTC, datetime
+
+    from starter.bulk_cli import api_base, describe_eta
+
+    assert (
+        api_base("http://127.0.0.1:8000/v1/") == api_base("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
+    )
+    now = datetime(2027, 1, 11, 11, 0, tzinfo=UTC)
+    assert describe_eta("2027-01-11T13:05:00+00:00", now) == " · ETA in 2 h 05 min (14:05 Paris)"
+    assert describe_eta("2027-01-11T11:07:00+00:00", now) == " · ETA in 7 min (12:07 Paris)"
+    assert describe_eta(None, now) == ""
+
+
+def test_bulk_send_without_key_or_server_says_what_to_do(tmp_path):
+    listing = tmp_path / "clients.csv"
+    listing.write_text("dossier_id\n3f2b8c1e-0000-4000-8000-000000000000\n")
+    runner = CliRunner()
+    no_key = runner.invoke(app, ["bulk", "send", "--csv", str(listing)], env={"MANDATES_API_KEY": ""})
+    assert no_key.exit_code == 2 and "MANDATES_API_KEY" in no_key.output
+    env = {"MANDATES_API_KEY": "mk_x", "MANDATES_API_URL": "http://127.0.0.1:1"}  # nothing listens there
+    down = runner.invoke(app, ["bulk", "send", "--csv", str(listing)], env=env)
+    assert down.exit_code == 2 and "cannot reach the API at http://127.0.0.1:1" in down.output
+    assert "Traceback" not in down.output and isinstance(down.exception, SystemExit)
