@@ -39,8 +39,9 @@ log = structlog.get_logger(__name__)
 WORKFLOWS: Sequence[type] = (MandateWorkflow, KycWorkflow, BulkSendWorkflow, YouSignReconciliationWorkflow)
 
 # The sandbox re-imports every module a workflow uses for each new run unless passed through; ours
-# hold no mutable module state (the replay tests run them in the full sandbox), and re-importing
-# them was a sixth of the worker's CPU in a bulk send. The sandbox's call restrictions still apply.
+# hold no mutable module state, and re-importing them was a sixth of the worker's CPU in a bulk
+# send. Passed through, our workflow modules are not checked by the sandbox here: the replay tests,
+# which run them in the full sandbox, are what check them.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "workflows", "activities", "domain", "clients", "config", "documents", "store"

@@ -45,4 +45,5 @@ class ReconciliationActivities:
                 continue  # its workflow has closed meanwhile
             log.info("mandate reconciled", mandate_id=str(mandate.id), status=settled.status)
             notified += 1
+            activity.heartbeat(notified)
         return notified

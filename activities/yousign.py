@@ -193,7 +193,13 @@ class YouSignActivities:
         with self._calls():
             sr = await self._yousign.get_signature_request(ref.signature_request_id)
             if sr.status in ("ongoing", "approval"):
-                sr = await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")
+                try:
+                    sr = await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")
+                except YouSignFinalError:
+                    # Settled between our read and the cancel (the client signed just then): say how.
+                    sr = await self._yousign.get_signature_request(sr.id)
+                    if sr.status in ("ongoing", "approval"):
+                        raise
         return _state_of(sr)
 
     @activity.defn

@@ -42,6 +42,13 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
+# 4xx that only say "not yet": the signed document and audit trail exist once the request is `done`,
+# which can follow the signer's own `done` by a moment.
+NOT_READY_YET = frozenset(
+    {"document.unable_to_download_signature_request_not_in_done", "audit_trail.not_ready_for_download"}
+)
+
+
 def _error_for(response: httpx.Response) -> YouSignError:
     try:
         body: dict[str, Any] = response.json()
@@ -54,7 +61,7 @@ def _error_for(response: httpx.Response) -> YouSignError:
         "invalid_params": body.get("invalid_params"),
     }
     message = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code == 429 or response.status_code >= 500 or fields["error_type"] in NOT_READY_YET:
         return YouSignRetryableError(message, retry_after=_retry_after(response), **fields)
     return YouSignFinalError(message, **fields)
 

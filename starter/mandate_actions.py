@@ -48,16 +48,27 @@ async def generate(
     *,
     now: datetime,
 ) -> Mandate:
-    """Reserve the mandate row, then start its workflow; undo the reservation if Temporal is down."""
+    """Reserve the mandate row, then start its workflow; undo the reservation if Temporal is down
+    (unless the start did happen, its answer lost: then the mandate is there)."""
     await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's dossier: 404 before anything
     await require_verified_firm(db, firm_id)
     mandate = await mandates.reserve_mandate(db, firm_id, dossier_id, issued_on=paris_day(now))
     try:
         await start_mandate_workflow(client, settings, mandate)
     except RPCError as error:
+        if await _started_all_the_same(client, mandate):
+            return mandate
         await mandates.discard_reservation(db, mandate.id)
         raise Unavailable(f"the workflow service did not accept the mandate: {error.message}") from error
     return mandate
+
+
+async def _started_all_the_same(client: Client, mandate: Mandate) -> bool:
+    try:
+        await mandate_handle(client, mandate).describe()
+    except RPCError:
+        return False
+    return True
 
 
 def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:

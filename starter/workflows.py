@@ -103,6 +103,8 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
             ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
             id=RECONCILIATION_SCHEDULE_ID,
             task_queue=settings.temporal_task_queue,
+            # A sweep never outlasts its interval: with overlaps skipped, a stuck one would stop them all.
+            execution_timeout=settings.reconciliation_every,
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconciliation_every)]),
         # A sweep still running when the next is due (a long YouSign outage) is not doubled.

@@ -23,6 +23,7 @@ from store import bulk, mandates
 from tests.helpers import eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import (
     deliver,
+    events_for,
     generate_mandate,
     replay_and_keep,
     running_workers,
@@ -65,6 +66,29 @@ async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, 
     assert (await yousign.get_signature_request(state.signature_request_id)).status == "canceled"
     await run.handle.execute_update(MandateWorkflow.delete)
     await replay_and_keep(run.handle, "mandate_expired_deleted")
+
+
+async def test_the_echo_of_our_own_cancel_at_expiry_leaves_the_mandate_expired(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    sr = state.signature_request_id
+    # YouSign cancels at once (and sends its `canceled` webhook) but its answer to us takes 2 s.
+    emulator.state.add_fault(
+        method="POST", path_regex=r"/cancel$", kind="timeout_after_processing", delay_seconds=2
+    )
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now + timedelta(seconds=1))
+    await eventually(lambda: _async(events_for(emulator, sr, "signature_request.canceled")))
+    await deliver(emulator, run, sr, "signature_request.canceled")  # the webhook beats the answer
+    final = await run.wait_for("expired")  # not `failed`: the expiry's own reading decides
+    assert final.failure_reason is None
+    assert (await mandates.get_mandate(db, run.mandate.id)).status == "expired"
+
+
+async def _async(value):
+    return value or None
 
 
 async def test_one_reminder_per_paris_day(ts_env, settings, db, dossier, workers):

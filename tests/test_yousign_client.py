@@ -150,6 +150,16 @@ async def test_5xx_is_retryable_and_the_caller_retries(yousign, emulator):
     assert (await yousign.get_signature_request(activated.id)).status == "ongoing"
 
 
+async def test_the_signed_copy_before_the_request_is_done_is_not_yet_not_never(yousign, emulator):
+    # A signer's `done` can come a moment before the request's: archiving then waits and retries.
+    activated, signer = await send_for_signature(yousign)
+    with pytest.raises(YouSignRetryableError) as early:
+        await yousign.download_signed_documents(activated.id)
+    assert early.value.error_type == "document.unable_to_download_signature_request_not_in_done"
+    emulator.state.sign_signer(signer.id)
+    assert (await yousign.download_signed_documents(activated.id)).startswith(b"%PDF")
+
+
 async def test_final_errors_carry_yousigns_reason_and_are_sent_once(yousign, emulator):
     activated, _ = await send_for_signature(yousign)
     before = len(emulator.state.recorded_requests)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -74,6 +75,8 @@ class BulkSendWorkflow:
                 search_attributes=mandate_search_attributes(child, MandateStatus.SENDING),
                 # The mandate waits for its signature for a month, long after the batch is done.
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                # A mandate runs once: a closed one (deleted, signed) is never started again.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
             workflow.logger.info("mandate already started", extra={"workflow_id": mandate.workflow_id})

@@ -74,6 +74,7 @@ class MandateWorkflow:
         self._send_requested = input.send_on_start
         self._busy = False  # a send or delete is under way: other updates wait their turn
         self._outcome: Outcome | None = None
+        self._expiring = False  # reading YouSign at expiry: its answer decides, not our cancel's echo
         self._sending_recorded = False
         if input.send_on_start:
             # A bulk send reserves its mandates as `sending` already; the send renders the document.
@@ -204,13 +205,20 @@ class MandateWorkflow:
     async def _expire(self) -> None:
         """One activity: YouSign's last word first (a signature in the last minute wins over the
         timer), else the request is cancelled and the mandate expires."""
-        state = await workflow.execute_activity_method(
-            YouSignActivities.cancel_signature_request,
-            SignatureRequestRef(signature_request_id=self.state.signature_request_id),
-            task_queue=self._input.options.yousign_task_queue,
-            **policies.YOUSIGN,
-        )
-        if self._outcome is not None:
+        self._expiring = True
+        try:
+            state = await workflow.execute_activity_method(
+                YouSignActivities.cancel_signature_request,
+                SignatureRequestRef(signature_request_id=self.state.signature_request_id),
+                task_queue=self._input.options.yousign_task_queue,
+                **policies.YOUSIGN,
+            )
+        except ActivityError:
+            # YouSign out of reach for days: the validity is over all the same, and YouSign closes
+            # the request itself the next day (its expiration date is set one day after ours).
+            self._outcome = Outcome(
+                status=MandateStatus.EXPIRED, cause="validity elapsed; YouSign unreachable", at=workflow.now()
+            )
             return
         status = outcome_of_status(state.status)
         if state.status == "canceled" or status in (None, MandateStatus.EXPIRED):
@@ -254,14 +262,20 @@ class MandateWorkflow:
         await self._record(outcome.status, outcome.cause, **fields)
 
     async def _archive_and_confirm(self) -> None:
-        await workflow.execute_activity_method(
-            YouSignActivities.archive_signed_mandate,
-            ArchiveInput(
-                mandate_id=self._input.mandate_id, signature_request_id=self.state.signature_request_id
-            ),
-            task_queue=self._input.options.yousign_task_queue,
-            **policies.YOUSIGN,
-        )
+        try:
+            await workflow.execute_activity_method(
+                YouSignActivities.archive_signed_mandate,
+                ArchiveInput(
+                    mandate_id=self._input.mandate_id, signature_request_id=self.state.signature_request_id
+                ),
+                task_queue=self._input.options.yousign_task_queue,
+                **policies.YOUSIGN,
+            )
+        except ActivityError:
+            # Signed and recorded: the copy stays at YouSign, and the client is told all the same.
+            workflow.logger.error(
+                "signed mandate not archived", extra={"mandate_id": str(self._input.mandate_id)}
+            )
         try:
             await workflow.execute_activity_method(
                 MandateActivities.send_signed_confirmation, self._ref(), **policies.EMAIL
@@ -284,7 +298,7 @@ class MandateWorkflow:
         self._apply_event(event)
 
     def _apply_event(self, event: YouSignEvent) -> None:
-        if event.signature_request_id != self.state.signature_request_id:
+        if event.signature_request_id != self.state.signature_request_id or self._expiring:
             return
         if self.state.status != MandateStatus.PENDING or self._outcome is not None:
             return  # a final state never moves back, whatever order events come in

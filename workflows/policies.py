@@ -5,7 +5,8 @@ from datetime import timedelta
 from temporalio.common import Priority, RetryPolicy
 
 YOUSIGN_FINAL_ERROR = "YouSignFinalError"
-NOT_RETRYABLE = [YOUSIGN_FINAL_ERROR, "IncompleteData", "Conflict"]
+# NotFound: the row is gone (e.g. a reservation undone after Temporal seemed down): no retry brings it back.
+NOT_RETRYABLE = [YOUSIGN_FINAL_ERROR, "IncompleteData", "Conflict", "NotFound"]
 
 # The database: retry until it is back, quickly at first.
 DATABASE = {
@@ -27,9 +28,20 @@ YOUSIGN = {
     ),
 }
 
-# A bulk send paces thousands of sends over hours: everything else on the YouSign queue (a firm's
-# single send, expiries, archiving, the sweep; default priority 3) goes before its backlog.
-YOUSIGN_BULK = {**YOUSIGN, "priority": Priority(priority_key=4)}
+# A bulk send paces thousands of sends over hours, days with several batches (10,000 mandates take
+# 200 hours at the sandbox's 200 calls an hour): its time in the queue is no outage, so no overall
+# deadline; a week of failed attempts (at most 10 minutes apart) gives up. Everything else on the
+# YouSign queue (a firm's single send, expiries, archiving, the sweep; priority 3) goes first.
+YOUSIGN_BULK = {
+    "start_to_close_timeout": YOUSIGN["start_to_close_timeout"],
+    "retry_policy": RetryPolicy(
+        initial_interval=timedelta(seconds=2),
+        maximum_interval=timedelta(minutes=10),
+        maximum_attempts=7 * 24 * 6,
+        non_retryable_error_types=NOT_RETRYABLE,
+    ),
+    "priority": Priority(priority_key=4),
+}
 
 # Worth doing but not worth waiting for: the next reconciliation sweep asks again anyway, and a
 # refusal is recorded without its reason rather than held back.

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import SettledPageInput
@@ -21,6 +22,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows import policies
 
 RECONCILIATION_SCHEDULE_ID = "yousign-reconciliation"
+
+# Up to 400 signals an attempt (4 pages of 100): a heartbeat each, so a stuck attempt is seen in a
+# minute, and a bounded number of tries, so one bad page cannot hold every later sweep back.
+NOTIFY = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(minutes=1),
+    "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=1), maximum_attempts=10),
+}
 
 
 class ReconciliationInput(BaseModel):
@@ -46,7 +55,7 @@ class YouSignReconciliationWorkflow:
                 )
                 if page.requests:
                     notified += await workflow.execute_activity_method(
-                        ReconciliationActivities.notify_settled_mandates, page, **policies.DATABASE
+                        ReconciliationActivities.notify_settled_mandates, page, **NOTIFY
                     )
                 cursor = page.next_cursor
                 if cursor is None:
