@@ -20,7 +20,7 @@ class KycActivities:
             self._db,
             outcome.submission_id,
             status=outcome.status,
-            reason=explain_kyc_codes(outcome.status, outcome.status_codes),
+            reason=outcome.reason or explain_kyc_codes(outcome.status, outcome.status_codes),
             status_codes=outcome.status_codes,
             completed_at=outcome.at,
         )

@@ -99,6 +99,7 @@ class KycOutcomeInput(BaseModel):
     status: str
     status_codes: list[str]
     at: datetime
+    reason: str | None = None  # when not YouSign's codes: the submission itself failed
 
 
 class BulkPageInput(BaseModel):

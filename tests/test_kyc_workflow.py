@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -15,7 +16,7 @@ from store import kyc
 from store.records import KycFile
 from tests.helpers import eventually, test_settings
 from tests.workflow_support import replay_and_keep, running_workers
-from workflows.kyc import KycWorkflow
+from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 
 
 def png(width: int, height: int) -> bytes:
@@ -99,3 +100,36 @@ async def test_a_new_submission_supersedes_a_pending_one(ts_env, settings, db, e
     assert (await first_handle.describe()).status.name in ("TERMINATED", "COMPLETED")
     assert (await kyc.get_submission(db, first.id)).status == "superseded"
     assert (await kyc.current_submission(db, firm.id)).id == second.id
+
+
+async def test_a_document_yousign_refuses_to_take_fails_with_why(
+    ts_env, settings, db, emulator, firm, workers
+):
+    emulator.state.add_fault(method="POST", path_regex=r"/verifications/identity_documents$", kind="400")
+    submission = await submit(db, firm, "Expert", png(640, 400))
+    result = await (await start_kyc_workflow(ts_env.client, settings, submission)).result()
+    assert result.status == "failed"
+    stored = await kyc.get_submission(db, submission.id)
+    assert stored.status == "failed" and stored.reason.startswith("YouSign did not take the document")
+
+
+async def test_a_verification_yousign_never_concludes_ends_and_says_so(
+    ts_env, settings, db, emulator, firm, workers
+):
+    submission = await submit(db, firm, "Expert", png(640, 400))
+    handle = await ts_env.client.start_workflow(
+        KycWorkflow.run,
+        KycWorkflowInput(
+            submission_id=submission.id,
+            firm_id=firm.id,
+            yousign_task_queue=settings.yousign_task_queue,
+            give_up_after=timedelta(hours=3),
+        ),
+        id=kyc_workflow_id(firm.id),
+        task_queue=settings.temporal_task_queue,
+    )
+    verification_id = await eventually(lambda: handle.query(KycWorkflow.verification_id))
+    emulator.state.cancel_scheduled(f"kyc:{verification_id}")  # YouSign stays silent
+    assert (await handle.result()).status == "failed"
+    stored = await kyc.get_submission(db, submission.id)
+    assert (stored.status, stored.reason) == ("failed", "YouSign gave no result: submit the document again")

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kyc import KycActivities
@@ -22,6 +23,8 @@ class KycWorkflowInput(BaseModel):
     yousign_task_queue: str = "yousign"
     first_poll_after: timedelta = timedelta(minutes=1)
     max_poll_interval: timedelta = timedelta(hours=1)
+    # YouSign answers in minutes; a month of silence ends the wait (and keeps the history bounded).
+    give_up_after: timedelta = timedelta(days=30)
 
 
 def kyc_workflow_id(firm_id: UUID) -> str:
@@ -39,18 +42,29 @@ class KycWorkflow:
 
     @workflow.run
     async def run(self, input: KycWorkflowInput) -> VerificationState:
-        submitted = await workflow.execute_activity_method(
-            YouSignActivities.submit_identity_document,
-            KycSubmissionRef(submission_id=input.submission_id),
-            task_queue=input.yousign_task_queue,
-            **policies.YOUSIGN,
-        )
+        try:
+            submitted = await workflow.execute_activity_method(
+                YouSignActivities.submit_identity_document,
+                KycSubmissionRef(submission_id=input.submission_id),
+                task_queue=input.yousign_task_queue,
+                **policies.YOUSIGN,
+            )
+        except ActivityError as error:
+            why = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+            failed = VerificationState(verification_id="", status="failed", status_codes=[])
+            return await self._record(input, failed, f"YouSign did not take the document: {why}")
         self._verification_id = submitted.verification_id
         for early in self._early:
             self.verification_done(early)
         # The webhook normally ends the wait; polling, slower and slower, covers a lost one.
         poll_after = input.first_poll_after
+        give_up_at = workflow.now() + input.give_up_after
         while self._result is None:
+            if workflow.now() >= give_up_at:
+                silent = VerificationState(
+                    verification_id=self._verification_id, status="failed", status_codes=[]
+                )
+                return await self._record(input, silent, "YouSign gave no result: submit the document again")
             try:
                 await workflow.wait_condition(lambda: self._result is not None, timeout=poll_after)
             except TimeoutError:
@@ -63,17 +77,23 @@ class KycWorkflow:
                 if state.status in KYC_FINAL_STATUSES and self._result is None:
                     self._result = state
                 poll_after = min(poll_after * 2, input.max_poll_interval)
+        return await self._record(input, self._result)
+
+    async def _record(
+        self, input: KycWorkflowInput, result: VerificationState, reason: str | None = None
+    ) -> VerificationState:
         await workflow.execute_activity_method(
             KycActivities.record_kyc_outcome,
             KycOutcomeInput(
                 submission_id=input.submission_id,
-                status=self._result.status,
-                status_codes=self._result.status_codes,
+                status=result.status,
+                status_codes=result.status_codes,
                 at=workflow.now(),
+                reason=reason,
             ),
             **policies.DATABASE,
         )
-        return self._result
+        return result
 
     @workflow.signal
     def verification_done(self, state: VerificationState) -> None:
