@@ -25,7 +25,12 @@ class BulkActivities:
             await bulk.skip_all_queued(self._db, batch.id, "the firm's legal representative is not verified")
             return BulkPage(mandates=[], more=False)
         mandates, more = await bulk.reserve_page(
-            self._db, batch, start=page.start, size=page.size, issued_on=paris_day(datetime.now(UTC))
+            self._db,
+            batch,
+            start=page.start,
+            size=page.size,
+            issued_on=paris_day(datetime.now(UTC)),
+            on_item=activity.heartbeat,  # a worker lost mid-page is seen in seconds, not minutes
         )
         return BulkPage(
             mandates=[

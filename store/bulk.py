@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -96,7 +97,13 @@ async def skip_all_queued(db: asyncpg.Pool, bulk_send_id: UUID, reason: str) -> 
 
 
 async def reserve_page(
-    db: asyncpg.Pool, bulk: BulkSend, *, start: int, size: int, issued_on: date
+    db: asyncpg.Pool,
+    bulk: BulkSend,
+    *,
+    start: int,
+    size: int,
+    issued_on: date,
+    on_item: Callable[[int], None] = lambda position: None,
 ) -> tuple[list[Mandate], bool]:
     """Reserve the mandates of items [start, start + size); skip the ineligible with their reason.
 
@@ -106,6 +113,7 @@ async def reserve_page(
     page = await items(db, bulk.id, after=start - 1, limit=size)
     to_start: list[Mandate] = []
     for item in page:
+        on_item(item.position)
         if item.mandate_id is not None:
             row = await db.fetchrow("SELECT * FROM mandates WHERE id = $1", item.mandate_id)
             to_start.append(Mandate.from_row(row))
@@ -117,8 +125,11 @@ async def reserve_page(
                 db, bulk.firm_id, item.dossier_id, issued_on=issued_on, bulk_send_id=bulk.id
             )
         except (Conflict, NotFound) as refusal:
-            await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
-            continue
+            mandate = await _reserved_by(db, bulk.id, item.dossier_id)
+            if mandate is None:
+                await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
+                continue
+            # Reserved by an earlier attempt that stopped before recording it on the item: adopt it.
         await db.execute(
             "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
             " WHERE bulk_send_id = $1 AND position = $2",
@@ -135,6 +146,15 @@ async def reserve_page(
         )
     )
     return to_start, more
+
+
+async def _reserved_by(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -> Mandate | None:
+    row = await db.fetchrow(
+        "SELECT * FROM mandates WHERE dossier_id = $1 AND bulk_send_id = $2 AND status <> 'deleted'",
+        dossier_id,
+        bulk_send_id,
+    )
+    return Mandate.from_row(row) if row else None
 
 
 async def finish(db: asyncpg.Pool, bulk_send_id: UUID, at: datetime) -> None:

@@ -263,3 +263,26 @@ async def test_mandate_numbers_count_per_company_and_day(db, firm):
     a = await mandates.reserve_mandate(db, firm.id, first.id, issued_on=day)
     b = await mandates.reserve_mandate(db, firm.id, second.id, issued_on=day)
     assert (a.number, b.number) == ("732829320_552081317_20310506_01", "732829320_552081317_20310506_02")
+
+
+async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
+    from store import bulk
+
+    dossier = await ready_dossier(db, firm)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    # An earlier attempt reserved the mandate, then its worker died before recording it on the item.
+    orphan = await mandates.reserve_mandate(
+        db, firm.id, dossier.id, issued_on=date(2027, 1, 10), bulk_send_id=batch.id
+    )
+    seen: list[int] = []
+    to_start, more = await bulk.reserve_page(
+        db, batch, start=0, size=10, issued_on=date(2027, 1, 10), on_item=seen.append
+    )
+    assert ([m.id for m in to_start], more, seen) == ([orphan.id], False, [0])
+    assert await bulk.outcome_counts(db, batch.id) == {
+        "queued": 0,
+        "sending": 1,
+        "sent": 0,
+        "skipped": 0,
+        "failed": 0,
+    }

@@ -19,8 +19,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
     from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 
-# Reserving a page is a database transaction per dossier: give a large page room.
-PAGE_ACTIVITY = {**policies.DATABASE, "start_to_close_timeout": timedelta(minutes=5)}
+# Reserving a page is a database transaction per dossier: a large page gets room, and heartbeats per
+# dossier so that a lost worker's page is taken up again quickly.
+PAGE_ACTIVITY = {
+    **policies.DATABASE,
+    "start_to_close_timeout": timedelta(minutes=30),
+    "heartbeat_timeout": timedelta(seconds=30),
+}
 
 
 class BulkSendInput(BaseModel):
