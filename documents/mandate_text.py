@@ -82,7 +82,8 @@ def _party(company: CompanyParty, person: Person, kind: str, role: str) -> list[
 
 def parties(data: MandateDocumentData) -> list[list[Run]]:
     return [
-        _party(data.client, data.client_representative, "société", "ci-après « le Client », mandant,"),
+        # "Entreprise", as the DGFiP model says: the client may be a sole trader or an association.
+        _party(data.client, data.client_representative, "entreprise", "ci-après « le Client », mandant,"),
         [("ET", True)],
         _party(
             data.firm,

@@ -111,9 +111,9 @@ def text(rendered: RenderedMandate) -> str:
     [
         "MANDAT DE DÉLÉGATION",
         "ACCORD FORMEL DE DÉSIGNATION DE LA PLATEFORME DE RÉCEPTION DES FACTURES",
-        "MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE",
+        "MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE DE RÉCEPTION DE FACTURES",
         "Boulangerie Dupré & Fils",
-        "SIREN 732829320",
+        "entreprise immatriculée sous le numéro SIREN 732829320",
         "SIRET 73282932000074",
         "12 rue de la Paix, 75002 Paris",
         "représentée par Hélène Dupré (nom de naissance : Lefèvre), en sa qualité de représentant légal",
