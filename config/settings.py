@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.durations import parse_iso_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_SECRET_PREFIX = "dev-emulator-"  # docker-compose's defaults, for the emulator only
 
 
 class Settings(BaseSettings):
@@ -55,7 +57,9 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="0.0.0.0 to serve beyond this machine")
     api_port: int = 8000
     worker_metrics_address: str | None = Field(
-        default="0.0.0.0:9464", description="Where the worker serves Prometheus metrics (SDK and YouSign)"
+        default="127.0.0.1:9464",
+        description="Where the worker serves Prometheus metrics (SDK and YouSign); 0.0.0.0:9464 for"
+        " a scraper on another machine",
     )
     demo_api_key: SecretStr | None = None
     log_level: str = "INFO"
@@ -65,6 +69,20 @@ class Settings(BaseSettings):
     def _valid_duration(cls, value: str) -> str:
         parse_iso_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _no_development_secrets_with_yousign(self) -> Settings:
+        # docker-compose's defaults reach the emulator; against YouSign itself they would let anyone
+        # forge webhooks ("signed", "verified"): refuse to start instead.
+        if (urlsplit(self.yousign_base_url or "").hostname or "").endswith(".yousign.app"):
+            for name, secret in (
+                ("YOUSIGN_WEBHOOK_SECRET", self.yousign_webhook_secret),
+                ("YOUSIGN_API_KEY", self.yousign_api_key),
+            ):
+                value = secret.get_secret_value()
+                if not value or value.startswith(DEVELOPMENT_SECRET_PREFIX):
+                    raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
+        return self
 
     @property
     def reconciliation_every(self) -> timedelta:

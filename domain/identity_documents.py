@@ -12,6 +12,9 @@ from domain.errors import RuleViolation, TooLarge
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # what we accept from the firm
 YOUSIGN_MAX_BYTES = 10 * 1024 * 1024  # what YouSign's verification API takes per file
 YOUSIGN_MAX_PIXELS = 20_000_000
+# Read from the header, before decoding: a small file can declare a huge image (a decompression
+# bomb: 10 KB for 9000 x 9000 px took 712 MB). Phone photos stay well below.
+MAX_DECLARED_PIXELS = 60_000_000
 MIN_WIDTH, MIN_HEIGHT = 320, 256
 
 DOCUMENT_TYPES = ("identity_card", "passport", "residence_permit", "driving_licence")
@@ -53,8 +56,10 @@ def check_identity_file(field: str, content: bytes) -> CheckedFile:
 def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile:
     try:
         with Image.open(io.BytesIO(content)) as image:
-            image.load()
             width, height = image.size
+            if width * height > MAX_DECLARED_PIXELS:
+                raise TooLarge(field, f"the image is {width} x {height} px; at most 60 megapixels")
+            image.load()
             if min(width, height) < MIN_HEIGHT or max(width, height) < MIN_WIDTH:
                 needed = f"at least {MIN_WIDTH} x {MIN_HEIGHT} px needed"
                 raise RuleViolation(field, f"the image is {width} x {height} px; {needed}")

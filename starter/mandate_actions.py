@@ -58,7 +58,7 @@ async def generate(
     except RPCError as error:
         if await _started_all_the_same(client, mandate):
             return mandate
-        await mandates.discard_reservation(db, mandate.id)
+        await mandates.discard_reservation(db, mandate.id, now)
         raise Unavailable(f"the workflow service did not accept the mandate: {error.message}") from error
     return mandate
 

@@ -169,9 +169,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise ValueError("cursor is not one this API returned") from error
 
 
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_pattern(search: str) -> str:
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return f"%{_like_escaped(search)}%"
 
 
 async def list_dossiers(
@@ -187,6 +190,7 @@ async def list_dossiers(
     after = decode_cursor(cursor) if cursor else None
     search_digits = search.replace(" ", "") if search else None
     # Digits only: the start of a SIRET (served by its prefix index); else part of the name too.
+    # Both escaped for LIKE: a "%" searched is a "%", not "anything".
     name_pattern = None if not search or search_digits.isdigit() else _like_pattern(search)
     rows = await db.fetch(
         _WITH_MANDATE + " WHERE d.firm_id = $1"
@@ -197,7 +201,7 @@ async def list_dossiers(
         firm_id,
         [s.value for s in statuses] if statuses else None,
         name_pattern,
-        search_digits,
+        _like_escaped(search_digits) if search_digits is not None else None,
         after[0] if after else None,
         after[1] if after else None,
         limit + 1,

@@ -18,12 +18,16 @@ async def create_submission(
     document_type: str,
     files: list[KycFile],
 ) -> KycSubmission:
-    """Record a new submission with its files; a pending older one is superseded, not lost."""
+    """Record a new submission with its files; a pending older one is superseded (kept, but not its
+    identity files: its verification stops here)."""
     async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
+        superseded = await conn.fetch(
             "UPDATE kyc_submissions SET status = 'superseded', completed_at = now()"
-            " WHERE firm_id = $1 AND status = 'pending'",
+            " WHERE firm_id = $1 AND status = 'pending' RETURNING id",
             firm_id,
+        )
+        await conn.execute(
+            "DELETE FROM kyc_files WHERE submission_id = ANY($1::uuid[])", [r["id"] for r in superseded]
         )
         row = await conn.fetchrow(
             "INSERT INTO kyc_submissions (firm_id, first_name, last_name, birth_name, email, document_type)"

@@ -120,14 +120,12 @@ async def _reserve(
         return Mandate.from_row(row)
 
 
-async def discard_reservation(db: asyncpg.Pool, mandate_id: UUID) -> None:
-    """Undo a reservation whose workflow could not be started (nothing was sent)."""
-    async with db.acquire() as conn, conn.transaction():
-        dossier_id = await conn.fetchval(
-            "DELETE FROM mandates WHERE id = $1 AND status = 'draft' RETURNING dossier_id", mandate_id
-        )
-        if dossier_id:
-            await refresh_status(conn, dossier_id)
+async def discard_reservation(db: asyncpg.Pool, mandate_id: UUID, at: datetime) -> None:
+    """Set aside a reservation whose workflow could not be started (nothing was sent): `deleted`, as
+    its event log is append-only; the dossier can have a new mandate at once."""
+    await transition(
+        db, mandate_id, MandateStatus.DELETED, cause="the workflow service did not accept it", at=at
+    )
 
 
 async def get_mandate(db: asyncpg.Pool, mandate_id: UUID) -> Mandate:

@@ -14,6 +14,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from clients.yousign_webhooks import sign_body
+from store import kyc as kyc_store
 from store import mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
@@ -598,3 +599,45 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm):
     assert 'mandates{status="draft"}' in scraped
     assert 'yousign_webhooks_total{result="401"}' in scraped
     assert "yousign_webhook_seconds_bucket" in scraped
+
+
+async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env, db, firm):
+    from temporalio.client import Client
+
+    from tests.helpers import TEST_CONVERTER
+
+    # A namespace the server does not have: every workflow call is refused, as in an outage.
+    target = dev_env.client.service_client.config.target_host
+    temporal = await Client.connect(target, namespace="no-such-namespace", data_converter=TEST_CONVERTER)
+    dossier = await verified_firm_with_dossier(db, firm)
+    async with serving_api(test_settings(), db, temporal) as base_url:
+        firm_api = await firm_client(db, base_url, firm)
+        async with firm_api.http as client:
+            generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+            assert generated.status_code == 503 and generated.json()["title"]
+            assert (await client.get(f"/v1/dossiers/{dossier.id}")).json()["mandate"] is None  # undone
+            assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 503  # again
+
+            batch = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(dossier.id)]})
+            assert batch.status_code == 503
+            [bulk_id] = await db.fetchval("SELECT array_agg(id) FROM bulk_sends WHERE firm_id = $1", firm.id)
+            closed = (await client.get(f"/v1/bulk-sends/{bulk_id}")).json()
+            assert (closed["done"], closed["skipped"], closed["in_progress"], closed["eta"]) == (
+                True,
+                1,
+                0,
+                None,
+            )
+
+            submitted = await client.put(
+                "/v1/firm/legal-representative",
+                data={**UPLOAD_FIELDS, "document_type": "passport"},
+                files={"front": ("id.jpg", jpeg(), "image/jpeg")},
+            )
+            assert submitted.status_code == 503
+            verification = (await client.get("/v1/firm")).json()["legal_representative"]["verification"]
+            assert (
+                verification["status"] == "failed" and "submit the document again" in verification["reason"]
+            )
+    current = await kyc_store.current_submission(db, firm.id)
+    assert await kyc_store.load_files(db, current.id) == []  # no identity file kept for nothing

@@ -62,6 +62,14 @@ def test_re_encoding_applies_the_cameras_rotation(re_encoded_above_100_kpx):
     assert height > width  # upright as the camera meant it, now that the EXIF tag is gone
 
 
+def test_a_decompression_bomb_is_refused_from_its_header():
+    # 9000 x 9000 px of one colour: a few KB on disk, 243 MB once decoded. Refused before decoding.
+    bomb = png(Image.new("L", (9000, 9000), 255))
+    assert len(bomb) < 200_000
+    with pytest.raises(TooLarge, match="9000 x 9000 px; at most 60 megapixels"):
+        check_identity_file("front", bomb)
+
+
 def test_a_fitting_file_is_kept_as_it_is():
     small = png(Image.new("RGB", (400, 300), "white"))
     assert check_identity_file("front", small).content == small

@@ -314,3 +314,19 @@ def test_printable_names_are_latin1_after_the_typography_map():
     assert unprintable_characters("Łukasz Łódź Nguyễn") == "Łźễ"
     with pytest.raises(ValidationError, match="cannot print: 'Ł'"):
         LegalRepresentative(first_name="Łukasz", last_name="Nowak", email="l@example.com")
+
+
+def test_the_emulators_secrets_are_refused_against_yousign_itself():
+    from config.settings import Settings
+
+    real = {"yousign_base_url": "https://api.yousign.app/v3", "yousign_api_key": "live-key"}
+    with pytest.raises(ValidationError, match="YOUSIGN_WEBHOOK_SECRET: set the value YouSign gave you"):
+        Settings(**real, yousign_webhook_secret="dev-emulator-webhook-secret")
+    with pytest.raises(ValidationError, match="YOUSIGN_WEBHOOK_SECRET"):
+        Settings(**real)  # none at all: every webhook would be refused
+    assert Settings(**real, yousign_webhook_secret="whsec-from-yousign").yousign_api_key.get_secret_value()
+    # The emulator (make run, docker compose --profile dev) takes them.
+    Settings(
+        yousign_base_url="http://yousign-emulator:8090/v3",
+        yousign_webhook_secret="dev-emulator-webhook-secret",
+    )

@@ -93,6 +93,9 @@ async def test_list_filters_searches_and_paginates(db, firm):
     assert len(page) == 5
     page, _ = await dossiers.list_dossiers(db, firm.id, search="100%_")
     assert page == []
+    for wildcard in ("%", "_", "7_"):  # LIKE's wildcards are searched as such, in names and SIRETs
+        page, _ = await dossiers.list_dossiers(db, firm.id, search=wildcard)
+        assert page == [], wildcard
     counts = await dossiers.status_counts(db, firm.id)
     assert counts[DossierStatus.READY_FOR_MANDATE] == 5 and counts[DossierStatus.MISSING_INFORMATION] == 1
     assert counts[DossierStatus.MANDATE_PENDING] == 0
@@ -237,6 +240,7 @@ async def test_kyc_submission_supersedes_and_forgets_files(db, firm):
     first = await kyc.create_submission(db, firm.id, REP, "passport", files)
     second = await kyc.create_submission(db, firm.id, REP, "passport", files)
     assert (await kyc.get_submission(db, first.id)).status == "superseded"
+    assert await kyc.load_files(db, first.id) == []  # its verification stops: its identity files go
     assert (await kyc.current_submission(db, firm.id)).id == second.id
     await kyc.set_verification_id(db, second.id, "ver-1")
     assert (await kyc.submission_for_verification(db, "ver-1")).id == second.id

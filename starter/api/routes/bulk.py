@@ -67,6 +67,9 @@ async def create_bulk_send(
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
     except RPCError as error:
+        # Nothing will work through it: close it, every dossier skipped with the reason.
+        await bulk.skip_all_queued(db, batch.id, "the bulk send could not be started: send again")
+        await bulk.finish(db, batch.id, datetime.now(UTC))
         raise Unavailable(f"the bulk send could not be started: {error.message}") from error
     response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
     return BulkSendCreated(id=batch.id, total=batch.total)
@@ -79,7 +82,9 @@ async def get_bulk_send(
     settings: AppSettings,
     firm_id: FirmId,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[int | None, Query(ge=0, description="Position after which to list items")] = None,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=2**31 - 1, description="Position after which to list items")
+    ] = None,
 ) -> BulkSendOut:
     batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
     counts = await bulk.outcome_counts(db, batch.id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -35,11 +38,19 @@ async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) 
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
 
+# At most two photos decoded at once, whatever the number of uploads (each may take ~200 MB).
+_IMAGE_WORK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="identity-image")
+
+
 async def _read_checked(field: str, upload: UploadFile) -> KycFile:
     # The parser has spooled the part to disk; its size is known before reading it into memory.
     if upload.size is not None and upload.size > MAX_UPLOAD_BYTES:
         raise TooLarge(field, "the file is larger than 20 MB")
-    checked = check_identity_file(field, await upload.read())
+    content = await upload.read()
+    # Decoding and re-encoding a photo takes a core for a while: off the event loop.
+    checked = await asyncio.get_running_loop().run_in_executor(
+        _IMAGE_WORK, check_identity_file, field, content
+    )
     return KycFile(side=field, content_type=checked.content_type, content=checked.content)
 
 
@@ -73,5 +84,14 @@ async def submit_legal_representative(
     try:
         await start_kyc_workflow(temporal, settings, submission)
     except RPCError as error:
+        # Nothing will verify it: say so on the submission, and keep no identity file for it.
+        await kyc.complete_submission(
+            db,
+            submission.id,
+            status="failed",
+            reason="the verification could not be started: submit the document again",
+            status_codes=[],
+            completed_at=datetime.now(UTC),
+        )
         raise Unavailable(f"the verification could not be started: {error.message}") from error
     return FirmOut.of(await firms.get_firm(db, firm_id), submission)
