@@ -79,8 +79,7 @@ class Settings(BaseSettings):
                 ("YOUSIGN_WEBHOOK_SECRET", self.yousign_webhook_secret),
                 ("YOUSIGN_API_KEY", self.yousign_api_key),
             ):
-                value = secret.get_secret_value()
-                if not value or value.startswith(DEVELOPMENT_SECRET_PREFIX):
+                if secret.get_secret_value().startswith(DEVELOPMENT_SECRET_PREFIX):
                     raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
         return self
 

@@ -103,7 +103,9 @@ def test_workers_scale_and_app_services_wait_for_their_dependencies(services: di
         }
         assert "healthcheck" in service
     assert worker["command"] == ["python", "worker.py"]
-    assert api["command"] == ["python", "-m", "starter.api"] and api["ports"] == ["8000:8000"]
+    assert api["command"] == ["python", "-m", "starter.api"] and api["ports"] == [
+        "${API_PUBLISH:-127.0.0.1:8000}:8000"
+    ]
     assert services["yousign-emulator"]["command"] == ["python", "-m", "yousign_emulator"]
     assert services["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"].endswith(":8000/codec}")
 
@@ -131,3 +133,11 @@ def test_the_image_runs_as_a_user_and_leaves_local_state_out():
     assert re.search(r"^USER app$", dockerfile, re.MULTILINE)
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "data", ".git"} <= set(ignored)
+
+
+def test_every_port_is_published_on_this_machine_only(services: dict):
+    # Temporal's gRPC and UI, the codec and the dev tools have no authentication of their own.
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(
+        port.startswith("127.0.0.1:") or port.startswith("${API_PUBLISH:-127.0.0.1:") for port in published
+    ), published
