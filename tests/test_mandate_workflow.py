@@ -364,7 +364,12 @@ async def test_a_bulk_mandate_is_rendered_sent_and_recorded_in_one_activity(
     mandate = await eventually(pending)
     assert await mandates.get_document(db, mandate["id"], "generated")  # rendered by the send
     child = ts_env.client.get_workflow_handle(mandate["workflow_id"])
-    events = [e async for e in child.fetch_history_events()]
+
+    async def waiting_for_signature():  # the row says `pending` a moment before the workflow has
+        events = [e async for e in child.fetch_history_events()]
+        return events if events[-1].event_type == EventType.EVENT_TYPE_TIMER_STARTED else None
+
+    events = await eventually(waiting_for_signature)
     # Started, a task, the send, a task, the status upsert, the expiry timer: as lean as a bare
     # workflow of that shape (bench/bulk_send.py b counts the same).
     assert [e.event_type for e in events].count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 1
