@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
@@ -590,13 +591,24 @@ async def test_status_counts_and_search(client, db, firm):
     assert len(both.json()["items"]) == 2
 
 
-async def test_metrics_count_mandates_and_webhooks(api, client, db, firm):
+async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkeypatch):
+    from starter.api.routes import metrics
+
+    def drafts(scraped: str) -> float:
+        return float(re.search(r'^mandates\{status="draft"\} (\S+)$', scraped, re.M).group(1))
+
     dossier = await verified_firm_with_dossier(db, firm)
     await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    monkeypatch.setattr(metrics, "_counted_at", -metrics.COUNTS_INTERVAL)  # counted at the next scrape
     async with httpx.AsyncClient(base_url=api) as prometheus:
         await prometheus.post("/v1/webhooks/yousign", content=b"{}")  # unsigned: rejected, and counted
         scraped = (await prometheus.get("/metrics")).text
-    assert 'mandates{status="draft"}' in scraped
+        another = await verified_firm_with_dossier(db, firm)
+        await client.post(f"/v1/dossiers/{another.id}/mandate")
+        cached = (await prometheus.get("/metrics")).text  # within the interval: no new count
+        monkeypatch.setattr(metrics, "_counted_at", -metrics.COUNTS_INTERVAL)
+        recounted = (await prometheus.get("/metrics")).text
+    assert drafts(cached) == drafts(scraped) and drafts(recounted) == drafts(scraped) + 1
     assert 'yousign_webhooks_total{result="401"}' in scraped
     assert "yousign_webhook_seconds_bucket" in scraped
 

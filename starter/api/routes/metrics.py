@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,9 +31,21 @@ WEBHOOK_SECONDS = Histogram(
 
 router = APIRouter(tags=["operations"])
 
+# The counts scan two tables: at most once per interval, however often /metrics is asked for.
+COUNTS_INTERVAL = 10.0
+_counted_at = -COUNTS_INTERVAL
+
 
 @router.get("/metrics", response_class=Response)
 async def metrics(db: Db) -> Response:
+    global _counted_at
+    if time.monotonic() - _counted_at >= COUNTS_INTERVAL:
+        _counted_at = time.monotonic()
+        await _count(db)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _count(db) -> None:
     # Read from the database at scrape time: the truth is there, whichever process wrote it.
     for row in await db.fetch("SELECT status, count(*) AS n FROM mandates GROUP BY status"):
         MANDATES.labels(row["status"]).set(row["n"])
@@ -41,4 +55,3 @@ async def metrics(db: Db) -> Response:
         " WHERE b.finished_at IS NULL GROUP BY i.outcome"
     ):
         BULK_ITEMS.labels(row["outcome"]).set(row["n"])
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
