@@ -10,6 +10,16 @@ import logging
 import structlog
 
 
+class WithoutQueryStrings(logging.Filter):
+    """uvicorn's access log without query strings: `?search=` holds names and SIRETs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:  # client, method, path, version, status
+            client, method, path, version, status = record.args
+            record.args = (client, method, str(path).partition("?")[0], version, status)
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     logging.basicConfig(level=numeric, format="%(message)s")
@@ -24,3 +34,4 @@ def configure_logging(level: str = "INFO") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=True,
     )
+    logging.getLogger("uvicorn.access").addFilter(WithoutQueryStrings())

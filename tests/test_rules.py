@@ -330,3 +330,21 @@ def test_the_emulators_secrets_are_refused_against_yousign_itself():
         yousign_base_url="http://yousign-emulator:8090/v3",
         yousign_webhook_secret="dev-emulator-webhook-secret",
     )
+
+
+def test_access_logs_leave_query_strings_out():
+    import logging
+
+    from config.logging import WithoutQueryStrings
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/v1/dossiers?search=Boulangerie%20Dupont", "1.1", 200),
+        None,
+    )
+    assert WithoutQueryStrings().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /v1/dossiers HTTP/1.1" 200'
