@@ -185,14 +185,12 @@ def _follow(http: httpx.Client, bulk_send_id: str, interval: float, show) -> dic
     while True:
         try:
             answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params={"limit": 1})
+            trouble = f"API answered {answer.status_code}" if answer.status_code >= 500 else None
         except httpx.TransportError as error:
+            trouble = f"API unreachable ({type(error).__name__})"
+        if trouble:
             outage += 1
-            show(counts=f"API unreachable ({type(error).__name__}), trying again")
-            time.sleep(min(30.0, interval * 2**outage))
-            continue
-        if answer.status_code >= 500:
-            outage += 1
-            show(counts=f"API answered {answer.status_code}, trying again")
+            show(counts=f"{trouble}, trying again")
             time.sleep(min(30.0, interval * 2**outage))
             continue
         _fail(answer)

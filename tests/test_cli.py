@@ -100,3 +100,26 @@ def test_bulk_send_without_key_or_server_says_what_to_do(tmp_path):
     down = runner.invoke(app, ["bulk", "send", "--csv", str(listing)], env=env)
     assert down.exit_code == 2 and "cannot reach the API at http://127.0.0.1:1" in down.output
     assert "Traceback" not in down.output and isinstance(down.exception, SystemExit)
+
+
+def test_the_watch_waits_out_an_api_restart():
+    import httpx
+
+    from starter.bulk_cli import _follow
+
+    answers = iter(["refused", 503, "done"])
+    done = {"total": 1, "sent": 1, "skipped": 0, "failed": 0, "done": True, "eta": None}
+
+    def api(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        if answer == "refused":
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(503) if answer == 503 else httpx.Response(200, json=done)
+
+    shown: list[dict] = []
+    with httpx.Client(base_url="http://api", transport=httpx.MockTransport(api)) as http:
+        assert _follow(http, "b1", 0.001, lambda **fields: shown.append(fields)) == done
+    assert [f["counts"] for f in shown[:2]] == [
+        "API unreachable (ConnectError), trying again",
+        "API answered 503, trying again",
+    ]
