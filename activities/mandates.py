@@ -11,6 +11,7 @@ from activities.mandate_document import render_and_store
 from activities.models import GeneratedDocument, MandateRef, RecordStatusInput
 from clients.mailer import Mailer
 from domain.errors import Conflict
+from domain.status import MandateStatus
 from store import dossiers, firms, mandates
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,10 @@ class MandateActivities:
     async def generate_mandate_document(self, ref: MandateRef) -> GeneratedDocument:
         """Render the mandate PDF and store it; the firm can preview it while it is a draft."""
         mandate = await mandates.get_mandate(self._db, ref.mandate_id)
+        if mandate.status != MandateStatus.DRAFT:  # e.g. set aside when its start seemed to fail
+            raise ApplicationError(
+                f"the mandate is {mandate.status}, not a draft", type="Conflict", non_retryable=True
+            )
         dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
         _, generated = await render_and_store(self._db, mandate, dossier)
         return generated

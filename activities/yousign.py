@@ -234,6 +234,12 @@ class YouSignActivities:
             f.side: (f"{f.side}.{f.content_type.split('/')[-1]}", f.content, f.content_type)
             for f in await kyc.load_files(self._db, ref.submission_id)
         }
+        if submission.status != "pending" or "front" not in files:  # superseded, or closed meanwhile
+            raise ApplicationError(
+                f"the submission is {submission.status}, its files are gone",
+                type="IncompleteData",
+                non_retryable=True,
+            )
         with self._calls():
             verification = await self._yousign.create_identity_verification(
                 first_name=submission.first_name,

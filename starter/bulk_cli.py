@@ -189,7 +189,7 @@ def _follow(http: httpx.Client, bulk_send_id: str, interval: float, show) -> dic
         except httpx.TransportError as error:
             trouble = f"API unreachable ({type(error).__name__})"
         if trouble:
-            outage += 1
+            outage = min(outage + 1, 10)
             show(counts=f"{trouble}, trying again")
             time.sleep(min(30.0, interval * 2**outage))
             continue
@@ -208,7 +208,11 @@ def _list_problems(http: httpx.Client, bulk_send_id: str) -> None:
     shown, more, cursor = 0, 0, None
     while True:
         params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params=params)
+        try:
+            answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params=params)
+        except httpx.TransportError:
+            console.print(f"  (the API went away: the list is at GET /v1/bulk-sends/{bulk_send_id})")
+            return
         _fail(answer)
         page = answer.json()
         for item in page["items"]:

@@ -19,7 +19,8 @@ def decode(content: bytes) -> str:
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return content.decode("cp1252")  # Excel's "CSV" on a French Windows
+        # Excel's "CSV" on a French Windows; its five unassigned bytes cannot be in an id anyway.
+        return content.decode("cp1252", errors="replace")
 
 
 def _column_key(header: str) -> str:
@@ -27,12 +28,17 @@ def _column_key(header: str) -> str:
     return header.strip().strip('"').lower().replace(" ", "_").replace("-", "_")
 
 
+def _separator(header: str) -> str:
+    """The separator the header uses most, outside quoted names ("Nom, prénom";dossier_id)."""
+    unquoted = "".join(part for i, part in enumerate(header.split('"')) if i % 2 == 0)
+    return max(";,\t", key=unquoted.count) if unquoted else ","
+
+
 def read_dossier_ids(content: bytes) -> list[str]:
     """The non-empty values of the `dossier_id` (or `id`) column, in file order."""
     text = decode(content)
     header = text.splitlines()[0] if text else ""
-    separator = max(",;\t", key=header.count) if header else ","
-    rows = csv.reader(io.StringIO(text), delimiter=separator)
+    rows = csv.reader(io.StringIO(text), delimiter=_separator(header))
     headers = next(rows, [])
     keys = [_column_key(h) for h in headers]
     column = next((keys.index(c) for c in ID_COLUMNS if c in keys), None)

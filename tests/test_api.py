@@ -653,3 +653,17 @@ async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env,
             )
     current = await kyc_store.current_submission(db, firm.id)
     assert await kyc_store.load_files(db, current.id) == []  # no identity file kept for nothing
+
+
+async def test_rows_stored_before_a_rule_was_tightened_are_still_read(client, db, firm):
+    # Names the mandate PDF cannot print are refused since: those already stored still answer 200.
+    dossier = await verified_firm_with_dossier(db, firm)
+    await db.execute("UPDATE dossiers SET rep_last_name = 'Łukasiewicz' WHERE id = $1", dossier.id)
+    await db.execute("UPDATE firms SET platform_name = 'PA Łódź' WHERE id = $1", firm.id)
+    one = await client.get(f"/v1/dossiers/{dossier.id}")
+    assert one.status_code == 200 and one.json()["legal_representative"]["last_name"] == "Łukasiewicz"
+    assert (await client.get("/v1/dossiers")).status_code == 200
+    assert (await client.get("/v1/firm")).json()["platform"]["name"] == "PA Łódź"
+    # And the firm can correct it.
+    fixed = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": REP})
+    assert fixed.status_code == 200

@@ -67,6 +67,11 @@ def test_csv_from_french_excel_semicolons_and_windows_1252():
     assert read_dossier_ids(content.encode("utf-16")) == ["a1", "b2"]
     assert read_dossier_ids(("\ufeff" + content.replace(";", ",")).encode()) == ["a1", "b2"]
     assert read_dossier_ids(b"id\tname\nc3\tX\n") == ["c3"]
+    # A quoted header with a comma inside, and a byte Windows-1252 leaves unassigned.
+    assert read_dossier_ids('"Nom, prénom";dossier_id\n"Dupont, Jean";d4\n\x81;d5\n'.encode("latin-1")) == [
+        "d4",
+        "d5",
+    ]
 
 
 def test_csv_without_an_id_column_says_what_it_found():

@@ -74,7 +74,7 @@ class MandateWorkflow:
         self._send_requested = input.send_on_start
         self._busy = False  # a send or delete is under way: other updates wait their turn
         self._outcome: Outcome | None = None
-        self._expiring = False  # reading YouSign at expiry: its answer decides, not our cancel's echo
+        self._expiring = False  # cancelling at expiry: a `canceled` event then is our own echo
         self._sending_recorded = False
         if input.send_on_start:
             # A bulk send reserves its mandates as `sending` already; the send renders the document.
@@ -145,7 +145,8 @@ class MandateWorkflow:
                 MandateActivities.generate_mandate_document, self._ref(), **policies.DATABASE
             )
         except ActivityError as error:
-            await self._fail("generation failed", error)
+            if not self._deleted:  # deleted meanwhile: nothing left to fail
+                await self._fail("generation failed", error)
             return False
         self.state.signature_field = generated.signature_field
         return True
@@ -214,11 +215,15 @@ class MandateWorkflow:
                 **policies.YOUSIGN,
             )
         except ActivityError:
-            # YouSign out of reach for days: the validity is over all the same, and YouSign closes
-            # the request itself the next day (its expiration date is set one day after ours).
-            self._outcome = Outcome(
-                status=MandateStatus.EXPIRED, cause="validity elapsed; YouSign unreachable", at=workflow.now()
-            )
+            # YouSign out of reach for days: a webhook that came meanwhile (a signature in the last
+            # minute) still counts; else the validity is over all the same, and YouSign closes the
+            # request itself the next day (its expiration date is set one day after ours).
+            if self._outcome is None:
+                self._outcome = Outcome(
+                    status=MandateStatus.EXPIRED,
+                    cause="validity elapsed; YouSign unreachable",
+                    at=workflow.now(),
+                )
             return
         status = outcome_of_status(state.status)
         if state.status == "canceled" or status in (None, MandateStatus.EXPIRED):
@@ -298,11 +303,13 @@ class MandateWorkflow:
         self._apply_event(event)
 
     def _apply_event(self, event: YouSignEvent) -> None:
-        if event.signature_request_id != self.state.signature_request_id or self._expiring:
+        if event.signature_request_id != self.state.signature_request_id:
             return
         if self.state.status != MandateStatus.PENDING or self._outcome is not None:
             return  # a final state never moves back, whatever order events come in
         status = outcome_of_event(event.event_name)
+        if self._expiring and status in (MandateStatus.FAILED, MandateStatus.EXPIRED):
+            return  # our own cancel's echo: the expiry's reading of YouSign decides
         if status is not None:
             self._outcome = Outcome(
                 status=status,

@@ -55,7 +55,7 @@ def _overlay(size: tuple[float, float], stamps: list[Stamp]) -> PdfReader:
     for stamp in stamps:
         if stamp.framed:
             pdf.rect(stamp.x, stamp.y, stamp.width, stamp.height)
-        # A mention's text fills its line (YouSign's default 12 pt font, line height 1.5).
+        # A mention's text fills its line (line height 1.5, as YouSign's height rule says).
         size = max(5.0, min(9.0, stamp.height / 4)) if stamp.framed else min(12.0, stamp.height / 1.5)
         pdf.set_font("Helvetica", size=size)
         pdf.set_xy(stamp.x + 2, stamp.y + 2)

@@ -59,6 +59,23 @@ class DossierPatch(_Body):
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
+# Answers carry what is stored as plain values: a rule tightened since (what the PDF can print) must
+# not turn reading an older row into a 500. The input models above apply the rules.
+
+
+class PersonOut(BaseModel):
+    first_name: str
+    last_name: str
+    birth_name: str | None = None
+    email: str
+
+
+class PlatformOut(BaseModel):
+    name: str
+    siren: str | None = None
+    matricule: str | None = None
+
+
 class MandateSummary(BaseModel):
     id: UUID
     number: str
@@ -102,8 +119,8 @@ class DossierOut(BaseModel):
     name: str
     siret: str | None
     siren: str | None
-    legal_representative: LegalRepresentative | None
-    previous_platform: Platform | None
+    legal_representative: PersonOut | None
+    previous_platform: PlatformOut | None
     external_ref: str | None
     einvoicing_status: DossierStatus
     einvoicing_status_label: str
@@ -167,7 +184,7 @@ class FirmOut(BaseModel):
     name: str
     siren: str
     address: str | None
-    platform: Platform | None
+    platform: PlatformOut | None
     legal_representative: FirmRepresentativeOut
 
     @classmethod
