@@ -395,7 +395,8 @@ async def _start_and_stop(
                 lines.append(line)
         children = psutil.Process(process.pid).children(recursive=True)
         postgres = psutil.Process(int((data / "postgres" / "postmaster.pid").read_text().split()[0]))
-        async with httpx.AsyncClient(trust_env=False, timeout=5) as web:
+        # A fresh stack on a loaded machine: its first send waits for the first render and record.
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as web:
             api = f"http://127.0.0.1:{ports['API_PORT']}"
             listed = await web.get(f"{api}/v1/dossiers", headers=key)
             assert listed.status_code == 200 and len(listed.json()["items"]) == 2
