@@ -12,7 +12,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mandate_document import date_mention_under, render_and_store
+from activities.mandate_document import date_mention_under, ensure_still_current, render_and_store
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
@@ -98,6 +98,8 @@ class YouSignActivities:
             pdf, generated = await render_and_store(self._db, mandate, dossier)
             field = generated.signature_field
         else:
+            if mandate.signature_request_id is None:  # nothing at YouSign yet: still time to refuse
+                await ensure_still_current(self._db, mandate, dossier)
             pdf = await mandates.get_document(self._db, mandate.id, "generated")
             field = request.signature_field
         if rep is None or pdf is None:

@@ -230,17 +230,28 @@ async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:
     return [MandateEvent.from_row(r) for r in rows]
 
 
-async def save_document(db: asyncpg.Pool, mandate_id: UUID, kind: str, content: bytes) -> str:
+async def save_document(
+    db: asyncpg.Pool, mandate_id: UUID, kind: str, content: bytes, source_sha256: str | None = None
+) -> str:
     digest = hashlib.sha256(content).hexdigest()
     await db.execute(
-        "INSERT INTO mandate_documents (mandate_id, kind, content, sha256) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (mandate_id, kind) DO UPDATE SET content = EXCLUDED.content, sha256 = EXCLUDED.sha256",
+        "INSERT INTO mandate_documents (mandate_id, kind, content, sha256, source_sha256)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mandate_id, kind) DO UPDATE"
+        " SET content = EXCLUDED.content, sha256 = EXCLUDED.sha256, source_sha256 = EXCLUDED.source_sha256",
         mandate_id,
         kind,
         content,
         digest,
+        source_sha256,
     )
     return digest
+
+
+async def document_source(db: asyncpg.Pool, mandate_id: UUID) -> str | None:
+    """The fingerprint of the data the generated document was rendered from (None if unknown)."""
+    return await db.fetchval(
+        "SELECT source_sha256 FROM mandate_documents WHERE mandate_id = $1 AND kind = 'generated'", mandate_id
+    )
 
 
 async def get_document(db: asyncpg.Pool, mandate_id: UUID, kind: str) -> bytes | None:

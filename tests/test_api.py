@@ -218,6 +218,24 @@ async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, 
     assert signer_of(emulator, again["id"]).info["last_name"] == "Nouveau"
 
 
+async def test_a_draft_the_firm_has_changed_since_is_not_sent(client, db, firm, emulator):
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    await mandate_reaches(client, dossier.id, "draft")
+    await eventually(lambda: mandates.get_document(db, UUID(draft["id"]), "generated"))
+    # The firm now designates another platform: the draft names the old one (and its number too).
+    assert (
+        await client.put("/v1/firm/platform", json={"name": "Autre PA", "matricule": "0815"})
+    ).status_code == 200
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
+    failed = await mandate_reaches(client, dossier.id, "failed")
+    assert "delete it and generate a new one" in failed["failure_reason"]
+    assert not [s for s in emulator.state.signature_requests.values() if s.external_id == draft["id"]]
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    again = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    assert "_0815_" in again["number"]
+
+
 async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, firm):
     dossier = await verified_firm_with_dossier(db, firm)
     previous = {"name": "Ancienne Plateforme SA", "matricule": "0815"}

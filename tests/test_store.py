@@ -33,6 +33,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0002_unique_mandate_number",
         "0003_siret_prefix_index",
         "0004_previous_platform",
+        "0005_document_source",
     ]
 
 
