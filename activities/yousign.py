@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 # Most YouSign requests one activity of this module can make; the worker divides the allowed
 # request rate by it to cap the task queue's activity rate.
 MAX_CALLS_PER_ACTIVITY = 4
+# Once YouSign has e-mailed a reminder, its record is retried here (a retried activity would e-mail again).
+RECORD_RETRY_PAUSES = (0.5, 1.0, 2.0)
 
 
 @contextmanager
@@ -212,8 +215,22 @@ class YouSignActivities:
 
     @activity.defn
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:
+        """YouSign e-mails the client, then the reminder is recorded. A retry must not e-mail twice:
+        an attempt whose record exists already did it all, and the record has retries of its own."""
+        recorded = await mandates.reminders(self._db, reminder.mandate_id)
+        if activity.info().attempt > 1 and reminder.sent_at in recorded:
+            return
         with self._calls():
             await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
+        for pause in RECORD_RETRY_PAUSES:
+            try:
+                await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
+                return
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+                log.warning(
+                    "reminder sent, its record failed: trying again", mandate_id=str(reminder.mandate_id)
+                )
+                await asyncio.sleep(pause)
         await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
 
     @activity.defn

@@ -68,6 +68,48 @@ async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, 
     await replay_and_keep(run.handle, "mandate_expired_deleted")
 
 
+async def test_a_reminder_is_emailed_once_whatever_its_record_goes_through(
+    ts_env, settings, db, emulator, yousign, dossier, workers, monkeypatch
+):
+    import dataclasses
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.models import ReminderInput
+    from store import mandates as store_mandates
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    reminder = ReminderInput(
+        mandate_id=run.mandate.id,
+        signature_request_id=state.signature_request_id,
+        signer_id=state.signer_id,
+        sent_at=await ts_env.get_current_time(),
+    )
+    record, failures = store_mandates.record_reminder, []
+
+    async def flaky_record(*args):  # the database drops the first two writes
+        if len(failures) < 2:
+            failures.append(1)
+            raise ConnectionResetError("connection lost")
+        await record(*args)
+
+    monkeypatch.setattr(store_mandates, "record_reminder", flaky_record)
+    monkeypatch.setattr("activities.yousign.RECORD_RETRY_PAUSES", (0.0, 0.0, 0.0))
+    activities = YouSignActivities(db, yousign)
+    env = ActivityEnvironment()
+    await env.run(activities.send_signature_reminder, reminder)
+    signer = emulator.state.signers[state.signer_id]
+    assert (signer.reminders_sent, await store_mandates.reminders(db, run.mandate.id)) == (
+        1,
+        [reminder.sent_at],
+    )
+    # Its answer lost, the activity runs again: recorded already, nothing is e-mailed twice.
+    env.info = dataclasses.replace(env.info, attempt=2)
+    await env.run(activities.send_signature_reminder, reminder)
+    assert signer.reminders_sent == 1
+
+
 async def test_the_echo_of_our_own_cancel_at_expiry_leaves_the_mandate_expired(
     ts_env, settings, db, emulator, dossier, workers
 ):
