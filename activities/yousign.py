@@ -217,8 +217,9 @@ class YouSignActivities:
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:
         """YouSign e-mails the client, then the reminder is recorded. A retry must not e-mail twice:
         an attempt whose record exists already did it all, and the record has retries of its own."""
-        recorded = await mandates.reminders(self._db, reminder.mandate_id)
-        if activity.info().attempt > 1 and reminder.sent_at in recorded:
+        if activity.info().attempt > 1 and reminder.sent_at in await mandates.reminders(
+            self._db, reminder.mandate_id
+        ):
             return
         with self._calls():
             await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
