@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.kyc import KycActivities
@@ -50,7 +50,7 @@ class KycWorkflow:
                 **policies.YOUSIGN,
             )
         except ActivityError as error:
-            why = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+            why = policies.failure_reason(error)
             failed = VerificationState(verification_id="", status="failed", status_codes=[])
             return await self._record(input, failed, f"YouSign did not take the document: {why}")
         self._verification_id = submitted.verification_id

@@ -134,7 +134,7 @@ class MandateWorkflow:
         workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self.state.status.value}{expiry}")
 
     async def _fail(self, cause: str, error: ActivityError) -> None:
-        reason = str(error.cause.message if isinstance(error.cause, ApplicationError) else error)
+        reason = policies.failure_reason(error)
         self.state.failure_reason = reason
         await self._record(MandateStatus.FAILED, cause, failure_reason=reason)
 

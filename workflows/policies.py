@@ -1,8 +1,10 @@
 """Activity timeouts and retry policies shared by the workflows."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 YOUSIGN_FINAL_ERROR = "YouSignFinalError"
 # NotFound: the row is gone (e.g. a reservation undone after Temporal seemed down): no retry brings it back.
@@ -34,12 +36,7 @@ YOUSIGN = {
 # YouSign queue (a firm's single send, expiries, archiving, the sweep; priority 3) goes first.
 YOUSIGN_BULK = {
     "start_to_close_timeout": YOUSIGN["start_to_close_timeout"],
-    "retry_policy": RetryPolicy(
-        initial_interval=timedelta(seconds=2),
-        maximum_interval=timedelta(minutes=10),
-        maximum_attempts=7 * 24 * 6,
-        non_retryable_error_types=NOT_RETRYABLE,
-    ),
+    "retry_policy": replace(YOUSIGN["retry_policy"], maximum_attempts=7 * 24 * 6),
     "priority": Priority(priority_key=4),
 }
 
@@ -60,3 +57,8 @@ EMAIL = {
     "schedule_to_close_timeout": timedelta(days=1),
     "retry_policy": RetryPolicy(maximum_interval=timedelta(minutes=10)),
 }
+
+
+def failure_reason(error: ActivityError) -> str:
+    """Why an activity failed, in the words its last attempt gave (what a firm reads)."""
+    return str(error.cause.message if isinstance(error.cause, ApplicationError) else error)

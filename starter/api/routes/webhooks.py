@@ -88,11 +88,7 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
             return WebhookAck(status="ignored")
         # Not handed on: forget the id so YouSign's retry is processed, and ask for that retry.
         await webhooks.forget_webhook_event(db, event.event_id)
-        return JSONResponse(
-            {"type": "about:blank", "title": "Service unavailable", "status": 503, "detail": error.message},
-            status_code=503,
-            media_type="application/problem+json",
-        )
+        return problem(503, "Service unavailable", error.message)
     except ValidationError:
         # A part of the event has another shape than YouSign's (a signal model refused it).
         await webhooks.forget_webhook_event(db, event.event_id)
