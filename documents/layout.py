@@ -12,9 +12,9 @@ from datetime import datetime
 from fpdf import FPDF
 
 from documents.text_lines import Line, Run, ink_width, merged, text_width, wrap
-from domain.printable import to_latin1
+from domain.printable import to_winansi
 
-FONT = "Helvetica"  # core font: Latin-1 only, nothing to embed
+FONT = "Helvetica"  # core font: WinAnsi (Windows-1252) only, nothing to embed
 BODY_SIZE = 9.5
 LINE_H = 13.0  # points, for BODY_SIZE
 MARGIN_X = 56.0
@@ -62,7 +62,7 @@ class MandateCanvas(FPDF):
             self.add_page()
 
     def centered(self, text: str, size: float, bold: bool = False, line_h: float | None = None) -> None:
-        lines = wrap([(to_latin1(text), bold)], self.content_width, size)
+        lines = wrap([(to_winansi(text), bold)], self.content_width, size)
         self.draw_lines(
             lines, self.l_margin, self.content_width, align="C", size=size, line_h=line_h or size * 1.3
         )
@@ -72,13 +72,13 @@ class MandateCanvas(FPDF):
         self.ensure_space(space_before + LINE_H * 3)
         self.set_y(self.get_y() + space_before)
         size = BODY_SIZE + 0.5
-        lines = wrap([(to_latin1(text), True)], self.content_width, size)
+        lines = wrap([(to_winansi(text), True)], self.content_width, size)
         self.draw_lines(lines, self.l_margin, self.content_width, size=size, line_h=LINE_H + 1)
         self.set_y(self.get_y() + 2)
 
     def paragraph(self, runs: list[Run], align: str = "J", space_after: float = 5.0) -> None:
         """A paragraph mixing regular and bold runs (no markdown, so names print verbatim)."""
-        runs = [(to_latin1(text), bold) for text, bold in runs]
+        runs = [(to_winansi(text), bold) for text, bold in runs]
         self.draw_lines(
             wrap(runs, self.content_width, BODY_SIZE), self.l_margin, self.content_width, align=align
         )
@@ -124,13 +124,13 @@ class MandateCanvas(FPDF):
         self.set_font(FONT, "", BODY_SIZE)
 
     def _lines(self, width: float, text: str, bold: bool) -> int:
-        return len(wrap([(to_latin1(text), bold)], width, BODY_SIZE))
+        return len(wrap([(to_winansi(text), bold)], width, BODY_SIZE))
 
     def note(self, text: str) -> None:
         """Small muted explanatory line under a form row."""
         self.set_text_color(*MUTED)
         size = BODY_SIZE - 1.5  # Helvetica-Oblique has Helvetica's widths
-        lines = wrap([(to_latin1(text), False)], self.content_width, size)
+        lines = wrap([(to_winansi(text), False)], self.content_width, size)
         self.draw_lines(lines, self.l_margin, self.content_width, size=size, line_h=LINE_H - 2, italic=True)
         self.set_text_color(*INK)
 
@@ -139,7 +139,7 @@ class MandateCanvas(FPDF):
         self.ensure_space(LINE_H * 4)
         self.set_y(self.get_y() + 6)
         size, line_h, pad_y, pad_x = BODY_SIZE + 0.5, LINE_H + 3, 1.0, 4.0
-        lines = wrap([(to_latin1(f"{number}. {title}"), True)], self.content_width - 2 * pad_x, size)
+        lines = wrap([(to_winansi(f"{number}. {title}"), True)], self.content_width - 2 * pad_x, size)
         top = self.get_y()
         self.set_fill_color(*GREY_FILL)
         self.rect(self.l_margin, top, self.content_width, len(lines) * line_h + 2 * pad_y, style="F")
@@ -174,10 +174,10 @@ class MandateCanvas(FPDF):
             top = self.get_y()
             self.set_text_color(*MUTED)
             self.set_y(top)
-            self.draw_lines(wrap([(to_latin1(label + " :"), False)], label_w, BODY_SIZE), x, label_w)
+            self.draw_lines(wrap([(to_winansi(label + " :"), False)], label_w, BODY_SIZE), x, label_w)
             self.set_text_color(*INK)
             self.set_y(top)
-            value_lines = wrap([(to_latin1(value), True)], width - label_w, BODY_SIZE)
+            value_lines = wrap([(to_winansi(value), True)], width - label_w, BODY_SIZE)
             self.draw_lines(value_lines, x + label_w, width - label_w)
             self.set_y(top + height)
 
@@ -200,14 +200,14 @@ class MandateCanvas(FPDF):
 
     def paragraph_at(self, width: float, runs: list[Run]) -> None:
         """Left-aligned mixed runs in a column starting at the current x."""
-        runs = [(to_latin1(text), bold) for text, bold in runs]
+        runs = [(to_winansi(text), bold) for text, bold in runs]
         self.draw_lines(wrap(runs, width, BODY_SIZE), self.get_x(), width)
 
     def signature_box(self, x: int, y: int, width: int, height: int, label: str) -> None:
         """Label just above the box (never inside it, where the signature image will go)."""
         self.set_font(FONT, "B", BODY_SIZE)
         self.set_xy(x, y - LINE_H - 2)
-        self.cell(width, LINE_H, to_latin1(label), align="C")
+        self.cell(width, LINE_H, to_winansi(label), align="C")
         self.set_line_width(1.0)
         self.set_draw_color(*INK)
         self.rect(x, y, width, height)
@@ -221,7 +221,7 @@ class MandateCanvas(FPDF):
         self.set_text_color(*MUTED)
         self.set_font(FONT, "", 7.5)
         self.set_xy(self.l_margin, self.h - 36)
-        self.cell(self.content_width * 0.75, 10, to_latin1(self._footer_text))
+        self.cell(self.content_width * 0.75, 10, to_winansi(self._footer_text))
         self.set_xy(self.l_margin, self.h - 36)
         total = f" / {self._total_pages}" if self._total_pages else ""
         self.cell(0, 10, f"Page {self.page_no()}{total}", align="R")

@@ -2,7 +2,8 @@
 
 fpdf2's line breaker re-measures the whole line for every character it adds (it was ~85% of a
 mandate's rendering time); measuring each word once gives the same greedy breaks for a fraction
-of the cost. A line is a tuple of runs: (Latin-1 text, bold).
+of the cost. A line is a tuple of runs: (text, bold), the text in the fonts' WinAnsi code points
+(`domain.printable.to_winansi`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""What the mandate PDF can print: Latin-1 (its core fonts), once the typography that word processors
-paste (curly quotes, dashes, oe ligatures...) is mapped to Latin-1 equivalents.
+"""What the mandate PDF can print: its core fonts' WinAnsi (Windows-1252) characters, that is
+Latin-1 plus the oe ligature, Š, Ž, Ÿ, the euro sign and the typography word processors paste
+(curly quotes, dashes, ellipsis). Thin spaces become spaces.
 
 The API refuses any other character in a name that the mandate prints, so a stored dossier can
 always be rendered.
@@ -7,34 +8,26 @@ always be rendered.
 
 from __future__ import annotations
 
-LATIN1_REPLACEMENTS: dict[str, str] = {
-    "\u2018": "'",
-    "\u2019": "'",
-    "\u201a": ",",
-    "\u201c": '"',
-    "\u201d": '"',
-    "\u201e": '"',
-    "\u2013": "-",
-    "\u2014": "-",
-    "\u2026": "...",
-    "\u0152": "OE",
-    "\u0153": "oe",
-    "\u20ac": "EUR",
-    "\u2009": " ",
-    "\u202f": " ",
-}
-
-_LATIN1_TABLE = str.maketrans(LATIN1_REPLACEMENTS)
+REPLACEMENTS = str.maketrans({"\u2009": " ", "\u202f": " "})
 
 
-def to_latin1(text: str) -> str:
-    """Return `text` with typographic characters replaced by Latin-1 ones."""
-    return text.translate(_LATIN1_TABLE)
+def _encodable(char: str) -> bool:
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def to_winansi(text: str) -> str:
+    """`text` as the core fonts' code points: each character is the Windows-1252 byte that draws it
+    (what fpdf2 writes for a core font, and what their width tables are indexed by)."""
+    return text.translate(REPLACEMENTS).encode("cp1252").decode("latin-1")
 
 
 def unprintable_characters(text: str) -> str:
     """The distinct characters of `text` the mandate PDF cannot draw, in order of appearance."""
-    return "".join(dict.fromkeys(c for c in to_latin1(text) if ord(c) > 0xFF))
+    return "".join(dict.fromkeys(c for c in text.translate(REPLACEMENTS) if not _encodable(c)))
 
 
 def check_printable(text: str) -> str:

@@ -388,7 +388,7 @@ BAD_DOSSIERS = [
         "empty",
     ),
     ({"name": "A", "unknown": 1}, "unknown", "not permitted"),
-    # The mandate's PDF prints Latin-1 (curly quotes and the oe ligature are mapped): nothing else.
+    # The mandate's PDF prints Windows-1252 (Latin-1, œ, Š, Ž, curly quotes...): nothing else.
     ({"name": "Łukasz Import"}, "name", "cannot print: 'Ł'"),
     (
         {"name": "A", "legal_representative": {**REP, "last_name": "Nguyễn"}},

@@ -341,10 +341,10 @@ def test_every_field_at_max_length_keeps_signature_on_last_page() -> None:
     assert_no_text_inside_field(rendered)
 
 
-def test_names_print_verbatim_and_typography_is_mapped_to_latin1() -> None:
-    client = CompanyParty(name="L’Atelier **{nb}** __Cœur__ -- Dupont", siren="732829320")
+def test_names_print_verbatim_with_their_typography() -> None:
+    client = CompanyParty(name="L’Atelier **{nb}** __Cœur__ -- Dupont – Šimon", siren="732829320")
     text = flat_text(render_mandate_pdf(make_data(client=client)))
-    assert "L'Atelier **{nb}** __Coeur__ -- Dupont" in text
+    assert "L’Atelier **{nb}** __Cœur__ -- Dupont – Šimon" in text
 
 
 def test_partial_address_scope_is_rendered() -> None:

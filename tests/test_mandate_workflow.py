@@ -380,7 +380,7 @@ async def test_final_yousign_error_fails_the_mandate_with_its_reason(
 async def test_a_mandate_that_cannot_be_printed_fails_with_why_instead_of_retrying(
     ts_env, settings, db, dossier, workers
 ):
-    # Stored before the API refused characters outside the PDF's Latin-1 (the API now answers 422).
+    # Stored before the API refused characters the PDF cannot print (the API now answers 422).
     await db.execute("UPDATE dossiers SET rep_last_name = 'Kowalski-Łukasz' WHERE id = $1", dossier.id)
     run = await generate_mandate(ts_env.client, settings, db, dossier)
     state = await run.wait_for("failed")

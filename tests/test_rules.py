@@ -306,12 +306,16 @@ def test_pacing_on_a_simulated_clock_stays_under_both_limits_and_uses_them(per_m
     assert remaining_time(1000, per_minute, per_hour, 4) == pytest.approx(calls[-1], rel=0.01)
 
 
-def test_printable_names_are_latin1_after_the_typography_map():
+def test_printable_names_are_the_core_fonts_windows_1252():
     from domain.models import LegalRepresentative
-    from domain.printable import check_printable, unprintable_characters
+    from domain.printable import check_printable, to_winansi, unprintable_characters
 
     assert check_printable("L’Atelier du Cœur – Müller & Fils") == "L’Atelier du Cœur – Müller & Fils"
+    assert check_printable("Šimon Žák, L’HAŸ-LES-ROSES, 10 €") == "Šimon Žák, L’HAŸ-LES-ROSES, 10 €"
     assert unprintable_characters("Łukasz Łódź Nguyễn") == "Łźễ"
+    assert unprintable_characters("\x81\u0152") == "\x81"  # C1 controls have no glyph, Œ has one
+    # Each character as the byte the fonts draw it with; thin spaces as spaces.
+    assert to_winansi("Cœur\u202f€ ’") == "C\x9cur \x80 \x92"
     with pytest.raises(ValidationError, match="cannot print: 'Ł'"):
         LegalRepresentative(first_name="Łukasz", last_name="Nowak", email="l@example.com")
 

@@ -13,8 +13,8 @@ A4 = (595.28, 841.89)
 
 
 def _latin1(text: str) -> str:
-    # fpdf2's core fonts only cover latin-1; anything else becomes "?" rather than failing the request.
-    return text.encode("latin-1", "replace").decode("latin-1")
+    # fpdf2's core fonts draw Windows-1252 bytes; anything else becomes "?" rather than failing.
+    return text.encode("cp1252", "replace").decode("latin-1")
 
 
 def page_sizes(content: bytes) -> list[tuple[float, float]]:
