@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from datetime import date, timedelta
@@ -13,7 +14,8 @@ from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
-from activities.models import SendMandateInput, SendMandateOutput
+from activities.mandates import MandateActivities
+from activities.models import RecordStatusInput, SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
 from clients.yousign_models import NewSignatureRequest
 from config.temporal import MANDATE_STATUS
@@ -262,6 +264,36 @@ async def test_decline_then_delete_then_regenerate(ts_env, settings, db, emulato
     assert again.mandate.seq == 2 and again.mandate.workflow_id.endswith("-2")
     assert (await again.wait_generated()).status == "draft"
     await replay_and_keep(run.handle, "mandate_refused_deleted")
+
+
+async def test_a_delete_while_the_refusal_is_being_recorded_comes_after_it(
+    ts_env, settings, db, emulator, yousign, dossier
+):
+    # The workflow adopts `refused` at once, so a delete is accepted while the refusal's record is
+    # still on its way to the database: the deletion must land after it, not race it.
+    real = MandateActivities(db, None)
+    refusal_held, release = asyncio.Event(), asyncio.Event()
+
+    @activity.defn(name="record_mandate_status")
+    async def slow_refusal_record(change: RecordStatusInput) -> None:
+        if change.status == "refused":
+            refusal_held.set()
+            await release.wait()
+        await real.record_mandate_status(change)
+
+    async with running_workers(ts_env.client, settings, db, yousign, replace=[slow_refusal_record]):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        state = await send_and_wait_pending(run)
+        emulator.state.decline_signer(state.signer_id, "Non")
+        await deliver(emulator, run, state.signature_request_id, "signer.declined")
+        await asyncio.wait_for(refusal_held.wait(), 15)
+        deleting = asyncio.ensure_future(run.handle.execute_update(MandateWorkflow.delete))
+        await asyncio.sleep(0.5)  # the update reaches the workflow while the refusal is held
+        release.set()
+        assert (await deleting).status == "deleted"
+        assert (await run.handle.result()).status == "deleted"
+    assert [e.to_status for e in await mandates.events(db, run.mandate.id)][-2:] == ["refused", "deleted"]
+    assert (await mandates.get_mandate(db, run.mandate.id)).status == "deleted"
 
 
 async def test_duplicate_foreign_and_late_events_have_no_effect(

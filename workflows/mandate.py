@@ -76,6 +76,7 @@ class MandateWorkflow:
         self._outcome: Outcome | None = None
         self._expiring = False  # cancelling at expiry: a `canceled` event then is our own echo
         self._sending_recorded = False
+        self._records_in_flight = 0  # a delete waits for them: its record must be the last one
         if input.send_on_start:
             # A bulk send reserves its mandates as `sending` already; the send renders the document.
             self.state.status = MandateStatus.SENDING
@@ -115,9 +116,13 @@ class MandateWorkflow:
         change = RecordStatusInput(
             mandate_id=self._input.mandate_id, status=status, cause=cause, at=workflow.now(), **fields
         )
-        await workflow.execute_activity_method(
-            MandateActivities.record_mandate_status, change, **policies.DATABASE
-        )
+        self._records_in_flight += 1
+        try:
+            await workflow.execute_activity_method(
+                MandateActivities.record_mandate_status, change, **policies.DATABASE
+            )
+        finally:
+            self._records_in_flight -= 1
 
     def _publish(self) -> None:
         """What operators search and read in the Temporal UI: ids, status and expiry, never names.
@@ -376,6 +381,9 @@ class MandateWorkflow:
     @workflow.update
     async def delete(self) -> MandateState:
         self._busy = True
+        # A refusal, expiry or failure adopted a moment ago may still be on its way to the database:
+        # the deletion is written after it (the store never moves a final state back).
+        await workflow.wait_condition(lambda: self._records_in_flight == 0)
         await self._record(MandateStatus.DELETED, "deleted by the firm")
         self._busy = False
         return self.state
