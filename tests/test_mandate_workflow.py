@@ -288,7 +288,16 @@ async def test_a_delete_while_the_refusal_is_being_recorded_comes_after_it(
         await deliver(emulator, run, state.signature_request_id, "signer.declined")
         await asyncio.wait_for(refusal_held.wait(), 15)
         deleting = asyncio.ensure_future(run.handle.execute_update(MandateWorkflow.delete))
-        await asyncio.sleep(0.5)  # the update reaches the workflow while the refusal is held
+
+        async def delete_taken_and_settled() -> bool:
+            # The workflow took the delete (the send was the first update) while the refusal is
+            # held, and whatever the delete set going has run: only the held record is pending.
+            events = [e.event_type async for e in run.handle.fetch_history_events()]
+            accepted = events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            pending = (await run.handle.describe()).raw_description.pending_activities
+            return accepted == 2 and len(pending) == 1
+
+        await eventually(delete_taken_and_settled)
         release.set()
         assert (await deleting).status == "deleted"
         assert (await run.handle.result()).status == "deleted"
