@@ -30,3 +30,8 @@ def mandate_number(client_siren: str, platform_id: str, issued_on: date, counter
 def issued_on_of(number: str) -> date:
     """The day a mandate number was issued on (its third part): the date the mandate says it was drawn up."""
     return datetime.strptime(number.split("_")[2], "%Y%m%d").date()
+
+
+def platform_of(number: str) -> str:
+    """The PA's SIREN or matricule a mandate number was issued for (its second part)."""
+    return number.split("_")[1]

@@ -75,6 +75,10 @@ def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:
     return error.cause if isinstance(error.cause, ApplicationError) else None
 
 
+class RunGone(Conflict):
+    """The mandate's workflow run is over (signed, deleted) or was never started."""
+
+
 async def _update(client: Client, mandate: Mandate, update, result_type=None):
     """Run a workflow update and turn its refusals into the gateway's errors."""
     try:
@@ -88,7 +92,7 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
-            raise Conflict(f"the mandate is {mandate.status}; this action is not possible") from error
+            raise RunGone(f"the mandate is {mandate.status}; this action is not possible") from error
         raise Unavailable(f"the workflow service did not answer: {error.message}") from error
 
 
@@ -117,6 +121,13 @@ async def remind(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UU
     return await _update(client, mandate, MandateWorkflow.remind, ReminderAccepted)
 
 
-async def delete(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> None:
+async def delete(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID, *, now: datetime) -> None:
     mandate = await current_mandate(db, firm_id, dossier_id)
-    await _update(client, mandate, MandateWorkflow.delete)
+    try:
+        await _update(client, mandate, MandateWorkflow.delete)
+    except RunGone:
+        if mandate.status != MandateStatus.DRAFT:
+            raise
+        # A draft without a run (the gateway stopped between reserving it and starting its
+        # workflow, or an operator terminated it) has sent nothing: set it aside, as a failed start is.
+        await mandates.discard_reservation(db, mandate.id, now)

@@ -67,17 +67,21 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     """
     applied: list[str] = []
     async with pool.acquire() as conn:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # The lock first: two processes creating the table at once can clash even with IF NOT EXISTS.
         await conn.execute("SELECT pg_advisory_lock(7233001)")
         try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
             for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
                 if path.stem in done:
                     continue
                 async with conn.transaction():
+                    # Behind a long transaction, give up (and start again later) rather than queue
+                    # every query on the table behind the migration's lock.
+                    await conn.execute("SET LOCAL lock_timeout = '30s'")
                     await conn.execute(path.read_text())
                     await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
                 applied.append(path.stem)

@@ -38,7 +38,12 @@ def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
 
 
 async def refresh_status(conn: asyncpg.Connection, dossier_id: UUID) -> DossierStatus:
-    """Recompute the dossier's status from its data and live mandate (call inside the writing transaction)."""
+    """Recompute the dossier's status from its data and live mandate (call inside the writing transaction).
+
+    The dossier's row is locked first: a concurrent edit of the dossier (say, its representative
+    removed) then waits, or is waited for, instead of being overwritten with a status read before it.
+    """
+    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
     row = await conn.fetchrow(
         "SELECT d.siret, d.rep_first_name, m.status AS mandate_status FROM dossiers d"
         " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted' WHERE d.id = $1",

@@ -55,6 +55,17 @@ async def current_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission |
     return KycSubmission.from_row(row) if row else None
 
 
+async def verified_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission | None:
+    """The latest submission YouSign verified: the firm's representative its mandates print, even
+    while a newer one is being checked."""
+    row = await db.fetchrow(
+        "SELECT * FROM kyc_submissions WHERE firm_id = $1 AND status = 'verified'"
+        " ORDER BY created_at DESC LIMIT 1",
+        firm_id,
+    )
+    return KycSubmission.from_row(row) if row else None
+
+
 async def get_submission(db: asyncpg.Pool, submission_id: UUID) -> KycSubmission | None:
     row = await db.fetchrow("SELECT * FROM kyc_submissions WHERE id = $1", submission_id)
     return KycSubmission.from_row(row) if row else None

@@ -48,14 +48,7 @@ async def reserve_mandate(
     A draft is generated for the firm to preview; a bulk send's mandate is `sending` from the start
     (it is rendered and sent in one step, and its dossier shows a pending mandate meanwhile).
     """
-    for attempt in range(3):
-        try:
-            return await _reserve(db, firm_id, dossier_id, issued_on, bulk_send_id)
-        except asyncpg.UniqueViolationError as clash:
-            # Another mandate of the same company took this day's number meanwhile: count again.
-            if clash.constraint_name != "mandates_number" or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    return await _reserve(db, firm_id, dossier_id, issued_on, bulk_send_id)
 
 
 async def _reserve(
@@ -80,7 +73,6 @@ async def _reserve(
             raise Conflict("the dossier already has a mandate: delete it before generating a new one")
         seq = dossier["mandate_count"] + 1
         platform_id = dossier["platform_siren"] or dossier["platform_matricule"]
-        # The DGFiP counter runs per company and day; the unique index settles concurrent reservations.
         try:
             prefix = mandate_number(dossier["siren"], platform_id, issued_on, 1)[:-2]
         except RuleViolation as violation:
@@ -88,12 +80,15 @@ async def _reserve(
             raise Conflict(
                 f"the dossier's {violation.field} cannot number a mandate: {violation.message}"
             ) from None
-        issued_today = await conn.fetchval(
-            "SELECT count(*) FROM mandates"
+        # The DGFiP counter runs per company, PA and day: one reservation of a prefix at a time (two
+        # establishments of a company, two firms with the same client), each taking the highest + 1.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", prefix)
+        last = await conn.fetchval(
+            "SELECT max(substr(number, length($1) + 1)::int) FROM mandates"
             ' WHERE number COLLATE "C" >= $1 AND number COLLATE "C" < $1 || \'~\'',
             prefix,
         )
-        number = mandate_number(dossier["siren"], platform_id, issued_on, issued_today + 1)
+        number = mandate_number(dossier["siren"], platform_id, issued_on, (last or 0) + 1)
         status, cause = (
             (MandateStatus.SENDING, "bulk send") if bulk_send_id else (MandateStatus.DRAFT, "generated")
         )

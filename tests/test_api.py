@@ -7,6 +7,7 @@ import io
 import json
 import re
 from contextlib import asynccontextmanager
+from datetime import date
 from uuid import UUID, uuid4
 
 import httpx
@@ -195,6 +196,17 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
     again = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
     assert again.status_code == 201 and again.json()["number"] != mandate["number"]
+
+
+async def test_a_draft_whose_run_never_started_can_be_deleted(client, db, firm):
+    # The gateway stopped between reserving the draft and starting its workflow: nothing was sent.
+    dossier = await verified_firm_with_dossier(db, firm)
+    orphan = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 2, 1))
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 409
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    assert (await mandates.get_mandate(db, orphan.id)).status == "deleted"
+    assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
 
 
 async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, emulator):

@@ -1,5 +1,6 @@
 """The PostgreSQL store on a real (embedded) server: round-trips and the invariants its constraints hold."""
 
+import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
@@ -13,6 +14,7 @@ from domain.status import DossierStatus, MandateStatus
 from store import dossiers, firms, kyc, mandates, webhooks
 from store.database import migrate
 from store.records import KycFile
+from tests.helpers import eventually
 
 REP = LegalRepresentative(first_name="Jeanne", last_name="Martin", birth_name="Durand", email="j@acme.fr")
 NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
@@ -34,6 +36,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0003_siret_prefix_index",
         "0004_previous_platform",
         "0005_document_source",
+        "0006_bulk_item_by_mandate",
     ]
 
 
@@ -268,6 +271,49 @@ async def test_mandate_numbers_count_per_company_and_day(db, firm):
     a = await mandates.reserve_mandate(db, firm.id, first.id, issued_on=day)
     b = await mandates.reserve_mandate(db, firm.id, second.id, issued_on=day)
     assert (a.number, b.number) == ("732829320_552081317_20310506_01", "732829320_552081317_20310506_02")
+
+
+async def test_concurrent_reservations_of_one_company_take_the_next_numbers(db, firm):
+    await ready_dossier(db, firm)
+    establishments = [
+        await dossiers.create_dossier(
+            db, firm.id, name=f"Établissement {i}", siret="73282932000074", legal_representative=REP
+        )
+        for i in range(6)
+    ]
+    day = date(2031, 5, 7)  # a day no other test uses
+    # An earlier mandate of that day numbered _03 (the counter continues after the highest).
+    await db.execute(
+        "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, status)"
+        " VALUES ($1, $2, 1, '732829320_552081317_20310507_03', $3, 'draft')",
+        establishments[0].id,
+        firm.id,
+        f"mandate-{uuid4()}",
+    )
+    reserved = await asyncio.gather(
+        *(mandates.reserve_mandate(db, firm.id, d.id, issued_on=day) for d in establishments[1:])
+    )
+    assert sorted(m.number[-2:] for m in reserved) == ["04", "05", "06", "07", "08"]
+
+
+async def test_a_status_computed_meanwhile_does_not_overwrite_a_dossier_edit(db, firm):
+    dossier = await ready_dossier(db, firm)
+    draft = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    async with db.acquire() as editing, editing.transaction():
+        # An edit removing the representative, not yet committed, while the draft is deleted.
+        await editing.execute(
+            "UPDATE dossiers SET rep_first_name = NULL, rep_last_name = NULL, rep_birth_name = NULL,"
+            " rep_email = NULL WHERE id = $1",
+            dossier.id,
+        )
+        await dossiers.refresh_status(editing, dossier.id)
+        deleting = asyncio.ensure_future(
+            mandates.transition(db, draft.id, MandateStatus.DELETED, cause="deleted", at=NOW)
+        )
+        await eventually(lambda: db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+    await deleting
+    d, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert d.einvoicing_status == DossierStatus.MISSING_INFORMATION
 
 
 async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):

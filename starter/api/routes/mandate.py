@@ -73,5 +73,5 @@ async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) 
 
 @router.delete("", status_code=204, response_class=Response)
 async def delete_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
-    await mandate_actions.delete(db, temporal, firm_id, dossier_id)
+    await mandate_actions.delete(db, temporal, firm_id, dossier_id, now=datetime.now(UTC))
     return Response(status_code=204)
