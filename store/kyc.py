@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from uuid import UUID
 
@@ -9,6 +11,18 @@ import asyncpg
 
 from domain.models import LegalRepresentative
 from store.records import KycFile, KycSubmission
+
+
+@asynccontextmanager
+async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIterator[None]:
+    """Held while a submission is stored and its verification started: of two at once (a double
+    click), the later is stored after, and started after, the first, so it is the one verified."""
+    async with db.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kyc:{firm_id}")
 
 
 async def create_submission(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -23,6 +24,7 @@ from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import CLIENT_REP, eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import running_workers
+from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 
 REP = CLIENT_REP.model_dump(mode="json")
 
@@ -683,6 +685,28 @@ async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env,
             )
     current = await kyc_store.current_submission(db, firm.id)
     assert await kyc_store.load_files(db, current.id) == []  # no identity file kept for nothing
+
+
+async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, dev_env):
+    # A double click: the later submission supersedes the first and is the one being verified
+    # (the first's start must not come last and leave the later one pending with no verification).
+    def submit():
+        return client.put(
+            "/v1/firm/legal-representative",
+            data={**UPLOAD_FIELDS, "document_type": "passport"},
+            files={"front": ("id.jpg", jpeg(), "image/jpeg")},
+        )
+
+    answers = await asyncio.gather(submit(), submit(), submit())
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    rows = await db.fetch(
+        "SELECT id, status FROM kyc_submissions WHERE firm_id = $1 ORDER BY created_at", firm.id
+    )
+    assert [r["status"] for r in rows[:2]] == ["superseded", "superseded"]
+    handle = dev_env.client.get_workflow_handle(kyc_workflow_id(firm.id))
+    started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
+    [verifying] = await dev_env.client.data_converter.decode(started.input.payloads, [KycWorkflowInput])
+    assert verifying.submission_id == rows[2]["id"]
 
 
 async def test_rows_stored_before_a_rule_was_tightened_are_still_read(client, db, firm):
