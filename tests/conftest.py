@@ -94,6 +94,9 @@ async def emulator() -> AsyncIterator[Any]:
 async def yousign(emulator) -> AsyncIterator[YouSignClient]:
     async with YouSignClient(emulator.api_base_url, "test-key", timeout=5.0) as client:
         yield client
+    # The emulator serves the whole session: a fault a test added and never triggered (it failed
+    # first) must not fail the next test.
+    emulator.state.clear_faults()
 
 
 @pytest_asyncio.fixture

@@ -175,12 +175,16 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
         return answer if "signe" in answer.headers["content-disposition"] else None
 
     assert (await eventually(signed_pdf)).content != draft_pdf.content
-    await eventually(lambda: _async(smtp_sink.to(REP["email"])))
+
+    async def confirmation():
+        # The session's mailbox is shared: this mandate's confirmation, by its number.
+        return [
+            m for m in smtp_sink.to(REP["email"]) if mandate["number"] in m.get_body(("plain",)).get_content()
+        ]
+
+    [mail] = await eventually(confirmation)
+    assert next(mail.iter_attachments()).get_content() == (await eventually(signed_pdf)).content
     assert (await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")).status_code == 409
-
-
-async def _async(value):
-    return value
 
 
 async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):

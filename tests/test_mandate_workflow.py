@@ -407,6 +407,40 @@ async def test_a_retried_send_makes_at_most_four_calls_per_attempt(
     assert emulator.state.signature_requests[sr].status == "ongoing"
 
 
+async def test_a_429_is_retried_after_the_time_yousign_asks(ts_env, settings, db, emulator, dossier, workers):
+    # The 429 says Retry-After: 40; the policy's own first back-off would be 2 s.
+    emulator.state.add_fault(method="POST", path_regex=r"/activate$", kind="429", times=1, delay_seconds=40)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+
+    async def throttled():
+        return [r for r in emulator.state.rejected_requests if r.injected]
+
+    await eventually(throttled)
+    await ts_env.sleep(45)  # the test server's clock: the retry is due 40 s after the 429
+    await run.wait_for("pending")
+    events = [e async for e in run.handle.fetch_history_events()]
+    [scheduled] = [
+        e
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "send_mandate_for_signature"
+    ]
+    [started] = [
+        e.activity_task_started_event_attributes
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and e.activity_task_started_event_attributes.scheduled_event_id == scheduled.event_id
+    ]
+    assert started.attempt == 2 and [r.injected for r in emulator.state.rejected_requests][-1:] == [True]
+    started_at = next(e.event_time for e in events if e.activity_task_started_event_attributes == started)
+    waited = started_at.ToDatetime() - scheduled.event_time.ToDatetime()
+    assert timedelta(seconds=40) <= waited < timedelta(seconds=60)
+    assert [sr.external_id for sr in emulator.state.signature_requests.values()].count(
+        str(run.mandate.id)
+    ) == 1
+
+
 async def test_final_yousign_error_fails_the_mandate_with_its_reason(
     ts_env, settings, db, emulator, dossier, workers
 ):

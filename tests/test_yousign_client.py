@@ -193,6 +193,7 @@ async def test_wrong_api_key_is_final(emulator):
 async def test_429_is_honoured_with_retry_after():
     limits = EmulatorSettings(api_key="k", requests_per_minute=2, minute_seconds=1.0)
     async with running_emulator(limits) as limited, YouSignClient(limited.api_base_url, "k") as yousign:
+        limited.state.set_rate_limits(2, None, minute_seconds=1.0)  # the window starts now, not at start-up
         await yousign.find_signature_request("a")
         await yousign.find_signature_request("b")
         with pytest.raises(YouSignRetryableError) as throttled:

@@ -554,7 +554,6 @@ def test_cache_round_trip(tmp_path: Path) -> None:
     assert cold.load_info.cache_file is not None and cold.load_info.cache_file.is_file()
     warm = YousignOpenApi.load(default_spec_path(), cache_dir=tmp_path, memory_cache=False)
     assert warm.load_info.source == "cache"
-    assert warm.load_info.seconds < cold.load_info.seconds
     assert warm.spec == cold.spec
     request, _ = VALID["add_signer"]
     warm.validate(request)

@@ -13,8 +13,10 @@ DEFAULT_TIMEOUT_DELAY = 10.0
 
 @dataclass
 class Fault:
-    """`kind`: an HTTP status "400".."599" answered before processing, or "timeout_after_processing"
-    (the request is processed, then the answer waits `delay_seconds`). `times` left (None = forever)."""
+    """`kind`: an HTTP status "400".."599" answered before processing (after `delay_seconds`; for
+    "429", `delay_seconds` is the Retry-After it announces, 1 s by default), or
+    "timeout_after_processing" (the request is processed, then the answer waits `delay_seconds`).
+    `times` left (None = forever)."""
 
     id: int
     method: str

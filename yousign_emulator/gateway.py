@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import math
 import time
 from typing import Any
 
@@ -106,7 +107,10 @@ class V3Gateway:
             if scripted is not None:
                 faults.consume(scripted)
             state.rejected_requests.append(self._stamp(method, path, injected=True))
-            await _send_json(send, 429, TOO_MANY_REQUESTS, {**limiter.peek_headers(), "Retry-After": "1"})
+            retry_after = math.ceil(scripted.delay_seconds) if scripted and scripted.delay_seconds else 1
+            await _send_json(
+                send, 429, TOO_MANY_REQUESTS, {**limiter.peek_headers(), "Retry-After": str(retry_after)}
+            )
             return
         decision = limiter.acquire()
         if not decision.allowed:

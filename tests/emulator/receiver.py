@@ -26,6 +26,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # answers to give next, then 200
     stalls: list[float] = field(default_factory=list)  # seconds to wait before answering next ones
+    hold: asyncio.Event | None = None  # when set: no answer before the test sets the event
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +41,8 @@ class Receiver:
         self.received.append(Received(headers, b"".join(chunks)))
         if self.stalls:
             await asyncio.sleep(self.stalls.pop(0))
+        if self.hold is not None:
+            await self.hold.wait()
         status = self.statuses.pop(0) if self.statuses else 200
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})

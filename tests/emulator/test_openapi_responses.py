@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +12,11 @@ import yaml
 from openapi_schema_validator import OAS30Validator
 from PIL import Image
 
+from tests.helpers import eventually
+from tests.support.yousign_openapi import default_spec_path
 from yousign_emulator import sample_pdf
 
-SPEC = Path("/work/shared/reference/yousign-public-api-v3-openapi.yml")
+SPEC = default_spec_path()
 SR = "/signature_requests/{signatureRequestId}"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="YouSign OpenAPI document not available")
 
@@ -110,7 +110,11 @@ async def test_responses_and_webhook_nodes_match_the_openapi(emu, api):
     Image.new("RGB", (640, 480)).save(png, "PNG")
     r = await api.post("/verifications/identity_documents", files={"file": ("id.png", png.getvalue())})
     _check("/verifications/identity_documents", "post", r)
-    await asyncio.sleep(0.3)
+
+    async def verified():
+        return "verification.identity_document.done" in {e.event_name for e in emu.state.webhook_events}
+
+    await eventually(verified, within=5)
     verification = "/verifications/identity_documents/{identityDocumentVerificationId}"
     _check(verification, "get", await api.get(f"/verifications/identity_documents/{r.json()['id']}"))
     _check("/verifications/identity_documents", "get", await api.get("/verifications/identity_documents"))

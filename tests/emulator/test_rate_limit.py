@@ -40,6 +40,7 @@ async def test_headers_on_every_response_even_unlimited(api):
 async def test_minute_limit_429_then_retry_after_succeeds(start_emulator):
     emu = await start_emulator(requests_per_minute=3, minute_seconds=1.0)
     async with _client(emu) as client:
+        emu.state.set_rate_limits(3, None, minute_seconds=1.0)  # the window starts now, not at start-up
         remaining = []
         for _ in range(3):
             response = await client.get("/signature_requests")
@@ -62,6 +63,7 @@ async def test_minute_limit_429_then_retry_after_succeeds(start_emulator):
 async def test_a_client_honouring_retry_after_never_gets_two_429_in_a_row(start_emulator):
     emu = await start_emulator(requests_per_minute=3, minute_seconds=0.5)
     async with _client(emu) as client:
+        emu.state.set_rate_limits(3, None, minute_seconds=0.5)  # the window starts now, not at start-up
         done = 0
         while done < 5:
             response = await client.get("/signature_requests")
@@ -78,6 +80,7 @@ async def test_hour_limit_wins_when_it_is_the_full_window(start_emulator):
         requests_per_minute=10, requests_per_hour=2, minute_seconds=0.5, hour_seconds=1.5
     )
     async with _client(emu) as client:
+        emu.state.set_rate_limits(10, 2, minute_seconds=0.5, hour_seconds=1.5)  # windows start now
         first = await client.get("/signature_requests")
         assert first.headers["ratelimit-limit"] == "2" and first.headers["x-ratelimit-remaining-hour"] == "1"
         await client.get("/signature_requests")
