@@ -151,6 +151,8 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     assert sent.json()["status"] in ("sending", "pending")
     await mandate_reaches(client, dossier["id"], "pending")
     assert (await client.post(f"/v1/dossiers/{dossier['id']}/mandate/send")).status_code == 409
+    pending_delete = await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")
+    assert pending_delete.status_code == 409 and "pending" in pending_delete.json()["detail"]
 
     reminded = await client.post(f"/v1/dossiers/{dossier['id']}/mandate/reminders")
     assert reminded.status_code == 202
@@ -185,6 +187,7 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     [mail] = await eventually(confirmation)
     assert next(mail.iter_attachments()).get_content() == (await eventually(signed_pdf)).content
     assert (await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")).status_code == 409
+    assert (await client.patch(f"/v1/dossiers/{dossier['id']}", json={"name": "Y"})).status_code == 409
 
 
 async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
@@ -202,6 +205,15 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
     again = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
     assert again.status_code == 201 and again.json()["number"] != mandate["number"]
+
+
+async def test_a_draft_is_deleted_and_the_dossier_is_ready_again(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    await mandate_reaches(client, dossier.id, "draft")
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 404
+    assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
 
 
 async def test_a_draft_whose_run_never_started_can_be_deleted(client, db, firm):
@@ -319,8 +331,10 @@ async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client,
             if e.event_name == "signer.declined" and mandate["id"].encode() in e.body
         )
         headers = {"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, declined.body)}
+        log_before = await mandates.events(db, UUID(mandate["id"]))
         replay = await yousign_side.post("/v1/webhooks/yousign", content=declined.body, headers=headers)
         assert replay.status_code == 200 and replay.json() == {"status": "duplicate"}
+        assert await mandates.events(db, UUID(mandate["id"])) == log_before  # nothing happened again
         unknown = (
             b'{"event_id":"%s","event_name":"signer.done","event_time":"1","data":{"signature_request":{"id":"nope"}}}'
             % uuid4().hex.encode()
@@ -599,6 +613,60 @@ async def test_health_and_readiness(api):
         ready = await ops.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
         assert (await ops.get("/openapi.json")).json()["info"]["title"] == "E-invoicing mandates"
+
+
+async def test_readiness_says_which_dependency_is_down():
+    import asyncpg
+    from temporalio.client import Client
+
+    nothing_listens = "127.0.0.1:1"
+    db = await asyncpg.create_pool(f"postgresql://mandates@{nothing_listens}/mandates", min_size=0)
+    temporal = await Client.connect(nothing_listens, lazy=True)
+    try:
+        async with serving_api(test_settings(), db, temporal) as api, httpx.AsyncClient(base_url=api) as ops:
+            assert (await ops.get("/healthz")).status_code == 200  # the process itself is alive
+            ready = await ops.get("/readyz")
+    finally:
+        await db.close()
+    assert (ready.status_code, ready.json()["status"]) == (503, "not ready")
+    checks = ready.json()["checks"]
+    assert checks["database"].startswith("unavailable") and checks["temporal"].startswith("unavailable")
+
+
+async def test_the_dossier_list_pages_with_its_cursor(client, db, firm):
+    from store import dossiers
+
+    made = {
+        str(
+            (
+                await dossiers.create_dossier(
+                    db, firm.id, name=f"C{i}", siret=None, legal_representative=None
+                )
+            ).id
+        )
+        for i in range(53)
+    }
+    first = (await client.get("/v1/dossiers")).json()
+    assert len(first["items"]) == 50 and first["next_cursor"]  # the default page
+    seen, cursor = [], None
+    while True:
+        page = (
+            await client.get("/v1/dossiers", params={"limit": 20, **({"cursor": cursor} if cursor else {})})
+        ).json()
+        seen += [d["id"] for d in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert len(seen) == len(set(seen)) == 53 and set(seen) == made
+    assert (await client.get("/v1/dossiers", params={"limit": 500})).status_code == 200
+    too_many = await client.get("/v1/dossiers", params={"limit": 501})
+    assert too_many.status_code == 422 and [e["field"] for e in too_many.json()["errors"]] == ["limit"]
+
+    # A cursor only positions a firm in its own list: another firm using it sees none of these.
+    other = await create_firm(db, name="Autre cabinet", siren="552081317", address="Lyon")
+    other_api = await firm_client(db, str(client.base_url).rstrip("/"), other)
+    async with other_api.http as intruder:
+        answer = await intruder.get("/v1/dossiers", params={"cursor": first["next_cursor"]})
+    assert answer.status_code in (200, 422) and not made & {d["id"] for d in answer.json().get("items", [])}
 
 
 async def test_empty_query_values_read_as_absent(client, db, firm):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -95,9 +96,17 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     for dossier in ready:
         _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
         assert mandate.status == "pending" and mandate.bulk_send_id is not None
-    # 6 items in pages of 2: the batch continued as new twice, and every child outlived it.
-    history = await dev_env.client.get_workflow_handle(bulk_workflow_id(created.json()["id"])).fetch_history()
-    assert history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    # 7 items in pages of 2: four runs, each continued as new from the one before, and every child
+    # outlived its run.
+    workflow_id, runs, run_id = bulk_workflow_id(created.json()["id"]), 0, None
+    while True:
+        history = await dev_env.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        runs += 1
+        if not (
+            run_id := history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id
+        ):
+            break
+    assert runs == 4
 
 
 async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emulator):
@@ -108,6 +117,31 @@ async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emul
     assert (progress["sent"], progress["failed"]) == (3, 1)
     failed = next(i for i in progress["items"] if i["outcome"] == "failed")
     assert "400" in failed["reason"]
+
+
+async def test_the_cli_lists_what_failed_or_was_skipped_and_exits_1(api, db, firm, emulator, tmp_path):
+    from typer.testing import CliRunner
+
+    from starter.cli import app
+
+    ready = await ready_dossiers(db, firm, 2)
+    incomplete = await dossiers.create_dossier(
+        db, firm.id, name="Sans SIRET", siret=None, legal_representative=None
+    )
+    emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
+    listing = tmp_path / "clients.csv"
+    rows = "".join(f"{d.id};Client\n" for d in [*ready, incomplete])
+    listing.write_text(f"dossier_id;nom\n{rows}", encoding="cp1252")
+    env = {"MANDATES_API_KEY": await firms.issue_api_key(db, firm.id), "MANDATES_API_URL": f"{api}/v1"}
+    # The CLI is synchronous: in a thread, while this loop serves the API.
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["bulk", "send", "--csv", str(listing)], env=env
+    )
+    assert result.exit_code == 1, result.output
+    assert "Done: sent 1 · skipped 1 · failed 1" in result.output
+    problems = {line.split()[1]: line.split()[0] for line in result.output.splitlines() if "  " in line[:2]}
+    assert problems.get(str(incomplete.id)) == "skipped"
+    assert [problems.get(str(d.id)) for d in ready].count("failed") == 1
 
 
 async def test_a_repeated_request_does_not_send_twice(client, db, firm, emulator):

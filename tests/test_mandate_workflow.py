@@ -462,8 +462,12 @@ async def test_a_mandate_that_cannot_be_printed_fails_with_why_instead_of_retryi
     assert "cannot be printed" in state.failure_reason and "Ł" in state.failure_reason
     row = await mandates.get_mandate(db, run.mandate.id)
     assert (row.status, row.failure_reason) == ("failed", state.failure_reason)
-    with pytest.raises(WorkflowUpdateFailedError):
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await run.handle.execute_update(MandateWorkflow.send)
+    assert (
+        refused.value.cause.type == "InvalidState"
+        and "only a draft can be sent" in refused.value.cause.message
+    )
     await run.handle.execute_update(MandateWorkflow.delete)  # then the firm corrects and starts over
 
 

@@ -50,7 +50,6 @@ from tests.helpers import eventually, free_port, test_settings
 from workflows.kyc import kyc_workflow_id
 
 ROOT = Path(__file__).resolve().parent.parent
-API_MAIN = ROOT / "starter" / "api" / "__main__.py"
 EMBEDDED_VARIABLES = ("DATABASE_URL", "TEMPORAL_ADDRESS", "YOUSIGN_BASE_URL", "SMTP_URL")
 PORT_VARIABLES = (
     "API_PORT",
@@ -300,7 +299,6 @@ async def test_the_mailbox_keeps_messages_as_eml_files_and_lists_them(tmp_path: 
 
 
 # ---- the whole stack -----------------------------------------------------------------------------
-@pytest.mark.skipif(not API_MAIN.exists(), reason="starter/api/__main__.py is not written yet")
 async def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack_env: Path):
     ports = {name: str(free_port()) for name in PORT_VARIABLES}
     env = {
