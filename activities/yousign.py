@@ -122,8 +122,13 @@ class YouSignActivities:
             elif activity.info().attempt > 1:  # an earlier attempt may have created it unrecorded
                 found = await self._yousign.find_signature_request(new.external_id)
             sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
-            if mandate.signature_request_id != sr.id:
-                await mandates.update_fields(self._db, mandate.id, signature_request_id=sr.id)
+            if mandate.signature_request_id != sr.id and not await mandates.claim_signature_request(
+                self._db, mandate.id, sr.id
+            ):
+                # Another attempt of this send (one that timed out, still running) recorded its own
+                # request meanwhile: this one stays an unactivated draft at YouSign, never e-mailed.
+                # Retried, the send goes on with the recorded one (a stale attempt's retry is moot).
+                raise ApplicationError(f"signature request {sr.id} lost to another attempt's")
             sr = await self._complete_and_activate(
                 sr,
                 pdf,

@@ -209,15 +209,19 @@ async def transition(
         return Mandate.from_row(row)
 
 
-async def update_fields(db: asyncpg.Pool, mandate_id: UUID, **fields: Any) -> None:
-    """Set fields that are not a status change (e.g. the signature request id once created)."""
-    unknown = set(fields) - TRANSITION_FIELDS
-    if unknown or not fields:
-        raise ValueError(f"not transition fields: {sorted(unknown)}")
-    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(fields, start=2))
-    await db.execute(
-        f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1", mandate_id, *fields.values()
+async def claim_signature_request(db: asyncpg.Pool, mandate_id: UUID, signature_request_id: str) -> bool:
+    """Record the mandate's YouSign request, unless it has another already: False then.
+
+    Of two attempts of a send running at once (one timed out but still alive), only the first to
+    record its request may go on to activate it: the client is e-mailed once.
+    """
+    claimed = await db.fetchval(
+        "UPDATE mandates SET signature_request_id = $2, updated_at = now()"
+        " WHERE id = $1 AND (signature_request_id IS NULL OR signature_request_id = $2) RETURNING 1",
+        mandate_id,
+        signature_request_id,
     )
+    return claimed is not None
 
 
 async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:

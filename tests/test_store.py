@@ -218,9 +218,12 @@ async def test_constraints_hold_the_invariants(db, firm):
     # One signature request can never belong to two mandates.
     other = await ready_dossier(db, firm, name="Other")
     other_mandate = await mandates.reserve_mandate(db, firm.id, other.id, issued_on=date(2027, 1, 10))
-    await mandates.update_fields(db, mandate.id, signature_request_id="sr-shared")
+    assert await mandates.claim_signature_request(db, mandate.id, "sr-shared")
     with pytest.raises(asyncpg.UniqueViolationError):
-        await mandates.update_fields(db, other_mandate.id, signature_request_id="sr-shared")
+        await mandates.claim_signature_request(db, other_mandate.id, "sr-shared")
+    # A mandate keeps the first request recorded: a second attempt's own is refused, its own again is not.
+    assert not await mandates.claim_signature_request(db, mandate.id, "sr-of-a-stale-attempt")
+    assert await mandates.claim_signature_request(db, mandate.id, "sr-shared")
     with pytest.raises(asyncpg.CheckViolationError):
         await db.execute("UPDATE dossiers SET siret = '123' WHERE id = $1", dossier.id)
     with pytest.raises(asyncpg.CheckViolationError):
