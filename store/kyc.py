@@ -12,21 +12,38 @@ import asyncpg
 from domain.models import LegalRepresentative
 from store.records import KycFile, KycSubmission
 
+Db = asyncpg.Pool | asyncpg.Connection
+
 
 @asynccontextmanager
-async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIterator[None]:
+async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIterator[asyncpg.Connection]:
     """Held while a submission is stored and its verification started: of two at once (a double
-    click), the later is stored after, and started after, the first, so it is the one verified."""
+    click), the later is stored after, and started after, the first, so it is the one verified.
+
+    Its connection is the one to store with: waiting for a second one while holding the lock
+    could empty the pool when many firms submit at once.
+    """
     async with db.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
         try:
-            yield
+            yield conn
         finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kyc:{firm_id}")
 
 
+@asynccontextmanager
+async def _transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a pooled connection, or on the caller's own."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
+
+
 async def create_submission(
-    db: asyncpg.Pool,
+    db: Db,
     firm_id: UUID,
     representative: LegalRepresentative,
     document_type: str,
@@ -34,7 +51,7 @@ async def create_submission(
 ) -> KycSubmission:
     """Record a new submission with its files; a pending older one is superseded (kept, but not its
     identity files: its verification stops here)."""
-    async with db.acquire() as conn, conn.transaction():
+    async with _transaction(db) as conn:
         superseded = await conn.fetch(
             "UPDATE kyc_submissions SET status = 'superseded', completed_at = now()"
             " WHERE firm_id = $1 AND status = 'pending' RETURNING id",
@@ -105,7 +122,7 @@ async def set_verification_id(db: asyncpg.Pool, submission_id: UUID, verificatio
 
 
 async def complete_submission(
-    db: asyncpg.Pool,
+    db: Db,
     submission_id: UUID,
     *,
     status: str,
@@ -114,7 +131,7 @@ async def complete_submission(
     completed_at: datetime,
 ) -> None:
     """Record the outcome and drop the identity files: they are not needed once YouSign decided."""
-    async with db.acquire() as conn, conn.transaction():
+    async with _transaction(db) as conn:
         await conn.execute(
             "UPDATE kyc_submissions SET status = $2, reason = $3, status_codes = $4, completed_at = $5"
             " WHERE id = $1 AND status = 'pending'",

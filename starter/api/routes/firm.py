@@ -80,14 +80,14 @@ async def submit_legal_representative(
     files = [await _read_checked("front", front)]
     if back is not None:
         files.append(await _read_checked("back", back))
-    async with kyc.one_submission_at_a_time(db, firm_id):
-        submission = await kyc.create_submission(db, firm_id, representative, document_type, files)
+    async with kyc.one_submission_at_a_time(db, firm_id) as conn:
+        submission = await kyc.create_submission(conn, firm_id, representative, document_type, files)
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
             # Nothing will verify it: say so on the submission, and keep no identity file for it.
             await kyc.complete_submission(
-                db,
+                conn,
                 submission.id,
                 status="failed",
                 reason="the verification could not be started: submit the document again",
