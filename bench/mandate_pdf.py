@@ -19,13 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from documents import (
-    CompanyParty,
-    MandateDocumentData,
-    Person,
-    PlatformParty,
-    render_mandate_pdf,
-)
+from documents.mandate_pdf import render_mandate_pdf
+from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty
 from domain.identifiers import luhn_complete
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime, time
 
 from documents import mandate_text as txt
+from documents.fonts import face_for
 from documents.layout import LINE_H, MandateCanvas
 from documents.models import FieldBox, MandateDocumentData, RenderedMandate, SignatureField
 
@@ -34,6 +36,7 @@ def render_mandate_pdf(data: MandateDocumentData) -> RenderedMandate:
 
 def _build(data: MandateDocumentData, total_pages: int | None) -> tuple[MandateCanvas, SignatureField]:
     pdf = MandateCanvas(
+        face=face_for(_texts(data.model_dump())),
         file_id=_file_id(data),
         created=datetime.combine(data.issued_on, time(), UTC),
         footer_text=f"Mandat n° {data.mandate_number} - SIREN {data.client.siren}",
@@ -47,6 +50,18 @@ def _build(data: MandateDocumentData, total_pages: int | None) -> tuple[MandateC
     _accord_formel(pdf, data)
     field = _signature_block(pdf, data)
     return pdf, field
+
+
+def _texts(value: object) -> Iterator[str]:
+    """Every string in the mandate's data (names, addresses...): what decides its typeface."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
 
 
 def _file_id(data: MandateDocumentData) -> str:

@@ -1,9 +1,9 @@
-"""Line breaking for the core Helvetica fonts, measured with their own width tables.
+"""Line breaking measured with the typeface's own width tables (documents/fonts.py).
 
 fpdf2's line breaker re-measures the whole line for every character it adds (it was ~85% of a
 mandate's rendering time); measuring each word once gives the same greedy breaks for a fraction
-of the cost. A line is a tuple of runs: (text, bold), the text in the fonts' WinAnsi code points
-(`domain.printable.to_winansi`).
+of the cost. A line is a tuple of runs: (text, bold), the text as `Face.prepare` gives it.
+Neither face is kerned here (core fonts have no kerning; fpdf2 does not apply Roboto's).
 """
 
 from __future__ import annotations
@@ -12,27 +12,25 @@ import functools
 import re
 from collections.abc import Sequence
 
-from fpdf.fonts import CORE_FONTS_CHARWIDTHS
+from documents.fonts import HELVETICA, Face
 
 Run = tuple[str, bool]
 Line = tuple[Run, ...]
 
-_WIDTHS = {False: CORE_FONTS_CHARWIDTHS["helvetica"], True: CORE_FONTS_CHARWIDTHS["helveticaB"]}
-
 
 @functools.lru_cache(maxsize=8192)  # most words of a mandate are the same in every mandate
-def text_width(text: str, bold: bool, size: float) -> float:
-    """Width in points of `text` at `size` points (core fonts have no kerning)."""
-    widths = _WIDTHS[bold]
+def text_width(text: str, bold: bool, size: float, face: Face = HELVETICA) -> float:
+    """Width in points of `text` at `size` points."""
+    widths = face.widths(bold)
     return sum(widths[char] for char in text) * size / 1000
 
 
-def ink_width(pieces: Sequence[Run], size: float) -> float:
+def ink_width(pieces: Sequence[Run], size: float, face: Face = HELVETICA) -> float:
     """Width of a line or word without its trailing spaces, which never show at a line's end."""
-    total = sum(text_width(text, bold, size) for text, bold in pieces)
+    total = sum(text_width(text, bold, size, face) for text, bold in pieces)
     if pieces:
         text, bold = pieces[-1]
-        total -= text_width(" ", bold, size) * (len(text) - len(text.rstrip(" ")))
+        total -= text_width(" ", bold, size, face) * (len(text) - len(text.rstrip(" ")))
     return total
 
 
@@ -62,39 +60,39 @@ def merged(pieces: Sequence[Run]) -> list[Run]:
     return joined
 
 
-def wrap(runs: Sequence[Run], width: float, size: float) -> tuple[Line, ...]:
+def wrap(runs: Sequence[Run], width: float, size: float, face: Face = HELVETICA) -> tuple[Line, ...]:
     """Greedy breaking at spaces; a word wider than the line is cut where it overflows."""
-    return _wrap(tuple(runs), width, size)
+    return _wrap(tuple(runs), width, size, face)
 
 
 @functools.lru_cache(maxsize=1024)  # most paragraphs of a mandate are the same in every mandate
-def _wrap(runs: tuple[Run, ...], width: float, size: float) -> tuple[Line, ...]:
+def _wrap(runs: tuple[Run, ...], width: float, size: float, face: Face) -> tuple[Line, ...]:
     lines: list[Line] = []
     line: list[Run] = []
     used = 0.0  # the line's width, trailing spaces included
     for word in words(runs):
-        ink = ink_width(word, size)
+        ink = ink_width(word, size, face)
         if line and used + ink > width:
             lines.append(tuple(line))
             line, used = [], 0.0
         if not line and ink > width:
-            *whole, last = _cut(word, width, size)
+            *whole, last = _cut(word, width, size, face)
             lines.extend(tuple(cut) for cut in whole)
             line = list(last)
-            used = sum(text_width(text, bold, size) for text, bold in line)
+            used = sum(text_width(text, bold, size, face) for text, bold in line)
             continue
         line.extend(word)
-        used += sum(text_width(text, bold, size) for text, bold in word)
+        used += sum(text_width(text, bold, size, face) for text, bold in word)
     lines.append(tuple(line))
     return tuple(lines)
 
 
-def _cut(word: list[Run], width: float, size: float) -> list[list[Run]]:
+def _cut(word: list[Run], width: float, size: float, face: Face) -> list[list[Run]]:
     lines: list[list[Run]] = [[]]
     used = 0.0
     for text, bold in word:
         for char in text:
-            char_width = text_width(char, bold, size)
+            char_width = text_width(char, bold, size, face)
             if lines[-1] and used + char_width > width and char != " ":
                 lines.append([])
                 used = 0.0

@@ -420,16 +420,23 @@ BAD_DOSSIERS = [
         "empty",
     ),
     ({"name": "A", "unknown": 1}, "unknown", "not permitted"),
-    # The mandate's PDF prints Windows-1252 (Latin-1, œ, Š, Ž, curly quotes...): nothing else.
-    ({"name": "Łukasz Import"}, "name", "cannot print: 'Ł'"),
+    # The mandate's PDF prints Latin with every accent, Greek and Cyrillic: no CJK (Nguyễn is fine).
+    ({"name": "山田 Import"}, "name", "cannot print: '山田'"),
     (
-        {"name": "A", "legal_representative": {**REP, "last_name": "Nguyễn"}},
+        {"name": "A", "legal_representative": {**REP, "last_name": "Nguyễn 山"}},
         "legal_representative.last_name",
-        "cannot print: 'ễ'",
+        "cannot print: '山'",
     ),
     ({"name": "A\x00B"}, "name", "pattern"),  # PostgreSQL cannot store NUL: refused, not a 500
     ({"name": "A", "external_ref": "x\x1by"}, "external_ref", "pattern"),
 ]
+
+
+async def test_names_in_any_latin_script_are_taken(client):
+    rep = {**REP, "first_name": "Łukasz", "last_name": "Nguyễn", "birth_name": "Ştefănescu"}
+    created = await client.post("/v1/dossiers", json={"name": "Łódź Import", "legal_representative": rep})
+    assert created.status_code == 201, created.text
+    assert created.json()["legal_representative"]["last_name"] == "Nguyễn"
 
 
 @pytest.mark.parametrize(("body", "field", "reason"), BAD_DOSSIERS)
@@ -784,12 +791,12 @@ async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, de
 async def test_rows_stored_before_a_rule_was_tightened_are_still_read(client, db, firm):
     # Names the mandate PDF cannot print are refused since: those already stored still answer 200.
     dossier = await verified_firm_with_dossier(db, firm)
-    await db.execute("UPDATE dossiers SET rep_last_name = 'Łukasiewicz' WHERE id = $1", dossier.id)
-    await db.execute("UPDATE firms SET platform_name = 'PA Łódź' WHERE id = $1", firm.id)
+    await db.execute("UPDATE dossiers SET rep_last_name = 'Yamada 山田' WHERE id = $1", dossier.id)
+    await db.execute("UPDATE firms SET platform_name = 'PA 東京' WHERE id = $1", firm.id)
     one = await client.get(f"/v1/dossiers/{dossier.id}")
-    assert one.status_code == 200 and one.json()["legal_representative"]["last_name"] == "Łukasiewicz"
+    assert one.status_code == 200 and one.json()["legal_representative"]["last_name"] == "Yamada 山田"
     assert (await client.get("/v1/dossiers")).status_code == 200
-    assert (await client.get("/v1/firm")).json()["platform"]["name"] == "PA Łódź"
+    assert (await client.get("/v1/firm")).json()["platform"]["name"] == "PA 東京"
     # And the firm can correct it.
     fixed = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": REP})
     assert fixed.status_code == 200

@@ -11,24 +11,24 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import font_roboto
 import pytest
 from fpdf import FPDF
 from pydantic import ValidationError
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
-from documents import (
+from documents.layout import MARGIN_X
+from documents.mandate_pdf import date_line_under, render_mandate_pdf
+from documents.mandate_text import BLOCK_TITLES
+from documents.models import (
     AddressScope,
     CompanyParty,
     MandateDocumentData,
     Person,
     PlatformParty,
     RenderedMandate,
-    render_mandate_pdf,
 )
-from documents.layout import MARGIN_X
-from documents.mandate_pdf import date_line_under
-from documents.mandate_text import BLOCK_TITLES
 
 NUMBER = "732829320_987654325_20261204_01"
 
@@ -74,11 +74,19 @@ class TextBox:
     bottom: float
 
 
+def measuring_fpdf() -> FPDF:
+    """fpdf2 measuring text in the mandate's two faces (independently of our own width tables)."""
+    meter = FPDF(unit="pt")
+    meter.add_font("Roboto", "", font_roboto.Roboto)
+    meter.add_font("Roboto", "B", font_roboto.RobotoBold)
+    return meter
+
+
 def text_boxes(rendered: RenderedMandate, page_index: int) -> list[TextBox]:
     """Approximate boxes (top-left origin) of each text run, widths measured with the same core font."""
     page = PdfReader(io.BytesIO(rendered.pdf)).pages[page_index]
     height = float(page.mediabox.height)
-    meter = FPDF(unit="pt")
+    meter = measuring_fpdf()
     boxes: list[TextBox] = []
 
     def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
@@ -86,8 +94,8 @@ def text_boxes(rendered: RenderedMandate, page_index: int) -> list[TextBox]:
             return
         x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
         y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        style = "B" if "Bold" in str(font.get("/BaseFont")) else ""
-        meter.set_font("Helvetica", style, size)
+        name = str(font.get("/BaseFont"))
+        meter.set_font("Roboto" if "Roboto" in name else "Helvetica", "B" if "Bold" in name else "", size)
         width = meter.get_string_width(text)
         # Ascender above the baseline, descender below it.
         boxes.append(TextBox(text, x, height - y - size, x + width, height - y + size * 0.25))
@@ -345,6 +353,44 @@ def test_names_print_verbatim_with_their_typography() -> None:
     client = CompanyParty(name="L’Atelier **{nb}** __Cœur__ -- Dupont – Šimon", siren="732829320")
     text = flat_text(render_mandate_pdf(make_data(client=client)))
     assert "L’Atelier **{nb}** __Cœur__ -- Dupont – Šimon" in text
+
+
+def page_fonts(rendered: RenderedMandate) -> set[str]:
+    reader = PdfReader(io.BytesIO(rendered.pdf))
+    return {
+        str(font.get_object()["/BaseFont"]).lstrip("/").split("+")[-1]
+        for page in reader.pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+
+
+def test_names_beyond_windows_1252_are_set_in_roboto_justified_as_usual() -> None:
+    client = CompanyParty(name="Łódź Import – Nguyễn & Ștefan", siren="732829320")
+    rep = Person(first_name="Łukasz", last_name="Nguyễn", birth_name="Ştefănescu", email="l@example.com")
+    rendered = render_mandate_pdf(make_data(client=client, client_representative=rep))
+    text = flat_text(rendered)
+    assert "Łódź Import – Nguyễn & Ștefan" in text and "Łukasz Nguyễn" in text and "Ştefănescu" in text
+    assert page_fonts(rendered) == {"Roboto", "RobotoBold"}  # embedded subsets, all of the document
+    plain = page_fonts(render_mandate_pdf(make_data()))
+    assert plain == {"Helvetica", "Helvetica-Bold", "Helvetica-Oblique"}  # core fonts, as before
+
+    # Each word placed on its own (no word spacing with an embedded font): justified lines still
+    # end at the right margin, measured by fpdf2 with the font itself.
+    meter = measuring_fpdf()
+    page = PdfReader(io.BytesIO(rendered.pdf)).pages[0]
+    ends: dict[float, float] = {}
+
+    def visit(piece: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+        if piece.strip() and font is not None:
+            meter.set_font("Roboto", "B" if "Bold" in str(font.get("/BaseFont")) else "", size)
+            y = round(tm[5], 1)
+            ends[y] = max(ends.get(y, 0.0), tm[4] + meter.get_string_width(piece.strip()))
+
+    page.extract_text(visitor_text=visit)
+    right_margin = float(page.mediabox.width) - MARGIN_X
+    assert len([end for end in ends.values() if end == pytest.approx(right_margin, abs=0.05)]) >= 15
+    assert all(end <= right_margin + 0.05 for end in ends.values())
+    assert_no_text_inside_field(rendered)
 
 
 def test_partial_address_scope_is_rendered() -> None:

@@ -456,10 +456,10 @@ async def test_a_mandate_that_cannot_be_printed_fails_with_why_instead_of_retryi
     ts_env, settings, db, dossier, workers
 ):
     # Stored before the API refused characters the PDF cannot print (the API now answers 422).
-    await db.execute("UPDATE dossiers SET rep_last_name = 'Kowalski-Łukasz' WHERE id = $1", dossier.id)
+    await db.execute("UPDATE dossiers SET rep_last_name = 'Kowalski-山田' WHERE id = $1", dossier.id)
     run = await generate_mandate(ts_env.client, settings, db, dossier)
     state = await run.wait_for("failed")
-    assert "cannot be printed" in state.failure_reason and "Ł" in state.failure_reason
+    assert "cannot be printed" in state.failure_reason and "山田" in state.failure_reason
     row = await mandates.get_mandate(db, run.mandate.id)
     assert (row.status, row.failure_reason) == ("failed", state.failure_reason)
     with pytest.raises(WorkflowUpdateFailedError) as refused:

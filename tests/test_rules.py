@@ -306,18 +306,22 @@ def test_pacing_on_a_simulated_clock_stays_under_both_limits_and_uses_them(per_m
     assert remaining_time(1000, per_minute, per_hour, 4) == pytest.approx(calls[-1], rel=0.01)
 
 
-def test_printable_names_are_the_core_fonts_windows_1252():
+def test_printable_names_are_what_one_of_the_mandates_faces_draws():
+    from documents.fonts import HELVETICA, ROBOTO, face_for, to_winansi
     from domain.models import LegalRepresentative
-    from domain.printable import check_printable, to_winansi, unprintable_characters
+    from domain.printable import check_printable, unprintable_characters
 
     assert check_printable("L’Atelier du Cœur – Müller & Fils") == "L’Atelier du Cœur – Müller & Fils"
-    assert check_printable("Šimon Žák, L’HAŸ-LES-ROSES, 10 €") == "Šimon Žák, L’HAŸ-LES-ROSES, 10 €"
-    assert unprintable_characters("Łukasz Łódź Nguyễn") == "Łźễ"
-    assert unprintable_characters("\x81\u0152") == "\x81"  # C1 controls have no glyph, Œ has one
-    # Each character as the byte the fonts draw it with; thin spaces as spaces.
-    assert to_winansi("Cœur\u202f€ ’") == "C\x9cur \x80 \x92"
-    with pytest.raises(ValidationError, match="cannot print: 'Ł'"):
-        LegalRepresentative(first_name="Łukasz", last_name="Nowak", email="l@example.com")
+    assert check_printable("Łukasz Nguyễn, Ștefan Şahin, Дмитрий") == "Łukasz Nguyễn, Ștefan Şahin, Дмитрий"
+    assert unprintable_characters("山田 Łukasz 🙂\x81") == "山田🙂\x81"  # no CJK, emoji or C1 controls
+    with pytest.raises(ValidationError, match="cannot print: '山'"):
+        LegalRepresentative(first_name="山", last_name="Nowak", email="l@example.com")
+    # Helvetica (a core font, nothing embedded) as long as it prints everything.
+    assert face_for(["Šimon Žák, L’HAŸ-LES-ROSES\u202f", "10 €"]) is HELVETICA
+    assert face_for(["ACME", "Łukasz"]) is ROBOTO
+    # Each character as the Windows-1252 byte Helvetica draws it with; thin spaces as spaces.
+    assert HELVETICA.prepare("Cœur\u202f€ ’") == to_winansi("Cœur € ’") == "C\x9cur \x80 \x92"
+    assert ROBOTO.prepare("Łukasz\u2009N.") == "Łukasz N."
 
 
 def test_the_emulators_secrets_are_refused_against_yousign_itself():
