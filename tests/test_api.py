@@ -432,11 +432,19 @@ BAD_DOSSIERS = [
 ]
 
 
-async def test_names_in_any_latin_script_are_taken(client):
+async def test_names_in_any_latin_script_are_taken_and_printed(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
     rep = {**REP, "first_name": "Łukasz", "last_name": "Nguyễn", "birth_name": "Ştefănescu"}
-    created = await client.post("/v1/dossiers", json={"name": "Łódź Import", "legal_representative": rep})
-    assert created.status_code == 201, created.text
-    assert created.json()["legal_representative"]["last_name"] == "Nguyễn"
+    patched = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": rep})
+    assert patched.status_code == 200 and patched.json()["legal_representative"]["last_name"] == "Nguyễn"
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+
+    async def preview():
+        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+        return answer.content if answer.status_code == 200 else None
+
+    pdf = PdfReader(io.BytesIO(await eventually(preview)))
+    assert "Łukasz Nguyễn" in " ".join(page.extract_text() for page in pdf.pages)
 
 
 @pytest.mark.parametrize(("body", "field", "reason"), BAD_DOSSIERS)
