@@ -10,6 +10,7 @@ embedded as a subset): Latin with every accent, Greek and Cyrillic, at ~20x the 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -62,8 +63,15 @@ def in_helvetica(char: str) -> bool:
     return True
 
 
+# Controls, invisible formatting (zero-width spaces, soft hyphens...), private-use glyphs and marks
+# left uncombined by NFC: nothing a name should carry, and nothing drawn right without shaping.
+_NEVER_PRINTED = frozenset({"Cc", "Cf", "Co", "Cs", "Mn", "Me", "Zl", "Zp"})
+
+
 def printable(char: str) -> bool:
-    """Whether a mandate can print `char`, in one face or the other."""
+    """Whether a mandate can print `char` (of a text in NFC), in one face or the other."""
+    if unicodedata.category(char) in _NEVER_PRINTED:
+        return False
     return in_helvetica(char) or char in _roboto_widths("")
 
 

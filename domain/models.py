@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
@@ -16,7 +17,8 @@ _NAME_PUNCTUATION = frozenset(" '-()`")
 
 def _human_name(value: str) -> str:
     # YouSign's HumanName: letters (accents included), digits and ' ( ) - ` and spaces, trimmed.
-    cleaned = " ".join(value.replace("\u2019", "'").split())
+    # Composed first: "e" + a combining accent is the letter "é", not a letter and a mark.
+    cleaned = " ".join(unicodedata.normalize("NFC", value).replace("\u2019", "'").split())
     if not cleaned:
         raise ValueError("must not be empty")
     if len(cleaned) > 255:

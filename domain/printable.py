@@ -7,6 +7,8 @@ always be rendered.
 
 from __future__ import annotations
 
+import unicodedata
+
 from documents.fonts import printable
 
 
@@ -16,7 +18,9 @@ def unprintable_characters(text: str) -> str:
 
 
 def check_printable(text: str) -> str:
-    """`text` unchanged, or a ValueError naming the characters the mandate PDF cannot print."""
+    """`text` composed (NFC: "e" + a combining accent becomes "é"), or a ValueError naming the
+    characters the mandate PDF cannot print."""
+    text = unicodedata.normalize("NFC", text)
     if bad := unprintable_characters(text):
         raise ValueError(f"contains characters the mandate PDF cannot print: {bad!r}")
     return text

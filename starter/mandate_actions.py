@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -75,6 +75,10 @@ def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:
     return error.cause if isinstance(error.cause, ApplicationError) else None
 
 
+# A draft's workflow is started right after its row is reserved: one missing after this never started.
+STARTING_GRACE = timedelta(minutes=1)
+
+
 class RunGone(Conflict):
     """The mandate's workflow run is over (signed, deleted) or was never started."""
 
@@ -96,8 +100,28 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         raise Unavailable(f"the workflow service did not answer: {error.message}") from error
 
 
+async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datetime) -> None:
+    """Delete through the mandate's workflow. A draft without a run (the gateway stopped between
+    reserving it and starting its workflow, or an operator terminated it) has sent nothing: it is
+    set aside in the store, as a failed start is, once it is clearly not just being started."""
+    try:
+        await _update(client, mandate, MandateWorkflow.delete)
+    except RunGone:
+        if mandate.status != MandateStatus.DRAFT:
+            raise
+        if now - mandate.created_at < STARTING_GRACE:
+            raise Conflict("the mandate is being started: try again in a minute") from None
+        await mandates.discard_reservation(db, mandate.id, now)
+
+
 async def discard_draft_outdated_by(
-    db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID, changes: dict[str, Any]
+    db: asyncpg.Pool,
+    client: Client,
+    firm_id: UUID,
+    dossier_id: UUID,
+    changes: dict[str, Any],
+    *,
+    now: datetime,
 ) -> None:
     """A draft's PDF shows the dossier as it was generated: a change to what it prints discards the
     draft (the firm generates a new one), so an outdated mandate is never sent."""
@@ -107,7 +131,7 @@ async def discard_draft_outdated_by(
         and mandate.status == MandateStatus.DRAFT
         and dossiers.changes_printed_data(dossier, changes)
     ):
-        await _update(client, mandate, MandateWorkflow.delete)
+        await _delete(db, client, mandate, now)
 
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
@@ -122,12 +146,4 @@ async def remind(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UU
 
 
 async def delete(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID, *, now: datetime) -> None:
-    mandate = await current_mandate(db, firm_id, dossier_id)
-    try:
-        await _update(client, mandate, MandateWorkflow.delete)
-    except RunGone:
-        if mandate.status != MandateStatus.DRAFT:
-            raise
-        # A draft without a run (the gateway stopped between reserving it and starting its
-        # workflow, or an operator terminated it) has sent nothing: set it aside, as a failed start is.
-        await mandates.discard_reservation(db, mandate.id, now)
+    await _delete(db, client, await current_mandate(db, firm_id, dossier_id), now)

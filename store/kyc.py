@@ -24,11 +24,15 @@ async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIter
     could empty the pool when many firms submit at once.
     """
     async with db.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
         try:
+            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
             yield conn
-        finally:
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kyc:{firm_id}")
+        except BaseException:
+            # Failed or cancelled (maybe while the lock was being granted): closing the session is
+            # the sure way to release it; the pool replaces the connection.
+            conn.terminate()
+            raise
 
 
 @asynccontextmanager

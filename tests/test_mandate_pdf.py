@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from pypdf import PdfReader
 from pypdf.generic import ContentStream
 
+from documents.fonts import HELVETICA
 from documents.layout import MARGIN_X
-from documents.mandate_pdf import date_line_under, render_mandate_pdf
+from documents.mandate_pdf import date_line_under, face_of, render_mandate_pdf
 from documents.mandate_text import BLOCK_TITLES
 from documents.models import (
     AddressScope,
@@ -373,6 +374,9 @@ def test_names_beyond_windows_1252_are_set_in_roboto_justified_as_usual() -> Non
     assert page_fonts(rendered) == {"Roboto", "RobotoBold"}  # embedded subsets, all of the document
     plain = page_fonts(render_mandate_pdf(make_data()))
     assert plain == {"Helvetica", "Helvetica-Bold", "Helvetica-Oblique"}  # core fonts, as before
+    # E-mail addresses are not printed: an internationalised one leaves the mandate in Helvetica.
+    unprinted = Person(first_name="Jean", last_name="Dupont", email="łukasz@exemple.fr")
+    assert face_of(make_data(client_representative=unprinted)) is HELVETICA
 
     # Each word placed on its own (no word spacing with an embedded font): justified lines still
     # end at the right margin, measured by fpdf2 with the font itself.

@@ -314,6 +314,16 @@ def test_printable_names_are_what_one_of_the_mandates_faces_draws():
     assert check_printable("L’Atelier du Cœur – Müller & Fils") == "L’Atelier du Cœur – Müller & Fils"
     assert check_printable("Łukasz Nguyễn, Ștefan Şahin, Дмитрий") == "Łukasz Nguyễn, Ștefan Şahin, Дмитрий"
     assert unprintable_characters("山田 Łukasz 🙂\x81") == "山田🙂\x81"  # no CJK, emoji or C1 controls
+    # Nothing invisible (zero-width space, soft hyphen), private-use or left uncombined.
+    assert unprintable_characters("Du\u200bpont\u00adx\ue001a\u0301") == "\u200b\u00ad\ue001\u0301"
+    # Composed first: a decomposed "ễ" (e + two combining marks) is the letter itself.
+    assert check_printable("Nguye\u0302\u0303n") == "Nguyễn"
+    assert (
+        LegalRepresentative(
+            first_name="Jose\u0301", last_name="Nguye\u0302\u0303n", email="n@example.com"
+        ).last_name
+        == "Nguyễn"
+    )
     with pytest.raises(ValidationError, match="cannot print: '山'"):
         LegalRepresentative(first_name="山", last_name="Nowak", email="l@example.com")
     # Helvetica (a core font, nothing embedded) as long as it prints everything.

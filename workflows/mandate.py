@@ -383,7 +383,8 @@ class MandateWorkflow:
         self._busy = True
         # A refusal, expiry or failure adopted a moment ago may still be on its way to the database:
         # the deletion is written after it (the store never moves a final state back).
-        await workflow.wait_condition(lambda: self._records_in_flight == 0)
+        if workflow.patched("delete-after-records"):
+            await workflow.wait_condition(lambda: self._records_in_flight == 0)
         await self._record(MandateStatus.DELETED, "deleted by the firm")
         self._busy = False
         return self.state

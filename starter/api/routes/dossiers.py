@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -74,6 +75,8 @@ async def patch_dossier(
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")
-    await mandate_actions.discard_draft_outdated_by(db, temporal, firm_id, dossier_id, changes)
+    await mandate_actions.discard_draft_outdated_by(
+        db, temporal, firm_id, dossier_id, changes, now=datetime.now(UTC)
+    )
     await dossiers.update_dossier(db, firm_id, dossier_id, **changes)
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
