@@ -15,9 +15,15 @@ from temporalio.client import (
     ScheduleUpdate,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 
 from config.settings import Settings
+from config.temporal import BULK_SEND_ID, FIRM_ID
 from store.bulk import BulkSend
 from store.records import KycSubmission, Mandate
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
@@ -77,6 +83,8 @@ async def start_kyc_workflow(client: Client, settings: Settings, submission: Kyc
         ),
         id=kyc_workflow_id(submission.firm_id),
         task_queue=settings.temporal_task_queue,
+        static_summary="Identity check of the firm's legal representative",
+        search_attributes=TypedSearchAttributes([SearchAttributePair(FIRM_ID, str(submission.firm_id))]),
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
     )
 
@@ -92,6 +100,14 @@ async def start_bulk_send_workflow(client: Client, settings: Settings, batch: Bu
         ),
         id=bulk_workflow_id(batch.id),
         task_queue=settings.temporal_task_queue,
+        static_summary=f"Bulk send of {batch.total} dossier(s)",
+        # Kept by every continued run: "FirmId = X" or "BulkSendId = Y" finds the batch with its mandates.
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(FIRM_ID, str(batch.firm_id)),
+                SearchAttributePair(BULK_SEND_ID, str(batch.id)),
+            ]
+        ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
 

@@ -804,6 +804,9 @@ async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, de
     )
     assert [r["status"] for r in rows[:2]] == ["superseded", "superseded"]
     handle = dev_env.client.get_workflow_handle(kyc_workflow_id(firm.id))
+    described = await handle.describe()  # operators find it by the firm, and read what it is
+    assert {k.name: v for k, v in described.typed_search_attributes}["FirmId"] == str(firm.id)
+    assert await described.static_summary() == "Identity check of the firm's legal representative"
     started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
     [verifying] = await dev_env.client.data_converter.decode(started.input.payloads, [KycWorkflowInput])
     assert verifying.submission_id == rows[2]["id"]

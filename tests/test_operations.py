@@ -38,8 +38,14 @@ async def test_runs_are_found_by_status_and_by_bulk_send(dev_env, db, firm, emul
             by_batch = f"BulkSendId = '{bulk_id}'"
             expected = {f"mandate-{single.id}-1", f"mandate-{batched.id}-1"}
             assert await eventually(lambda: _matches(dev_env.client, pending, expected))
-            assert await eventually(lambda: _matches(dev_env.client, by_batch, {f"mandate-{batched.id}-1"}))
+            in_batch = {f"mandate-{batched.id}-1", f"bulk-{bulk_id}"}  # the batch's own run too
+            assert await eventually(lambda: _matches(dev_env.client, by_batch, in_batch))
+            # Everything of the firm: its mandates and its batch.
+            of_firm = expected | {f"bulk-{bulk_id}"}
+            assert await eventually(lambda: _matches(dev_env.client, f"FirmId = '{firm.id}'", of_firm))
 
+    batch_run = await dev_env.client.get_workflow_handle(f"bulk-{bulk_id}").describe()
+    assert await batch_run.static_summary() == "Bulk send of 1 dossier(s)"
     described = await dev_env.client.get_workflow_handle(f"mandate-{batched.id}-1").describe()
     attributes = {key.name: value for key, value in described.typed_search_attributes}
     ours = {"FirmId", "DossierId", "MandateStatus", "BulkSendId", "MandateExpiresAt"}

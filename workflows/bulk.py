@@ -45,6 +45,10 @@ def bulk_workflow_id(bulk_send_id: UUID) -> str:
 class BulkSendWorkflow:
     @workflow.run
     async def run(self, input: BulkSendInput) -> None:
+        workflow.set_current_details(
+            f"Bulk send {input.bulk_send_id}: this run starts the mandates from position"
+            f" {input.next_position} (pages of {input.page_size}, one run each)"
+        )
         page = await workflow.execute_activity_method(
             BulkActivities.reserve_bulk_page,
             BulkPageInput(bulk_send_id=input.bulk_send_id, start=input.next_position, size=input.page_size),
