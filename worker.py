@@ -24,7 +24,7 @@ from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
 from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from config.logging import configure_logging
-from config.settings import Settings, get_settings
+from config.settings import Settings, settings_or_exit
 from config.temporal import connect_temporal
 from domain.pacing import activity_rate_limit
 from starter.workflows import ensure_reconciliation_schedule
@@ -167,7 +167,7 @@ async def _stop_on(stop: asyncio.Event, workers: list[Worker]) -> None:
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit("worker")
     configure_logging(settings.log_level)
 
     async def serve() -> None:

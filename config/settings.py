@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.durations import parse_iso_duration
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     mail_from: str = "mandats@cabinet.example"
 
     api_host: str = Field(default="127.0.0.1", description="0.0.0.0 to serve beyond this machine")
-    api_port: int = 8000
+    api_port: int = Field(default=8000, ge=1, le=65535)
     worker_metrics_address: str | None = Field(
         default="127.0.0.1:9464",
         description="Where the worker serves Prometheus metrics (SDK and YouSign); 0.0.0.0:9464 for"
@@ -94,3 +95,22 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def invalid_settings(error: ValidationError) -> list[str]:
+    """One line per invalid variable, named as it is set (values are not repeated: some are secrets)."""
+    lines = []
+    for problem in error.errors():
+        name = "_".join(str(part) for part in problem["loc"]).upper() or "the settings"
+        lines.append(f"{name} is invalid: {problem['msg']}")
+    return lines
+
+
+def settings_or_exit(program: str) -> Settings:
+    """The settings, or what is wrong with them on stderr and exit status 2, without a traceback."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        for line in invalid_settings(error):
+            print(f"{program}: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from config.settings import get_settings
+from config.settings import settings_or_exit
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
 from domain.printable import check_printable
@@ -31,7 +31,7 @@ console = Console()
 
 def with_db(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     async def run() -> T:
-        settings = get_settings()
+        settings = settings_or_exit("mandates")
         dsn = settings.database_url.get_secret_value() if settings.database_url else None
         db = await connect_database(dsn, settings.data_dir, max_size=2)
         try:

@@ -30,7 +30,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from config.settings import Settings
+from config.settings import Settings, invalid_settings
 from config.temporal import connect_temporal
 from starter.demo import prepare_demo, verification_outcome
 from starter.stack_banner import banner, redact
@@ -327,9 +327,8 @@ def main() -> None:
     try:
         plan = StackPlan.from_env()
     except ValidationError as error:
-        for problem in error.errors():
-            name = "_".join(str(part) for part in problem["loc"]).upper()
-            print(f"make run: {name} is invalid: {problem['msg']}", file=sys.stderr)
+        for line in invalid_settings(error):
+            print(f"make run: {line}", file=sys.stderr)
         sys.exit(2)
     except ValueError as error:
         print(f"make run: {error}", file=sys.stderr)

@@ -434,3 +434,14 @@ def listening_port() -> Iterator[int]:
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("program", [["worker.py"], ["-m", "starter.api"]])
+def test_a_wrong_setting_is_named_without_a_traceback(program: list[str]):
+    env = {**os.environ, "YOUSIGN_REQUESTS_PER_MINUTE": "abc", "API_PORT": "99999"}
+    done = subprocess.run(
+        [sys.executable, *program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2, done.stderr
+    assert "YOUSIGN_REQUESTS_PER_MINUTE is invalid" in done.stderr and "API_PORT is invalid" in done.stderr
+    assert "Traceback" not in done.stderr

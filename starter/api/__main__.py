@@ -3,12 +3,12 @@
 import uvicorn
 
 from config.logging import configure_logging
-from config.settings import get_settings
+from config.settings import settings_or_exit
 from starter.api.app import create_app
 
 
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit("api")
     configure_logging(settings.log_level)
     uvicorn.run(
         create_app(settings),
