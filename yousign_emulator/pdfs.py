@@ -6,15 +6,26 @@ import io
 from dataclasses import dataclass
 from datetime import datetime
 
+import font_roboto
 from fpdf import FPDF
 from pypdf import PdfReader, PdfWriter
 
 A4 = (595.28, 841.89)
 
 
-def _latin1(text: str) -> str:
-    # fpdf2's core fonts draw Windows-1252 bytes; anything else becomes "?" rather than failing.
-    return text.encode("cp1252", "replace").decode("latin-1")
+def _use_font(pdf: FPDF, text: str, size: float, style: str = "") -> str:
+    """Set a font that draws `text` (YouSign prints any signer's name) and return it to draw:
+    Helvetica for Windows-1252, else Roboto (fpdf2 leaves out a glyph Roboto lacks, no error)."""
+    try:
+        text.encode("cp1252")
+    except UnicodeEncodeError:
+        if "roboto" not in pdf.fonts:
+            pdf.add_font("Roboto", "", font_roboto.Roboto)
+            pdf.add_font("Roboto", "B", font_roboto.RobotoBold)
+        pdf.set_font("Roboto", style, size)
+        return text
+    pdf.set_font("Helvetica", style, size)
+    return text.encode("cp1252").decode("latin-1")
 
 
 def page_sizes(content: bytes) -> list[tuple[float, float]]:
@@ -57,9 +68,9 @@ def _overlay(size: tuple[float, float], stamps: list[Stamp]) -> PdfReader:
             pdf.rect(stamp.x, stamp.y, stamp.width, stamp.height)
         # A mention's text fills its line (line height 1.5, as YouSign's height rule says).
         size = max(5.0, min(9.0, stamp.height / 4)) if stamp.framed else min(12.0, stamp.height / 1.5)
-        pdf.set_font("Helvetica", size=size)
+        text = _use_font(pdf, stamp.text, size)
         pdf.set_xy(stamp.x + 2, stamp.y + 2)
-        pdf.multi_cell(stamp.width - 4, max(6.0, min(10.0, stamp.height / 4)), _latin1(stamp.text))
+        pdf.multi_cell(stamp.width - 4, max(6.0, min(10.0, stamp.height / 4)), text)
     return PdfReader(io.BytesIO(bytes(pdf.output())))
 
 
@@ -84,12 +95,10 @@ def text_pdf(title: str, lines: list[str]) -> bytes:
     pdf = FPDF(unit="pt", format="A4")
     pdf.set_margins(50, 50, 50)
     pdf.add_page()
-    pdf.set_font("Helvetica", style="B", size=15)
-    pdf.multi_cell(0, 20, _latin1(title), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 20, _use_font(pdf, title, 15, "B"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(8)
-    pdf.set_font("Helvetica", size=10)
     for line in lines:
-        pdf.multi_cell(0, 14, _latin1(line), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 14, _use_font(pdf, line, 10), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -98,8 +107,7 @@ def sample_pdf(pages: int = 1, title: str = "Mandat de facturation électronique
     pdf = FPDF(unit="pt", format="A4")
     for number in range(1, pages + 1):
         pdf.add_page()
-        pdf.set_font("Helvetica", size=14)
-        pdf.text(60, 80, _latin1(f"{title} - page {number}/{pages}"))
+        pdf.text(60, 80, _use_font(pdf, f"{title} - page {number}/{pages}", 14))
     return bytes(pdf.output())
 
 

@@ -189,3 +189,18 @@ async def test_index_page_links_requests_signers_and_mailbox(api, web):
     assert 'href="/mailbox"' in index.text
     mailbox = await web.get("/mailbox")
     assert sr["signers"][0]["signature_link"] in mailbox.text
+
+
+def test_the_signed_copy_prints_names_beyond_windows_1252():
+    # As YouSign does: the stamp and the certificate carry the signer's name as written.
+    import io
+
+    from pypdf import PdfReader
+
+    from yousign_emulator.pdfs import Stamp, sample_pdf, signed_pdf
+
+    stamp = Stamp(page=1, x=100, y=100, width=200, height=80, text="Signé par Łukasz Nguyễn")
+    signed = signed_pdf(sample_pdf(), [stamp], ["Signataire : Łukasz Nguyễn"])
+    pages = PdfReader(io.BytesIO(signed)).pages
+    assert "Signé par Łukasz Nguyễn" in pages[0].extract_text()
+    assert "Signataire : Łukasz Nguyễn" in pages[-1].extract_text()
