@@ -77,7 +77,7 @@ async def render_and_store(
     """Render the mandate's PDF and store it as its `generated` document (same data, same bytes)."""
     # ~4 ms of pure Python: on the event loop. A thread would hold the GIL just the same, and handing
     # over to it cost more than it spared (bench b: 33.0 -> 34.7 mandates/s inline, p90 latencies lower).
-    # A mandate in the embedded face takes ~110 ms: in a thread, which lets the loop run meanwhile.
+    # A mandate in the embedded face takes ~75 ms: in a thread, which lets the loop run meanwhile.
     data = await document_data(db, mandate, dossier)
     if face_of(data).core:
         rendered = render_mandate_pdf(data)

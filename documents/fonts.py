@@ -3,8 +3,8 @@
 Helvetica, a PDF core font, draws Windows-1252 (Latin-1 plus œ, Š, Ž, Ÿ, €, curly quotes and
 dashes): nothing to embed, and the cheapest to render, for nearly every mandate. A mandate naming
 someone it cannot print (Łukasz, Nguyễn, Ștefan...) is set in Roboto instead (font-roboto's files,
-embedded as a subset): Latin with every accent, Greek and Cyrillic, at ~25x the rendering time
-(~110 ms against ~4 ms, mostly the subsetting: `python bench/mandate_pdf.py`).
+embedded as a subset): Latin with every accent, Greek and Cyrillic, at ~18x the rendering time
+(~75 ms against ~4 ms, loading and subsetting the font: `python bench/mandate_pdf.py`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class Face:
         return _roboto_widths("B" if bold else "")
 
     def files(self) -> Mapping[str, str]:
-        """The TrueType files to embed, by fpdf2 style (none for a core font); italic is upright."""
-        return {} if self.core else {**_ROBOTO_FILES, "I": _ROBOTO_FILES[""]}
+        """The TrueType files to embed, by fpdf2 style (none for a core font; no italic: each
+        file is parsed for every document, and a note in upright type reads as well)."""
+        return {} if self.core else _ROBOTO_FILES
 
 
 HELVETICA = Face("Helvetica", core=True)

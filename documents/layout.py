@@ -122,7 +122,7 @@ class MandateCanvas(FPDF):
             if spacing:
                 self._out(f"{stretch * self.k:.3f} Tw")  # applies to each space (code 32) drawn
             for text, bold in merged(line):
-                style = ("B" if bold else "") + ("I" if italic else "")
+                style = ("B" if bold else "") + ("I" if italic and self.face.core else "")
                 if (self.font_style, self.font_size_pt) != (style, size):
                     self.set_font(self.face.family, style, size)
                 for piece in [text] if spacing or not stretch else re.findall(r" +|[^ ]+", text):

@@ -53,7 +53,7 @@ def _build(data: MandateDocumentData, total_pages: int | None) -> tuple[MandateC
 
 
 def face_of(data: MandateDocumentData) -> Face:
-    """Helvetica when it prints every name of the mandate, else Roboto (embedded: ~25x slower)."""
+    """Helvetica when it prints every name of the mandate, else Roboto (embedded: ~18x slower)."""
     # The e-mail addresses are data, not print: an internationalised one must not change the face.
     unprinted = {"client_representative": {"email"}, "firm_representative": {"email"}}
     return face_for(_texts(data.model_dump(exclude=unprinted)))
