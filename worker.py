@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,7 @@ from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
+from config.startup import startup_problem
 from config.temporal import connect_temporal
 from domain.pacing import activity_rate_limit
 from starter.workflows import ensure_reconciliation_schedule
@@ -180,7 +182,13 @@ def main() -> None:
         )
         await run_worker(settings, stop)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except Exception as error:
+        if (problem := startup_problem(error, settings)) is None:
+            raise
+        print(f"worker: {problem}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

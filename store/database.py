@@ -56,8 +56,9 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """On release, asyncpg still rolls back a stray transaction; its full reset (unlisten, reset
-    settings, unlock) is skipped: this code keeps no session state (the migration lock is released
-    where it is taken), and that reset was one more round trip for every pooled query."""
+    settings, unlock) is skipped: this code keeps no session state (advisory locks are released
+    where they are taken, or their connection closed), and that reset was one more round trip for
+    every pooled query."""
 
 
 async def migrate(pool: asyncpg.Pool) -> list[str]:

@@ -445,3 +445,22 @@ def test_a_wrong_setting_is_named_without_a_traceback(program: list[str]):
     assert done.returncode == 2, done.stderr
     assert "YOUSIGN_REQUESTS_PER_MINUTE is invalid" in done.stderr and "API_PORT is invalid" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("program", [["worker.py"], ["-m", "starter.api"]])
+def test_a_missing_service_is_named_without_a_traceback(program: list[str], database_url: str):
+    def start(**variables: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, **variables}
+        return subprocess.run(
+            [sys.executable, *program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    no_database = start(DATABASE_URL="postgresql://mandates:s3cret@127.0.0.1:1/mandates")
+    assert no_database.returncode == 1, no_database.stderr
+    assert "cannot use PostgreSQL (DATABASE_URL): ConnectionRefusedError" in no_database.stderr
+    assert "Traceback" not in no_database.stderr and "s3cret" not in no_database.stderr
+
+    no_temporal = start(DATABASE_URL=database_url, TEMPORAL_ADDRESS="127.0.0.1:1")
+    assert no_temporal.returncode == 1, no_temporal.stderr
+    assert "cannot reach Temporal at 127.0.0.1:1 (TEMPORAL_ADDRESS)" in no_temporal.stderr
+    assert "Traceback" not in no_temporal.stderr
