@@ -26,11 +26,9 @@ from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
-from config.startup import startup_problem
-from config.temporal import connect_temporal
+from config.startup import Unreachable, connect_services
 from domain.pacing import activity_rate_limit
 from starter.workflows import ensure_reconciliation_schedule
-from store.database import connect_database
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
 from workflows.mandate import MandateWorkflow
@@ -145,10 +143,8 @@ def mailer_for(settings: Settings) -> Mailer | None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    db_url = settings.database_url.get_secret_value() if settings.database_url else None
-    db = await connect_database(db_url, settings.data_dir)
     runtime = metrics_runtime(settings)
-    client = await connect_temporal(settings, runtime)
+    db, client = await connect_services(settings, runtime)
     async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
         try:
@@ -184,9 +180,7 @@ def main() -> None:
 
     try:
         asyncio.run(serve())
-    except Exception as error:
-        if (problem := startup_problem(error, settings)) is None:
-            raise
+    except Unreachable as problem:
         print(f"worker: {problem}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -1,20 +1,57 @@
-"""What a process says when a service it needs is not there at start-up: one line naming the
-variable to check, instead of a traceback (a supervisor restarts it; the line says why)."""
+"""Connecting a process to the services it needs at start-up, saying plainly which one is missing:
+one line naming the variable to check instead of a traceback (a supervisor restarts the process;
+the line says why). Anything else, a bug, keeps its traceback."""
 
 from __future__ import annotations
 
 import asyncpg
+from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from config.settings import Settings
+from config.temporal import connect_temporal
+from store.database import migrate, open_database
+
+# What a database that is not there looks like: refused, unknown host, timed out, starting up,
+# wrong password or database name.
+_DATABASE_MISSING = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidCatalogNameError,
+)
 
 
-def startup_problem(error: BaseException, settings: Settings) -> str | None:
-    """The line for a missing dependency; None for anything else (a bug keeps its traceback)."""
-    if isinstance(error, RuntimeError) and "Failed client connect" in str(error):
-        reason = str(error).removeprefix("Failed client connect: ").splitlines()[0][:200]
-        return f"cannot reach Temporal at {settings.temporal_address} (TEMPORAL_ADDRESS): {reason}"
-    if isinstance(error, OSError | TimeoutError | asyncpg.PostgresError | asyncpg.InterfaceError):
-        where = "DATABASE_URL" if settings.database_url else "the embedded server, DATA_DIR"
+class Unreachable(Exception):
+    """A service the process cannot start without is not there; the message names its variable."""
+
+
+async def connect_services(settings: Settings, runtime: Runtime | None = None) -> tuple[asyncpg.Pool, Client]:
+    """The migrated database pool and the Temporal client, or Unreachable."""
+    dsn = settings.database_url.get_secret_value() if settings.database_url else None
+    try:
+        db = await open_database(dsn, settings.data_dir)
+    except _DATABASE_MISSING as error:
+        where = "DATABASE_URL" if dsn else "the embedded server, DATA_DIR"
         # The error names host, port or user at most: never the URL, which may hold the password.
-        return f"cannot use PostgreSQL ({where}): {type(error).__name__}: {error}"
-    return None
+        raise Unreachable(f"cannot use PostgreSQL ({where}): {type(error).__name__}: {error}") from None
+    try:
+        await migrate(db)
+        return db, await _temporal(settings, runtime)
+    except BaseException:
+        await db.close()
+        raise
+
+
+async def _temporal(settings: Settings, runtime: Runtime | None) -> Client:
+    try:
+        return await connect_temporal(settings, runtime)
+    except RuntimeError as error:
+        if not str(error).startswith("Failed client connect"):
+            raise
+        reason = str(error).removeprefix("Failed client connect: ").splitlines()[0][:200]
+        raise Unreachable(
+            f"cannot reach Temporal at {settings.temporal_address} (TEMPORAL_ADDRESS): {reason}"
+        ) from None

@@ -92,10 +92,15 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     return applied
 
 
-async def connect_database(dsn: str | None, data_dir: Path, *, max_size: int = 10) -> asyncpg.Pool:
-    """The pool every process uses: `DATABASE_URL` when given, else the embedded server; migrated."""
+async def open_database(dsn: str | None, data_dir: Path, *, max_size: int = 10) -> asyncpg.Pool:
+    """The pool: `DATABASE_URL` when given, else the embedded server (not migrated yet)."""
     if dsn is None:
         dsn = await asyncio.to_thread(start_embedded_postgres, data_dir / "postgres")
-    pool = await create_pool(dsn, max_size=max_size)
+    return await create_pool(dsn, max_size=max_size)
+
+
+async def connect_database(dsn: str | None, data_dir: Path, *, max_size: int = 10) -> asyncpg.Pool:
+    """The pool every process uses, migrated."""
+    pool = await open_database(dsn, data_dir, max_size=max_size)
     await migrate(pool)
     return pool

@@ -7,24 +7,19 @@ import uvicorn
 
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
-from config.startup import startup_problem
-from config.temporal import connect_temporal
+from config.startup import Unreachable, connect_services
 from starter.api.app import create_app
-from store.database import connect_database
 
 
 async def serve(settings: Settings) -> None:
-    """Connect first (a missing database or Temporal is said plainly), then serve until a signal."""
-    dsn = settings.database_url.get_secret_value() if settings.database_url else None
-    db = await connect_database(dsn, settings.data_dir)
-    try:
-        app = create_app(settings, db=db, temporal=await connect_temporal(settings))
-        config = uvicorn.Config(
-            app, host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower()
-        )
-        await uvicorn.Server(config).serve()
-    finally:
-        await db.close()
+    """Connect first (a missing database or Temporal is said plainly), then serve until a signal;
+    the app's shutdown closes the pool (uvicorn re-raises the signal once it has stopped)."""
+    db, temporal = await connect_services(settings)
+    app = create_app(settings, db=db, temporal=temporal, close_db=True)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower()
+    )
+    await uvicorn.Server(config).serve()
 
 
 def main() -> None:
@@ -32,11 +27,11 @@ def main() -> None:
     configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))
-    except Exception as error:
-        if (problem := startup_problem(error, settings)) is None:
-            raise
+    except Unreachable as problem:
         print(f"api: {problem}", file=sys.stderr)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C: the server has stopped, as uvicorn.run would say nothing more
+        pass
 
 
 if __name__ == "__main__":

@@ -20,13 +20,18 @@ from store.database import connect_database
 
 
 def create_app(
-    settings: Settings, *, db: asyncpg.Pool | None = None, temporal: Client | None = None
+    settings: Settings,
+    *,
+    db: asyncpg.Pool | None = None,
+    temporal: Client | None = None,
+    close_db: bool = False,
 ) -> FastAPI:
-    """The app; given a pool and a client (tests), it uses them, else it connects at start-up."""
+    """The app; given a pool and a client, it uses them (and closes the pool at shutdown if
+    `close_db`), else it connects at start-up."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned_db = None
+        owned_db = db if close_db else None
         if db is None:
             dsn = settings.database_url.get_secret_value() if settings.database_url else None
             owned_db = await connect_database(dsn, settings.data_dir)
