@@ -259,6 +259,16 @@ async def test_kyc_submission_supersedes_and_forgets_files(db, firm):
     assert (await kyc.current_submission(db, firm.id)).status == "verified"
 
 
+async def test_the_firms_submission_lock_is_released_when_its_holder_fails(db, firm):
+    # The session holding it is closed (not handed back to the pool locked): the next one gets it.
+    with pytest.raises(RuntimeError):
+        async with kyc.one_submission_at_a_time(db, firm.id):
+            raise RuntimeError("the verification could not be started")
+    async with asyncio.timeout(5), kyc.one_submission_at_a_time(db, firm.id):
+        pass
+    assert await db.fetchval("SELECT 1") == 1  # the pool replaced the closed connection
+
+
 async def test_webhook_events_are_recorded_once(db):
     event_id = str(uuid4())
     assert await webhooks.record_webhook_event(db, event_id, "signer.done", "sr-1") is True
