@@ -198,9 +198,8 @@ async def _serve(port: int) -> None:
 
     settings = Settings()
     db = await create_pool(os.environ["DATABASE_URL"], max_size=10)
+    # No Temporal connection: listing needs the pool and settings only.
     app = create_app(settings, db=db)
-    # Served without lifespan: no Temporal connection; listing needs the pool and settings only.
-    app.state.db, app.state.temporal, app.state.settings = db, None, settings
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )

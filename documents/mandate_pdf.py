@@ -28,15 +28,18 @@ def render_mandate_pdf(data: MandateDocumentData) -> RenderedMandate:
     """Build the PDF and report where the signer's signature field must be placed."""
     # Footers say "Page n / total": render for the usual page count, and again only when the
     # document came out longer (rendering is most of a mandate's CPU in bulk sends).
-    pdf, field = _build(data, total_pages=USUAL_PAGES)
+    face = face_of(data)
+    pdf, field = _build(data, face, total_pages=USUAL_PAGES)
     if pdf.pages_count != USUAL_PAGES:
-        pdf, field = _build(data, total_pages=pdf.pages_count)
+        pdf, field = _build(data, face, total_pages=pdf.pages_count)
     return RenderedMandate(pdf=bytes(pdf.output()), page_count=pdf.pages_count, signature_field=field)
 
 
-def _build(data: MandateDocumentData, total_pages: int | None) -> tuple[MandateCanvas, SignatureField]:
+def _build(
+    data: MandateDocumentData, face: Face, total_pages: int | None
+) -> tuple[MandateCanvas, SignatureField]:
     pdf = MandateCanvas(
-        face=face_of(data),
+        face=face,
         file_id=_file_id(data),
         created=datetime.combine(data.issued_on, time(), UTC),
         footer_text=f"Mandat n° {data.mandate_number} - SIREN {data.client.siren}",

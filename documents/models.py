@@ -12,7 +12,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-# The layout maps typography to Latin-1 with the same table, so a name accepted here always prints.
+# The same rule as the API's: a name accepted here is one of the mandate's typefaces can print.
 from domain.printable import check_printable
 
 

@@ -48,12 +48,6 @@ async def reserve_mandate(
     A draft is generated for the firm to preview; a bulk send's mandate is `sending` from the start
     (it is rendered and sent in one step, and its dossier shows a pending mandate meanwhile).
     """
-    return await _reserve(db, firm_id, dossier_id, issued_on, bulk_send_id)
-
-
-async def _reserve(
-    db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, issued_on: date, bulk_send_id: UUID | None
-) -> Mandate:
     async with db.acquire() as conn, conn.transaction():
         dossier = await conn.fetchrow(
             "SELECT d.*, f.platform_siren, f.platform_matricule, f.platform_name FROM dossiers d"

@@ -15,7 +15,7 @@ async def serve(settings: Settings) -> None:
     """Connect first (a missing database or Temporal is said plainly), then serve until a signal;
     the app's shutdown closes the pool (uvicorn re-raises the signal once it has stopped)."""
     db, temporal = await connect_services(settings)
-    app = create_app(settings, db=db, temporal=temporal, close_db=True)
+    app = create_app(settings, db=db, temporal=temporal)
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower()
     )

@@ -11,38 +11,28 @@ from fastapi.middleware.cors import CORSMiddleware
 from temporalio.client import Client
 
 from config.settings import Settings
-from config.temporal import connect_temporal
 from starter.api import problems
 from starter.api.limits import BodySizeLimit
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
-from store.database import connect_database
 
 
 def create_app(
-    settings: Settings,
-    *,
-    db: asyncpg.Pool | None = None,
-    temporal: Client | None = None,
-    close_db: bool = False,
+    settings: Settings, *, db: asyncpg.Pool | None = None, temporal: Client | None = None
 ) -> FastAPI:
-    """The app; given a pool and a client, it uses them (and closes the pool at shutdown if
-    `close_db`), else it connects at start-up."""
+    """The app over a migrated pool and a Temporal client (None only to read its OpenAPI document).
+
+    Its shutdown closes the pool (`python -m starter.api`); served without lifespan (tests), the
+    caller keeps it.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned_db = db if close_db else None
-        if db is None:
-            dsn = settings.database_url.get_secret_value() if settings.database_url else None
-            owned_db = await connect_database(dsn, settings.data_dir)
-        app.state.db = db or owned_db
-        app.state.temporal = temporal or await connect_temporal(settings)
-        app.state.settings = settings
         try:
             yield
         finally:
-            if owned_db is not None:
-                await owned_db.close()
+            if db is not None:
+                await db.close()
 
     app = FastAPI(
         title="E-invoicing mandates",
@@ -50,8 +40,7 @@ def create_app(
         description="Accounting firms get their clients' e-invoicing mandates signed through YouSign.",
         lifespan=lifespan,
     )
-    if db is not None and temporal is not None:  # served without lifespan (e.g. an ASGI transport)
-        app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
+    app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
     app.add_middleware(BodySizeLimit)
     app.add_middleware(EmptyQueryValuesAbsent)
     # The Temporal UI calls the codec server from the operator's browser.
