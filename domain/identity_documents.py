@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from domain.errors import RuleViolation, TooLarge
 
@@ -66,7 +66,11 @@ def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile
             if len(content) <= YOUSIGN_MAX_BYTES and width * height <= YOUSIGN_MAX_PIXELS:
                 return CheckedFile(content_type, content)
             return CheckedFile("image/jpeg", _fit_for_yousign(image))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+    except RuleViolation:
+        raise
+    except Exception as error:
+        # Pillow reports a damaged file in many ways (OSError, SyntaxError, ValueError, struct.error,
+        # EOFError...): whatever it is, the firm sent a file that cannot be read.
         raise RuleViolation(field, f"the image cannot be read ({type(error).__name__})") from None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret
@@ -53,7 +53,8 @@ Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 class LegalRepresentative(BaseModel):
     """A company's legal representative (client or firm)."""
 
-    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+    # A misspelt field ("birthname") is refused, not dropped: the mandate would print without it.
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True, extra="forbid")
 
     first_name: HumanName
     last_name: HumanName
@@ -72,13 +73,16 @@ class Platform(BaseModel):
 
     name: PrintedText = Field(min_length=1, max_length=200)
     siren: Siren | None = None
-    matricule: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+    # Checked even when absent, so that "neither" is reported against a field the firm can fill.
+    matricule: str | None = Field(default=None, pattern=r"^[0-9]{4}$", validate_default=True)
 
-    @model_validator(mode="after")
-    def _identified(self) -> Platform:
-        if not (self.siren or self.matricule):
+    @field_validator("matricule")
+    @classmethod
+    def _identified(cls, matricule: str | None, info: ValidationInfo) -> str | None:
+        # A siren given but invalid is missing from info.data: its own error says enough.
+        if matricule is None and info.data.get("siren", "invalid") is None:
             raise ValueError("a Plateforme Agréée needs a siren or a matricule")
-        return self
+        return matricule
 
     def identifier(self) -> str:
         return platform_identifier(self.siren, self.matricule)

@@ -193,6 +193,7 @@ async def list_dossiers(
 ) -> tuple[list[tuple[Dossier, Mandate | None]], str | None]:
     """One page in creation order, and the cursor of the next page (None on the last page)."""
     after = decode_cursor(cursor) if cursor else None
+    search = (search or "").strip() or None  # only spaces: no search (not "every SIRET")
     search_digits = "".join(search.split()) if search else None  # any spaces, as SIRETs are typed
     # Digits only: the start of a SIRET (served by its prefix index); else part of the name too.
     # Both escaped for LIKE: a "%" searched is a "%", not "anything".

@@ -287,7 +287,7 @@ async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, fi
     unnamed = await client.patch(f"/v1/dossiers/{dossier.id}", json={"previous_platform": {"name": "X"}})
     assert (unnamed.status_code, [e["field"] for e in unnamed.json()["errors"]]) == (
         422,
-        ["previous_platform"],
+        ["previous_platform.matricule"],
     )
 
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
@@ -515,8 +515,15 @@ async def test_other_bad_inputs(client, db, firm):
     assert (await client.get(f"/v1/dossiers/{uuid4()}")).status_code == 404
     platform = await client.put("/v1/firm/platform", json={"name": "PA"})
     assert platform.status_code == 422 and "siren or a matricule" in platform.text
+    assert {e["field"] for e in platform.json()["errors"]} == {"matricule"}  # a field, not "body"
     bad_siren = await client.put("/v1/firm/platform", json={"name": "PA", "siren": "123456789"})
     assert {e["field"] for e in bad_siren.json()["errors"]} == {"siren"}
+    rep = {"first_name": "Jeanne", "last_name": "Martin", "email": "j@example.com", "birthname": "Durand"}
+    misspelt = await client.post("/v1/dossiers", json={"name": "Client", "legal_representative": rep})
+    assert (misspelt.status_code, [e["field"] for e in misspelt.json()["errors"]]) == (
+        422,
+        ["legal_representative.birthname"],
+    )
     # Arabic-Indic digits are digits to Python's regex, not to the PA number (nor to PostgreSQL).
     bad_matricule = await client.put(
         "/v1/firm/platform", json={"name": "PA", "matricule": "\u0661\u0662\u0663\u0664"}
@@ -824,3 +831,12 @@ async def test_rows_stored_before_a_rule_was_tightened_are_still_read(client, db
     # And the firm can correct it.
     fixed = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": REP})
     assert fixed.status_code == 200
+
+
+async def test_a_mandate_that_failed_before_its_document_says_so(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    await db.execute("UPDATE dossiers SET name = '山田 SARL' WHERE id = $1", dossier.id)  # an old row
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    await mandate_reaches(client, dossier.id, "failed")
+    answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+    assert answer.status_code == 409 and "delete it and generate a new one" in answer.json()["detail"]

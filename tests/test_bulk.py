@@ -197,7 +197,12 @@ async def test_progress_items_are_paginated_and_scoped_to_the_firm(client, api, 
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"dossier_ids": []}, "dossier_ids"), ({"dossier_ids": ["x"]}, "dossier_ids.0"), ({}, "dossier_ids")],
+    [
+        ({"dossier_ids": []}, "dossier_ids"),
+        ({"dossier_ids": ["x"]}, "dossier_ids.0"),
+        ({}, "dossier_ids"),
+        ({"dossier_ids": [str(uuid4())], "dossier": "misspelt"}, "dossier"),
+    ],
 )
 async def test_bad_bulk_requests_name_the_field(client, body, field):
     answer = await client.post("/v1/bulk-sends", json=body)

@@ -2,6 +2,8 @@
 
 import io
 import os
+import struct
+import zlib
 
 import pytest
 from PIL import Image
@@ -95,3 +97,29 @@ def test_refusals_name_the_field(content, error, reason):
     with pytest.raises(error) as refused:
         check_identity_file("back", content)
     assert refused.value.field == "back" and reason in refused.value.message
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def damaged_pngs() -> dict[str, bytes]:
+    """A valid 400 x 300 PNG's header, then damage Pillow reports as SyntaxError, ValueError..."""
+    header = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 400, 300, 8, 2, 0, 0, 0))
+    pixels = zlib.compress(b"".join(b"\x00" + b"\x10" * 1200 for _ in range(300)))
+    return {
+        "broken chunk after the pixels": header + png_chunk(b"IDAT", pixels[:50]) + b"\0\0\0\x05\xff\xfe",
+        "text chunk inflating past 1 MB": header
+        + png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"a" * 2_000_000))
+        + png_chunk(b"IDAT", pixels)
+        + png_chunk(b"IEND", b""),
+        "pixels that are not zlib": header + png_chunk(b"IDAT", b"not zlib" * 10) + png_chunk(b"IEND", b""),
+        "cut short": header + png_chunk(b"IDAT", pixels)[:60],
+    }
+
+
+@pytest.mark.parametrize("name", damaged_pngs())
+def test_a_damaged_image_is_refused_naming_the_field(name):
+    with pytest.raises(RuleViolation) as refused:
+        check_identity_file("front", damaged_pngs()[name])
+    assert refused.value.field == "front" and "cannot be read" in refused.value.message

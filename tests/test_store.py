@@ -97,6 +97,8 @@ async def test_list_filters_searches_and_paginates(db, firm):
     assert len(page) == 5
     page, _ = await dossiers.list_dossiers(db, firm.id, search="100%_")
     assert page == []
+    page, _ = await dossiers.list_dossiers(db, firm.id, search="   ")  # no search: not "every SIRET"
+    assert len(page) == 6
     for wildcard in ("%", "_", "7_"):  # LIKE's wildcards are searched as such, in names and SIRETs
         page, _ = await dossiers.list_dossiers(db, firm.id, search=wildcard)
         assert page == [], wildcard

@@ -7,7 +7,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
 from activities.yousign import MAX_CALLS_PER_ACTIVITY
@@ -24,6 +24,8 @@ router = APIRouter(
 
 
 class BulkSendCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     dossier_ids: list[UUID] = Field(min_length=1, max_length=10_000)
 
 

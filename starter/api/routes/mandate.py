@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from domain.errors import Conflict
+from domain.status import MandateStatus
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
@@ -52,6 +53,10 @@ async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
     mandate = await mandate_actions.current_mandate(db, firm_id, dossier_id)
     signed = await mandates.get_document(db, mandate.id, "signed")
     pdf = signed or await mandates.get_document(db, mandate.id, "generated")
+    if pdf is None and mandate.status == MandateStatus.FAILED:
+        reason = f" ({mandate.failure_reason})" if mandate.failure_reason else ""
+        made = f"the mandate failed before its document was made{reason}"
+        raise Conflict(f"{made}; delete it and generate a new one")
     if pdf is None:
         raise Conflict("the mandate document is being generated; try again in a moment")
     filename = f"mandat-{mandate.number}{'-signe' if signed else ''}.pdf"
