@@ -35,7 +35,7 @@ from domain.calendar import mandate_expires_at, paris_day
 from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
-from workflows.policies import YOUSIGN_FINAL_ERROR
+from workflows.policies import REMINDER_NOT_RECORDED, REMINDER_UNCONFIRMED, YOUSIGN_FINAL_ERROR
 
 log = structlog.get_logger(__name__)
 
@@ -220,24 +220,43 @@ class YouSignActivities:
 
     @activity.defn
     async def send_signature_reminder(self, reminder: ReminderInput) -> None:
-        """YouSign e-mails the client, then the reminder is recorded. A retry must not e-mail twice:
-        an attempt whose record exists already did it all, and the record has retries of its own."""
+        """YouSign e-mails the client, then the reminder is recorded. A client is never e-mailed
+        twice: only a call YouSign certainly did not act on is retried; once it may have e-mailed,
+        the outcome is final (`REMINDER_UNCONFIRMED`, `REMINDER_NOT_RECORDED`) and the day is spent."""
         if activity.info().attempt > 1 and reminder.sent_at in await mandates.reminders(
             self._db, reminder.mandate_id
         ):
             return
         with self._calls():
-            await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
-        for pause in RECORD_RETRY_PAUSES:
+            try:
+                await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
+            except YouSignRetryableError as error:
+                if not error.maybe_done:
+                    raise
+                await self._record_reminder(reminder)
+                raise ApplicationError(
+                    f"YouSign did not confirm the reminder ({error}); it may have reached the client",
+                    type=REMINDER_UNCONFIRMED,
+                    non_retryable=True,
+                ) from None
+        await self._record_reminder(reminder)
+
+    async def _record_reminder(self, reminder: ReminderInput) -> None:
+        for pause in (*RECORD_RETRY_PAUSES, None):
             try:
                 await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
                 return
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+                if pause is None:
+                    raise ApplicationError(
+                        f"the reminder was sent but not recorded: {error}",
+                        type=REMINDER_NOT_RECORDED,
+                        non_retryable=True,
+                    ) from None
                 log.warning(
                     "reminder sent, its record failed: trying again", mandate_id=str(reminder.mandate_id)
                 )
                 await asyncio.sleep(pause)
-        await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
 
     @activity.defn
     async def archive_signed_mandate(self, archive: ArchiveInput) -> None:

@@ -62,8 +62,15 @@ def _error_for(response: httpx.Response) -> YouSignError:
     }
     message = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
     if response.status_code == 429 or response.status_code >= 500 or fields["error_type"] in NOT_READY_YET:
-        return YouSignRetryableError(message, retry_after=_retry_after(response), **fields)
+        return YouSignRetryableError(
+            message, retry_after=_retry_after(response), maybe_done=response.status_code != 429, **fields
+        )
     return YouSignFinalError(message, **fields)
+
+
+def _unsent(error: httpx.TransportError) -> bool:
+    """The request never left: no connection was made, or none was free in the pool."""
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 class YouSignClient:
@@ -120,10 +127,14 @@ class YouSignClient:
             response = await self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as error:
             self._observe(method, "timeout")
-            raise YouSignRetryableError(f"{method} {path}: timed out ({type(error).__name__})") from error
+            raise YouSignRetryableError(
+                f"{method} {path}: timed out ({type(error).__name__})", maybe_done=not _unsent(error)
+            ) from error
         except httpx.TransportError as error:
             self._observe(method, "connection")
-            raise YouSignRetryableError(f"{method} {path}: {type(error).__name__}: {error}") from error
+            raise YouSignRetryableError(
+                f"{method} {path}: {type(error).__name__}: {error}", maybe_done=not _unsent(error)
+            ) from error
         self._observe(method, str(response.status_code))
         if response.is_success:
             return response

@@ -23,11 +23,18 @@ class YouSignError(Exception):
 
 
 class YouSignRetryableError(YouSignError):
-    """429, 5xx, timeouts and connection errors: the same call may succeed later."""
+    """429, 5xx, timeouts and connection errors: the same call may succeed later.
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+    `maybe_done`: YouSign may have acted on the request all the same (its answer was lost, or a 5xx
+    came after the work). False only when it certainly did not: a 429, or no connection made.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, maybe_done: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+        self.maybe_done = maybe_done
 
 
 class YouSignFinalError(YouSignError):

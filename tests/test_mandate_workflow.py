@@ -112,6 +112,66 @@ async def test_a_reminder_is_emailed_once_whatever_its_record_goes_through(
     assert signer.reminders_sent == 1
 
 
+async def test_a_reminder_whose_answer_is_lost_is_not_emailed_again_that_day(
+    ts_env, settings, db, emulator, dossier
+):
+    from clients.yousign import YouSignClient
+
+    # YouSign e-mails the client, but its answer comes after the worker's client has given up.
+    async with (
+        YouSignClient(emulator.api_base_url, "test-key", timeout=0.5) as impatient,
+        running_workers(ts_env.client, settings, db, impatient),
+    ):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        state = await send_and_wait_pending(run)
+        emulator.state.add_fault(
+            method="POST", path_regex=r"/send_reminder$", kind="timeout_after_processing", delay_seconds=1
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
+            await run.handle.execute_update(MandateWorkflow.remind)
+        assert "may have reached the client" in unconfirmed.value.cause.message
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await run.handle.execute_update(MandateWorkflow.remind)
+        assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent, not retried
+    assert emulator.state.signers[state.signer_id].reminders_sent == 1
+    assert len(await mandates.reminders(db, run.mandate.id)) == 1
+
+
+async def test_a_reminder_emailed_but_not_recorded_is_accepted_once(
+    ts_env, settings, db, emulator, dossier, workers, monkeypatch
+):
+    from store import mandates as store_mandates
+
+    async def database_down(*args):
+        raise ConnectionResetError("connection lost")
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    monkeypatch.setattr(store_mandates, "record_reminder", database_down)
+    monkeypatch.setattr("activities.yousign.RECORD_RETRY_PAUSES", (0.0,))
+    accepted = await run.handle.execute_update(MandateWorkflow.remind)  # the client was e-mailed
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.details == (accepted.next_reminder_allowed_at.isoformat(),)
+    assert emulator.state.signers[state.signer_id].reminders_sent == 1
+
+
+async def test_no_reminder_once_the_validity_has_ended(ts_env, settings, db, emulator, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    # The expiry's cancel is slow to answer (a busy YouSign queue would delay it the same way).
+    emulator.state.add_fault(
+        method="POST", path_regex=r"/cancel$", kind="timeout_after_processing", delay_seconds=2
+    )
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now + timedelta(seconds=1))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "InvalidState" and "validity has ended" in refused.value.cause.message
+    await run.wait_for("expired")
+    assert emulator.state.signers[state.signer_id].reminders_sent == 0
+
+
 async def test_the_echo_of_our_own_cancel_at_expiry_leaves_the_mandate_expired(
     ts_env, settings, db, emulator, dossier, workers
 ):

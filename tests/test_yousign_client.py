@@ -110,6 +110,15 @@ async def test_create_is_exactly_once_after_a_timeout(emulator):
     )
     request = new_request()
     async with YouSignClient(emulator.api_base_url, "test-key", timeout=0.5) as impatient:
+        with pytest.raises(YouSignRetryableError, match="timed out") as lost:
+            await impatient.create_signature_request(new_request())
+        assert lost.value.maybe_done  # the answer was lost, not the request
+        emulator.state.add_fault(
+            method="POST",
+            path_regex=r"^/v3/signature_requests$",
+            kind="timeout_after_processing",
+            delay_seconds=2,
+        )
         sr = await impatient.ensure_signature_request(request)
         again = await impatient.ensure_signature_request(request)
     same = [s for s in emulator.state.signature_requests.values() if s.external_id == request.external_id]
@@ -146,7 +155,7 @@ async def test_5xx_is_retryable_and_the_caller_retries(yousign, emulator):
     emulator.state.add_fault(method="GET", path_regex=rf"/signature_requests/{activated.id}$", kind="503")
     with pytest.raises(YouSignRetryableError) as failed:
         await yousign.get_signature_request(activated.id)
-    assert failed.value.status == 503
+    assert failed.value.status == 503 and failed.value.maybe_done  # a 5xx may come after the work
     assert (await yousign.get_signature_request(activated.id)).status == "ongoing"
 
 
@@ -199,6 +208,7 @@ async def test_429_is_honoured_with_retry_after():
         with pytest.raises(YouSignRetryableError) as throttled:
             await yousign.find_signature_request("c")
         assert throttled.value.status == 429 and 0 < throttled.value.retry_after <= 1
+        assert not throttled.value.maybe_done  # refused before any work
         await asyncio.sleep(throttled.value.retry_after)
         assert await yousign.find_signature_request("c") is None  # waited as told: accepted
         assert len(limited.state.rejected_requests) == 1
@@ -209,8 +219,9 @@ async def test_connection_errors_are_retryable():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with YouSignClient(f"http://127.0.0.1:{port}/v3", "k", timeout=1) as yousign:
-        with pytest.raises(YouSignRetryableError, match="ConnectError"):
+        with pytest.raises(YouSignRetryableError, match="ConnectError") as unreached:
             await yousign.find_signature_request("x")
+        assert not unreached.value.maybe_done  # never sent
 
 
 async def test_webhooks_verify_with_the_documented_recipe(yousign, emulator):

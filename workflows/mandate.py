@@ -357,10 +357,22 @@ class MandateWorkflow:
                 **policies.YOUSIGN_INTERACTIVE,
             )
         except ActivityError as error:
-            self.state.reminders.remove(sent_at)
-            raise ApplicationError(
-                f"the reminder could not be sent: {error.cause}", type="ReminderFailed"
-            ) from None
+            outcome = error.cause.type if isinstance(error.cause, ApplicationError) else None
+            if outcome == policies.REMINDER_NOT_RECORDED:  # e-mailed: the firm is told so
+                workflow.logger.error(
+                    "reminder sent but not recorded", extra={"sent_at": sent_at.isoformat()}
+                )
+            elif outcome == policies.REMINDER_UNCONFIRMED:  # kept: the client may have been e-mailed
+                allowed_at = next_reminder_allowed_at(sent_at).isoformat()
+                raise ApplicationError(
+                    f"{policies.failure_reason(error)}; the next reminder is allowed from {allowed_at}",
+                    type="ReminderFailed",
+                ) from None
+            else:
+                self.state.reminders.remove(sent_at)
+                raise ApplicationError(
+                    f"the reminder could not be sent: {error.cause}", type="ReminderFailed"
+                ) from None
         return ReminderAccepted(sent_at=sent_at, next_reminder_allowed_at=next_reminder_allowed_at(sent_at))
 
     @remind.validator
@@ -369,6 +381,9 @@ class MandateWorkflow:
             raise rejected(
                 f"the mandate is {self.state.status}; only a pending one can be reminded", "InvalidState"
             )
+        if self._expiring or workflow.now() >= self.state.expires_at:
+            # Its cancellation may still wait on the YouSign queue: the client is not urged to sign.
+            raise rejected("the mandate's validity has ended; it is being expired", "InvalidState")
         last = self.state.reminders[-1] if self.state.reminders else None
         if not reminder_allowed(workflow.now(), last):
             allowed_at = next_reminder_allowed_at(last)

@@ -7,6 +7,9 @@ from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 YOUSIGN_FINAL_ERROR = "YouSignFinalError"
+# A reminder YouSign may have e-mailed (its answer lost), or did e-mail (its record failed): the day is spent.
+REMINDER_UNCONFIRMED = "ReminderUnconfirmed"
+REMINDER_NOT_RECORDED = "ReminderNotRecorded"
 # NotFound: the row is gone (e.g. a reservation undone after Temporal seemed down): no retry brings it back.
 NOT_RETRYABLE = [YOUSIGN_FINAL_ERROR, "IncompleteData", "Conflict", "NotFound"]
 
