@@ -35,6 +35,7 @@ from domain.calendar import mandate_expires_at, paris_day
 from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
+from store.records import Dossier, Mandate
 from workflows.policies import REMINDER_NOT_RECORDED, REMINDER_UNCONFIRMED, YOUSIGN_FINAL_ERROR
 
 log = structlog.get_logger(__name__)
@@ -96,50 +97,29 @@ class YouSignActivities:
         clock = ActivityClock()
         mandate = await mandates.get_mandate(self._db, request.mandate_id)
         dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
-        rep = dossier.legal_representative
-        if request.signature_field is None:
-            pdf, generated = await render_and_store(self._db, mandate, dossier)
-            field = generated.signature_field
-        else:
-            if mandate.signature_request_id is None:  # nothing at YouSign yet: still time to refuse
-                await ensure_still_current(self._db, mandate, dossier)
-            pdf = await mandates.get_document(self._db, mandate.id, "generated")
-            field = request.signature_field
-        if rep is None or pdf is None:
-            raise ApplicationError(
-                "mandate has no document or signer", type="IncompleteData", non_retryable=True
-            )
-        new = NewSignatureRequest(
-            name=f"Mandat facturation électronique - {dossier.name}"[:128],
-            external_id=str(mandate.id),
-            # The day after ours: YouSign must never close the request before our timer does.
-            expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity)) + timedelta(days=1),
-        )
         with self._calls():
             found = None
             if mandate.signature_request_id:
                 found = await self._yousign.get_signature_request(mandate.signature_request_id)
             elif activity.info().attempt > 1:  # an earlier attempt may have created it unrecorded
-                found = await self._yousign.find_signature_request(new.external_id)
-            sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
-            if mandate.signature_request_id != sr.id and not await mandates.claim_signature_request(
-                self._db, mandate.id, sr.id
-            ):
-                # Another attempt of this send (one that timed out, still running) recorded its own
-                # request meanwhile: this one stays an unactivated draft at YouSign, never e-mailed.
-                # Retried, the send goes on with the recorded one (a stale attempt's retry is moot).
-                raise ApplicationError(f"signature request {sr.id} lost to another attempt's")
-            sr = await self._complete_and_activate(
-                sr,
-                pdf,
-                NewSigner(
-                    first_name=rep.first_name,
-                    last_name=rep.last_name,
-                    email=str(rep.email),
-                    field=field,
-                    date_mention=date_mention_under(field),
-                ),
-            )
+                found = await self._yousign.find_signature_request(str(mandate.id))
+            if found is not None and found.status != "draft":
+                # Activated by an earlier attempt: the client has it, so it is recorded as it is,
+                # whatever changed since (a bulk mandate is not rendered, nor refused, again).
+                sr = found
+                await self._claim(mandate, sr)
+            else:
+                pdf, signer = await self._document_and_signer(request, mandate, dossier)
+                new = NewSignatureRequest(
+                    name=f"Mandat facturation électronique - {dossier.name}"[:128],
+                    external_id=str(mandate.id),
+                    # The day after ours: YouSign must never close the request before our timer does.
+                    expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity))
+                    + timedelta(days=1),
+                )
+                sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
+                await self._claim(mandate, sr)
+                sr = await self._complete_and_activate(sr, pdf, signer)
         if sr.status not in ("ongoing", "approval", "done", "declined"):
             raise ApplicationError(
                 f"signature request {sr.id} is {sr.status} at YouSign",
@@ -164,6 +144,42 @@ class YouSignActivities:
             sent_at=recorded.sent_at,
             expires_at=recorded.expires_at,
         )
+
+    async def _document_and_signer(
+        self, request: SendMandateInput, mandate: Mandate, dossier: Dossier
+    ) -> tuple[bytes, NewSigner]:
+        """The PDF to sign and who signs it where: a bulk send renders it now, a firm's single send
+        takes the draft it previewed (refused if it no longer says what the dossier says)."""
+        if request.signature_field is None:
+            pdf, generated = await render_and_store(self._db, mandate, dossier)
+            field = generated.signature_field
+        else:
+            if mandate.signature_request_id is None:  # nothing at YouSign yet: still time to refuse
+                await ensure_still_current(self._db, mandate, dossier)
+            pdf = await mandates.get_document(self._db, mandate.id, "generated")
+            field = request.signature_field
+        rep = dossier.legal_representative
+        if rep is None or pdf is None:
+            raise ApplicationError(
+                "mandate has no document or signer", type="IncompleteData", non_retryable=True
+            )
+        signer = NewSigner(
+            first_name=rep.first_name,
+            last_name=rep.last_name,
+            email=str(rep.email),
+            field=field,
+            date_mention=date_mention_under(field),
+        )
+        return pdf, signer
+
+    async def _claim(self, mandate: Mandate, sr: SignatureRequest) -> None:
+        if mandate.signature_request_id != sr.id and not await mandates.claim_signature_request(
+            self._db, mandate.id, sr.id
+        ):
+            # Another attempt of this send (one that timed out, still running) recorded its own
+            # request meanwhile: this one stays an unactivated draft at YouSign, never e-mailed.
+            # Retried, the send goes on with the recorded one (a stale attempt's retry is moot).
+            raise ApplicationError(f"signature request {sr.id} lost to another attempt's")
 
     async def _complete_and_activate(
         self, sr: SignatureRequest, pdf: bytes, signer: NewSigner

@@ -559,3 +559,46 @@ async def test_a_bulk_mandate_is_rendered_sent_and_recorded_in_one_activity(
     assert scheduled_priorities(events) == {"send_mandate_for_signature": [4]}
     described = await child.describe()
     assert described.typed_search_attributes[MANDATE_STATUS] == "pending"
+
+
+async def test_a_bulk_mandate_activated_before_a_failed_attempt_is_recorded_not_failed(
+    ts_env, settings, db, firm, emulator, yousign
+):
+    from domain.models import Platform
+    from store import firms
+    from store import mandates as store_mandates
+
+    dossier = await verified_firm_with_dossier(db, firm)
+    real = YouSignActivities(db, yousign)
+
+    async def database_gone(*args, **kwargs):
+        raise ConnectionResetError("connection lost")
+
+    @activity.defn(name="send_mandate_for_signature")
+    async def activates_then_loses_its_record(request: SendMandateInput) -> SendMandateOutput:
+        if activity.info().attempt == 1:
+            # YouSign e-mails the client, then recording `pending` fails; before the retry, the
+            # firm designates another platform (what a bulk mandate's rendering would refuse).
+            transition, store_mandates.transition = store_mandates.transition, database_gone
+            try:
+                return await real.send_mandate_for_signature(request)
+            finally:
+                store_mandates.transition = transition
+                await firms.set_platform(db, firm.id, Platform(name="Autre PA", matricule="0815"))
+        return await real.send_mandate_for_signature(request)
+
+    async with running_workers(
+        ts_env.client, settings, db, yousign, replace=[activates_then_loses_its_record]
+    ):
+        batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+        await start_bulk_send_workflow(ts_env.client, settings, batch)
+
+        async def settled():
+            row = await db.fetchrow("SELECT * FROM mandates WHERE bulk_send_id = $1", batch.id)
+            return row if row and row["status"] in ("pending", "failed") else None
+
+        mandate = await eventually(settled)
+    assert (mandate["status"], mandate["failure_reason"]) == ("pending", None)  # the client can sign it
+    ours = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate["id"])]
+    assert [(s.id, s.status) for s in ours] == [(mandate["signature_request_id"], "ongoing")]
+    assert (await bulk.outcome_counts(db, batch.id))["sent"] == 1
