@@ -9,6 +9,7 @@ from temporalio import activity
 
 from activities.models import BulkPage, BulkPageInput, BulkRef, MandateToStart
 from domain.calendar import paris_day
+from domain.status import MandateStatus
 from store import bulk, kyc
 
 
@@ -40,6 +41,7 @@ class BulkActivities:
                     firm_id=m.firm_id,
                     dossier_id=m.dossier_id,
                     workflow_id=m.workflow_id,
+                    draft=m.status == MandateStatus.DRAFT,
                 )
                 for m in mandates
             ],

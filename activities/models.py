@@ -114,6 +114,7 @@ class MandateToStart(BaseModel):
     firm_id: UUID
     dossier_id: UUID
     workflow_id: str
+    draft: bool = False  # a draft the firm previewed: its workflow runs already and is told to send
 
 
 class BulkPage(BaseModel):

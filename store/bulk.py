@@ -125,11 +125,14 @@ async def reserve_page(
                 db, bulk.firm_id, item.dossier_id, issued_on=issued_on, bulk_send_id=bulk.id
             )
         except (Conflict, NotFound) as refusal:
-            mandate = await _reserved_by(db, bulk.id, item.dossier_id)
+            # Reserved by an earlier attempt that stopped before recording it on the item, or a draft
+            # the firm previewed: either is this batch's to send.
+            mandate = await _reserved_by(db, bulk.id, item.dossier_id) or await _adopt_draft(
+                db, bulk.id, item.dossier_id
+            )
             if mandate is None:
                 await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
                 continue
-            # Reserved by an earlier attempt that stopped before recording it on the item: adopt it.
         await db.execute(
             "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
             " WHERE bulk_send_id = $1 AND position = $2",
@@ -153,6 +156,20 @@ async def _reserved_by(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -
         "SELECT * FROM mandates WHERE dossier_id = $1 AND bulk_send_id = $2 AND status <> 'deleted'",
         dossier_id,
         bulk_send_id,
+    )
+    return Mandate.from_row(row) if row else None
+
+
+async def _adopt_draft(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -> Mandate | None:
+    """The dossier's draft, once generated (so its workflow runs and waits to be sent), now this
+    batch's: sent as the firm previewed it, number included."""
+    row = await db.fetchrow(
+        "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
+        " WHERE m.dossier_id = $2 AND m.status = 'draft' AND m.bulk_send_id IS NULL"
+        " AND EXISTS (SELECT 1 FROM mandate_documents d WHERE d.mandate_id = m.id AND d.kind = 'generated')"
+        " RETURNING m.*",
+        bulk_send_id,
+        dossier_id,
     )
     return Mandate.from_row(row) if row else None
 

@@ -32,8 +32,12 @@ TRANSITION_FIELDS = frozenset(
 )
 
 
-# What a bulk send reports for a mandate reaching these statuses.
-BULK_OUTCOMES = {MandateStatus.PENDING: "sent", MandateStatus.FAILED: "failed"}
+# What a bulk send reports for a mandate reaching these statuses (a draft it adopted can be deleted).
+BULK_OUTCOMES = {
+    MandateStatus.PENDING: "sent",
+    MandateStatus.FAILED: "failed",
+    MandateStatus.DELETED: "skipped",
+}
 
 
 def workflow_id_for(dossier_id: UUID, seq: int) -> str:
@@ -192,13 +196,14 @@ async def transition(
         await refresh_status(conn, row["dossier_id"])
         if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
             # A bulk send counts its progress from these rows, not from thousands of workflows.
+            # Only the first outcome counts: a mandate sent, then refused and deleted, was sent.
             await conn.execute(
                 "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
-                " WHERE bulk_send_id = $1 AND mandate_id = $2",
+                " WHERE bulk_send_id = $1 AND mandate_id = $2 AND outcome = 'sending'",
                 row["bulk_send_id"],
                 mandate_id,
                 BULK_OUTCOMES[to_status],
-                row["failure_reason"],
+                cause if to_status == MandateStatus.DELETED else row["failure_reason"],
             )
         return Mandate.from_row(row)
 

@@ -109,6 +109,39 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     assert runs == 4
 
 
+async def test_a_draft_the_firm_previewed_is_sent_as_it_was_previewed(client, db, firm, emulator):
+    ready = await ready_dossiers(db, firm, 3)
+    draft = (await client.post(f"/v1/dossiers/{ready[0].id}/mandate")).json()
+    previewed = await eventually(lambda: _preview(client, ready[0].id))
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})
+    progress = await finished(client, created.json()["id"])
+    assert (progress["sent"], progress["skipped"], progress["failed"]) == (3, 0, 0)
+    _, mandate = await dossiers.get_dossier(db, firm.id, ready[0].id)
+    # The same mandate, number and document: no second one generated behind the firm's back.
+    assert (str(mandate.id), mandate.number, mandate.status) == (draft["id"], draft["number"], "pending")
+    assert str(mandate.bulk_send_id) == created.json()["id"]
+    assert (await client.get(f"/v1/dossiers/{ready[0].id}/mandate/document")).content == previewed
+    requests = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate.id)]
+    assert len(requests) == 1 and requests[0].status == "ongoing"
+
+
+async def test_a_draft_whose_workflow_is_gone_fails_saying_so(client, db, firm, dev_env):
+    ready = await ready_dossiers(db, firm, 1)
+    draft = (await client.post(f"/v1/dossiers/{ready[0].id}/mandate")).json()
+    await eventually(lambda: _preview(client, ready[0].id))
+    workflow_id = await db.fetchval("SELECT workflow_id FROM mandates WHERE id = $1", draft["id"])
+    await dev_env.client.get_workflow_handle(workflow_id).terminate("an operator's mistake")
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(ready[0].id)]})
+    progress = await finished(client, created.json()["id"])
+    assert progress["failed"] == 1
+    assert "delete it and generate a new one" in progress["items"][0]["reason"]
+
+
+async def _preview(client, dossier_id) -> bytes | None:
+    answer = await client.get(f"/v1/dossiers/{dossier_id}/mandate/document")
+    return answer.content if answer.status_code == 200 else None
+
+
 async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emulator):
     ready = await ready_dossiers(db, firm, 4)
     emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)

@@ -352,3 +352,28 @@ async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
         "skipped": 0,
         "failed": 0,
     }
+
+
+async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcome(db, firm):
+    from store import bulk
+
+    previewed, unrendered, sent = [await ready_dossier(db, firm, name=f"Client {i}") for i in range(3)]
+    drafts = [
+        await mandates.reserve_mandate(db, firm.id, d.id, issued_on=date(2027, 1, 10))
+        for d in (previewed, unrendered)
+    ]
+    await mandates.save_document(db, drafts[0].id, "generated", b"%PDF-")  # only the first is rendered yet
+    batch = await bulk.create_bulk_send(db, firm.id, [previewed.id, unrendered.id, sent.id])
+    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, issued_on=date(2027, 1, 10))
+    assert [(m.dossier_id, m.status) for m in to_start] == [(previewed.id, "draft"), (sent.id, "sending")]
+    assert (await mandates.get_mandate(db, drafts[0].id)).bulk_send_id == batch.id
+    # The firm deletes the adopted draft before it goes out: skipped, saying why.
+    await mandates.transition(db, drafts[0].id, MandateStatus.DELETED, cause="deleted by the firm", at=NOW)
+    # Sent, then refused and deleted: it was sent all the same.
+    await mandates.transition(db, to_start[1].id, MandateStatus.PENDING, cause="sent for signature", at=NOW)
+    await mandates.transition(db, to_start[1].id, MandateStatus.REFUSED, cause="declined", at=NOW)
+    await mandates.transition(db, to_start[1].id, MandateStatus.DELETED, cause="deleted by the firm", at=NOW)
+    items = {i.dossier_id: (i.outcome, i.reason) for i in await bulk.items(db, batch.id, after=-1, limit=10)}
+    assert items[previewed.id] == ("skipped", "deleted by the firm")
+    assert items[sent.id] == ("sent", None)
+    assert items[unrendered.id][0] == "skipped"  # its workflow may not run yet: not adopted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -322,6 +323,15 @@ class MandateWorkflow:
                 at=event.occurred_at or workflow.now(),
                 reason=event.decline_reason,
             )
+
+    @workflow.signal
+    def send_in_bulk(self, bulk_send_id: UUID) -> None:
+        """A bulk send adopted this draft: send it as the batch's (its priority, its search attribute).
+        Sent or deleted meanwhile, it is left as it is: that record settles the batch's item."""
+        if self.state.status != MandateStatus.DRAFT or self._send_requested or self._busy:
+            return
+        self._input = self._input.model_copy(update={"bulk_send_id": bulk_send_id})
+        self._send_requested = True
 
     # The firm's actions: updates, so the caller learns at once whether they were accepted
 
