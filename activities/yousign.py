@@ -119,6 +119,10 @@ class YouSignActivities:
                 )
                 sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
                 await self._claim(mandate, sr)
+                if sr.expiration_date and paris_day(sr.expiration_date) < new.expiration_date:
+                    # Created by an attempt days ago (a long outage, a retry behind a big batch): YouSign
+                    # must not close it before our timer, which counts from the activation.
+                    sr = await self._yousign.update_expiration_date(sr.id, new.expiration_date)
                 sr = await self._complete_and_activate(sr, pdf, signer)
         if sr.status not in ("ongoing", "approval", "done", "declined"):
             raise ApplicationError(

@@ -201,6 +201,17 @@ class YouSignClient:
         response = await self._request("GET", f"signature_requests/{signature_request_id}")
         return SignatureRequest.model_validate(response.json())
 
+    async def update_expiration_date(
+        self, signature_request_id: str, expiration_date: date
+    ) -> SignatureRequest:
+        """A draft's last day of validity (YouSign's own update; after activation it may refuse)."""
+        response = await self._request(
+            "PATCH",
+            f"signature_requests/{signature_request_id}",
+            json={"expiration_date": expiration_date.isoformat()},
+        )
+        return SignatureRequest.model_validate(response.json())
+
     async def upload_document(self, signature_request_id: str, filename: str, pdf: bytes) -> Document:
         response = await self._request(
             "POST",

@@ -19,7 +19,7 @@ from activities.models import RecordStatusInput, SendMandateInput, SendMandateOu
 from activities.yousign import YouSignActivities
 from clients.yousign_models import NewSignatureRequest
 from config.temporal import MANDATE_STATUS
-from domain.calendar import mandate_expires_at, next_reminder_allowed_at
+from domain.calendar import mandate_expires_at, next_reminder_allowed_at, paris_day
 from starter.workflows import start_bulk_send_workflow
 from store import bulk, mandates
 from tests.helpers import eventually, test_settings, verified_firm_with_dossier
@@ -422,12 +422,13 @@ async def test_worker_dying_after_create_resumes_without_a_second_request(
     @activity.defn(name="send_mandate_for_signature")
     async def dies_after_creating(request: SendMandateInput) -> SendMandateOutput:
         if activity.info().attempt == 1:
-            # The request reaches YouSign, then the worker dies before storing its id.
+            # The request reaches YouSign, then the worker dies before storing its id. (Its
+            # expiration is short, as if the retry came long after: an outage, a big batch.)
             await yousign.create_signature_request(
                 NewSignatureRequest(
                     name="Mandat",
                     external_id=str(request.mandate_id),
-                    expiration_date=date.today() + timedelta(days=40),
+                    expiration_date=date.today() + timedelta(days=5),
                 )
             )
             raise RuntimeError("worker killed")
@@ -440,6 +441,8 @@ async def test_worker_dying_after_create_resumes_without_a_second_request(
         sr for sr in emulator.state.signature_requests.values() if sr.external_id == str(run.mandate.id)
     ]
     assert [sr.id for sr in created] == [state.signature_request_id]
+    # Extended before activation: YouSign closes it the day after our timer fires, not weeks before.
+    assert created[0].expiration_date == paris_day(state.expires_at) + timedelta(days=1)
 
 
 async def test_a_retried_send_makes_at_most_four_calls_per_attempt(

@@ -63,6 +63,9 @@ def openapi() -> YousignOpenApi:
 
 async def test_every_request_the_client_sends_conforms_to_yousigns_openapi(yousign, emulator, openapi):
     first = len(emulator.state.recorded_requests)
+    draft = await yousign.create_signature_request(new_request())
+    later = date.today() + timedelta(days=60)
+    assert (await yousign.update_expiration_date(draft.id, later)).expiration_date.date() >= later
     activated, signer = await send_for_signature(yousign)
     assert (await yousign.find_signature_request(activated.external_id)).id == activated.id
     await yousign.send_reminder(activated.id, signer.id)
@@ -96,7 +99,7 @@ async def test_every_request_the_client_sends_conforms_to_yousigns_openapi(yousi
 
     sent = emulator.state.recorded_requests[first:]
     operations = {openapi.find_operation(r.method, r.path).operation_id for r in sent}
-    assert len(operations) >= 12
+    assert len(operations) >= 13
     assert openapi.validate_all(sent) == len(sent)
 
 

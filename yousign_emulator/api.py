@@ -24,6 +24,7 @@ from .validation import (
     validate_cancel,
     validate_create_signature_request,
     validate_create_signer,
+    validate_update_signature_request,
 )
 
 
@@ -103,6 +104,13 @@ class V3Routes:
 
     async def get_signature_request(self, request: Request) -> Response:
         return JSONResponse(self.state.sr_json(self.state.signature_request(request.path_params["sr_id"])))
+
+    async def update_signature_request(self, request: Request) -> Response:
+        sr = self.state.signature_request(request.path_params["sr_id"])
+        lifecycle.require_status(sr, ("draft",), "update it")  # after activation: not confirmed, refused
+        for field, value in validate_update_signature_request(await _json_body(request), sr.timezone).items():
+            setattr(sr, field, value)
+        return JSONResponse(self.state.sr_json(sr))
 
     async def delete_signature_request(self, request: Request) -> Response:
         sr = self.state.signature_request(request.path_params["sr_id"])
@@ -215,6 +223,7 @@ def _routes(r: V3Routes) -> list[Route]:
         Route("/v3/signature_requests", r.create_signature_request, methods=["POST"]),
         Route("/v3/signature_requests", r.list_signature_requests, methods=["GET"]),
         Route(sr, r.get_signature_request, methods=["GET"]),
+        Route(sr, r.update_signature_request, methods=["PATCH"]),
         Route(sr, r.delete_signature_request, methods=["DELETE"]),
         Route(sr + "/activate", r.activate, methods=["POST"]),
         Route(sr + "/cancel", r.cancel, methods=["POST"]),

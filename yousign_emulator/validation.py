@@ -140,6 +140,29 @@ def validate_create_signature_request(raw: Any) -> dict[str, Any]:
     return out
 
 
+# UpdateSignatureRequest fields the emulator applies; the others of the contract are refused as unsupported.
+_SR_UPDATE_KEYS = ("name", "expiration_date", "external_id")
+
+
+def validate_update_signature_request(raw: Any, tz_name: str) -> dict[str, Any]:
+    body = require_object(raw)
+    c = Checker()
+    for key in body:
+        if key not in _SR_UPDATE_KEYS:
+            c.add(key, _UNSUPPORTED if key in _SR_KEYS else "This field was not expected.")
+    out: dict[str, Any] = {}
+    if "name" in body:
+        out["name"] = c.string("name", body["name"], min_len=1, max_len=128)
+    if "expiration_date" in body:
+        out["expiration_date"] = check_expiration_date(c, "expiration_date", body["expiration_date"], tz_name)
+    if "external_id" in body:
+        out["external_id"] = c.string(
+            "external_id", body["external_id"], min_len=1, max_len=255, pattern=_EXTERNAL_ID, nullable=True
+        )
+    c.raise_if_any()
+    return out
+
+
 def _reminder_settings(c: Checker, value: Any) -> dict[str, int] | None:
     settings = c.obj("reminder_settings", value)
     if settings is None:

@@ -204,3 +204,18 @@ def test_the_signed_copy_prints_names_beyond_windows_1252():
     pages = PdfReader(io.BytesIO(signed)).pages
     assert "Signé par Łukasz Nguyễn" in pages[0].extract_text()
     assert "Signataire : Łukasz Nguyễn" in pages[-1].extract_text()
+
+
+async def test_a_draft_can_be_updated_not_an_active_request(api):
+    sr = await create_draft(api)
+    later = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
+    updated = await api.patch(f"/signature_requests/{sr['id']}", json={"expiration_date": later})
+    assert updated.status_code == 200 and updated.json()["expiration_date"].startswith(later)
+    assert (await api.get(f"/signature_requests/{sr['id']}")).json()["expiration_date"].startswith(later)
+    past = await api.patch(f"/signature_requests/{sr['id']}", json={"expiration_date": "2020-01-01"})
+    assert past.status_code == 400 and "past" in past.text
+    unsupported = await api.patch(f"/signature_requests/{sr['id']}", json={"ordered_signers": True})
+    assert unsupported.status_code == 400 and "ordered_signers" in unsupported.text
+    active, _, _ = await ongoing(api)
+    refused = await api.patch(f"/signature_requests/{active['id']}", json={"expiration_date": later})
+    assert refused.status_code == 400 and "ongoing" in refused.text
