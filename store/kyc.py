@@ -52,18 +52,14 @@ async def create_submission(
     representative: LegalRepresentative,
     document_type: str,
     files: list[KycFile],
+    *,
+    supersede: bool = True,
 ) -> KycSubmission:
-    """Record a new submission with its files; a pending older one is superseded (kept, but not its
-    identity files: its verification stops here)."""
+    """Record a new submission with its files; a pending older one is superseded, unless told not
+    to yet (then `supersede_older` does it once the new verification has started)."""
     async with _transaction(db) as conn:
-        superseded = await conn.fetch(
-            "UPDATE kyc_submissions SET status = 'superseded', completed_at = now()"
-            " WHERE firm_id = $1 AND status = 'pending' RETURNING id",
-            firm_id,
-        )
-        await conn.execute(
-            "DELETE FROM kyc_files WHERE submission_id = ANY($1::uuid[])", [r["id"] for r in superseded]
-        )
+        if supersede:
+            await _supersede_pending(conn, firm_id)
         row = await conn.fetchrow(
             "INSERT INTO kyc_submissions (firm_id, first_name, last_name, birth_name, email, document_type)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
@@ -79,6 +75,31 @@ async def create_submission(
             [(row["id"], f.side, f.content_type, f.content) for f in files],
         )
     return KycSubmission.from_row(row)
+
+
+async def _supersede_pending(conn: asyncpg.Connection, firm_id: UUID, keep: UUID | None = None) -> None:
+    """Pending submissions (but `keep`) are kept as superseded, without their identity files: their
+    verification stops here."""
+    superseded = await conn.fetch(
+        "UPDATE kyc_submissions SET status = 'superseded', completed_at = now()"
+        " WHERE firm_id = $1 AND status = 'pending' AND id IS DISTINCT FROM $2 RETURNING id",
+        firm_id,
+        keep,
+    )
+    await conn.execute(
+        "DELETE FROM kyc_files WHERE submission_id = ANY($1::uuid[])", [r["id"] for r in superseded]
+    )
+
+
+async def supersede_older(db: Db, submission: KycSubmission) -> None:
+    async with _transaction(db) as conn:
+        await _supersede_pending(conn, submission.firm_id, keep=submission.id)
+
+
+async def discard_submission(db: Db, submission_id: UUID) -> None:
+    """A submission whose verification never started: as if never made (its files go with it)."""
+    async with _transaction(db) as conn:
+        await conn.execute("DELETE FROM kyc_submissions WHERE id = $1", submission_id)
 
 
 async def current_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission | None:

@@ -17,7 +17,6 @@ from PIL import Image
 from pypdf import PdfReader
 
 from clients.yousign_webhooks import sign_body
-from store import kyc as kyc_store
 from store import mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
@@ -780,18 +779,22 @@ async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env,
                 None,
             )
 
+            before = await db.fetch("SELECT id, status FROM kyc_submissions WHERE firm_id = $1", firm.id)
             submitted = await client.put(
                 "/v1/firm/legal-representative",
                 data={**UPLOAD_FIELDS, "document_type": "passport"},
                 files={"front": ("id.jpg", jpeg(), "image/jpeg")},
             )
-            assert submitted.status_code == 503
+            assert submitted.status_code == 503 and "submit the document again" in submitted.json()["detail"]
+            # The firm stays verified as it was (its mandates go on), and no identity file is kept.
             verification = (await client.get("/v1/firm")).json()["legal_representative"]["verification"]
-            assert (
-                verification["status"] == "failed" and "submit the document again" in verification["reason"]
-            )
-    current = await kyc_store.current_submission(db, firm.id)
-    assert await kyc_store.load_files(db, current.id) == []  # no identity file kept for nothing
+            assert verification["status"] == "verified"
+    assert await db.fetch("SELECT id, status FROM kyc_submissions WHERE firm_id = $1", firm.id) == before
+    kept = (
+        "SELECT count(*) FROM kyc_files f JOIN kyc_submissions s ON s.id = f.submission_id"
+        " WHERE s.firm_id = $1"
+    )
+    assert await db.fetchval(kept, firm.id) == 0
 
 
 async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, dev_env):

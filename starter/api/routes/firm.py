@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -81,18 +80,18 @@ async def submit_legal_representative(
     if back is not None:
         files.append(await _read_checked("back", back))
     async with kyc.one_submission_at_a_time(db, firm_id) as conn:
-        submission = await kyc.create_submission(conn, firm_id, representative, document_type, files)
+        # The older pending one is superseded only once this one's verification has started: until
+        # then it is still the firm's (its own verification runs on).
+        submission = await kyc.create_submission(
+            conn, firm_id, representative, document_type, files, supersede=False
+        )
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
-            # Nothing will verify it: say so on the submission, and keep no identity file for it.
-            await kyc.complete_submission(
-                conn,
-                submission.id,
-                status="failed",
-                reason="the verification could not be started: submit the document again",
-                status_codes=[],
-                completed_at=datetime.now(UTC),
-            )
-            raise Unavailable(f"the verification could not be started: {error.message}") from error
+            # Nothing will verify it: the firm's submissions stay as they were, and no identity file is kept.
+            await kyc.discard_submission(conn, submission.id)
+            raise Unavailable(
+                f"the verification could not be started ({error.message}): submit the document again"
+            ) from error
+        await kyc.supersede_older(conn, submission)
     return FirmOut.of(await firms.get_firm(db, firm_id), submission)
