@@ -15,11 +15,19 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from activities.mandates import MandateActivities
-from activities.models import RecordStatusInput, SendMandateInput, SendMandateOutput
+from activities.models import (
+    BulkPage,
+    BulkPageInput,
+    MandateToStart,
+    RecordStatusInput,
+    SendMandateInput,
+    SendMandateOutput,
+)
 from activities.yousign import YouSignActivities
 from clients.yousign_models import NewSignatureRequest
 from config.temporal import MANDATE_STATUS
 from domain.calendar import mandate_expires_at, next_reminder_allowed_at, paris_day
+from domain.status import MandateStatus
 from starter.workflows import start_bulk_send_workflow
 from store import bulk, mandates
 from tests.helpers import eventually, test_settings, verified_firm_with_dossier
@@ -31,6 +39,7 @@ from tests.workflow_support import (
     running_workers,
     send_and_wait_pending,
 )
+from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
 
@@ -605,3 +614,34 @@ async def test_a_bulk_mandate_activated_before_a_failed_attempt_is_recorded_not_
     ours = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate["id"])]
     assert [(s.id, s.status) for s in ours] == [(mandate["signature_request_id"], "ongoing")]
     assert (await bulk.outcome_counts(db, batch.id))["sent"] == 1
+
+
+async def test_a_batch_goes_on_when_an_adopted_draft_was_deleted_before_its_signal(
+    ts_env, settings, db, firm, yousign
+):
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    # Adopted by the batch, then deleted by the firm (its run over) before the batch's signal.
+    await db.execute("UPDATE mandates SET bulk_send_id = $2 WHERE id = $1", draft.id, batch.id)
+    await mandates.transition(
+        db, draft.id, MandateStatus.DELETED, cause="deleted by the firm", at=draft.created_at
+    )
+
+    @activity.defn(name="reserve_bulk_page")
+    async def adopts_the_draft(page: BulkPageInput) -> BulkPage:
+        adopted = MandateToStart(
+            mandate_id=draft.id,
+            number=draft.number,
+            firm_id=firm.id,
+            dossier_id=dossier.id,
+            workflow_id=draft.workflow_id,
+            draft=True,
+        )
+        return BulkPage(mandates=[adopted], more=False)
+
+    async with running_workers(ts_env.client, settings, db, yousign, replace=[adopts_the_draft]):
+        await start_bulk_send_workflow(ts_env.client, settings, batch)
+        await ts_env.client.get_workflow_handle(bulk_workflow_id(batch.id)).result()  # not failed
+    assert (await mandates.get_mandate(db, draft.id)).status == "deleted"
+    assert (await bulk.get_bulk_send(db, firm.id, batch.id)).finished_at is not None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.bulk import BulkActivities
@@ -100,16 +101,20 @@ class BulkSendWorkflow:
             await workflow.get_external_workflow_handle(mandate.workflow_id).signal(
                 MandateWorkflow.send_in_bulk, input.bulk_send_id
             )
-        except FailureError as error:  # its run is gone (terminated by an operator): say so
-            await workflow.execute_activity_method(
-                MandateActivities.record_mandate_status,
-                RecordStatusInput(
-                    mandate_id=mandate.mandate_id,
-                    status=MandateStatus.FAILED,
-                    cause="bulk send",
-                    at=workflow.now(),
-                    failure_reason=f"the draft's workflow could not be told to send it ({error.message}):"
-                    " delete it and generate a new one",
-                ),
-                **policies.DATABASE,
-            )
+        except FailureError as error:  # its run is gone: say so, unless it settled first (deleted)
+            with contextlib.suppress(ActivityError):  # refused: that record settled the item already
+                await self._record_draft_failure(mandate, error)
+
+    async def _record_draft_failure(self, mandate: MandateToStart, error: FailureError) -> None:
+        await workflow.execute_activity_method(
+            MandateActivities.record_mandate_status,
+            RecordStatusInput(
+                mandate_id=mandate.mandate_id,
+                status=MandateStatus.FAILED,
+                cause="bulk send",
+                at=workflow.now(),
+                failure_reason=f"the draft's workflow could not be told to send it ({error.message}):"
+                " delete it and generate a new one",
+            ),
+            **policies.DATABASE,
+        )
