@@ -228,6 +228,15 @@ async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:
     return [MandateEvent.from_row(r) for r in rows]
 
 
+async def refusal_reason(db: asyncpg.Pool, mandate_id: UUID) -> str | None:
+    """Why the client declined, in their words, as YouSign reported it (kept in the event log)."""
+    return await db.fetchval(
+        "SELECT detail->>'reason' FROM mandate_events WHERE mandate_id = $1 AND to_status = 'refused'"
+        " ORDER BY id DESC LIMIT 1",
+        mandate_id,
+    )
+
+
 async def save_document(
     db: asyncpg.Pool, mandate_id: UUID, kind: str, content: bytes, source_sha256: str | None = None
 ) -> str:

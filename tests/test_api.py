@@ -138,11 +138,9 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     mandate = generated.json()
     assert mandate["number"].startswith("732829320_552081317_")
 
-    async def preview():
-        answer = await client.get(f"/v1/dossiers/{dossier['id']}/mandate/document")
-        return answer if answer.status_code == 200 else None
-
-    draft_pdf = await eventually(preview)
+    # Asked for at once (as the README's session does): the answer waits for the PDF.
+    draft_pdf = await client.get(f"/v1/dossiers/{dossier['id']}/mandate/document")
+    assert draft_pdf.status_code == 200, draft_pdf.text
     assert draft_pdf.headers["content-type"] == "application/pdf" and draft_pdf.content.startswith(b"%PDF")
 
     sent = await client.post(f"/v1/dossiers/{dossier['id']}/mandate/send")
@@ -198,6 +196,7 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     await reaches(client, str(dossier.id), "mandate_refused")
     refused = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
     assert refused["status"] == "refused" and refused["refused_at"]
+    assert refused["refusal_reason"] == "Pas maintenant"  # the client's own words, for the firm
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 409  # delete first
     assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
     assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 404

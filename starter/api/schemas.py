@@ -101,14 +101,17 @@ class MandateOut(BaseModel):
     expires_at: datetime | None
     signed_at: datetime | None
     refused_at: datetime | None
+    refusal_reason: str | None = Field(description="What the client wrote when declining, if anything")
     reminders: list[ReminderOut]
     next_reminder_allowed_at: datetime | None
     failure_reason: str | None
 
     @classmethod
-    def of(cls, mandate: Mandate, reminders: list[datetime]) -> MandateOut:
+    def of(cls, mandate: Mandate, reminders: list[datetime], refusal_reason: str | None = None) -> MandateOut:
+        computed = {"reminders", "next_reminder_allowed_at", "refusal_reason"}
         return cls(
-            **mandate.model_dump(include=set(cls.model_fields) - {"reminders", "next_reminder_allowed_at"}),
+            **mandate.model_dump(include=set(cls.model_fields) - computed),
+            refusal_reason=refusal_reason,
             reminders=[ReminderOut(sent_at=r) for r in reminders],
             next_reminder_allowed_at=next_reminder_allowed_at(reminders[-1]) if reminders else None,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -22,8 +23,14 @@ router = APIRouter(
 )
 
 
+# How long a preview asked for while the draft is being generated waits for its PDF.
+GENERATION_WAIT_SECONDS = 5.0
+
+
 async def _out(db, mandate) -> MandateOut:
-    return MandateOut.of(mandate, await mandates.reminders(db, mandate.id))
+    refused = mandate.status == MandateStatus.REFUSED
+    reason = await mandates.refusal_reason(db, mandate.id) if refused else None
+    return MandateOut.of(mandate, await mandates.reminders(db, mandate.id), reason)
 
 
 @router.post("", status_code=201, response_model=MandateOut)
@@ -53,6 +60,13 @@ async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
     mandate = await mandate_actions.current_mandate(db, firm_id, dossier_id)
     signed = await mandates.get_document(db, mandate.id, "signed")
     pdf = signed or await mandates.get_document(db, mandate.id, "generated")
+    waited = 0.0
+    while pdf is None and mandate.status == MandateStatus.DRAFT and waited < GENERATION_WAIT_SECONDS:
+        # Asked right after generating: the PDF takes a moment; answer with it rather than a 409.
+        await asyncio.sleep(0.1)
+        waited += 0.1
+        mandate = await mandates.get_mandate(db, mandate.id)
+        pdf = await mandates.get_document(db, mandate.id, "generated")
     if pdf is None and mandate.status == MandateStatus.FAILED:
         reason = f" ({mandate.failure_reason})" if mandate.failure_reason else ""
         made = f"the mandate failed before its document was made{reason}"
