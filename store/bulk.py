@@ -128,18 +128,12 @@ async def reserve_page(
             # Reserved by an earlier attempt that stopped before recording it on the item, or a draft
             # the firm previewed: either is this batch's to send.
             mandate = await _reserved_by(db, bulk.id, item.dossier_id) or await _adopt_draft(
-                db, bulk.id, item.dossier_id
+                db, bulk, item.position, item.dossier_id
             )
             if mandate is None:
                 await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
                 continue
-        await db.execute(
-            "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
-            " WHERE bulk_send_id = $1 AND position = $2",
-            bulk.id,
-            item.position,
-            mandate.id,
-        )
+        await _set_sending(db, bulk.id, item.position, mandate.id)
         to_start.append(mandate)
     more = bool(
         await db.fetchval(
@@ -160,17 +154,33 @@ async def _reserved_by(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -
     return Mandate.from_row(row) if row else None
 
 
-async def _adopt_draft(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -> Mandate | None:
-    """The dossier's draft, once generated (so its workflow runs and waits to be sent), now this
-    batch's: sent as the firm previewed it, number included."""
-    row = await db.fetchrow(
-        "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
-        " WHERE m.dossier_id = $2 AND m.status = 'draft' AND m.bulk_send_id IS NULL"
-        " AND EXISTS (SELECT 1 FROM mandate_documents d WHERE d.mandate_id = m.id AND d.kind = 'generated')"
-        " RETURNING m.*",
+async def _set_sending(conn: Any, bulk_send_id: UUID, position: int, mandate_id: UUID) -> None:
+    await conn.execute(
+        "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
+        " WHERE bulk_send_id = $1 AND position = $2",
         bulk_send_id,
-        dossier_id,
+        position,
+        mandate_id,
     )
+
+
+async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, position: int, dossier_id: UUID) -> Mandate | None:
+    """The firm's own draft for the dossier, once generated (so its workflow runs and waits to be
+    sent), now this batch's: sent as the firm previewed it, number included. The item says so in
+    the same transaction, so that the draft's deletion, whenever it comes, settles the item."""
+    async with db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
+            " WHERE m.dossier_id = $2 AND m.firm_id = $3 AND m.status = 'draft' AND m.bulk_send_id IS NULL"
+            " AND EXISTS (SELECT 1 FROM mandate_documents d"
+            " WHERE d.mandate_id = m.id AND d.kind = 'generated')"
+            " RETURNING m.*",
+            bulk.id,
+            dossier_id,
+            bulk.firm_id,
+        )
+        if row is not None:
+            await _set_sending(conn, bulk.id, position, row["id"])
     return Mandate.from_row(row) if row else None
 
 

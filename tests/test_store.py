@@ -377,3 +377,17 @@ async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcom
     assert items[previewed.id] == ("skipped", "deleted by the firm")
     assert items[sent.id] == ("sent", None)
     assert items[unrendered.id][0] == "skipped"  # its workflow may not run yet: not adopted
+
+
+async def test_another_firms_batch_never_adopts_a_draft(db, firm):
+    from store import bulk
+
+    dossier = await ready_dossier(db, firm)
+    draft = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    await mandates.save_document(db, draft.id, "generated", b"%PDF-")
+    other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+    batch = await bulk.create_bulk_send(db, other.id, [dossier.id])  # our dossier's id, in their batch
+    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, issued_on=date(2027, 1, 10))
+    assert to_start == [] and (await mandates.get_mandate(db, draft.id)).bulk_send_id is None
+    [item] = await bulk.items(db, batch.id, after=-1, limit=10)
+    assert (item.outcome, item.reason) == ("skipped", "dossier not found")
