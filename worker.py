@@ -21,13 +21,13 @@ from activities.bulk import BulkActivities
 from activities.kyc import KycActivities
 from activities.mandates import MandateActivities
 from activities.reconciliation import ReconciliationActivities
-from activities.yousign import MAX_CALLS_PER_ACTIVITY, YouSignActivities
+from activities.yousign import YouSignActivities
 from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
 from config.startup import Unreachable, connect_services
-from domain.pacing import activity_rate_limit
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from starter.workflows import ensure_reconciliation_schedule
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow

@@ -32,6 +32,7 @@ from clients.yousign import YouSignClient, retry_after_seconds
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
 from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest
 from domain.calendar import mandate_expires_at, paris_day
+from domain.pacing import MAX_CALLS_PER_ACTIVITY
 from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
@@ -41,9 +42,6 @@ from workflows.policies import REMINDER_NOT_RECORDED, REMINDER_UNCONFIRMED, YOUS
 log = structlog.get_logger(__name__)
 
 
-# Most YouSign requests one activity of this module can make; the worker divides the allowed
-# request rate by it to cap the task queue's activity rate.
-MAX_CALLS_PER_ACTIVITY = 4
 # Once YouSign has e-mailed a reminder, its record is retried here (a retried activity would e-mail again).
 RECORD_RETRY_PAUSES = (0.5, 1.0, 2.0)
 

@@ -540,10 +540,8 @@ async def scenario_a(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
     per_hour = round(SANDBOX_PER_HOUR * scale)
     per_minute = min(round(SANDBOX_PER_MINUTE * scale), round(SANDBOX_PER_HOUR * scale / 60))
     allowed = sustainable_request_rate(per_minute, per_hour)
-    try:
-        from activities.yousign import MAX_CALLS_PER_ACTIVITY
-    except ImportError:
-        MAX_CALLS_PER_ACTIVITY = 4
+    from domain.pacing import MAX_CALLS_PER_ACTIVITY
+
     cap = activity_rate_limit(per_minute, per_hour, MAX_CALLS_PER_ACTIVITY)
     count = args.dossiers or math.ceil(args.duration * cap)
     limits = {
@@ -669,8 +667,7 @@ class BareBaseline:
     async def start(self) -> None:
         from temporalio.contrib.pydantic import pydantic_data_converter
 
-        from activities.yousign import MAX_CALLS_PER_ACTIVITY
-        from domain.pacing import activity_rate_limit
+        from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 
         argv = [sys.executable, str(BENCH_DIR / "bulk_send.py"), "_bare-worker", self.stack.temporal.address]
         # The mandate-shaped runs' second queue gets the cap the project's YouSign queue has here.

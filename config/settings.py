@@ -8,10 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.durations import parse_iso_duration
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET_PREFIX = "dev-emulator-"  # docker-compose's defaults, for the emulator only
@@ -70,6 +71,17 @@ class Settings(BaseSettings):
     def _valid_duration(cls, value: str) -> str:
         parse_iso_duration(value)
         return value
+
+    @field_validator("yousign_requests_per_hour")
+    @classmethod
+    def _limits_allow_sending(cls, per_hour: int, info: ValidationInfo) -> int:
+        per_minute = info.data.get("yousign_requests_per_minute")
+        if per_minute is not None:
+            try:
+                activity_rate_limit(per_minute, per_hour, MAX_CALLS_PER_ACTIVITY)
+            except ValueError as error:  # the YouSign queue's cap could not be set
+                raise ValueError(f"with YOUSIGN_REQUESTS_PER_MINUTE={per_minute}: {error}") from None
+        return per_hour
 
     @model_validator(mode="after")
     def _no_development_secrets_with_yousign(self) -> Settings:

@@ -1,5 +1,9 @@
 """How fast YouSign may be called, from its per-minute and per-hour limits."""
 
+# Most YouSign requests one activity can make (activities/yousign.py holds each to it); the worker
+# divides the allowed request rate by it to cap the task queue's activity rate.
+MAX_CALLS_PER_ACTIVITY = 4
+
 
 def sustainable_request_rate(per_minute: int, per_hour: int) -> float:
     """Requests per second that stay under both limits however long the load lasts."""

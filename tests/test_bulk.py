@@ -8,9 +8,8 @@ from uuid import uuid4
 
 import pytest
 
-from activities.yousign import MAX_CALLS_PER_ACTIVITY
 from domain.models import Platform
-from domain.pacing import activity_rate_limit
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
 from tests.api_support import firm_client

@@ -464,3 +464,16 @@ def test_a_missing_service_is_named_without_a_traceback(program: list[str], data
     assert no_temporal.returncode == 1, no_temporal.stderr
     assert "cannot reach Temporal at 127.0.0.1:1 (TEMPORAL_ADDRESS)" in no_temporal.stderr
     assert "Traceback" not in no_temporal.stderr
+
+
+def test_yousign_limits_too_low_for_one_send_are_refused_at_start():
+    from pydantic import ValidationError
+
+    from config.settings import invalid_settings
+    from tests.helpers import test_settings
+
+    with pytest.raises(ValidationError) as refused:
+        test_settings(yousign_requests_per_minute=7)  # a send makes up to 4 calls: two need 8
+    [line] = invalid_settings(refused.value)
+    assert line.startswith("YOUSIGN_REQUESTS_PER_HOUR is invalid") and "YOUSIGN_REQUESTS_PER_MINUTE=7" in line
+    assert test_settings(yousign_requests_per_minute=8).yousign_requests_per_minute == 8

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
-from activities.yousign import MAX_CALLS_PER_ACTIVITY
 from domain.errors import Unavailable
-from domain.pacing import remaining_time
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.workflows import start_bulk_send_workflow
