@@ -141,6 +141,24 @@ async def _preview(client, dossier_id) -> bytes | None:
     return answer.content if answer.status_code == 200 else None
 
 
+async def test_a_start_whose_answer_was_lost_is_not_reported_as_failed(client, db, firm, monkeypatch):
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starter.api.routes import bulk as bulk_route
+
+    real_start = bulk_route.start_bulk_send_workflow
+
+    async def started_but_answer_lost(*args, **kwargs):
+        await real_start(*args, **kwargs)
+        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    monkeypatch.setattr(bulk_route, "start_bulk_send_workflow", started_but_answer_lost)
+    ready = await ready_dossiers(db, firm, 2)
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})
+    assert created.status_code == 202, created.text
+    assert (await finished(client, created.json()["id"]))["sent"] == 2
+
+
 async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emulator):
     ready = await ready_dossiers(db, firm, 4)
     emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
