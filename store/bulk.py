@@ -63,6 +63,16 @@ async def outcome_counts(db: asyncpg.Pool, bulk_send_id: UUID) -> dict[str, int]
     return dict.fromkeys(OUTCOMES, 0) | {r["outcome"]: r["n"] for r in rows}
 
 
+async def sends_ahead(db: asyncpg.Pool, bulk: BulkSend) -> int:
+    """Sends of earlier batches (any firm's) still to go: at the same priority on the one YouSign
+    queue, their children were started first, so they go first."""
+    return await db.fetchval(
+        "SELECT count(*) FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
+        " WHERE i.outcome IN ('queued', 'sending') AND b.created_at < $1",
+        bulk.created_at,
+    )
+
+
 async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit: int = 100) -> list[BulkItem]:
     rows = await db.fetch(
         "SELECT position, dossier_id, outcome, reason, mandate_id, updated_at FROM bulk_send_items"

@@ -311,13 +311,18 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
     limits = {"yousign_requests_per_minute": 60, "yousign_requests_per_hour": 1200}
     async with api_stack(dev_env, db, emulator, yousign, smtp_sink, **limits) as base_url:
         firm_api = await firm_client(db, base_url, firm)
+        # Another firm's batch, earlier: its 5 sends go first on the shared YouSign queue.
+        other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+        await bulk.create_bulk_send(db, other.id, [uuid4() for _ in range(5)])
         ready = await ready_dossiers(db, firm, 3)
         batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])  # recorded, not started
+        ahead = await bulk.sends_ahead(db, batch)  # those 5, and any earlier test's left unsent
+        assert ahead >= 5
         async with firm_api.http as client:
             before = datetime.now(UTC)
             progress = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
     assert progress["in_progress"] == 3 and not progress["done"]
-    expected = timedelta(seconds=3 / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
-    assert expected > timedelta(seconds=36)  # 3 of 300 an hour, and a little more
+    expected = timedelta(seconds=(3 + ahead) / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
+    assert expected > timedelta(seconds=8 * 12)  # 8 of 300 an hour, and a little more
     eta = datetime.fromisoformat(progress["eta"])
     assert before + expected <= eta <= datetime.now(UTC) + expected

@@ -109,7 +109,7 @@ async def get_bulk_send(
     eta = None
     if in_progress:
         seconds = remaining_time(
-            in_progress,
+            in_progress + await bulk.sends_ahead(db, batch),
             settings.yousign_requests_per_minute,
             settings.yousign_requests_per_hour,
             MAX_CALLS_PER_ACTIVITY,
