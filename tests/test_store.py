@@ -37,6 +37,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0004_previous_platform",
         "0005_document_source",
         "0006_bulk_item_by_mandate",
+        "0007_bulk_items_in_progress",
     ]
 
 
