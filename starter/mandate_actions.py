@@ -102,14 +102,16 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
 
 async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datetime) -> None:
     """Delete through the mandate's workflow. A draft without a run (the gateway stopped between
-    reserving it and starting its workflow, or an operator terminated it) has sent nothing: it is
-    set aside in the store, as a failed start is, once it is clearly not just being started."""
+    reserving it and starting its workflow, or an operator terminated it), or one failed for that
+    reason, has sent nothing: it is set aside in the store, as a failed start is, once it is
+    clearly not just being started."""
     try:
         await _update(client, mandate, MandateWorkflow.delete)
     except RunGone:
-        if mandate.status != MandateStatus.DRAFT:
+        never_sent = mandate.signature_request_id is None
+        if mandate.status not in (MandateStatus.DRAFT, MandateStatus.FAILED) or not never_sent:
             raise
-        if now - mandate.created_at < STARTING_GRACE:
+        if mandate.status == MandateStatus.DRAFT and now - mandate.created_at < STARTING_GRACE:
             raise Conflict("the mandate is being started: try again in a minute") from None
         await mandates.discard_reservation(db, mandate.id, now)
 

@@ -137,11 +137,13 @@ async def reserve_page(
         except (Conflict, NotFound) as refusal:
             # Reserved by an earlier attempt that stopped before recording it on the item, or a draft
             # the firm previewed: either is this batch's to send.
-            mandate = await _reserved_by(db, bulk.id, item.dossier_id) or await _adopt_draft(
-                db, bulk, item.position, item.dossier_id
-            )
+            mandate = await _reserved_by(db, bulk.id, item.dossier_id)
             if mandate is None:
-                await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
+                adopted = await _adopt_draft(db, bulk, item.position, item.dossier_id)
+                if adopted is not None:  # its item is marked already, with it
+                    to_start.append(adopted)
+                else:
+                    await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
                 continue
         await _set_sending(db, bulk.id, item.position, mandate.id)
         to_start.append(mandate)

@@ -134,6 +134,9 @@ async def test_a_draft_whose_workflow_is_gone_fails_saying_so(client, db, firm, 
     progress = await finished(client, created.json()["id"])
     assert progress["failed"] == 1
     assert "delete it and generate a new one" in progress["items"][0]["reason"]
+    # And the firm can do as told: nothing was sent, so it goes without its run.
+    assert (await client.delete(f"/v1/dossiers/{ready[0].id}/mandate")).status_code == 204
+    assert (await client.post(f"/v1/dossiers/{ready[0].id}/mandate")).status_code == 201
 
 
 async def _preview(client, dossier_id) -> bytes | None:
