@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 # Once YouSign has e-mailed a reminder, its record is retried here (a retried activity would e-mail again).
 RECORD_RETRY_PAUSES = (0.5, 1.0, 2.0)
+RECORD_TIMEOUT_SECONDS = 2.5  # each try: with a slow YouSign answer (15 s), all stay inside the 30 s
 
 
 @contextmanager
@@ -251,7 +253,8 @@ class YouSignActivities:
             except YouSignRetryableError as error:
                 if not error.maybe_done:
                     raise
-                await self._record_reminder(reminder)
+                with contextlib.suppress(ApplicationError):  # unrecorded: still unconfirmed, and spent
+                    await self._record_reminder(reminder)
                 raise ApplicationError(
                     f"YouSign did not confirm the reminder ({error}); it may have reached the client",
                     type=REMINDER_UNCONFIRMED,
@@ -260,11 +263,13 @@ class YouSignActivities:
         await self._record_reminder(reminder)
 
     async def _record_reminder(self, reminder: ReminderInput) -> None:
+        """Within the attempt, whatever the database does: a retried attempt would e-mail again."""
         for pause in (*RECORD_RETRY_PAUSES, None):
             try:
-                await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
+                async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
+                    await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
                 return
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                 if pause is None:
                     raise ApplicationError(
                         f"the reminder was sent but not recorded: {error}",

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from uuid import uuid4
 
 import pytest
+from asyncpg.exceptions import CannotConnectNowError
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
@@ -146,13 +147,17 @@ async def test_a_reminder_whose_answer_is_lost_is_not_emailed_again_that_day(
     assert len(await mandates.reminders(db, run.mandate.id)) == 1
 
 
+@pytest.mark.parametrize(
+    "outage",
+    [ConnectionResetError("connection lost"), CannotConnectNowError("the database system is starting up")],
+)
 async def test_a_reminder_emailed_but_not_recorded_is_accepted_once(
-    ts_env, settings, db, emulator, dossier, workers, monkeypatch
+    ts_env, settings, db, emulator, dossier, workers, monkeypatch, outage
 ):
     from store import mandates as store_mandates
 
     async def database_down(*args):
-        raise ConnectionResetError("connection lost")
+        raise outage
 
     run = await generate_mandate(ts_env.client, settings, db, dossier)
     state = await send_and_wait_pending(run)
