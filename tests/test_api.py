@@ -796,6 +796,32 @@ async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env,
     assert await db.fetchval(kept, firm.id) == 0
 
 
+async def test_a_submission_whose_start_answer_was_lost_is_verified(client, db, firm, monkeypatch):
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starter.api.routes import firm as firm_route
+
+    real_start = firm_route.start_kyc_workflow
+
+    async def started_but_answer_lost(*args, **kwargs):
+        await real_start(*args, **kwargs)
+        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    monkeypatch.setattr(firm_route, "start_kyc_workflow", started_but_answer_lost)
+    submitted = await client.put(
+        "/v1/firm/legal-representative",
+        data={**UPLOAD_FIELDS, "document_type": "passport"},
+        files={"front": ("id.jpg", jpeg(), "image/jpeg")},
+    )
+    assert submitted.status_code == 202, submitted.text
+
+    async def verified():
+        firm_out = (await client.get("/v1/firm")).json()
+        return firm_out["legal_representative"]["verification"]["status"] == "verified" or None
+
+    assert await eventually(verified)
+
+
 async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, dev_env):
     # A double click: the later submission supersedes the first and is the one being verified
     # (the first's start must not come last and leave the later one pending with no verification).

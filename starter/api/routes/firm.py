@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.errors import RuleViolation, TooLarge, Unavailable
@@ -19,9 +20,25 @@ from starter.api.problems import problem_responses
 from starter.api.schemas import DesignatedPlatformIn, FirmOut
 from starter.workflows import start_kyc_workflow
 from store import firms, kyc
-from store.records import KycFile
+from store.records import KycFile, KycSubmission
+from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 
 router = APIRouter(prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 422, 503))
+
+
+async def _started_all_the_same(temporal: Client, submission: KycSubmission) -> bool:
+    """Only the start's answer was lost: the firm's verification run is this submission's."""
+    try:
+        async for event in temporal.get_workflow_handle(
+            kyc_workflow_id(submission.firm_id)
+        ).fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            [started] = await temporal.data_converter.decode(payloads, [KycWorkflowInput])
+            return started.submission_id == submission.id
+    except RPCError:
+        pass
+    return False
+
 
 DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
 
@@ -88,10 +105,12 @@ async def submit_legal_representative(
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
-            # Nothing will verify it: the firm's submissions stay as they were, and no identity file is kept.
-            await kyc.discard_submission(conn, submission.id)
-            raise Unavailable(
-                f"the verification could not be started ({error.message}): submit the document again"
-            ) from error
+            if not await _started_all_the_same(temporal, submission):
+                # Nothing will verify it: the firm's submissions stay as they were, and no identity
+                # file is kept.
+                await kyc.discard_submission(conn, submission.id)
+                raise Unavailable(
+                    f"the verification could not be started ({error.message}): submit the document again"
+                ) from error
         await kyc.supersede_older(conn, submission)
     return FirmOut.of(await firms.get_firm(db, firm_id), submission)
