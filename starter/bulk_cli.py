@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from starter.dossier_csv import DossierCsvError, read_dossier_ids
+from starter.dossier_csv import DossierCsvError, not_ids, read_dossier_ids
 
 bulk_app = typer.Typer(help="Send many mandates at once and follow their progress.", no_args_is_help=True)
 console = Console(soft_wrap=True)  # commands and ids stay on one line, to copy
@@ -85,6 +85,8 @@ def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
         from_csv = read_dossier_ids(csv_path.read_bytes()) if csv_path else []
     except DossierCsvError as error:
         raise typer.BadParameter(str(error), param_hint="--csv") from None
+    if problem := not_ids([(f"argument {i}", value) for i, value in enumerate(dossier_ids or [], start=1)]):
+        raise typer.BadParameter(problem, param_hint="DOSSIER_IDS")
     given = [*from_csv, *(dossier_ids or [])]
     ids = list(dict.fromkeys(given))
     if not ids:

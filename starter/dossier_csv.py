@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+from uuid import UUID
 
 ID_COLUMNS = ("dossier_id", "id")
+SHOWN = 5  # bad values named in an error
 
 
 class DossierCsvError(ValueError):
@@ -34,8 +36,23 @@ def _separator(header: str) -> str:
     return max(";,\t", key=unquoted.count) if unquoted else ","
 
 
+def not_ids(values: list[tuple[str, str]]) -> str | None:
+    """What is wrong with (where, value) pairs that should be dossier ids, if anything: the first
+    few named, so that the firm finds them in its spreadsheet."""
+    bad = []
+    for where, value in values:
+        try:
+            UUID(value)
+        except ValueError:
+            bad.append(f"{where}: {value!r}")
+    if not bad:
+        return None
+    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
+    return f"not dossier ids: {'; '.join(bad[:SHOWN])}{more}"
+
+
 def read_dossier_ids(content: bytes) -> list[str]:
-    """The non-empty values of the `dossier_id` (or `id`) column, in file order."""
+    """The non-empty values of the `dossier_id` (or `id`) column, in file order; each must be an id."""
     text = decode(content)
     header = text.splitlines()[0] if text else ""
     rows = csv.reader(io.StringIO(text), delimiter=_separator(header))
@@ -45,4 +62,11 @@ def read_dossier_ids(content: bytes) -> list[str]:
     if column is None:
         found = ", ".join(repr(h) for h in headers) or "none"
         raise DossierCsvError(f"the CSV needs a dossier_id (or id) column; its columns: {found}")
-    return [value for row in rows if len(row) > column and (value := row[column].strip())]
+    found = [
+        (f"line {rows.line_num}", value)
+        for row in rows
+        if len(row) > column and (value := row[column].strip())
+    ]
+    if problem := not_ids(found):
+        raise DossierCsvError(problem)
+    return [value for _, value in found]

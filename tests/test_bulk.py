@@ -304,7 +304,7 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
         again.output
     )
     refused = await asyncio.to_thread(runner.invoke, app, ["bulk", "send", "not-a-uuid"], env=env)
-    assert refused.exit_code == 1 and "dossier_ids.0" in refused.output
+    assert refused.exit_code == 2 and "not dossier ids: argument 1: 'not-a-uuid'" in refused.output
 
 
 async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(

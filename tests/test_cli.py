@@ -59,19 +59,36 @@ def test_unknown_firm(cli):
 # The bulk CLI's pieces that need no server.
 
 
+A1, B2, C3, D4, D5 = (f"00000000-0000-4000-8000-0000000000{n}" for n in ("a1", "b2", "c3", "d4", "d5"))
+
+
 def test_csv_from_french_excel_semicolons_and_windows_1252():
     from starter.dossier_csv import read_dossier_ids
 
-    content = "Nom;Dossier ID;SIRET\r\nSociété Générale;a1;732 829 320 00074\r\nDupont\r\n;;\r\nB;b2;\r\n"
-    assert read_dossier_ids(content.encode("cp1252")) == ["a1", "b2"]  # short and blank rows skipped
-    assert read_dossier_ids(content.encode("utf-16")) == ["a1", "b2"]
-    assert read_dossier_ids(("\ufeff" + content.replace(";", ",")).encode()) == ["a1", "b2"]
-    assert read_dossier_ids(b"id\tname\nc3\tX\n") == ["c3"]
+    content = (
+        f"Nom;Dossier ID;SIRET\r\nSociété Générale;{A1};732 829 320 00074\r\nDupont\r\n;;\r\nB;{B2};\r\n"
+    )
+    assert read_dossier_ids(content.encode("cp1252")) == [A1, B2]  # short and blank rows skipped
+    assert read_dossier_ids(content.encode("utf-16")) == [A1, B2]
+    assert read_dossier_ids(("\ufeff" + content.replace(";", ",")).encode()) == [A1, B2]
+    assert read_dossier_ids(f"id\tname\n{C3}\tX\n".encode()) == [C3]
     # A quoted header with a comma inside, and a byte Windows-1252 leaves unassigned.
-    assert read_dossier_ids('"Nom, prénom";dossier_id\n"Dupont, Jean";d4\n\x81;d5\n'.encode("latin-1")) == [
-        "d4",
-        "d5",
-    ]
+    quoted = f'"Nom, prénom";dossier_id\n"Dupont, Jean";{D4}\n\x81;{D5}\n'
+    assert read_dossier_ids(quoted.encode("latin-1")) == [D4, D5]
+
+
+def test_values_that_are_no_dossier_ids_are_named_with_their_line():
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    rows = "".join(
+        f"Client {i};{value}\n" for i, value in enumerate([A1, "73282932000074", B2, "x"] + ["y"] * 5)
+    )
+    with pytest.raises(DossierCsvError) as refused:
+        read_dossier_ids(f"nom;dossier_id\n{rows}".encode())
+    assert str(refused.value) == (
+        "not dossier ids: line 3: '73282932000074'; line 5: 'x'; line 6: 'y'; line 7: 'y'; line 8: 'y'"
+        " and 2 more"
+    )
 
 
 def test_csv_without_an_id_column_says_what_it_found():
