@@ -133,3 +133,21 @@ async def test_a_verification_yousign_never_concludes_ends_and_says_so(
     assert (await handle.result()).status == "failed"
     stored = await kyc.get_submission(db, submission.id)
     assert (stored.status, stored.reason) == ("failed", "YouSign gave no result: submit the document again")
+
+
+async def test_a_verification_yousign_cannot_report_on_fails_and_lets_the_files_go(
+    ts_env, settings, db, emulator, firm, workers
+):
+    submission = await submit(db, firm, "FAILED", png(640, 400), document_type="driving_licence")
+    # The check is taken, then reading it is a final error (YouSign lost it): no retry helps.
+    emulator.state.add_fault(
+        method="GET", path_regex=r"/verifications/identity_documents/", kind="404", times=None
+    )
+    try:
+        result = await (await start_kyc_workflow(ts_env.client, settings, submission)).result()
+    finally:
+        emulator.state.clear_faults()
+    assert result.status == "failed"
+    stored = await kyc.get_submission(db, submission.id)
+    assert stored.status == "failed" and stored.reason.startswith("YouSign could not say how the check went")
+    assert await kyc.load_files(db, submission.id) == []  # no identity document kept for nothing

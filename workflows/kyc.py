@@ -70,12 +70,26 @@ class KycWorkflow:
             try:
                 await workflow.wait_condition(lambda: self._result is not None, timeout=poll_after)
             except TimeoutError:
-                state = await workflow.execute_activity_method(
-                    YouSignActivities.get_identity_verification,
-                    VerificationRef(verification_id=self._verification_id),
-                    task_queue=input.yousign_task_queue,
-                    **policies.YOUSIGN,
-                )
+                try:
+                    state = await workflow.execute_activity_method(
+                        YouSignActivities.get_identity_verification,
+                        VerificationRef(verification_id=self._verification_id),
+                        task_queue=input.yousign_task_queue,
+                        **policies.YOUSIGN,
+                    )
+                except ActivityError as error:
+                    if self._result is not None:  # the webhook told meanwhile
+                        break
+                    # Recorded, so that the firm is not left `pending` (and its files are let go).
+                    why = policies.failure_reason(error)
+                    unknown = VerificationState(
+                        verification_id=self._verification_id, status="failed", status_codes=[]
+                    )
+                    return await self._record(
+                        input,
+                        unknown,
+                        f"YouSign could not say how the check went ({why}): submit the document again",
+                    )
                 if state.status in KYC_FINAL_STATUSES and self._result is None:
                     self._result = state
                 poll_after = min(poll_after * 2, input.max_poll_interval)
