@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporalio.client import (
     Client,
     Schedule,
@@ -136,5 +138,10 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
         return await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
         handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
-        await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
+        # The settings' parts only: an operator's pause (and its note) stays as it was.
+        await handle.update(
+            lambda current: ScheduleUpdate(
+                schedule=replace(schedule, state=current.description.schedule.state)
+            )
+        )
         return handle

@@ -145,5 +145,10 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         action = described.schedule.action
         assert action.workflow == YouSignReconciliationWorkflow.__name__
         assert action.task_queue == slower.temporal_task_queue
+        # An operator paused it: a worker starting after does not resume it.
+        await again.pause(note="YouSign maintenance")
+        await ensure_reconciliation_schedule(dev_env.client, test_settings())
+        state = (await again.describe()).schedule.state
+        assert (state.paused, state.note) == (True, "YouSign maintenance")
     finally:
         await first.delete()
