@@ -66,6 +66,7 @@ class SignatureRequestState(BaseModel):
     status: str
     signed_at: datetime | None = None
     decline_reason: str | None = None
+    declined_at: datetime | None = None
 
 
 class ReminderInput(BaseModel):

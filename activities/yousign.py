@@ -332,5 +332,8 @@ class YouSignActivities:
 def _state_of(sr: SignatureRequest) -> SignatureRequestState:
     decline = sr.decline_information
     return SignatureRequestState(
-        status=sr.status, signed_at=sr.completed_at, decline_reason=decline.reason if decline else None
+        status=sr.status,
+        signed_at=sr.completed_at,
+        decline_reason=decline.reason if decline else None,
+        declined_at=decline.declined_at if decline else None,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs
 from uuid import uuid4
 
@@ -297,6 +297,10 @@ async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
         "reconciliation signature_request.declined",
         {"reason": "pas d'accord"},
     )
+    # Refused when the client declined, not when the sweep found it.
+    declined = emulator.state.sr_json(emulator.state.signature_requests[refused.signature_request_id])
+    declined_at = datetime.fromisoformat(declined["decline_information"]["declined_at"])
+    assert (await mandates.get_mandate(db, refused_run.mandate.id)).refused_at == declined_at
     reads = [
         r
         for r in emulator.state.recorded_requests[before:]

@@ -237,7 +237,10 @@ class MandateWorkflow:
             return
         reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
         self._outcome = Outcome(
-            status=status, cause="checked at expiry", at=state.signed_at or workflow.now(), reason=reason
+            status=status,
+            cause="checked at expiry",
+            at=state.signed_at or state.declined_at or workflow.now(),
+            reason=reason,
         )
 
     async def _look_up_decline_reason(self, outcome: Outcome) -> None:
@@ -254,6 +257,7 @@ class MandateWorkflow:
                 **policies.YOUSIGN_BEST_EFFORT,
             )
             outcome.reason = state.decline_reason
+            outcome.at = state.declined_at or outcome.at  # when the client declined, not the sweep
         except ActivityError:
             workflow.logger.warning(
                 "decline reason unavailable", extra={"mandate_id": str(self._input.mandate_id)}
