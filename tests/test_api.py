@@ -356,8 +356,8 @@ async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client,
             headers={"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, unknown)},
         )
         assert ack.json() == {"status": "ignored"}
-        # Signed, about our request, but of another shape than YouSign's: a 400, and the id forgotten
-        # so that a corrected redelivery is processed rather than taken for a duplicate.
+        # Signed, about our request, but of another shape than YouSign's: a 400, and the id not
+        # recorded, so that a corrected redelivery is processed rather than taken for a duplicate.
         odd_id = uuid4().hex
         odd = json.dumps(
             {
@@ -378,9 +378,33 @@ async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client,
             headers={"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, odd)},
         )
         assert answer.status_code == 400 and "not what YouSign sends" in answer.json()["detail"]
-        assert await webhooks.record_webhook_event(db, odd_id, "signer.declined", None)  # was forgotten
+        assert not await webhooks.seen_webhook_event(db, odd_id)
     events = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
     assert events["status"] == "refused"
+
+
+async def test_a_webhook_the_database_kept_from_its_workflow_is_processed_when_redelivered(api, monkeypatch):
+    lookup, outages = mandates.mandate_for_signature_request, []
+
+    async def database_blip(*args):
+        if not outages:
+            outages.append(1)
+            raise ConnectionResetError("connection lost")
+        return await lookup(*args)
+
+    monkeypatch.setattr(mandates, "mandate_for_signature_request", database_blip)
+    body = (
+        b'{"event_id":"%s","event_name":"signer.done","event_time":"1","data":{"signature_request":{"id":"sr-x"}}}'
+        % uuid4().hex.encode()
+    )
+    headers = {"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, body)}
+    async with httpx.AsyncClient(base_url=api) as yousign_side:
+        first = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert first.status_code == 503  # YouSign retries
+        again = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert again.json() == {"status": "ignored"}  # processed (not ours), not taken for a duplicate
+        third = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert third.json() == {"status": "duplicate"}
 
 
 async def test_another_firm_gets_404_on_every_route(api, client, db, firm):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import asyncpg
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -12,6 +13,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
+from domain.errors import NotFound
 from starter.api.deps import AppSettings, Db, Temporal
 from starter.api.problems import problem, problem_responses
 from starter.api.routes.metrics import WEBHOOK_SECONDS, WEBHOOKS
@@ -32,7 +34,7 @@ async def _mandate_workflow_id(db, event: WebhookEvent) -> str | None:
     if mandate is None and event.external_id:  # the request id may not be stored yet
         try:
             mandate = await mandates.get_mandate(db, UUID(event.external_id))
-        except Exception:  # not one of our ids
+        except (ValueError, NotFound):  # not one of our ids
             mandate = None
     return mandate.workflow_id if mandate else None
 
@@ -76,28 +78,23 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
         event = WebhookEvent.model_validate_json(body)
     except ValidationError:
         return problem(400, "Bad request", "the body is not a YouSign webhook event")
-    if not await webhooks.record_webhook_event(
-        db, event.event_id, event.event_name, event.signature_request_id
-    ):
+    # Recorded once handed on, not before: an event is never taken for a duplicate of one that a
+    # restart or an outage kept from its workflow (which drops a second delivery itself).
+    if await webhooks.seen_webhook_event(db, event.event_id):
         return WebhookAck(status="duplicate")
     try:
         routed = await _route(db, temporal, event)
     except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:  # the workflow is over: nothing left to tell it
-            log.info("webhook for a closed workflow", event_name=event.event_name, event_id=event.event_id)
-            return WebhookAck(status="ignored")
-        # Not handed on: forget the id so YouSign's retry is processed, and ask for that retry.
-        await webhooks.forget_webhook_event(db, event.event_id)
-        return problem(503, "Service unavailable", error.message)
+        if error.status != RPCStatusCode.NOT_FOUND:  # not handed on: YouSign's retry will be
+            return problem(503, "Service unavailable", error.message)
+        log.info("webhook for a closed workflow", event_name=event.event_name, event_id=event.event_id)
+        routed = None
     except ValidationError:
         # A part of the event has another shape than YouSign's (a signal model refused it).
-        await webhooks.forget_webhook_event(db, event.event_id)
         return problem(400, "Bad request", "the event's data is not what YouSign sends for it")
-    except Exception:
-        # Not handed on either (the database, say): YouSign's retry must be processed, not "duplicate".
-        await webhooks.forget_webhook_event(db, event.event_id)
-        raise
-    if not routed:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return problem(503, "Service unavailable", f"the database did not answer ({type(error).__name__})")
+    await webhooks.record_webhook_event(db, event.event_id, event.event_name, event.signature_request_id)
+    if routed is False:
         log.info("webhook for nothing of ours", event_name=event.event_name, event_id=event.event_id)
-        return WebhookAck(status="ignored")
-    return WebhookAck(status="accepted")
+    return WebhookAck(status="accepted" if routed else "ignored")
