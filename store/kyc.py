@@ -141,9 +141,12 @@ async def load_files(db: asyncpg.Pool, submission_id: UUID) -> list[KycFile]:
 
 
 async def set_verification_id(db: asyncpg.Pool, submission_id: UUID, verification_id: str) -> None:
-    await db.execute(
-        "UPDATE kyc_submissions SET verification_id = $2 WHERE id = $1", submission_id, verification_id
-    )
+    """YouSign has the document now: its files are deleted with it (data minimisation)."""
+    async with _transaction(db) as conn:
+        await conn.execute(
+            "UPDATE kyc_submissions SET verification_id = $2 WHERE id = $1", submission_id, verification_id
+        )
+        await conn.execute("DELETE FROM kyc_files WHERE submission_id = $1", submission_id)
 
 
 async def complete_submission(

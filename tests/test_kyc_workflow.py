@@ -63,12 +63,14 @@ async def deliver_done_webhook(emulator, handle) -> None:
 async def test_verified_through_the_webhook_signal(ts_env, settings, db, emulator, firm, workers):
     submission = await submit(db, firm, "Expert", png(640, 400))
     handle = await start_kyc_workflow(ts_env.client, settings, submission)
+    await eventually(lambda: handle.query(KycWorkflow.verification_id))
+    # YouSign has the document as soon as it is taken: ours is gone, not kept until its answer.
+    assert await kyc.load_files(db, submission.id) == []
     await deliver_done_webhook(emulator, handle)
     assert (await handle.result()).status == "verified"
     stored = await kyc.get_submission(db, submission.id)
     assert (stored.status, stored.reason) == ("verified", None)
     assert stored.verification_id == await handle.query(KycWorkflow.verification_id)
-    assert await kyc.load_files(db, submission.id) == []  # identity files are not kept
     await replay_and_keep(handle, "kyc_verified")
 
 

@@ -252,13 +252,13 @@ async def test_kyc_submission_supersedes_and_forgets_files(db, firm):
     assert (await kyc.get_submission(db, first.id)).status == "superseded"
     assert await kyc.load_files(db, first.id) == []  # its verification stops: its identity files go
     assert (await kyc.current_submission(db, firm.id)).id == second.id
+    assert len(await kyc.load_files(db, second.id)) == 1
     await kyc.set_verification_id(db, second.id, "ver-1")
     assert (await kyc.submission_for_verification(db, "ver-1")).id == second.id
-    assert len(await kyc.load_files(db, second.id)) == 1
+    assert await kyc.load_files(db, second.id) == []  # YouSign has them: ours go
     await kyc.complete_submission(
         db, second.id, status="verified", reason=None, status_codes=[], completed_at=NOW
     )
-    assert await kyc.load_files(db, second.id) == []
     assert (await kyc.current_submission(db, firm.id)).status == "verified"
 
 
