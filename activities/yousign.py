@@ -301,6 +301,9 @@ class YouSignActivities:
             f.side: (f"{f.side}.{f.content_type.split('/')[-1]}", f.content, f.content_type)
             for f in await kyc.load_files(self._db, ref.submission_id)
         }
+        if "front" not in files and (again := await kyc.get_submission(self._db, ref.submission_id)):
+            if again.verification_id:  # an overlapping attempt uploaded it meanwhile (and let the files go)
+                return VerificationRef(verification_id=again.verification_id)
         if submission.status != "pending" or "front" not in files:  # superseded, or closed meanwhile
             raise ApplicationError(
                 f"the submission is {submission.status}, its files are gone",

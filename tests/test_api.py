@@ -406,6 +406,13 @@ async def test_a_webhook_the_database_kept_from_its_workflow_is_processed_when_r
         third = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
         assert third.json() == {"status": "duplicate"}
 
+        async def database_down(*args):
+            raise ConnectionResetError("connection lost")
+
+        monkeypatch.setattr(webhooks, "seen_webhook_event", database_down)  # the very first query
+        down = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert down.status_code == 503  # not a 500
+
 
 async def test_another_firm_gets_404_on_every_route(api, client, db, firm):
     dossier = await verified_firm_with_dossier(db, firm)

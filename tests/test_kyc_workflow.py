@@ -153,3 +153,30 @@ async def test_a_verification_yousign_cannot_report_on_fails_and_lets_the_files_
     stored = await kyc.get_submission(db, submission.id)
     assert stored.status == "failed" and stored.reason.startswith("YouSign could not say how the check went")
     assert await kyc.load_files(db, submission.id) == []  # no identity document kept for nothing
+
+
+async def test_an_attempt_overlapping_one_that_uploaded_takes_its_verification(
+    db, firm, yousign, emulator, monkeypatch
+):
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.models import KycSubmissionRef
+    from activities.yousign import YouSignActivities
+
+    submission = await submit(db, firm, "Expert", png(640, 400))
+    # The attempt reads the submission before an earlier, slow attempt stores its verification
+    # (which lets the files go), and reads the files after.
+    read, reads = kyc.get_submission, []
+
+    async def stale_first(*args):
+        reads.append(1)
+        return submission if len(reads) == 1 else await read(*args)
+
+    monkeypatch.setattr(kyc, "get_submission", stale_first)
+    await kyc.set_verification_id(db, submission.id, "ver-earlier")
+    before = len(emulator.state.recorded_requests)
+    taken = await ActivityEnvironment().run(
+        YouSignActivities(db, yousign).submit_identity_document, KycSubmissionRef(submission_id=submission.id)
+    )
+    assert taken.verification_id == "ver-earlier"  # not "its files are gone", and no second upload
+    assert emulator.state.recorded_requests[before:] == []

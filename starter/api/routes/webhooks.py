@@ -80,6 +80,13 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
         return problem(400, "Bad request", "the body is not a YouSign webhook event")
     # Recorded once handed on, not before: an event is never taken for a duplicate of one that a
     # restart or an outage kept from its workflow (which drops a second delivery itself).
+    try:
+        return await _hand_on(db, temporal, event)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        return problem(503, "Service unavailable", f"the database did not answer ({type(error).__name__})")
+
+
+async def _hand_on(db, temporal: Client, event: WebhookEvent) -> WebhookAck | JSONResponse:
     if await webhooks.seen_webhook_event(db, event.event_id):
         return WebhookAck(status="duplicate")
     try:
@@ -92,8 +99,6 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
     except ValidationError:
         # A part of the event has another shape than YouSign's (a signal model refused it).
         return problem(400, "Bad request", "the event's data is not what YouSign sends for it")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        return problem(503, "Service unavailable", f"the database did not answer ({type(error).__name__})")
     await webhooks.record_webhook_event(db, event.event_id, event.event_name, event.signature_request_id)
     if routed is False:
         log.info("webhook for nothing of ours", event_name=event.event_name, event_id=event.event_id)
