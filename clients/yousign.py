@@ -61,6 +61,12 @@ def _error_for(response: httpx.Response) -> YouSignError:
         "invalid_params": body.get("invalid_params"),
     }
     message = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
+    if response.status_code == 401:
+        # Our key, not the request: retried until an operator sets YOUSIGN_API_KEY right, rather
+        # than failing every send and identity check in the meantime.
+        return YouSignRetryableError(
+            f"{message}: YouSign refused YOUSIGN_API_KEY", maybe_done=False, **fields
+        )
     if response.status_code == 429 or response.status_code >= 500 or fields["error_type"] in NOT_READY_YET:
         return YouSignRetryableError(
             message, retry_after=_retry_after(response), maybe_done=response.status_code != 429, **fields

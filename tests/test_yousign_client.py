@@ -195,11 +195,11 @@ async def test_validation_errors_name_the_parameter(yousign):
     assert any("page" in p["name"] for p in refused.value.invalid_params)
 
 
-async def test_wrong_api_key_is_final(emulator):
-    async with YouSignClient(emulator.api_base_url, "wrong-key") as intruder:
-        with pytest.raises(YouSignFinalError) as refused:
-            await intruder.find_signature_request("x")
-    assert refused.value.status == 401
+async def test_a_wrong_api_key_is_retried_until_it_is_set_right(emulator):
+    async with YouSignClient(emulator.api_base_url, "wrong-key") as misconfigured:
+        with pytest.raises(YouSignRetryableError, match="YOUSIGN_API_KEY") as refused:
+            await misconfigured.find_signature_request("x")
+    assert refused.value.status == 401 and not refused.value.maybe_done
 
 
 async def test_429_is_honoured_with_retry_after():
