@@ -101,7 +101,8 @@ class Pages:
             f'<h3>{escape(d.filename)}</h3><iframe src="/sign/{signer.id}/documents/{d.id}"></iframe>'
             for d in self.state.sr_documents(sr).values()
         )
-        if sr.status == "ongoing" and signer.status == "notified":
+        can_sign = sr.status == "ongoing" and signer.status == "notified"
+        if can_sign:
             decline = (
                 f'<form method="post" action="/sign/{signer.id}/decline"><p><label>Motif du refus<br>'
                 '<textarea name="reason" rows="2" cols="60" required></textarea></label></p>'
@@ -118,10 +119,10 @@ class Pages:
                 f"<p class=box>Signature impossible : demande {_fr(sr.status)}, "
                 f"signataire {_fr(signer.status)}.</p>"
             )
+        invitation = "vous êtes invité(e) à signer" if can_sign else "voici"
         body = (
             f"<h1>{escape(sr.name)}</h1><p>Bonjour <strong>{escape(name)}</strong> "
-            f"({escape(signer.info['email'])}), vous êtes invité(e) à signer "
-            "le(s) document(s) ci-dessous.</p>"
+            f"({escape(signer.info['email'])}), {invitation} le(s) document(s) ci-dessous.</p>"
             f"{docs}<div class=box>{actions}</div>"
         )
         return _page(f"Signature : {sr.name}", body)

@@ -32,12 +32,14 @@ async def test_create_upload_sign_on_the_page_then_download(emu, api, web):
     [mail] = (await web.get("/mailbox.json")).json()
     assert mail["to"] == "jeanne@client.fr" and mail["link"] == link
     page = await web.get(link)
-    assert page.status_code == 200 and "Jeanne Martin" in page.text
+    assert page.status_code == 200 and "Jeanne Martin" in page.text and "invité(e) à signer" in page.text
     assert f'action="/sign/{signer["id"]}/sign"' in page.text and 'method="post"' in page.text
     pdf = await web.get(f"/sign/{signer['id']}/documents/{document['id']}")
     assert pdf.headers["content-type"] == "application/pdf"
     done_page = await web.post(f"/sign/{signer['id']}/sign", data={})
     assert done_page.status_code == 200 and "signé" in done_page.text
+    reopened = await web.get(link)  # the link again, once signed: no invitation left to sign
+    assert "invité(e) à signer" not in reopened.text and "Signature impossible" in reopened.text
 
     final = (await api.get(f"/signature_requests/{sr['id']}")).json()
     assert final["status"] == "done" and final["completed_at"]
