@@ -15,7 +15,7 @@ from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
 from domain.status import MandateStatus
-from starter.workflows import mandate_handle, start_mandate_workflow
+from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import dossiers, kyc, mandates
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow
@@ -56,19 +56,11 @@ async def generate(
     try:
         await start_mandate_workflow(client, settings, mandate)
     except RPCError as error:
-        if await _started_all_the_same(client, mandate):
+        if await started_all_the_same(mandate_handle(client, mandate)):
             return mandate
         await mandates.discard_reservation(db, mandate.id, now)
         raise Unavailable(f"the workflow service did not accept the mandate: {error.message}") from error
     return mandate
-
-
-async def _started_all_the_same(client: Client, mandate: Mandate) -> bool:
-    try:
-        await mandate_handle(client, mandate).describe()
-    except RPCError:
-        return False
-    return True
 
 
 def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:

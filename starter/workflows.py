@@ -23,6 +23,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
+from temporalio.service import RPCError
 
 from config.settings import Settings
 from config.temporal import BULK_SEND_ID, FIRM_ID
@@ -72,6 +73,15 @@ async def start_mandate_workflow(client: Client, settings: Settings, mandate: Ma
 
 def mandate_handle(client: Client, mandate: Mandate) -> WorkflowHandle:
     return client.get_workflow_handle_for(MandateWorkflow.run, mandate.workflow_id)
+
+
+async def started_all_the_same(handle: WorkflowHandle) -> bool:
+    """After a start that raised: whether only its answer was lost (the run exists)."""
+    try:
+        await handle.describe()
+    except RPCError:
+        return False
+    return True
 
 
 async def start_kyc_workflow(client: Client, settings: Settings, submission: KycSubmission) -> WorkflowHandle:

@@ -108,3 +108,14 @@ class SmtpSink:
 
     def to(self, address: str) -> list[Message]:
         return [m for m in self.messages if m["To"] == address]
+
+
+def answer_lost(start):
+    """`start`, whose effect happens but whose answer is lost (a deadline), as a network can do."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    async def started_but_answer_lost(*args, **kwargs):
+        await start(*args, **kwargs)
+        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    return started_but_answer_lost

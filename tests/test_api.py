@@ -21,7 +21,7 @@ from store import mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import CLIENT_REP, eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import CLIENT_REP, answer_lost, eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import running_workers
 from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 
@@ -828,17 +828,9 @@ async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env,
 
 
 async def test_a_submission_whose_start_answer_was_lost_is_verified(client, db, firm, monkeypatch):
-    from temporalio.service import RPCError, RPCStatusCode
-
     from starter.api.routes import firm as firm_route
 
-    real_start = firm_route.start_kyc_workflow
-
-    async def started_but_answer_lost(*args, **kwargs):
-        await real_start(*args, **kwargs)
-        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
-
-    monkeypatch.setattr(firm_route, "start_kyc_workflow", started_but_answer_lost)
+    monkeypatch.setattr(firm_route, "start_kyc_workflow", answer_lost(firm_route.start_kyc_workflow))
     submitted = await client.put(
         "/v1/firm/legal-representative",
         data={**UPLOAD_FIELDS, "document_type": "passport"},

@@ -13,7 +13,7 @@ from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
 from tests.api_support import firm_client
-from tests.helpers import CLIENT_REP, FIRM_REP, eventually, verified_firm_with_dossier
+from tests.helpers import CLIENT_REP, FIRM_REP, answer_lost, eventually, verified_firm_with_dossier
 from tests.test_api import api_stack
 from workflows.bulk import bulk_workflow_id
 
@@ -145,17 +145,11 @@ async def _preview(client, dossier_id) -> bytes | None:
 
 
 async def test_a_start_whose_answer_was_lost_is_not_reported_as_failed(client, db, firm, monkeypatch):
-    from temporalio.service import RPCError, RPCStatusCode
-
     from starter.api.routes import bulk as bulk_route
 
-    real_start = bulk_route.start_bulk_send_workflow
-
-    async def started_but_answer_lost(*args, **kwargs):
-        await real_start(*args, **kwargs)
-        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
-
-    monkeypatch.setattr(bulk_route, "start_bulk_send_workflow", started_but_answer_lost)
+    monkeypatch.setattr(
+        bulk_route, "start_bulk_send_workflow", answer_lost(bulk_route.start_bulk_send_workflow)
+    )
     ready = await ready_dossiers(db, firm, 2)
     created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})
     assert created.status_code == 202, created.text

@@ -50,9 +50,9 @@ class KycWorkflow:
                 **policies.YOUSIGN,
             )
         except ActivityError as error:
-            why = policies.failure_reason(error)
-            failed = VerificationState(verification_id="", status="failed", status_codes=[])
-            return await self._record(input, failed, f"YouSign did not take the document: {why}")
+            return await self._fail(
+                input, f"YouSign did not take the document: {policies.failure_reason(error)}"
+            )
         self._verification_id = submitted.verification_id
         for early in self._early:
             self.verification_done(early)
@@ -63,10 +63,7 @@ class KycWorkflow:
         may_give_up = workflow.patched("kyc-give-up")
         while self._result is None:
             if may_give_up and workflow.now() >= give_up_at:
-                silent = VerificationState(
-                    verification_id=self._verification_id, status="failed", status_codes=[]
-                )
-                return await self._record(input, silent, "YouSign gave no result: submit the document again")
+                return await self._fail(input, "YouSign gave no result: submit the document again")
             try:
                 await workflow.wait_condition(lambda: self._result is not None, timeout=poll_after)
             except TimeoutError:
@@ -80,20 +77,21 @@ class KycWorkflow:
                 except ActivityError as error:
                     if self._result is not None:  # the webhook told meanwhile
                         break
-                    # Recorded, so that the firm is not left `pending` (and its files are let go).
+                    # Recorded, so that the firm is not left `pending`.
                     why = policies.failure_reason(error)
-                    unknown = VerificationState(
-                        verification_id=self._verification_id, status="failed", status_codes=[]
-                    )
-                    return await self._record(
-                        input,
-                        unknown,
-                        f"YouSign could not say how the check went ({why}): submit the document again",
+                    return await self._fail(
+                        input, f"YouSign could not say how the check went ({why}): submit the document again"
                     )
                 if state.status in KYC_FINAL_STATUSES and self._result is None:
                     self._result = state
                 poll_after = min(poll_after * 2, input.max_poll_interval)
         return await self._record(input, self._result)
+
+    async def _fail(self, input: KycWorkflowInput, reason: str) -> VerificationState:
+        failed = VerificationState(
+            verification_id=self._verification_id or "", status="failed", status_codes=[]
+        )
+        return await self._record(input, failed, reason)
 
     async def _record(
         self, input: KycWorkflowInput, result: VerificationState, reason: str | None = None

@@ -8,14 +8,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.errors import Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
-from starter.workflows import start_bulk_send_workflow
+from starter.workflows import start_bulk_send_workflow, started_all_the_same
 from store import bulk
 from workflows.bulk import bulk_workflow_id
 
@@ -70,7 +69,7 @@ async def create_bulk_send(
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
     except RPCError as error:
-        if await _started_all_the_same(temporal, batch.id):  # only the answer was lost
+        if await started_all_the_same(temporal.get_workflow_handle(bulk_workflow_id(batch.id))):
             response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"
             return BulkSendCreated(id=batch.id, total=batch.total)
         # Nothing will work through it: close it, every dossier skipped with the reason.
@@ -79,14 +78,6 @@ async def create_bulk_send(
         raise Unavailable(f"the bulk send could not be started: {error.message}") from error
     response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
     return BulkSendCreated(id=batch.id, total=batch.total)
-
-
-async def _started_all_the_same(temporal: Client, bulk_send_id: UUID) -> bool:
-    try:
-        await temporal.get_workflow_handle(bulk_workflow_id(bulk_send_id)).describe()
-    except RPCError:
-        return False
-    return True
 
 
 @router.get("/{bulk_send_id}", response_model=BulkSendOut)
