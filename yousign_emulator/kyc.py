@@ -68,12 +68,24 @@ def create(state: EmulatorState, upload: IdentityUpload) -> IdentityDocument:
         planned_codes=codes,
     )
     state.identity_documents[verification.id] = verification
+    _schedule_completion(state, verification, state.settings.kyc_delay_seconds)
+    return verification
+
+
+def resume_pending(state: EmulatorState) -> None:
+    """After a restart, finish the verifications still pending: their timers died with the last process."""
+    for verification in state.identity_documents.values():
+        if verification.status == "pending":
+            elapsed = (now_utc() - verification.created_at).total_seconds()
+            _schedule_completion(state, verification, max(0.0, state.settings.kyc_delay_seconds - elapsed))
+
+
+def _schedule_completion(state: EmulatorState, verification: IdentityDocument, delay: float) -> None:
     state.schedule(
         f"kyc:{verification.id}",
-        state.settings.kyc_delay_seconds,
+        delay,
         lambda: complete(state, verification, verification.planned_status, verification.planned_codes),
     )
-    return verification
 
 
 def complete(state: EmulatorState, verification: IdentityDocument, status: str, codes: list[str]) -> None:

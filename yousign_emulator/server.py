@@ -14,6 +14,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import kyc
 from .api import build_v3_app
 from .control import control_routes
 from .gateway import V3Gateway
@@ -156,8 +157,8 @@ async def running_emulator(settings: EmulatorSettings | None = None) -> AsyncIte
     """Serve the emulator on the current event loop until the block exits; returns once it is listening."""
     settings = settings or EmulatorSettings()
     state = EmulatorState(settings)
-    if settings.state_file:
-        load_state(state, settings.state_file)
+    if settings.state_file and load_state(state, settings.state_file):
+        kyc.resume_pending(state)
     sock = _bind(settings.host, settings.port)  # binding here makes port 0 and bind errors synchronous
     port = sock.getsockname()[1]
     state.public_url = (settings.public_base_url or f"http://{_url_host(settings.host)}:{port}").rstrip("/")

@@ -1,5 +1,7 @@
 """The emulator keeps its signature requests across a restart when given a state file."""
 
+import asyncio
+
 import httpx
 
 from yousign_emulator import EmulatorSettings, running_emulator, sample_pdf
@@ -41,3 +43,25 @@ async def test_a_request_sent_before_a_restart_can_be_signed_after_it(tmp_path):
             assert (await browser.post(f"/sign/{signer.json()['id']}/sign")).status_code in (200, 303)
         async with httpx.AsyncClient(base_url=after.api_base_url, headers=HEADERS) as api:
             assert (await api.get(f"/signature_requests/{sr['id']}")).json()["status"] == "done"
+
+
+async def test_an_identity_check_pending_at_a_stop_completes_after_the_restart(tmp_path):
+    settings = EmulatorSettings(api_key="k", state_file=tmp_path / "emulator.pickle", kyc_delay_seconds=0.3)
+    async with running_emulator(settings) as before, httpx.AsyncClient(base_url=before.api_base_url) as api:
+        created = await api.post(
+            "/verifications/identity_documents",
+            files={"file": ("id.pdf", sample_pdf(), "application/pdf")},
+            data={"first_name": "Jeanne", "last_name": "Martin", "type": "passport"},
+            headers=HEADERS,
+        )
+        assert created.json()["status"] == "pending"  # stopped before the check's timer fired
+
+    async with running_emulator(settings) as after:
+        async with httpx.AsyncClient(base_url=after.api_base_url, headers=HEADERS) as api:
+            for _ in range(100):
+                status = (await api.get(f"/verifications/identity_documents/{created.json()['id']}")).json()
+                if status["status"] != "pending":
+                    break
+                await asyncio.sleep(0.05)
+            assert status["status"] == "verified"
+        assert [e.event_name for e in after.state.webhook_events][-1] == "verification.identity_document.done"
