@@ -138,11 +138,15 @@ def sample_dossiers(count: int, seed: int = 2026) -> list[dict]:
     """Sample clients; every 5th misses its SIRET and every 5th (offset) its representative."""
     rng = random.Random(seed)
     samples = []
+    used: set[str] = set()  # a firm has one dossier per SIRET
     for i in range(count):
         name, (first, last) = _COMPANIES[i % len(_COMPANIES)]
         if i >= len(_COMPANIES):
             name = f"{name} {i // len(_COMPANIES) + 1}"
         siret = sample_siret(rng)
+        while siret in used:
+            siret = sample_siret(rng)
+        used.add(siret)
         rep = LegalRepresentative(
             first_name=first, last_name=last, email=f"{first.lower()}@{_email_domain(name)}"
         )

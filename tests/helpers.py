@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from config.settings import Settings
 from config.temporal import data_converter
+from domain.identifiers import luhn_complete
 from domain.models import LegalRepresentative, Platform
 from store import dossiers, firms, kyc
 from store.records import Dossier, Firm, KycFile
@@ -63,7 +64,12 @@ test_settings.__test__ = False  # not a test, despite its name
 TEST_CONVERTER = data_converter(test_settings())
 
 
-async def verified_firm_with_dossier(db, firm: Firm) -> Dossier:
+def establishment_siret(number: int, siren: str = "552081317") -> str:
+    """A valid SIRET of `siren`'s establishment `number`: a firm's dossiers need distinct SIRETs."""
+    return luhn_complete(f"{siren}{number:04d}")
+
+
+async def verified_firm_with_dossier(db, firm: Firm, siret: str = "73282932000074") -> Dossier:
     """A firm whose representative is verified, with its platform, and one dossier ready for a mandate."""
     await firms.set_platform(db, firm.id, Platform(name="PA Exemple", siren="552081317"))
     submission = await kyc.create_submission(
@@ -73,7 +79,7 @@ async def verified_firm_with_dossier(db, firm: Firm) -> Dossier:
         db, submission.id, status="verified", reason=None, status_codes=[], completed_at=submission.created_at
     )
     return await dossiers.create_dossier(
-        db, firm.id, name="ACME SAS", siret="73282932000074", legal_representative=CLIENT_REP
+        db, firm.id, name="ACME SAS", siret=siret, legal_representative=CLIENT_REP
     )
 
 

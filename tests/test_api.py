@@ -17,11 +17,19 @@ from PIL import Image
 from pypdf import PdfReader
 
 from clients.yousign_webhooks import sign_body
-from store import mandates, webhooks
+from domain.errors import Conflict
+from store import dossiers, firms, mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import CLIENT_REP, answer_lost, eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import (
+    CLIENT_REP,
+    answer_lost,
+    establishment_siret,
+    eventually,
+    test_settings,
+    verified_firm_with_dossier,
+)
 from tests.workflow_support import running_workers
 from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 
@@ -497,6 +505,37 @@ async def test_bad_dossier_input_names_the_field(client, body, field, reason):
     assert reason in errors[field], errors
 
 
+async def test_a_second_dossier_with_a_siret_already_there_is_refused(client, db, firm):
+    first = (await client.post("/v1/dossiers", json={"name": "ACME SAS", "siret": "73282932000074"})).json()
+    again = await client.post("/v1/dossiers", json={"name": "ACME bis", "siret": "732 829 320 00074"})
+    assert again.status_code == 409
+    assert again.json()["detail"].startswith("siret:") and first["id"] in again.json()["detail"]
+    other = (await client.post("/v1/dossiers", json={"name": "Autre", "siret": "55208131766522"})).json()
+    moved = await client.patch(f"/v1/dossiers/{other['id']}", json={"siret": "73282932000074"})
+    assert moved.status_code == 409 and first["id"] in moved.json()["detail"]
+    assert (await client.get(f"/v1/dossiers/{other['id']}")).json()["siret"] == "55208131766522"
+    # Its own SIRET again is no duplicate; another firm may have the same client.
+    same = await client.patch(f"/v1/dossiers/{first['id']}", json={"siret": "73282932000074", "name": "ACME"})
+    assert same.status_code == 200 and same.json()["name"] == "ACME"
+    elsewhere = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+    await dossiers.create_dossier(
+        db, elsewhere.id, name="ACME", siret="73282932000074", legal_representative=None
+    )
+    dossier_list = (await client.get("/v1/dossiers")).json()
+    assert [d["name"] for d in dossier_list["items"]] == ["ACME", "Autre"]
+
+
+async def test_concurrent_creations_of_one_siret_make_one_dossier(db, firm):
+    async def create(name: str):
+        return await dossiers.create_dossier(
+            db, firm.id, name=name, siret="73282932000074", legal_representative=None
+        )
+
+    outcomes = await asyncio.gather(*(create(f"ACME {i}") for i in range(4)), return_exceptions=True)
+    assert sum(not isinstance(o, Exception) for o in outcomes) == 1
+    assert all(isinstance(o, Conflict) for o in outcomes if isinstance(o, Exception))
+
+
 @pytest.mark.parametrize(
     ("path", "params", "field"),
     [
@@ -771,7 +810,7 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkey
     async with httpx.AsyncClient(base_url=api) as prometheus:
         await prometheus.post("/v1/webhooks/yousign", content=b"{}")  # unsigned: rejected, and counted
         scraped = (await prometheus.get("/metrics")).text
-        another = await verified_firm_with_dossier(db, firm)
+        another = await verified_firm_with_dossier(db, firm, siret=establishment_siret(1))
         await client.post(f"/v1/dossiers/{another.id}/mandate")
         cached = (await prometheus.get("/metrics")).text  # within the interval: no new count
         monkeypatch.setattr(metrics, "_counted_at", -metrics.COUNTS_INTERVAL)

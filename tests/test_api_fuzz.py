@@ -45,7 +45,7 @@ from store.database import create_pool, migrate
 from store.firms import create_firm
 from tests.api_support import serving_api
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import test_settings, verified_firm_with_dossier
+from tests.helpers import establishment_siret, test_settings, verified_firm_with_dossier
 from tests.workflow_support import generate_mandate, running_workers, send_and_wait_pending
 from yousign_emulator import EmulatorSettings, running_emulator
 
@@ -233,9 +233,9 @@ async def _stack(database_url: str, dev_client: Client, smtp_url: str) -> AsyncI
             incomplete = await dossiers.create_dossier(
                 db, firm.id, name="Sans SIRET", siret=None, legal_representative=None
             )
-            draft_dossier = await verified_firm_with_dossier(db, firm)
+            draft_dossier = await verified_firm_with_dossier(db, firm, establishment_siret(1))
             draft = await generate_mandate(temporal, settings, db, draft_dossier)
-            pending_dossier = await verified_firm_with_dossier(db, firm)
+            pending_dossier = await verified_firm_with_dossier(db, firm, establishment_siret(2))
             pending = await generate_mandate(temporal, settings, db, pending_dossier)
             await send_and_wait_pending(pending)
             await firms.issue_api_key(db, firm.id, key=FIRM_KEY)

@@ -13,11 +13,16 @@ from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
 from tests.api_support import firm_client
-from tests.helpers import CLIENT_REP, FIRM_REP, answer_lost, eventually, verified_firm_with_dossier
+from tests.helpers import (
+    CLIENT_REP,
+    FIRM_REP,
+    answer_lost,
+    establishment_siret,
+    eventually,
+    verified_firm_with_dossier,
+)
 from tests.test_api import api_stack
 from workflows.bulk import bulk_workflow_id
-
-SIRETS = ["73282932000074", "55208131766522", "35600000000048", "35600000049837"]
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ async def ready_dossiers(db, firm, count: int) -> list:
     first = await verified_firm_with_dossier(db, firm)
     more = [
         await dossiers.create_dossier(
-            db, firm.id, name=f"Client {i}", siret=SIRETS[i % len(SIRETS)], legal_representative=CLIENT_REP
+            db, firm.id, name=f"Client {i}", siret=establishment_siret(i + 1), legal_representative=CLIENT_REP
         )
         for i in range(count - 1)
     ]
@@ -47,7 +52,7 @@ async def ready_dossiers(db, firm, count: int) -> list:
 async def stored_before_the_siren_rule(db, firm):
     """A ready dossier whose SIRET passes Luhn over 14 digits but whose first 9 are no SIREN."""
     dossier = await dossiers.create_dossier(
-        db, firm.id, name="Ancien SIRET", siret=SIRETS[0], legal_representative=CLIENT_REP
+        db, firm.id, name="Ancien SIRET", siret=establishment_siret(900), legal_representative=CLIENT_REP
     )
     await db.execute("UPDATE dossiers SET siret = '12345678900007' WHERE id = $1", dossier.id)
     return dossier
@@ -211,7 +216,7 @@ async def test_unverified_firm_skips_everything(client, db, firm):
     )
     assert submission.status == "pending"
     dossier = await dossiers.create_dossier(
-        db, firm.id, name="A", siret=SIRETS[0], legal_representative=CLIENT_REP
+        db, firm.id, name="A", siret=establishment_siret(1), legal_representative=CLIENT_REP
     )
     progress = await finished(
         client, (await client.post("/v1/bulk-sends", json={"dossier_ids": [str(dossier.id)]})).json()["id"]

@@ -31,7 +31,7 @@ from domain.calendar import mandate_expires_at, next_reminder_allowed_at, paris_
 from domain.status import MandateStatus
 from starter.workflows import start_bulk_send_workflow
 from store import bulk, mandates
-from tests.helpers import eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import establishment_siret, eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import (
     deliver,
     events_for,
@@ -269,8 +269,10 @@ async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
     ts_env, settings, db, firm, emulator, workers
 ):
     signed_run, refused_run, waiting_run = [
-        await generate_mandate(ts_env.client, settings, db, await verified_firm_with_dossier(db, firm))
-        for _ in range(3)
+        await generate_mandate(
+            ts_env.client, settings, db, await verified_firm_with_dossier(db, firm, establishment_siret(i))
+        )
+        for i in range(1, 4)
     ]
     signed, refused, _ = [await send_and_wait_pending(run) for run in (signed_run, refused_run, waiting_run)]
     # Their webhooks are lost: nobody delivers them.

@@ -14,16 +14,20 @@ from domain.status import DossierStatus, MandateStatus
 from store import dossiers, firms, kyc, mandates, webhooks
 from store.database import migrate
 from store.records import KycFile
-from tests.helpers import eventually
+from tests.helpers import establishment_siret, eventually
 
 REP = LegalRepresentative(first_name="Jeanne", last_name="Martin", birth_name="Durand", email="j@acme.fr")
 NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
 
 
-async def ready_dossier(db, firm, name="ACME SAS"):
+async def ready_dossier(db, firm, name="ACME SAS", establishment=7):
     await firms.set_platform(db, firm.id, Platform(name="PA Exemple", siren="552081317"))
     return await dossiers.create_dossier(
-        db, firm.id, name=name, siret="73282932000074", legal_representative=REP
+        db,
+        firm.id,
+        name=name,
+        siret=establishment_siret(establishment, "732829320"),
+        legal_representative=REP,
     )
 
 
@@ -79,7 +83,7 @@ async def test_dossier_of_another_firm_is_not_found(db, firm):
 
 
 async def test_list_filters_searches_and_paginates(db, firm):
-    ready = [await ready_dossier(db, firm, name=f"Client {i}") for i in range(5)]
+    ready = [await ready_dossier(db, firm, name=f"Client {i}", establishment=i + 1) for i in range(5)]
     missing = await dossiers.create_dossier(
         db, firm.id, name="Boulangerie", siret=None, legal_representative=None
     )
@@ -219,7 +223,7 @@ async def test_constraints_hold_the_invariants(db, firm):
             f"wf-{uuid4()}",
         )
     # One signature request can never belong to two mandates.
-    other = await ready_dossier(db, firm, name="Other")
+    other = await ready_dossier(db, firm, name="Other", establishment=8)
     other_mandate = await mandates.reserve_mandate(db, firm.id, other.id, issued_on=date(2027, 1, 10))
     assert await mandates.claim_signature_request(db, mandate.id, "sr-shared")
     with pytest.raises(asyncpg.UniqueViolationError):
@@ -281,7 +285,11 @@ async def test_webhook_events_are_recorded_once(db):
 async def test_mandate_numbers_count_per_company_and_day(db, firm):
     first = await ready_dossier(db, firm, name="Établissement A")
     second = await dossiers.create_dossier(
-        db, firm.id, name="Établissement B", siret="73282932000074", legal_representative=REP
+        db,
+        firm.id,
+        name="Établissement B",
+        siret=establishment_siret(21, "732829320"),
+        legal_representative=REP,
     )
     day = date(2031, 5, 6)  # a day no other test uses
     a = await mandates.reserve_mandate(db, firm.id, first.id, issued_on=day)
@@ -293,7 +301,11 @@ async def test_concurrent_reservations_of_one_company_take_the_next_numbers(db, 
     await ready_dossier(db, firm)
     establishments = [
         await dossiers.create_dossier(
-            db, firm.id, name=f"Établissement {i}", siret="73282932000074", legal_representative=REP
+            db,
+            firm.id,
+            name=f"Établissement {i}",
+            siret=establishment_siret(30 + i, "732829320"),
+            legal_representative=REP,
         )
         for i in range(6)
     ]
@@ -358,7 +370,9 @@ async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
 async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcome(db, firm):
     from store import bulk
 
-    previewed, unrendered, sent = [await ready_dossier(db, firm, name=f"Client {i}") for i in range(3)]
+    previewed, unrendered, sent = [
+        await ready_dossier(db, firm, name=f"Client {i}", establishment=i + 1) for i in range(3)
+    ]
     drafts = [
         await mandates.reserve_mandate(db, firm.id, d.id, issued_on=date(2027, 1, 10))
         for d in (previewed, unrendered)
