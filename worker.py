@@ -139,7 +139,7 @@ def metrics_runtime(settings: Settings) -> Runtime | None:
 
 
 def mailer_for(settings: Settings) -> Mailer | None:
-    return Mailer(settings.smtp_url, settings.mail_from) if settings.smtp_url else None
+    return Mailer(settings.smtp_url.get_secret_value(), settings.mail_from) if settings.smtp_url else None
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 SIGNATURE_HEADER = "X-Yousign-Signature-256"
 
@@ -26,15 +26,19 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+# What the database can store and index: no NUL character, no unbounded id.
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+
+
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and "\x00" not in value and len(value) <= 200 else None
 
 
 class WebhookEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    event_id: str
-    event_name: str
+    event_id: Identifier
+    event_name: Identifier
     event_time: str
     data: dict[str, Any]
 
@@ -55,3 +59,7 @@ class WebhookEvent(BaseModel):
     @property
     def identity_document(self) -> dict[str, Any]:
         return _object(self.data.get("identity_document"))
+
+    @property
+    def identity_document_id(self) -> str | None:
+        return _text(self.identity_document.get("id"))

@@ -12,7 +12,9 @@ import binascii
 import os
 from collections.abc import Mapping, Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
@@ -64,4 +66,7 @@ class EncryptionCodec(PayloadCodec):
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise ValueError(f"payload sealed with unknown key id {key_id!r}")
-        return Payload.FromString(cipher.decrypt(payload.data[:12], payload.data[12:], None))
+        try:
+            return Payload.FromString(cipher.decrypt(payload.data[:12], payload.data[12:], None))
+        except (InvalidTag, DecodeError, ValueError):  # tampered, truncated, not ours
+            raise ValueError(f"payload does not decrypt with key id {key_id!r}") from None

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     mandate_validity: str = "P1M"
     reconciliation_interval: str = "PT1H"
 
-    smtp_url: str | None = None
+    smtp_url: SecretStr | None = Field(default=None, description="smtp[s]://user:password@host:port")
     mail_from: str = "mandats@cabinet.example"
 
     api_host: str = Field(default="127.0.0.1", description="0.0.0.0 to serve beyond this machine")
@@ -72,6 +72,20 @@ class Settings(BaseSettings):
         parse_iso_duration(value)
         return value
 
+    @field_validator("database_url", "smtp_url")
+    @classmethod
+    def _readable_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # A password holding / # ? reads as the end of the host: its port would be what follows.
+        # Said here in one line, rather than by a driver's traceback quoting part of the password.
+        if value is not None:
+            try:
+                urlsplit(value.get_secret_value()).port  # noqa: B018 (parsing it is the check)
+            except ValueError:
+                raise ValueError(
+                    "not a URL that can be read: percent-encode the characters / # ? @ : of its password"
+                ) from None
+        return value
+
     @field_validator("yousign_requests_per_hour")
     @classmethod
     def _limits_allow_sending(cls, per_hour: int, info: ValidationInfo) -> int:
@@ -87,11 +101,17 @@ class Settings(BaseSettings):
     def _no_development_secrets_with_yousign(self) -> Settings:
         # docker-compose's defaults reach the emulator; against YouSign itself they would let anyone
         # forge webhooks ("signed", "verified"): refuse to start instead.
-        if (urlsplit(self.yousign_base_url or "").hostname or "").endswith(".yousign.app"):
+        # Without them, every webhook would be refused; over http, the API key would travel in clear.
+        url = urlsplit(self.yousign_base_url or "")
+        if (url.hostname or "").endswith(".yousign.app"):
+            if url.scheme != "https":
+                raise ValueError("YOUSIGN_BASE_URL: YouSign is reached over https only")
             for name, secret in (
                 ("YOUSIGN_WEBHOOK_SECRET", self.yousign_webhook_secret),
                 ("YOUSIGN_API_KEY", self.yousign_api_key),
             ):
+                if not secret.get_secret_value():
+                    raise ValueError(f"{name}: set the value YouSign gave you")
                 if secret.get_secret_value().startswith(DEVELOPMENT_SECRET_PREFIX):
                     raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
         return self

@@ -37,6 +37,8 @@ async def connect_services(settings: Settings, runtime: Runtime | None = None) -
         where = "DATABASE_URL" if dsn else "the embedded server, DATA_DIR"
         # The error names host, port or user at most: never the URL, which may hold the password.
         raise Unreachable(f"cannot use PostgreSQL ({where}): {type(error).__name__}: {error}") from None
+    except ValueError:  # the driver could not read the URL: its message may quote the password
+        raise Unreachable("cannot use PostgreSQL (DATABASE_URL): the driver cannot read that URL") from None
     try:
         await migrate(db)
         return db, await _temporal(settings, runtime)

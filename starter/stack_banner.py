@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from config.settings import Settings
 from starter.demo import DemoReport
@@ -22,14 +22,16 @@ _STATUS_LABELS = {
 }
 
 
+_PASSWORD_PARAMETER = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """A URL without its password, to print."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A URL without its password (in its user part or as a `password=` parameter), to print."""
+    scheme, separator, rest = url.partition("://")
+    user_info, at, host_and_path = rest.rpartition("@")
+    if separator and at and ":" in user_info:
+        url = f"{scheme}://{user_info.split(':', 1)[0]}:***@{host_and_path}"
+    return _PASSWORD_PARAMETER.sub(r"\1***", url)
 
 
 def banner(

@@ -391,6 +391,26 @@ async def test_forged_webhook_is_401_and_replayed_one_has_no_effect(api, client,
     assert events["status"] == "refused"
 
 
+@pytest.mark.parametrize(
+    ("event_id", "data", "answer"),
+    [
+        ("e\u0000", {}, 400),
+        ("e" * 201, {}, 400),
+        ("fine", {"signature_request": {"id": "sr\u0000"}}, 200),
+        ("fine-too", {"identity_document": {"id": "id\u0000"}}, 200),
+    ],
+)
+async def test_a_signed_webhook_the_database_cannot_store_is_refused_or_ignored(api, event_id, data, answer):
+    name = "verification.identity_document.done" if "identity_document" in data else "signer.done"
+    body = json.dumps({"event_id": event_id, "event_name": name, "event_time": "1", "data": data}).encode()
+    headers = {"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, body)}
+    async with httpx.AsyncClient(base_url=api) as yousign_side:
+        delivered = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+    assert delivered.status_code == answer, delivered.text
+    if answer == 200:
+        assert delivered.json() == {"status": "ignored"}
+
+
 async def test_a_webhook_the_database_kept_from_its_workflow_is_processed_when_redelivered(api, monkeypatch):
     lookup, outages = mandates.mandate_for_signature_request, []
 
@@ -680,6 +700,48 @@ async def test_oversized_upload_is_refused_before_being_read(client):
         files={"front": ("a.jpg", huge, "image/jpeg")},
     )
     assert answer.status_code == 413
+
+
+async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api):
+    from starter.api.limits import BodySizeLimit
+
+    read, answered = [], []
+
+    async def receive():
+        read.append(1)
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message):
+        answered.append(message)
+
+    async def known_key(key: str) -> bool:
+        return key == "good"
+
+    async def route(scope, receive, send):  # the app behind: reached only with a known key
+        await receive()
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limited = BodySizeLimit(route, known_key=known_key)
+    for key, status, reads in ((b"Bearer nope", 401, 0), (b"", 401, 0), (b"Bearer good", 202, 1)):
+        read.clear(), answered.clear()
+        scope = {
+            "type": "http",
+            "method": "PUT",
+            "path": "/v1/firm/legal-representative",
+            "headers": [(b"authorization", key)] if key else [],
+        }
+        await limited(scope, receive, send)
+        assert (answered[0]["status"], len(read)) == (status, reads)
+    # Through the whole API: the same problem as any other route's 401.
+    async with httpx.AsyncClient(base_url=api, headers={"Authorization": "Bearer nope"}) as stranger:
+        answer = await stranger.put(
+            "/v1/firm/legal-representative",
+            data={**UPLOAD_FIELDS, "document_type": "passport"},
+            files={"front": ("a.png", _png(), "image/png")},
+        )
+    assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
+    assert answer.json()["detail"].startswith("a valid API key is required")
 
 
 async def test_driving_licence_is_accepted_without_a_back(client, emulator):

@@ -112,8 +112,11 @@ def test_workers_scale_and_app_services_wait_for_their_dependencies(services: di
 
 def test_the_app_is_configured_with_the_names_of_api_md(services: dict):
     environment = services["worker"]["environment"]
-    fields = set(Settings.model_fields)
+    fields = set(Settings.model_fields) | {"pgpassword"}  # read by the PostgreSQL driver itself
     assert {name.lower() for name in environment} <= fields
+    # A password with / # ? would break the URL: it is passed on its own.
+    assert environment["DATABASE_URL"] == "postgresql://mandates@postgres:5432/mandates"
+    assert environment["PGPASSWORD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert environment["TEMPORAL_ADDRESS"] == "${TEMPORAL_ADDRESS:-temporal:7233}"
     for name in ("DATABASE_URL", "YOUSIGN_BASE_URL", "YOUSIGN_API_KEY", "YOUSIGN_WEBHOOK_SECRET", "SMTP_URL"):
         assert environment[name]

@@ -3,13 +3,18 @@
 import io
 import os
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from domain.errors import RuleViolation, TooLarge
 from domain.identity_documents import YOUSIGN_MAX_BYTES, YOUSIGN_MAX_PIXELS, check_identity_file
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def png(image: Image.Image) -> bytes:
@@ -45,14 +50,18 @@ def re_encoded(content: bytes) -> Image.Image:
     return Image.open(io.BytesIO(checked.content))
 
 
+def middle(image: Image.Image):
+    return image.getpixel((image.width // 2, image.height // 2))
+
+
 def test_re_encoding_keeps_16_bit_grey_grey(re_encoded_above_100_kpx):
     grey = Image.new("I;16", (640, 480), 0x8000)  # mid-grey on 16 bits
-    assert abs(re_encoded(png(grey)).convert("L").getpixel((320, 240)) - 128) <= 2
+    assert abs(middle(re_encoded(png(grey)).convert("L")) - 128) <= 2
 
 
 def test_re_encoding_puts_transparent_parts_on_white(re_encoded_above_100_kpx):
     clear = Image.new("RGBA", (640, 480), (0, 0, 0, 0))
-    assert min(re_encoded(png(clear)).getpixel((320, 240))) >= 250
+    assert min(middle(re_encoded(png(clear)))) >= 250
 
 
 def test_re_encoding_applies_the_cameras_rotation(re_encoded_above_100_kpx):
@@ -62,6 +71,25 @@ def test_re_encoding_applies_the_cameras_rotation(re_encoded_above_100_kpx):
     Image.new("RGB", (640, 400), "white").save(buffer, format="JPEG", exif=exif)
     width, height = re_encoded(buffer.getvalue()).size
     assert height > width  # upright as the camera meant it, now that the EXIF tag is gone
+
+
+def test_a_60_megapixel_image_is_fitted_within_a_third_of_a_gigabyte(tmp_path):
+    # Checked in a process of its own, so that its peak memory is the check's: this 250 KB PNG with
+    # transparency took 1.4 GB when converted whole before being shrunk.
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGBA", (7745, 7745), (9, 9, 9, 128)).save(bomb)
+    script = (
+        "import re, sys; from domain.identity_documents import check_identity_file;"
+        "checked = check_identity_file('front', open(sys.argv[1], 'rb').read());"
+        # VmHWM, not ru_maxrss: Linux carries the latter over from the forking (pytest) process.
+        "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
+        "print(peak, len(checked.content))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(bomb)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    peak_kib, size = map(int, done.stdout.split())
+    assert peak_kib < 350 * 1024 and size > 0
 
 
 def test_a_decompression_bomb_is_refused_from_its_header():

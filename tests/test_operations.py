@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import httpx
+import pytest
 from google.protobuf import json_format
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import ScheduleOverlapPolicy
 
+from config.codec import EncryptionCodec
 from starter.workflows import ensure_reconciliation_schedule
 from store import dossiers
 from tests.api_support import firm_client
@@ -130,6 +133,15 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
                 headers={"Origin": "http://localhost:8233", "Access-Control-Request-Method": "POST"},
             )
             assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
+
+
+async def test_a_payload_that_does_not_decrypt_is_a_value_error_not_a_crash():
+    codec = EncryptionCodec({"k": os.urandom(32)}, "k")
+    [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    for data in (sealed.data[:-1] + bytes([sealed.data[-1] ^ 1]), os.urandom(64), b"short"):
+        with pytest.raises(ValueError, match="does not decrypt with key id 'k'"):
+            await codec.decode([Payload(metadata=sealed.metadata, data=data)])
+    assert (await codec.decode([sealed]))[0].data == b'"x"'
 
 
 async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env):

@@ -343,11 +343,33 @@ def test_the_emulators_secrets_are_refused_against_yousign_itself():
     with pytest.raises(ValidationError, match="YOUSIGN_API_KEY"):
         Settings(**real | {"yousign_api_key": "dev-emulator-api-key"}, yousign_webhook_secret="whsec")
     assert Settings(**real, yousign_webhook_secret="whsec-from-yousign").yousign_api_key.get_secret_value()
+    # Left out, every webhook would be refused; over http, the key would travel in clear.
+    with pytest.raises(ValidationError, match="YOUSIGN_WEBHOOK_SECRET: set the value YouSign gave you"):
+        Settings(**real)
+    with pytest.raises(ValidationError, match="YOUSIGN_API_KEY: set the value YouSign gave you"):
+        Settings(yousign_base_url="https://api-sandbox.yousign.app/v3", yousign_webhook_secret="whsec")
+    with pytest.raises(ValidationError, match="over https only"):
+        Settings(**real | {"yousign_base_url": "http://api.yousign.app/v3"}, yousign_webhook_secret="whsec")
     # The emulator (make run, docker compose --profile dev) takes them.
     Settings(
         yousign_base_url="http://yousign-emulator:8090/v3",
         yousign_webhook_secret="dev-emulator-webhook-secret",
     )
+
+
+@pytest.mark.parametrize("variable", ["database_url", "smtp_url"])
+def test_a_url_whose_password_breaks_it_is_refused_without_showing_it(variable):
+    from config.settings import Settings, invalid_settings
+
+    for password in ("ab/cd", "S3cr#t", "wh?at"):
+        with pytest.raises(ValidationError) as refused:
+            Settings(**{variable: f"postgresql://mandates:{password}@db.example:5432/m"})
+        [line] = invalid_settings(refused.value)
+        assert line.startswith(f"{variable.upper()} is invalid") and "percent-encode" in line
+        assert password[:2] not in line
+    encoded = Settings(**{variable: "postgresql://mandates:ab%2Fcd@db.example:5432/m"})
+    assert getattr(encoded, variable).get_secret_value().endswith("@db.example:5432/m")
+    assert "ab%2Fcd" not in repr(encoded)
 
 
 def test_access_logs_leave_query_strings_out():

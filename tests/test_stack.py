@@ -19,6 +19,7 @@ import httpx
 import psutil
 import pytest
 from aiosmtpd.smtp import SMTP
+from pydantic import ValidationError
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -115,6 +116,8 @@ def test_only_the_embedded_parts_need_ports(stack_env: Path, monkeypatch: pytest
     }
     monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal.example:7233")
     monkeypatch.setenv("YOUSIGN_BASE_URL", "https://api-sandbox.yousign.app/v3")
+    monkeypatch.setenv("YOUSIGN_API_KEY", "key-from-yousign")
+    monkeypatch.setenv("YOUSIGN_WEBHOOK_SECRET", "secret-from-yousign")
     monkeypatch.setenv("SMTP_URL", "smtp://mail.example:25")
     monkeypatch.setenv("WORKER_METRICS_ADDRESS", "")
     assert [variable for _, variable, _ in StackPlan.from_env().ports()] == ["API_PORT"]
@@ -186,6 +189,10 @@ def test_generated_secrets_are_remembered_in_stack_json(stack_env: Path):
 
 def test_a_real_yousign_gets_no_generated_secret(stack_env: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("YOUSIGN_BASE_URL", "https://api-sandbox.yousign.app/v3")
+    with pytest.raises(ValidationError, match="YOUSIGN_WEBHOOK_SECRET: set the value YouSign gave you"):
+        StackPlan.from_env()  # `make run` says so in one line, and stops
+    monkeypatch.setenv("YOUSIGN_API_KEY", "key-from-yousign")
+    monkeypatch.setenv("YOUSIGN_WEBHOOK_SECRET", "secret-from-yousign")
     secrets = resolve_secrets(StackPlan.from_env(), StackState(stack_env / "stack.json"), {})
     assert (secrets.yousign_api_key, secrets.yousign_webhook_secret) == ("", "")
     state = StackState(stack_env / "stack.json")
@@ -477,3 +484,19 @@ def test_yousign_limits_too_low_for_one_send_are_refused_at_start():
     [line] = invalid_settings(refused.value)
     assert line.startswith("YOUSIGN_REQUESTS_PER_HOUR is invalid") and "YOUSIGN_REQUESTS_PER_MINUTE=7" in line
     assert test_settings(yousign_requests_per_minute=8).yousign_requests_per_minute == 8
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:pw@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u@h/db?password=secret&x=1", "postgresql://u@h/db?password=***&x=1"),
+        ("postgresql://h/db?sslpassword=zz", "postgresql://h/db?sslpassword=***"),
+        ("postgresql://u:ab/cd@h/db", "postgresql://u:***@h/db"),  # unencoded: never half shown
+        ("smtp://mail.example:25", "smtp://mail.example:25"),
+    ],
+)
+def test_the_banner_never_prints_a_password(url, shown):
+    from starter.stack_banner import redact
+
+    assert redact(url) == shown

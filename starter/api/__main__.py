@@ -3,6 +3,7 @@
 import asyncio
 import sys
 
+import structlog
 import uvicorn
 
 from config.logging import configure_logging
@@ -10,11 +11,20 @@ from config.settings import Settings, settings_or_exit
 from config.startup import Unreachable, connect_services
 from starter.api.app import create_app
 
+log = structlog.get_logger("api")
+
 
 async def serve(settings: Settings) -> None:
     """Connect first (a missing database or Temporal is said plainly), then serve until a signal;
     the app's shutdown closes the pool (uvicorn re-raises the signal once it has stopped)."""
     db, temporal = await connect_services(settings)
+    if settings.codec_allow_any_client and settings.codec_auth_token is None:
+        # Whoever reaches the API can decrypt and encrypt payloads: say it where operators look.
+        log.warning(
+            "the codec server answers any client (CODEC_ALLOW_ANY_CLIENT, no CODEC_AUTH_TOKEN):"
+            " keep the API's port unreachable beyond this machine, or set CODEC_AUTH_TOKEN",
+            api_host=settings.api_host,
+        )
     app = create_app(settings, db=db, temporal=temporal)
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level=settings.log_level.lower()

@@ -15,6 +15,7 @@ from starter.api import problems
 from starter.api.limits import BodySizeLimit
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
+from store.firms import firm_id_for_api_key
 
 
 def create_app(
@@ -41,7 +42,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
-    app.add_middleware(BodySizeLimit)
+
+    async def known_key(key: str) -> bool:
+        return await firm_id_for_api_key(db, key) is not None
+
+    app.add_middleware(BodySizeLimit, known_key=known_key)
     app.add_middleware(EmptyQueryValuesAbsent)
     # The Temporal UI calls the codec server from the operator's browser.
     app.add_middleware(

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client
 
 from config.settings import Settings
+from starter.api.limits import UNAUTHORIZED
 from store.firms import firm_id_for_api_key
 
 _bearer = HTTPBearer(auto_error=False, description="The firm's API key")
@@ -40,9 +41,7 @@ async def current_firm(
     """Every /v1 route but the webhook: the firm whose API key is presented, else 401."""
     firm_id = await firm_id_for_api_key(db, credentials.credentials) if credentials else None
     if firm_id is None:
-        raise HTTPException(
-            401, "a valid API key is required: Authorization: Bearer <key>", {"WWW-Authenticate": "Bearer"}
-        )
+        raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
     return firm_id
 
 

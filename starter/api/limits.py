@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -11,6 +13,7 @@ DEFAULT_LIMIT = 1024 * 1024
 # Two identity files of at most 20 MB each, plus the form fields.
 UPLOAD_LIMIT = 2 * 20 * 1024 * 1024 + 64 * 1024
 UPLOAD_PATHS = frozenset({"/v1/firm/legal-representative"})
+UNAUTHORIZED = "a valid API key is required: Authorization: Bearer <key>"
 
 
 class BodyTooLarge(HTTPException):
@@ -21,14 +24,23 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp) -> None:
+    """`known_key(key)` says whether an API key is a firm's: only then may a body be an upload's
+    40 MB (the key is checked before the body is read, not after, as the route would)."""
+
+    def __init__(self, app: ASGIApp, known_key: Callable[[str], Awaitable[bool]]) -> None:
         self.app = app
+        self.known_key = known_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = UPLOAD_LIMIT if scope["path"] in UPLOAD_PATHS else DEFAULT_LIMIT
+        limit = DEFAULT_LIMIT
+        if scope["path"] in UPLOAD_PATHS and scope["method"] in ("POST", "PUT", "PATCH"):
+            if not await self._authenticated(scope):
+                await _problem(send, 401, "Unauthorized", UNAUTHORIZED, {b"www-authenticate": b"Bearer"})
+                return
+            limit = UPLOAD_LIMIT
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
@@ -55,23 +67,32 @@ class BodySizeLimit:
             if not started:
                 await _too_large(send, limit)
 
+    async def _authenticated(self, scope: Scope) -> bool:
+        scheme, _, key = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return False
+        try:
+            return await self.known_key(key.strip())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return True  # the route checks it again, and says the database is unavailable
+
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": "Request too large",
-            "status": 413,
-            "detail": f"the request body is over {limit} bytes",
-        }
-    ).encode()
+    await _problem(send, 413, "Request too large", f"the request body is over {limit} bytes")
+
+
+async def _problem(
+    send: Send, status: int, title: str, detail: str, headers: dict[bytes, bytes] | None = None
+) -> None:
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/problem+json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or {}).items(),
             ],
         }
     )

@@ -54,7 +54,7 @@ async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) 
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
 
-# At most two photos decoded at once, whatever the number of uploads (each may take ~200 MB).
+# At most two photos decoded at once, whatever the number of uploads (each may take ~300 MB).
 _IMAGE_WORK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="identity-image")
 
 

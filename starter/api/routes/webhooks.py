@@ -42,8 +42,9 @@ async def _mandate_workflow_id(db, event: WebhookEvent) -> str | None:
 async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
     """Signal the workflow the event is about; False when it is about nothing of ours."""
     if event.event_name == "verification.identity_document.done":
-        submission = await kyc.submission_for_verification(db, str(event.identity_document.get("id", "")))
-        if submission is None:
+        verification_id = event.identity_document_id
+        submission = verification_id and await kyc.submission_for_verification(db, verification_id)
+        if not submission:
             return False
         handle = temporal.get_workflow_handle(kyc_workflow_id(submission.firm_id))
         await handle.signal(KycWorkflow.verification_done, kyc_signal(event))
