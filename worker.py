@@ -56,6 +56,11 @@ AUTOSCALED_POLLERS = {
 }
 
 
+# How long running activities get to finish when the worker is told to stop (docker-compose's
+# stop_grace_period is longer).
+SHUTDOWN_GRACE = timedelta(seconds=10)
+
+
 def worker_configs(
     client: Client, settings: Settings, db: asyncpg.Pool, yousign: YouSignClient, mailer: Mailer | None
 ) -> list[dict[str, Any]]:
@@ -65,7 +70,7 @@ def worker_configs(
     kyc_activities = KycActivities(db)
     bulk_activities = BulkActivities(db)
     reconciliation_activities = ReconciliationActivities(db, client)
-    shutdown = timedelta(seconds=10)
+    shutdown = SHUTDOWN_GRACE
     main = {
         "task_queue": settings.temporal_task_queue,
         "workflows": list(WORKFLOWS),

@@ -21,13 +21,29 @@ class WithoutQueryStrings(logging.Filter):
 
 
 def configure_logging(level: str = "INFO") -> None:
+    """Ours and the libraries' (the Temporal SDK, httpx, uvicorn...) alike: one JSON object a line,
+    so that a log shipper reads every line, tracebacks included."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, format="%(message)s")
+    stamped = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamped],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamped,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],

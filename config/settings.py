@@ -68,8 +68,11 @@ class Settings(BaseSettings):
 
     @field_validator("mandate_validity", "reconciliation_interval")
     @classmethod
-    def _valid_duration(cls, value: str) -> str:
-        parse_iso_duration(value)
+    def _valid_duration(cls, value: str, info: ValidationInfo) -> str:
+        months, _ = parse_iso_duration(value)
+        if months and info.field_name == "reconciliation_interval":
+            # A schedule's interval is a fixed length of time; a month is not one.
+            raise ValueError("must not use months or years (PT1H, P1D...)")
         return value
 
     @field_validator("database_url", "smtp_url")
@@ -118,10 +121,7 @@ class Settings(BaseSettings):
 
     @property
     def reconciliation_every(self) -> timedelta:
-        months, delta = parse_iso_duration(self.reconciliation_interval)
-        if months:
-            raise ValueError("RECONCILIATION_INTERVAL must not use months or years")
-        return delta
+        return parse_iso_duration(self.reconciliation_interval)[1]
 
 
 @lru_cache
@@ -134,7 +134,7 @@ def invalid_settings(error: ValidationError) -> list[str]:
     lines = []
     for problem in error.errors():
         name = "_".join(str(part) for part in problem["loc"]).upper() or "the settings"
-        lines.append(f"{name} is invalid: {problem['msg']}")
+        lines.append(f"{name} is invalid: {problem['msg'].removeprefix('Value error, ')}")
     return lines
 
 

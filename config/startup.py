@@ -5,12 +5,17 @@ the line says why). Anything else, a bug, keeps its traceback."""
 from __future__ import annotations
 
 import asyncpg
+import structlog
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
-from config.temporal import connect_temporal
+from config.temporal import SEARCH_ATTRIBUTES, connect_temporal
 from store.database import migrate, open_database
+
+log = structlog.get_logger(__name__)
 
 # What a database that is not there looks like: refused, unknown host, timed out, starting up,
 # wrong password or database name.
@@ -49,7 +54,7 @@ async def connect_services(settings: Settings, runtime: Runtime | None = None) -
 
 async def _temporal(settings: Settings, runtime: Runtime | None) -> Client:
     try:
-        return await connect_temporal(settings, runtime)
+        client = await connect_temporal(settings, runtime)
     except RuntimeError as error:
         if not str(error).startswith("Failed client connect"):
             raise
@@ -57,3 +62,26 @@ async def _temporal(settings: Settings, runtime: Runtime | None) -> Client:
         raise Unreachable(
             f"cannot reach Temporal at {settings.temporal_address} (TEMPORAL_ADDRESS): {reason}"
         ) from None
+    await _namespace_ready(client, settings.temporal_namespace)
+    return client
+
+
+async def _namespace_ready(client: Client, namespace: str) -> None:
+    """The namespace exists and has the search attributes the workflows set: else every mandate
+    would fail at its start (a 503), long after this process said it was ready."""
+    try:
+        found = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise Unreachable(f"Temporal has no namespace {namespace!r} (TEMPORAL_NAMESPACE)") from None
+        # Not allowed to list them (a restricted API key, Temporal Cloud): the workflows will tell.
+        log.warning("search attributes not checked", namespace=namespace, error=error.message)
+        return
+    missing = [key.name for key in SEARCH_ATTRIBUTES if key.name not in found.custom_attributes]
+    if missing:
+        raise Unreachable(
+            f"Temporal namespace {namespace!r} lacks the search attributes {', '.join(missing)}:"
+            " register them (docs/running.md, deploy/temporal/setup-namespace.sh)"
+        )

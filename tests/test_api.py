@@ -882,6 +882,22 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkey
     assert "yousign_webhook_seconds_bucket" in scraped
 
 
+async def test_a_status_no_mandate_has_any_more_is_counted_zero():
+    from starter.api.routes import metrics
+
+    class Counts:
+        def __init__(self, rows):
+            self.rows = rows
+
+        async def fetch(self, query, *args):
+            return self.rows if query == metrics.MANDATE_COUNTS else []
+
+    await metrics._count(Counts([{"status": "failed", "n": 1}, {"status": "pending", "n": 2}]))
+    await metrics._count(Counts([{"status": "pending", "n": 1}, {"status": "deleted", "n": 1}]))
+    scraped = metrics.generate_latest(metrics.REGISTRY).decode()
+    assert 'mandates{status="failed"} 0.0' in scraped and 'mandates{status="pending"} 1.0' in scraped
+
+
 async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env, db, firm):
     from temporalio.client import Client
 

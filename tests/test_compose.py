@@ -114,12 +114,22 @@ def test_the_app_is_configured_with_the_names_of_api_md(services: dict):
     environment = services["worker"]["environment"]
     fields = set(Settings.model_fields) | {"pgpassword"}  # read by the PostgreSQL driver itself
     assert {name.lower() for name in environment} <= fields
-    # A password with / # ? would break the URL: it is passed on its own.
-    assert environment["DATABASE_URL"] == "postgresql://mandates@postgres:5432/mandates"
+    # Every setting an operator may put in .env reaches the containers (the others are the stack's).
+    not_for_containers = {"api_port", "data_dir", "demo_api_key"}
+    assert fields - {name.lower() for name in environment} == not_for_containers
+    # Their own PostgreSQL, or this one; a password with / # ? would break the URL: passed on its own.
+    assert environment["DATABASE_URL"] == "${DATABASE_URL:-postgresql://mandates@postgres:5432/mandates}"
     assert environment["PGPASSWORD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
     assert environment["TEMPORAL_ADDRESS"] == "${TEMPORAL_ADDRESS:-temporal:7233}"
     for name in ("DATABASE_URL", "YOUSIGN_BASE_URL", "YOUSIGN_API_KEY", "YOUSIGN_WEBHOOK_SECRET", "SMTP_URL"):
         assert environment[name]
+
+
+def test_docker_waits_for_the_workers_graceful_shutdown(services: dict):
+    from worker import SHUTDOWN_GRACE
+
+    grace = services["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > SHUTDOWN_GRACE.total_seconds() + 5
 
 
 def test_the_emulator_and_the_mailbox_are_development_only(services: dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -142,6 +143,29 @@ async def test_a_payload_that_does_not_decrypt_is_a_value_error_not_a_crash():
         with pytest.raises(ValueError, match="does not decrypt with key id 'k'"):
             await codec.decode([Payload(metadata=sealed.metadata, data=data)])
     assert (await codec.decode([sealed]))[0].data == b'"x"'
+
+
+async def test_a_process_does_not_start_on_a_namespace_it_cannot_use(dev_env):
+    from datetime import timedelta
+
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
+    from temporalio.client import Client
+
+    from config.startup import Unreachable, _namespace_ready
+
+    await _namespace_ready(dev_env.client, "default")  # the dev server has them all
+    bare = f"bare-{uuid4().hex[:6]}"
+    target = dev_env.client.service_client.config.target_host
+    with pytest.raises(Unreachable, match="no namespace 'nowhere' \\(TEMPORAL_NAMESPACE\\)"):
+        await _namespace_ready(await Client.connect(target, namespace="nowhere"), "nowhere")
+    retention = Duration()
+    retention.FromTimedelta(timedelta(days=1))
+    await dev_env.client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=bare, workflow_execution_retention_period=retention)
+    )
+    with pytest.raises(Unreachable, match="lacks the search attributes FirmId, DossierId, MandateStatus"):
+        await _namespace_ready(await Client.connect(target, namespace=bare), bare)
 
 
 async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env):

@@ -1,6 +1,10 @@
 """The pure domain rules, tested directly."""
 
+import json
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -17,6 +21,8 @@ from domain.identifiers import normalize_siren, normalize_siret
 from domain.mandate_number import issued_on_of, mandate_number, platform_identifier
 from domain.models import LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus, dossier_status
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("siret", ["73282932000074", "55208131766522", "35600000000048", "35600000049837"])
@@ -357,6 +363,17 @@ def test_the_emulators_secrets_are_refused_against_yousign_itself():
     )
 
 
+def test_a_reconciliation_interval_in_months_is_an_invalid_setting():
+    from config.settings import Settings, invalid_settings
+
+    with pytest.raises(ValidationError) as refused:
+        Settings(reconciliation_interval="P1M")
+    assert invalid_settings(refused.value) == [
+        "RECONCILIATION_INTERVAL is invalid: must not use months or years (PT1H, P1D...)"
+    ]
+    assert Settings(reconciliation_interval="P1D").reconciliation_every.days == 1
+
+
 @pytest.mark.parametrize("variable", ["database_url", "smtp_url"])
 def test_a_url_whose_password_breaks_it_is_refused_without_showing_it(variable):
     from config.settings import Settings, invalid_settings
@@ -370,6 +387,22 @@ def test_a_url_whose_password_breaks_it_is_refused_without_showing_it(variable):
     encoded = Settings(**{variable: "postgresql://mandates:ab%2Fcd@db.example:5432/m"})
     assert getattr(encoded, variable).get_secret_value().endswith("@db.example:5432/m")
     assert "ab%2Fcd" not in repr(encoded)
+
+
+def test_the_libraries_logs_are_json_lines_too():
+    script = (
+        "import logging; from config.logging import configure_logging; configure_logging('INFO');"
+        "log = logging.getLogger('temporalio.worker');"
+        "log.info('Completing activity as failed (%s)', 'x')\n"
+        "try:\n  1 / 0\nexcept ZeroDivisionError:\n  log.exception('failed')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    first, second = [json.loads(line) for line in done.stderr.splitlines()]
+    assert first["event"] == "Completing activity as failed (x)" and first["level"] == "info"
+    assert first["logger"] == "temporalio.worker" and first["timestamp"]
+    assert second["level"] == "error" and "ZeroDivisionError" in second["exception"]
 
 
 def test_access_logs_leave_query_strings_out():

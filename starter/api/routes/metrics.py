@@ -14,6 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from domain.status import MandateStatus
 from starter.api.deps import Db
 
 REGISTRY = CollectorRegistry()
@@ -33,6 +34,7 @@ router = APIRouter(tags=["operations"])
 
 # The counts scan two tables: at most once per interval, however often /metrics is asked for.
 COUNTS_INTERVAL = 10.0
+MANDATE_COUNTS = "SELECT status, count(*) AS n FROM mandates GROUP BY status"
 _counted_at = -COUNTS_INTERVAL
 
 
@@ -47,8 +49,9 @@ async def metrics(db: Db) -> Response:
 
 async def _count(db) -> None:
     # Read from the database at scrape time: the truth is there, whichever process wrote it.
-    for row in await db.fetch("SELECT status, count(*) AS n FROM mandates GROUP BY status"):
-        MANDATES.labels(row["status"]).set(row["n"])
+    counts = {row["status"]: row["n"] for row in await db.fetch(MANDATE_COUNTS)}
+    for status in MandateStatus:  # a status no mandate has any more reads 0, not its last count
+        MANDATES.labels(status.value).set(counts.get(status.value, 0))
     BULK_ITEMS.clear()
     for row in await db.fetch(
         "SELECT i.outcome, count(*) AS n FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
