@@ -69,7 +69,7 @@ def worker_configs(
     yousign_activities = YouSignActivities(db, yousign)
     kyc_activities = KycActivities(db)
     bulk_activities = BulkActivities(db)
-    reconciliation_activities = ReconciliationActivities(db, client)
+    reconciliation_activities = ReconciliationActivities(db, client, settings)
     shutdown = SHUTDOWN_GRACE
     main = {
         "task_queue": settings.temporal_task_queue,
@@ -83,6 +83,7 @@ def worker_configs(
             bulk_activities.reserve_bulk_page,
             bulk_activities.finish_bulk_send,
             reconciliation_activities.notify_settled_mandates,
+            reconciliation_activities.resume_stalled_identity_checks,
         ],
         "graceful_shutdown_timeout": shutdown,
         **AUTOSCALED_POLLERS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import asyncpg
 import structlog
 from temporalio import activity
@@ -9,17 +11,25 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
-from store import mandates
+from config.settings import Settings
+from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
+from store import kyc, mandates
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import YouSignEvent
 
 log = structlog.get_logger(__name__)
 
 
+# A submission's check is started within a second of its storing, and a retried one is running:
+# one still without a verification and without a run after this long was never started.
+STALLED_AFTER = timedelta(minutes=10)
+
+
 class ReconciliationActivities:
-    def __init__(self, db: asyncpg.Pool, client: Client) -> None:
+    def __init__(self, db: asyncpg.Pool, client: Client, settings: Settings) -> None:
         self._db = db
         self._client = client
+        self._settings = settings
 
     @activity.defn
     async def notify_settled_mandates(self, page: SettledPage) -> int:
@@ -47,3 +57,23 @@ class ReconciliationActivities:
             notified += 1
             activity.heartbeat(notified)
         return notified
+
+    @activity.defn
+    async def resume_stalled_identity_checks(self) -> int:
+        """Start the checks whose start was lost (the gateway stopped between storing the firm's
+        submission and starting its check): else the firm would stay `pending`, mandates refused,
+        until it submitted again. Returns how many were started."""
+        started = 0
+        for stalled in await kyc.stalled_submissions(self._db, STALLED_AFTER):
+            if await kyc_run_is_for(self._client, stalled, running=True):
+                continue  # being retried (YouSign out of reach): its run goes on
+            async with kyc.one_submission_at_a_time(self._db, stalled.firm_id) as conn:
+                current = await kyc.current_submission(conn, stalled.firm_id)
+                if current is None or current.id != stalled.id or current.verification_id is not None:
+                    continue  # the firm submitted again meanwhile
+                await start_kyc_workflow(self._client, self._settings, stalled)
+                await kyc.supersede_older(conn, stalled)
+            log.warning("identity check started late", firm_id=str(stalled.firm_id))
+            started += 1
+            activity.heartbeat(started)
+        return started

@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from config.settings import Settings
 from domain.identifiers import LA_POSTE_SIREN, luhn_complete
 from domain.models import LegalRepresentative, Platform
-from starter.workflows import start_kyc_workflow
+from starter.kyc_runs import start_kyc_workflow
 from store import dossiers, firms, kyc
 from store.records import Firm, KycFile, KycSubmission
 from workflows.kyc import kyc_workflow_id

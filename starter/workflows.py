@@ -28,9 +28,8 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from config.temporal import BULK_SEND_ID, FIRM_ID
 from store.bulk import BulkSend
-from store.records import KycSubmission, Mandate
+from store.records import Mandate
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
-from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateOptions, MandateWorkflowInput
 from workflows.reconciliation import (
@@ -82,23 +81,6 @@ async def started_all_the_same(handle: WorkflowHandle) -> bool:
     except RPCError:
         return False
     return True
-
-
-async def start_kyc_workflow(client: Client, settings: Settings, submission: KycSubmission) -> WorkflowHandle:
-    """A new submission supersedes a pending verification: the running one is terminated."""
-    return await client.start_workflow(
-        KycWorkflow.run,
-        KycWorkflowInput(
-            submission_id=submission.id,
-            firm_id=submission.firm_id,
-            yousign_task_queue=settings.yousign_task_queue,
-        ),
-        id=kyc_workflow_id(submission.firm_id),
-        task_queue=settings.temporal_task_queue,
-        static_summary="Identity check of the firm's legal representative",
-        search_attributes=TypedSearchAttributes([SearchAttributePair(FIRM_ID, str(submission.firm_id))]),
-        id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-    )
 
 
 async def start_bulk_send_workflow(client: Client, settings: Settings, batch: BulkSend) -> WorkflowHandle:

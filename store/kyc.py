@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
@@ -109,6 +109,18 @@ async def current_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission |
         firm_id,
     )
     return KycSubmission.from_row(row) if row else None
+
+
+async def stalled_submissions(db: asyncpg.Pool, older_than: timedelta) -> list[KycSubmission]:
+    """Firms' current submissions still without a YouSign verification after `older_than`: their
+    check was never started (the gateway stopped in between), or it is being retried."""
+    rows = await db.fetch(
+        "SELECT s.* FROM kyc_submissions s WHERE s.status = 'pending' AND s.verification_id IS NULL"
+        " AND s.created_at < now() - $1::interval AND NOT EXISTS (SELECT 1 FROM kyc_submissions n"
+        " WHERE n.firm_id = s.firm_id AND n.status <> 'superseded' AND n.created_at > s.created_at)",
+        older_than,
+    )
+    return [KycSubmission.from_row(row) for row in rows]
 
 
 async def verified_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission | None:

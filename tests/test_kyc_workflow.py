@@ -10,8 +10,8 @@ from PIL import Image
 
 from clients.yousign_webhooks import WebhookEvent
 from domain.models import LegalRepresentative
+from starter.kyc_runs import start_kyc_workflow
 from starter.webhook_events import kyc_signal
-from starter.workflows import start_kyc_workflow
 from store import kyc
 from store.records import KycFile
 from tests.helpers import eventually, test_settings
@@ -180,3 +180,29 @@ async def test_an_attempt_overlapping_one_that_uploaded_takes_its_verification(
     )
     assert taken.verification_id == "ver-earlier"  # not "its files are gone", and no second upload
     assert emulator.state.recorded_requests[before:] == []
+
+
+async def test_a_check_whose_start_was_lost_is_started_by_the_sweep(
+    ts_env, settings, db, emulator, firm, workers
+):
+    from tests.test_mandate_workflow import sweep
+
+    # Stored, then the gateway stopped before starting its check: no run, no verification.
+    lost = await submit(db, firm, "FAILED", png(640, 400), document_type="passport")
+    await db.execute(
+        "UPDATE kyc_submissions SET created_at = now() - interval '11 minutes' WHERE id = $1", lost.id
+    )
+    await sweep(ts_env, settings)
+    started = ts_env.client.get_workflow_handle(kyc_workflow_id(firm.id))
+    handle = ts_env.client.get_workflow_handle_for(
+        KycWorkflow.run, started.id, run_id=(await started.describe()).run_id
+    )
+    await deliver_done_webhook(emulator, handle)  # (a run started by an activity: no time skipping)
+    assert (await handle.result()).status == "failed"  # checked by YouSign, as any other
+    assert (await kyc.get_submission(db, lost.id)).status == "failed"
+    # A newer one, stored a moment ago, is left to the gateway that is starting it.
+    recent = await submit(db, firm, "Expert", png(640, 400), document_type="passport")
+    run_id = (await handle.describe()).run_id
+    await sweep(ts_env, settings)
+    assert (await handle.describe()).run_id == run_id
+    assert (await kyc.get_submission(db, recent.id)).status == "pending"

@@ -1,4 +1,5 @@
-"""The reconciliation sweep: YouSign's recently settled requests, checked against pending mandates.
+"""The reconciliation sweep: YouSign's recently settled requests, checked against pending mandates;
+and the firms' identity checks whose start was lost, started.
 
 Webhooks can be lost; asking YouSign about each pending mandate would cost a call per mandate per
 round (10,000 pending mandates every 6 h is more than YouSign's hourly budget, and YouSign forbids
@@ -13,6 +14,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.models import SettledPageInput
@@ -60,4 +62,11 @@ class YouSignReconciliationWorkflow:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
+        if workflow.patched("resume-stalled-identity-checks"):
+            try:
+                await workflow.execute_activity_method(
+                    ReconciliationActivities.resume_stalled_identity_checks, **NOTIFY
+                )
+            except ActivityError:  # the next round tries again; the mandates' part is done
+                workflow.logger.warning("stalled identity checks not resumed")
         return notified

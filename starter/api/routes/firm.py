@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.errors import RuleViolation, TooLarge, Unavailable
@@ -18,26 +17,11 @@ from domain.models import LegalRepresentative
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.api.schemas import DesignatedPlatformIn, FirmOut
-from starter.workflows import start_kyc_workflow
+from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import firms, kyc
-from store.records import KycFile, KycSubmission
-from workflows.kyc import KycWorkflowInput, kyc_workflow_id
+from store.records import KycFile
 
 router = APIRouter(prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 422, 503))
-
-
-async def _started_all_the_same(temporal: Client, submission: KycSubmission) -> bool:
-    """Only the start's answer was lost: the firm's verification run is this submission's."""
-    try:
-        async for event in temporal.get_workflow_handle(
-            kyc_workflow_id(submission.firm_id)
-        ).fetch_history_events():
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            [started] = await temporal.data_converter.decode(payloads, [KycWorkflowInput])
-            return started.submission_id == submission.id
-    except RPCError:
-        pass
-    return False
 
 
 DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
@@ -105,7 +89,7 @@ async def submit_legal_representative(
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
-            if not await _started_all_the_same(temporal, submission):
+            if not await kyc_run_is_for(temporal, submission):  # only the start's answer was lost
                 # Nothing will verify it: the firm's submissions stay as they were, and no identity
                 # file is kept.
                 await kyc.discard_submission(conn, submission.id)
