@@ -1,13 +1,20 @@
 """`bulk send` and `bulk watch`: start a bulk send through the API and follow it with a progress bar.
 
 Ctrl-C only detaches: the batch runs on in Temporal, and `bulk watch <id>` re-attaches. At the end the
-skipped and failed dossiers are listed with their reasons; the exit code is 1 when any failed.
+skipped and failed dossiers are listed with their reasons (every dossier's outcome in `--report`);
+the exit codes are in EXIT_CODES.
 """
 
 from __future__ import annotations
 
+import csv
+import math
 import os
+import shlex
+import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,17 +25,29 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Column
 
-from starter.dossier_csv import DossierCsvError, not_ids, read_dossier_ids
+from starter.dossier_csv import DossierCsvError, canonical_ids, canonical_uuid, read_dossier_ids
 
-bulk_app = typer.Typer(help="Send many mandates at once and follow their progress.", no_args_is_help=True)
+EXIT_CODES = (
+    "Exit codes: 0 done, none failed (or detached); 1 some dossiers failed, the API refused the"
+    " request or the report could not be written; 2 bad arguments or file, or the API cannot be"
+    " reached (nothing started); 3 the API's answer was lost: the batch may have started (sending"
+    " the same ids again is safe); 130 interrupted before the API answered."
+)
+bulk_app = typer.Typer(
+    help="Send many mandates at once and follow their progress.", no_args_is_help=True, epilog=EXIT_CODES
+)
 console = Console(soft_wrap=True)  # commands and ids stay on one line, to copy
 errors = Console(stderr=True, soft_wrap=True)
 
 MAX_DOSSIERS = 10_000  # per bulk send (api.md)
-WATCH_COMMAND = "python -m starter.cli bulk watch"
+KEY_VARIABLE = "MANDATES_API_KEY"
 PARIS = ZoneInfo("Europe/Paris")
 SHOWN_PROBLEMS = 50
+LOG_EVERY = 30.0  # seconds: a plain progress line at least this often when stdout is no terminal
+LOG_AT_MOST = 5.0  # seconds: and at most this often, however fast the counts change
+LOST_ANSWER = 3  # exit code: the batch may have started
 
 
 def default_api_url() -> str:
@@ -38,7 +57,25 @@ def default_api_url() -> str:
 ApiUrl = Annotated[
     str, typer.Option(envvar="MANDATES_API_URL", help="The API's base URL (default: this machine, API_PORT)")
 ]
-ApiKey = Annotated[str, typer.Option(envvar="MANDATES_API_KEY", help="The firm's API key (required)")]
+ApiKey = Annotated[str, typer.Option(envvar=KEY_VARIABLE, help="The firm's API key (required)")]
+
+
+def _report_path(path: Path | None) -> Path | None:
+    # Said now, not when a batch of hours is done.
+    if path is not None and not path.absolute().parent.is_dir():
+        raise typer.BadParameter(f"no directory {str(path.absolute().parent)!r} to write it in")
+    return path
+
+
+Report = Annotated[
+    Path | None,
+    typer.Option(
+        dir_okay=False,
+        writable=True,
+        callback=_report_path,
+        help="When the batch is done, write every dossier's outcome and reason to this CSV file",
+    ),
+]
 
 
 def api_base(url: str) -> str:
@@ -50,11 +87,20 @@ def api_base(url: str) -> str:
 def _client(api_url: str, api_key: str) -> httpx.Client:
     if not api_key:
         raise typer.BadParameter(
-            "give the firm's API key: --api-key or MANDATES_API_KEY", param_hint="--api-key"
+            f"give the firm's API key: --api-key or {KEY_VARIABLE}", param_hint="--api-key"
         )
-    return httpx.Client(
-        base_url=api_base(api_url), headers={"Authorization": f"Bearer {api_key}"}, timeout=30
-    )
+    # A URL without http:// (or with a typo in it) would fail every request alike: refused at once.
+    try:
+        url = httpx.URL(api_base(api_url))
+    except httpx.InvalidURL as error:
+        url, problem = None, str(error)
+    else:
+        problem = "" if url.scheme in ("http", "https") and url.host else "it needs http:// and a host"
+    if url is None or problem:
+        raise typer.BadParameter(
+            f"{api_url!r} is no API address ({problem}): e.g. {default_api_url()}", param_hint="--api-url"
+        )
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
 
 
 def _fail(answer: httpx.Response) -> None:
@@ -75,9 +121,35 @@ def _fail(answer: httpx.Response) -> None:
 
 
 def _unreachable(api_url: str, error: httpx.TransportError) -> typer.Exit:
-    errors.print(f"[red]cannot reach the API at {api_base(api_url)}[/red] ({type(error).__name__}: {error})")
+    errors.print(
+        f"[red]cannot reach the API at {escape(api_base(api_url))}[/red] ({type(error).__name__}: {error})"
+    )
     errors.print("Is it running? Its address: --api-url or MANDATES_API_URL.")
     return typer.Exit(2)
+
+
+def _answer_lost(error: httpx.TransportError) -> typer.Exit:
+    # The request went out and no answer came back: the API may well have started the batch.
+    errors.print(f"[red]the API did not answer[/red] ({type(error).__name__}: {escape(str(error))})")
+    errors.print(
+        "The batch may have started; its id is unknown. Sending the same ids again is safe: a dossier"
+        " that a batch has already taken (its mandate pending or being sent) is skipped, never sent twice."
+    )
+    return typer.Exit(LOST_ANSWER)
+
+
+def watch_command(bulk_send_id: str, api_url: str) -> str:
+    """The command that re-attaches, from any directory: this Python (the venv's), the API's address
+    when it is not the default. Never the key: it stays in the environment."""
+    words = [sys.executable, "-m", "starter.cli", "bulk", "watch", bulk_send_id]
+    if api_base(api_url) != api_base(default_api_url()):
+        words += ["--api-url", api_url]
+    return shlex.join(words)
+
+
+def _print_watch_command(lead: str, bulk_send_id: str, api_url: str) -> None:
+    console.print(f"{lead}: {escape(watch_command(bulk_send_id, api_url))}")
+    console.print(f"  with the firm's API key in {KEY_VARIABLE} (or --api-key)")
 
 
 def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
@@ -85,20 +157,28 @@ def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
         from_csv = read_dossier_ids(csv_path.read_bytes()) if csv_path else []
     except DossierCsvError as error:
         raise typer.BadParameter(str(error), param_hint="--csv") from None
-    if problem := not_ids([(f"argument {i}", value) for i, value in enumerate(dossier_ids or [], start=1)]):
-        raise typer.BadParameter(problem, param_hint="DOSSIER_IDS")
-    given = [*from_csv, *(dossier_ids or [])]
-    ids = list(dict.fromkeys(given))
+    except OSError as error:
+        raise typer.BadParameter(f"cannot read it: {error.strerror}", param_hint="--csv") from None
+    arguments = [(f"argument {i}", value.strip()) for i, value in enumerate(dossier_ids or [], start=1)]
+    try:
+        given = [*from_csv, *canonical_ids(arguments)]
+    except DossierCsvError as error:
+        raise typer.BadParameter(str(error), param_hint="DOSSIER_IDS") from None
+    ids = list(dict.fromkeys(given))  # canonical already: `ABC...` and `{abc...}` are one dossier
     if not ids:
         raise typer.BadParameter("give dossier ids or --csv")
     if len(ids) > MAX_DOSSIERS:
         raise typer.BadParameter(f"{len(ids)} dossiers: at most {MAX_DOSSIERS} per bulk send, split the list")
     if len(ids) < len(given):
-        console.print(f"{len(given) - len(ids)} repeated id(s) counted once")
+        repeated = sum(1 for count in Counter(given).values() if count > 1)
+        console.print(
+            f"{repeated} dossier(s) listed more than once, each counted once:"
+            f" {len(given)} ids given, {len(ids)} distinct"
+        )
     return ids
 
 
-@bulk_app.command("send")
+@bulk_app.command("send", epilog=EXIT_CODES)
 def send(
     api_url: ApiUrl = default_api_url(),
     api_key: ApiKey = "",
@@ -108,42 +188,54 @@ def send(
             "--csv",
             exists=True,
             dir_okay=False,
-            help="Client list with a dossier_id (or id) column; comma, semicolon or tab separated",
+            help="Client list with a dossier_id (or id, Id dossier) column; comma, semicolon or tab"
+            " separated",
         ),
     ] = None,
     dossier_ids: Annotated[list[str] | None, typer.Argument(help="Dossier ids (or use --csv)")] = None,
     detach: Annotated[bool, typer.Option(help="Start the batch and return at once")] = False,
+    report: Report = None,
 ) -> None:
     """Generate and send the mandates of the given dossiers; the ineligible are skipped with a reason."""
     ids = _ids(csv_path, dossier_ids)
     with _client(api_url, api_key) as http:
         try:
             answer = http.post("/v1/bulk-sends", json={"dossier_ids": ids})
-        except httpx.TransportError as error:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing reached the API
             raise _unreachable(api_url, error) from None
+        except httpx.TransportError as error:
+            raise _answer_lost(error) from None
         except KeyboardInterrupt:
             errors.print(
                 "Interrupted before the API answered: the batch may have started (its id is unknown)."
+                " Sending the same ids again is safe: a dossier already taken is skipped, never sent twice."
             )
             raise typer.Exit(130) from None
         _fail(answer)
         batch = answer.json()
         console.print(f"Bulk send [bold]{batch['id']}[/bold]: {batch['total']} dossiers")
         if detach:
-            console.print(f"Follow it with: {WATCH_COMMAND} {batch['id']}")
+            _print_watch_command("Follow it with", batch["id"], api_url)
         else:
-            _watch(http, batch["id"])
+            _watch(http, api_url, batch["id"], answered=True, report=report)
 
 
-@bulk_app.command("watch")
+@bulk_app.command("watch", epilog=EXIT_CODES)
 def watch(
     bulk_send_id: Annotated[str, typer.Argument(help="The bulk send's id")],
     api_url: ApiUrl = default_api_url(),
     api_key: ApiKey = "",
+    report: Report = None,
 ) -> None:
     """Re-attach to a running (or finished) bulk send."""
+    batch_id = canonical_uuid(bulk_send_id.strip())
+    if batch_id is None:
+        raise typer.BadParameter(
+            f"{bulk_send_id!r} is no bulk send id (a UUID, as `bulk send` printed it)",
+            param_hint="BULK_SEND_ID",
+        )
     with _client(api_url, api_key) as http:
-        _watch(http, bulk_send_id)
+        _watch(http, api_url, batch_id, answered=False, report=report)
 
 
 def describe_eta(eta: str | None, now: datetime) -> str:
@@ -161,35 +253,94 @@ def _describe(progress: dict) -> str:
     return counts + describe_eta(progress.get("eta"), datetime.now(UTC))
 
 
-def _watch(http: httpx.Client, bulk_send_id: str, interval: float = 1.0) -> None:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[counts]}"),
-    )
+class _Bar:
+    """The progress bar, shown from the API's first answer on: an error before it (an unknown id, a
+    wrong key) is printed alone, not under an empty bar."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+
+    def show(self, **fields: Any) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=20),  # fixed: at 80 columns the counts beside it stay whole
+                MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                TextColumn("{task.fields[counts]}", table_column=Column(ratio=1, overflow="fold")),
+                console=console,
+            )
+            self._progress.start()
+            self._progress.add_task("Mandates", total=None, counts="")
+        self._progress.update(self._progress.task_ids[0], **fields)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class _Lines:
+    """Without a terminal (a log, a pipe, cron): a plain line when the counts change, at most every
+    LOG_AT_MOST seconds, and every LOG_EVERY seconds regardless, so that the log shows it is alive."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._shown: object = None
+        self._at = -math.inf
+
+    def show(self, **fields: Any) -> None:
+        # What changes the line is the counts, not the ETA ticking down.
+        state = (fields.get("completed"), fields.get("total")) if "total" in fields else fields.get("counts")
+        now = self._clock()
+        due = now - self._at >= LOG_EVERY or (state != self._shown and now - self._at >= LOG_AT_MOST)
+        if not due:
+            return
+        self._shown, self._at = state, now
+        done = f"{fields['completed']}/{fields['total']} · " if "total" in fields else ""
+        console.print(f"{datetime.now():%H:%M:%S} Mandates {done}{escape(fields['counts'])}", highlight=False)
+
+    def close(self) -> None:
+        pass
+
+
+def _watch(
+    http: httpx.Client,
+    api_url: str,
+    bulk_send_id: str,
+    *,
+    answered: bool,
+    report: Path | None = None,
+    interval: float = 1.0,
+) -> None:
+    display = _Bar() if console.is_terminal else _Lines()
     try:
-        with Progress(*columns, console=console) as bar:
-            task = bar.add_task("Mandates", total=None, counts="")
-            progress = _follow(http, bulk_send_id, interval, lambda **fields: bar.update(task, **fields))
+        try:
+            progress = _follow(http, bulk_send_id, interval, display.show, answered=answered)
+        finally:
+            display.close()
     except KeyboardInterrupt:
-        console.print(f"Detached; the batch goes on. Re-attach with: {WATCH_COMMAND} {bulk_send_id}")
+        _print_watch_command("Detached; the batch goes on. Re-attach with", bulk_send_id, api_url)
         raise typer.Exit(0) from None
     console.print(f"Done: {_describe(progress)}")
-    _list_problems(http, bulk_send_id)
-    if progress["failed"]:
+    if not _list_problems(http, bulk_send_id, report) or progress["failed"]:
         raise typer.Exit(1)
 
 
-def _follow(http: httpx.Client, bulk_send_id: str, interval: float, show) -> dict:
-    """Poll until the batch is done; an unreachable API (a restart, a long batch) is waited for."""
+def _follow(
+    http: httpx.Client, bulk_send_id: str, interval: float, show: Callable[..., None], *, answered: bool
+) -> dict:
+    """Poll until the batch is done. Once the API has answered in this run, an outage (a restart, a
+    long batch) is waited out; before that, it is a wrong address or a stopped API: said at once."""
     outage = 0
     while True:
         try:
             answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params={"limit": 1})
-            trouble = f"API answered {answer.status_code}" if answer.status_code >= 500 else None
         except httpx.TransportError as error:
+            if not answered:
+                raise _unreachable(str(http.base_url), error) from None
             trouble = f"API unreachable ({type(error).__name__})"
+        else:
+            answered = True
+            trouble = f"API answered {answer.status_code}" if answer.status_code >= 500 else None
         if trouble:
             outage = min(outage + 1, 10)
             show(counts=f"{trouble}, trying again")
@@ -205,18 +356,21 @@ def _follow(http: httpx.Client, bulk_send_id: str, interval: float, show) -> dic
         time.sleep(interval)
 
 
-def _list_problems(http: httpx.Client, bulk_send_id: str) -> None:
-    """The skipped and failed dossiers with their reasons (the first SHOWN_PROBLEMS of them)."""
+def _list_problems(http: httpx.Client, bulk_send_id: str, report: Path | None) -> bool:
+    """The skipped and failed dossiers with their reasons (the first SHOWN_PROBLEMS of them); every
+    dossier's outcome in the report, if asked. False when the report could not be written."""
     shown, more, cursor = 0, 0, None
+    items: list[dict] = []
     while True:
         params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
         try:
             answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params=params)
         except httpx.TransportError:
             console.print(f"  (the API went away: the list is at GET /v1/bulk-sends/{bulk_send_id})")
-            return
+            return _no_report(report, bulk_send_id, "the API went away")
         _fail(answer)
         page = answer.json()
+        items += page["items"] if report else []
         for item in page["items"]:
             if item["outcome"] not in ("skipped", "failed"):
                 continue
@@ -231,4 +385,31 @@ def _list_problems(http: httpx.Client, bulk_send_id: str) -> None:
         if not cursor:
             break
     if more:
-        console.print(f"  ... and {more} more: GET /v1/bulk-sends/{bulk_send_id}")
+        where = escape(str(report)) if report else f"`bulk watch {bulk_send_id} --report FILE` lists them all"
+        console.print(f"  ... and {more} more: {where}")
+    if report:
+        try:
+            write_report(report, items)
+        except OSError as error:
+            return _no_report(report, bulk_send_id, str(error.strerror))
+        console.print(f"Every dossier's outcome: {escape(str(report))}")
+    return True
+
+
+def _no_report(report: Path | None, bulk_send_id: str, why: str) -> bool:
+    if report is None:
+        return True
+    errors.print(f"[red]no report written to {escape(str(report))}[/red] ({escape(why)}):")
+    errors.print(f"  `bulk watch {bulk_send_id} --report FILE` writes it once the API answers")
+    return False
+
+
+def write_report(path: Path, items: list[dict]) -> None:
+    """Semicolon-separated UTF-8 with a BOM: the CSV that French Excel opens as it is."""
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out, delimiter=";")
+        writer.writerow(["dossier_id", "outcome", "reason", "mandate_id"])
+        for item in items:
+            writer.writerow(
+                [item["dossier_id"], item["outcome"], item.get("reason") or "", item.get("mandate_id") or ""]
+            )

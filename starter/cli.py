@@ -11,7 +11,7 @@ import asyncpg
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from config.settings import settings_or_exit
 from domain.errors import RuleViolation
@@ -20,13 +20,15 @@ from domain.printable import check_printable
 from starter.bulk_cli import bulk_app
 from store import firms
 from store.database import connect_database
+from store.records import Firm
 
 T = TypeVar("T")
 app = typer.Typer(help="Operate the e-invoicing mandate service.", no_args_is_help=True)
 firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
 app.add_typer(firms_app, name="firms")
 app.add_typer(bulk_app, name="bulk")
-console = Console()
+console = Console(soft_wrap=True)  # ids and keys stay on one line, to copy
+TABLE_WIDTH = 100  # `firms list` prints a table from this width on: whole ids, names readable beside them
 
 
 def with_db(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
@@ -47,6 +49,7 @@ def create_firm(
     name: Annotated[str, typer.Option(help="The firm's legal name")],
     siren: Annotated[str, typer.Option(help="The firm's SIREN (9 digits)")],
     address: Annotated[str | None, typer.Option(help="Registered address")] = None,
+    force: Annotated[bool, typer.Option(help="Create it even if a firm with this SIREN exists")] = False,
 ) -> None:
     """Create a firm and print its API key (shown once: only its hash is stored)."""
     try:
@@ -61,11 +64,23 @@ def create_firm(
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint=hint) from None
 
-    async def create(db: asyncpg.Pool) -> tuple[UUID, str]:
+    async def create(db: asyncpg.Pool) -> tuple[UUID, str] | list[Firm]:
+        # A second firm for one SIREN is most often a typo or a second run: its clients and keys would
+        # be split between two firms.
+        if not force and (existing := await firms.firms_with_siren(db, siren)):
+            return existing
         firm = await firms.create_firm(db, name=name.strip(), siren=siren, address=address)
         return firm.id, await firms.issue_api_key(db, firm.id)
 
-    firm_id, key = with_db(create)
+    created = with_db(create)
+    if isinstance(created, list):
+        named = ", ".join(f"{firm.id} ({firm.name})" for firm in created)
+        raise typer.BadParameter(
+            f"a firm with SIREN {siren} exists already: {named}. A new key for it: `firms new-key"
+            f" {created[0].id}`; another firm with this SIREN all the same: --force",
+            param_hint="--siren",
+        )
+    firm_id, key = created
     console.print(f"Firm [bold]{escape(name)}[/bold] created: {firm_id}")
     console.print(f"API key (shown once, keep it safe): [bold]{key}[/bold]")
 
@@ -81,16 +96,26 @@ def list_firms() -> None:
             " FROM firms f LEFT JOIN api_keys k ON k.firm_id = f.id GROUP BY f.id ORDER BY f.created_at"
         )
 
-    table = Table("id", "name", "SIREN", "platform", "active keys")
-    for row in with_db(fetch):
-        table.add_row(
-            str(row["id"]),
-            escape(row["name"]),
-            row["siren"],
-            escape(row["platform_name"] or "-"),
-            str(row["active_keys"]),
-        )
-    console.print(table)
+    rows = [
+        (str(r["id"]), r["name"], r["siren"], r["platform_name"] or "-", str(r["active_keys"]))
+        for r in with_db(fetch)
+    ]
+    headers = ("id", "name", "SIREN", "platform", "active keys")
+    if not console.is_terminal or console.width < TABLE_WIDTH:
+        # Piped, or too narrow for the table: tab-separated lines, never cut (`cut -f1` gives the ids).
+        for line in (headers, *rows):
+            typer.echo("\t".join(line))
+        return
+    table = Table(
+        Column("id", no_wrap=True, min_width=36),
+        Column("name", ratio=2),
+        Column("SIREN", no_wrap=True),
+        Column("platform", ratio=1),
+        Column("active keys", no_wrap=True, justify="right"),
+    )
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table, soft_wrap=False)
 
 
 @firms_app.command("new-key")

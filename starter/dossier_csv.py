@@ -1,23 +1,84 @@
 """Dossier ids from a firm's client list as a spreadsheet exports it: comma, semicolon (French
-Excel) or tab separated; UTF-8 (with or without BOM), UTF-16 ("Texte Unicode") or Windows-1252."""
+Excel) or tab separated; any line ending (CR alone: Excel for Mac); UTF-8 (with or without BOM),
+UTF-16 ("Texte Unicode", with or without BOM) or Windows-1252; blank lines, Excel's `sep=;` line or
+a title above the header; the id column named in English or French."""
 
 from __future__ import annotations
 
+import _csv
 import csv
 import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from itertools import islice
 from uuid import UUID
 
-ID_COLUMNS = ("dossier_id", "id")
-SHOWN = 5  # bad values named in an error
+from pydantic import TypeAdapter, ValidationError
+
+# Header names of the id column once normalised (_column_key), in order of preference.
+ID_COLUMNS = (
+    "dossier_id",
+    "id_dossier",
+    "id_du_dossier",
+    "identifiant_dossier",
+    "identifiant_du_dossier",
+    "id",
+)
+SEPARATORS = (";", ",", "\t")  # ties go to the first: French Excel's
+HEADER_ROWS = 10  # non-blank rows in which the header is looked for (below a title, say)
+SAMPLE_ROWS = 50  # rows that choose the separator
+SHOWN = 5  # bad values or lines named in an error
+# The API's own parser (pydantic, JSON mode): a form it would refuse is refused here, before sending.
+_API_UUID = TypeAdapter(UUID)
 
 
 class DossierCsvError(ValueError):
     """The file cannot give dossier ids; the message says why and what was found."""
 
 
+def canonical_uuid(value: str) -> str | None:
+    """`value` as the API reads it, in canonical form (lower case, hyphenated), or None if it
+    refuses it: so that `{ABC...}` and `abc...` are one dossier when counting and deduplicating."""
+    try:
+        return str(_API_UUID.validate_json(json.dumps(value)))
+    except ValidationError:
+        return None
+
+
+def canonical_ids(values: list[tuple[str, str]]) -> list[str]:
+    """The canonical ids of (where, value) pairs; DossierCsvError naming the first few bad ones, so
+    that the firm finds them in its spreadsheet."""
+    ids, bad = [], []
+    for where, value in values:
+        if (canonical := canonical_uuid(value)) is None:
+            bad.append(f"{where}: {value!r}")
+        else:
+            ids.append(canonical)
+    if bad:
+        raise DossierCsvError(f"not dossier ids: {_first(bad, '; ')}")
+    return ids
+
+
+def _first(items: list[str], separator: str) -> str:
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return separator.join(items[:SHOWN]) + more
+
+
 def decode(content: bytes) -> str:
-    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return content.decode("utf-16")
+    if content.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # a zip (.xlsx, .ods), OLE2 (.xls)
+        raise DossierCsvError(
+            "this is an Excel workbook, not a CSV: save it as CSV (File > Save As > CSV UTF-8)"
+            " and give that file"
+        )
+    try:
+        if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return content.decode("utf-16")
+        if b"\x00" in content:
+            return content.decode(_utf16_without_bom(content))
+    except UnicodeDecodeError as error:
+        raise DossierCsvError(f"the file is neither UTF-8, UTF-16 nor Windows-1252 text ({error})") from None
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -25,48 +86,140 @@ def decode(content: bytes) -> str:
         return content.decode("cp1252", errors="replace")
 
 
+def _utf16_without_bom(content: bytes) -> str:
+    # Text never holds NUL bytes, except UTF-16's for ASCII characters: every other byte.
+    sample = content[:4096]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd > len(sample) // 4 and odd > even:
+        return "utf-16-le"
+    if even > len(sample) // 4:
+        return "utf-16-be"
+    raise DossierCsvError("the file holds binary data (NUL bytes): it is not a CSV")
+
+
 def _column_key(header: str) -> str:
-    # "Dossier ID", " dossier_id", "DOSSIER-ID" all name the same column.
-    return header.strip().strip('"').lower().replace(" ", "_").replace("-", "_")
+    # "Dossier ID", "Id dossier", "ID\u00a0dossier", "Identifiant du dossier", "DOSSIER-ID": the
+    # same column, whatever the case, accents, non-breaking spaces or separators.
+    plain = "".join(c for c in unicodedata.normalize("NFKD", header) if not unicodedata.combining(c))
+    return "_".join(re.split(r"[\s_\-]+", plain.strip().strip('"').strip().lower()))
 
 
-def _separator(header: str) -> str:
-    """The separator the header uses most, outside quoted names ("Nom, prénom";dossier_id)."""
-    unquoted = "".join(part for i, part in enumerate(header.split('"')) if i % 2 == 0)
-    return max(";,\t", key=unquoted.count) if unquoted else ","
+def _blank(row: list[str]) -> bool:
+    return not any(cell.strip() for cell in row)
 
 
-def not_ids(values: list[tuple[str, str]]) -> str | None:
-    """What is wrong with (where, value) pairs that should be dossier ids, if anything: the first
-    few named, so that the firm finds them in its spreadsheet."""
-    bad = []
-    for where, value in values:
-        try:
-            UUID(value)
-        except ValueError:
-            bad.append(f"{where}: {value!r}")
-    if not bad:
-        return None
-    more = f" and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
-    return f"not dossier ids: {'; '.join(bad[:SHOWN])}{more}"
+@dataclass(frozen=True)
+class _Layout:
+    separator: str
+    header_index: int  # records before the header's (blank lines, `sep=;`, a title)
+    header: list[str]
+    column: int
+    score: tuple[int, int, int]
+
+
+def _reader(text: str, separator: str) -> _csv.Reader:
+    # newline="": the csv module sees every line ending itself (\r alone, quoted line breaks).
+    return csv.reader(io.StringIO(text, newline=""), delimiter=separator)
+
+
+def _layout(text: str, separator: str) -> _Layout | None:
+    """Where the header is with this separator, and how well the first rows fit it: ids found in
+    its column, then rows with as many cells as it, then its number of columns."""
+    rows: list[list[str]] = []
+    try:
+        rows.extend(islice(_reader(text, separator), SAMPLE_ROWS))
+    except csv.Error:
+        pass  # the rows before it still tell; _cells names the line if this separator is chosen
+    seen = 0
+    for index, row in enumerate(rows):
+        if _blank(row):
+            continue
+        keys = [_column_key(cell) for cell in row]
+        column = next((keys.index(name) for name in ID_COLUMNS if name in keys), None)
+        if column is not None:
+            body = [r for r in rows[index + 1 :] if not _blank(r)]
+            ids = sum(1 for r in body if len(r) > column and canonical_uuid(r[column].strip()))
+            consistent = sum(1 for r in body if len(r) == len(row))
+            return _Layout(separator, index, row, column, (ids, consistent, len(row)))
+        seen += 1
+        if seen == HEADER_ROWS:
+            return None
+    return None
+
+
+def _first_line(text: str) -> str:
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def _forced_separator(text: str) -> str | None:
+    """The separator Excel names on a first line `sep=;` (it writes one for other locales)."""
+    found = re.fullmatch(r'"?sep=(.)"?[;,\t]*', _first_line(text).strip(" "), re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+def _no_id_column(text: str) -> DossierCsvError:
+    lines = [line for line in text.splitlines() if line.strip()]
+    first = lines[1] if _forced_separator(text) and len(lines) > 1 else _first_line(text)
+    unquoted = "".join(part for i, part in enumerate(first.split('"')) if i % 2 == 0)
+    separator = max(SEPARATORS, key=unquoted.count)
+    headers = next((row for row in _reader(first, separator) if not _blank(row)), [])
+    found = ", ".join(repr(h) for h in headers) or "none"
+    return DossierCsvError(
+        "the CSV needs a dossier_id column (or id, Id dossier, Identifiant du dossier) in its first"
+        f" {HEADER_ROWS} rows; its columns: {found}"
+    )
 
 
 def read_dossier_ids(content: bytes) -> list[str]:
-    """The non-empty values of the `dossier_id` (or `id`) column, in file order; each must be an id."""
+    """The values of the dossier id column, in file order and canonical form; the file is refused
+    when a value is no id or a row with data has none (blank rows are skipped)."""
     text = decode(content)
-    header = text.splitlines()[0] if text else ""
-    rows = csv.reader(io.StringIO(text), delimiter=_separator(header))
-    headers = next(rows, [])
-    keys = [_column_key(h) for h in headers]
-    column = next((keys.index(c) for c in ID_COLUMNS if c in keys), None)
-    if column is None:
-        found = ", ".join(repr(h) for h in headers) or "none"
-        raise DossierCsvError(f"the CSV needs a dossier_id (or id) column; its columns: {found}")
-    found = [
-        (f"line {rows.line_num}", value)
-        for row in rows
-        if len(row) > column and (value := row[column].strip())
-    ]
-    if problem := not_ids(found):
-        raise DossierCsvError(problem)
-    return [value for _, value in found]
+    if not text.strip():
+        raise DossierCsvError("the file is empty")
+    forced = _forced_separator(text)
+    layouts = [found for s in ([forced] if forced else SEPARATORS) if (found := _layout(text, s))]
+    if not layouts:
+        raise _no_id_column(text)
+    layout = max(layouts, key=lambda found: found.score)
+    values, without_id = _cells(text, layout)
+    name = layout.header[layout.column].strip()
+    column = "the dossier_id column" + ("" if name == "dossier_id" else f" ({name!r})")
+    if not values:
+        raise DossierCsvError(f"{column} has no values")
+    try:
+        ids = canonical_ids(values)
+    except DossierCsvError as error:
+        bad = str(error)
+    else:
+        bad = ""
+    missing = (
+        f"rows without a dossier id (fill it in, or delete the row): {_first(without_id, ', ')}"
+        if without_id
+        else ""
+    )
+    if bad or missing:
+        raise DossierCsvError("; ".join(problem for problem in (bad, missing) if problem))
+    return ids
+
+
+def _cells(text: str, layout: _Layout) -> tuple[list[tuple[str, str]], list[str]]:
+    """The id column's (line, value) pairs, and the lines of rows with data but no id."""
+    rows = _reader(text, layout.separator)
+    values: list[tuple[str, str]] = []
+    without_id: list[str] = []
+    try:
+        for _ in range(layout.header_index + 1):
+            next(rows)
+        start = rows.line_num + 1
+        for row in rows:
+            line, start = start, rows.line_num + 1  # where the record starts: a cell may hold a line break
+            if _blank(row):
+                continue
+            value = row[layout.column].strip() if len(row) > layout.column else ""
+            if value:
+                values.append((f"line {line}", value))
+            else:
+                without_id.append(f"line {line}")
+    except csv.Error as error:
+        raise DossierCsvError(f"line {rows.line_num}: the file cannot be read as CSV ({error})") from None
+    return values, without_id

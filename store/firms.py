@@ -30,6 +30,13 @@ async def create_firm(db: asyncpg.Pool, *, name: str, siren: str, address: str |
     return Firm.from_row(row)
 
 
+async def firms_with_siren(db: asyncpg.Pool, siren: str) -> list[Firm]:
+    return [
+        Firm.from_row(r)
+        for r in await db.fetch("SELECT * FROM firms WHERE siren = $1 ORDER BY created_at", siren)
+    ]
+
+
 async def get_firm(db: asyncpg.Pool, firm_id: UUID) -> Firm | None:
     row = await db.fetchrow("SELECT * FROM firms WHERE id = $1", firm_id)
     return Firm.from_row(row) if row else None

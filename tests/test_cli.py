@@ -1,11 +1,18 @@
 """The operator CLI against the real (embedded) database."""
 
 import re
+import secrets
 
 import pytest
 from typer.testing import CliRunner
 
+from domain.identifiers import luhn_complete
 from starter.cli import app
+
+
+def fresh_siren() -> str:
+    # Tests share the database, and a SIREN is refused once a firm has it: each test its own.
+    return luhn_complete(f"9{secrets.randbelow(10**7):07d}")
 
 
 @pytest.fixture
@@ -19,13 +26,15 @@ def cli(database_url, monkeypatch):
 
 
 def test_create_list_and_revoke(cli, db):
-    created = cli.invoke(app, ["firms", "create", "--name", "Cabinet CLI", "--siren", "732 829 320"])
+    siren = fresh_siren()
+    spaced = f"{siren[:3]} {siren[3:6]} {siren[6:]}"
+    created = cli.invoke(app, ["firms", "create", "--name", "Cabinet CLI", "--siren", spaced])
     assert created.exit_code == 0, created.output
     firm_id = re.search(r"created: ([0-9a-f-]{36})", created.output).group(1)
     key = re.search(r"(mk_\S+)", created.output).group(1)
 
-    listed = cli.invoke(app, ["firms", "list"])
-    assert "Cabinet CLI" in listed.output and firm_id[:8] in listed.output
+    listed = cli.invoke(app, ["firms", "list"])  # piped: tab-separated, the id whole
+    assert f"{firm_id}\tCabinet CLI\t{siren}\t-\t1" in listed.output.splitlines()
 
     another = cli.invoke(app, ["firms", "new-key", firm_id])
     assert another.exit_code == 0 and "mk_" in another.output
@@ -40,10 +49,40 @@ def test_create_list_and_revoke(cli, db):
 def test_names_are_printed_verbatim(cli, db):
     # Rich markup in a name must neither break the output (after the key is stored) nor be interpreted.
     created = cli.invoke(
-        app, ["firms", "create", "--name", "Cabinet [/b] & [red]Fils", "--siren", "552081317"]
+        app, ["firms", "create", "--name", "Cabinet [/b] & [red]Fils", "--siren", fresh_siren()]
     )
     assert created.exit_code == 0, created.output
     assert "Cabinet [/b] & [red]Fils" in created.output and "mk_" in created.output
+
+
+def test_a_second_firm_with_a_siren_needs_force(cli, db):
+    siren = fresh_siren()
+    first = cli.invoke(app, ["firms", "create", "--name", "Cabinet Un", "--siren", siren])
+    firm_id = re.search(r"created: ([0-9a-f-]{36})", first.output).group(1)
+    again = cli.invoke(app, ["firms", "create", "--name", "Cabinet Deux", "--siren", siren])
+    assert again.exit_code == 2 and "mk_" not in again.output
+    said = " ".join(again.output.replace("│", " ").split())  # the error's box wraps it
+    assert f"a firm with SIREN {siren} exists already: {firm_id} (Cabinet Un)" in said
+    forced = cli.invoke(app, ["firms", "create", "--name", "Cabinet Deux", "--siren", siren, "--force"])
+    assert forced.exit_code == 0 and "mk_" in forced.output
+
+
+def test_firms_list_never_cuts_an_id_in_a_terminal(cli, db, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from starter import cli as cli_module
+
+    name = "Cabinet d'expertise comptable Dupont, Durand et Associés de Paris"
+    created = cli.invoke(app, ["firms", "create", "--name", name, "--siren", fresh_siren()])
+    firm_id = re.search(r"created: ([0-9a-f-]{36})", created.output).group(1)
+    for width in (100, 80):  # a table from 100 columns on; below, plain lines
+        screen = io.StringIO()
+        terminal = Console(file=screen, width=width, force_terminal=True, color_system=None)
+        monkeypatch.setattr(cli_module, "console", terminal)
+        listed = cli.invoke(app, ["firms", "list"])
+        assert firm_id in screen.getvalue() + listed.output, width
 
 
 def test_bad_siren_is_refused_with_its_reason(cli):
@@ -65,10 +104,8 @@ A1, B2, C3, D4, D5 = (f"00000000-0000-4000-8000-0000000000{n}" for n in ("a1", "
 def test_csv_from_french_excel_semicolons_and_windows_1252():
     from starter.dossier_csv import read_dossier_ids
 
-    content = (
-        f"Nom;Dossier ID;SIRET\r\nSociété Générale;{A1};732 829 320 00074\r\nDupont\r\n;;\r\nB;{B2};\r\n"
-    )
-    assert read_dossier_ids(content.encode("cp1252")) == [A1, B2]  # short and blank rows skipped
+    content = f"Nom;Dossier ID;SIRET\r\nSociété Générale;{A1};732 829 320 00074\r\n;;\r\nB;{B2};\r\n"
+    assert read_dossier_ids(content.encode("cp1252")) == [A1, B2]  # blank rows skipped
     assert read_dossier_ids(content.encode("utf-16")) == [A1, B2]
     assert read_dossier_ids(("\ufeff" + content.replace(";", ",")).encode()) == [A1, B2]
     assert read_dossier_ids(f"id\tname\n{C3}\tX\n".encode()) == [C3]
@@ -140,8 +177,278 @@ def test_the_watch_waits_out_an_api_restart():
 
     shown: list[dict] = []
     with httpx.Client(base_url="http://api", transport=httpx.MockTransport(api)) as http:
-        assert _follow(http, "b1", 0.001, lambda **fields: shown.append(fields)) == done
+        assert _follow(http, "b1", 0.001, lambda **fields: shown.append(fields), answered=True) == done
     assert [f["counts"] for f in shown[:2]] == [
         "API unreachable (ConnectError), trying again",
         "API answered 503, trying again",
     ]
+
+
+# Client lists as spreadsheets write them (the reviewer's samples, reduced).
+
+E1 = "02c911ab-1db4-4395-9d77-e709e3709188"
+
+
+def test_csv_with_any_line_ending_or_utf16_without_bom():
+    from starter.dossier_csv import read_dossier_ids
+
+    mac = f"Nom;dossier_id\rSociété A;{A1}\rSociété B;{B2}\r"  # Excel for Mac: CR alone
+    assert read_dossier_ids(mac.encode("cp1252")) == [A1, B2]
+    for encoding in ("utf-16-le", "utf-16-be"):  # "Texte Unicode" without its BOM
+        assert read_dossier_ids(f"dossier_id\r\n{E1}\r\n".encode(encoding)) == [E1]
+
+
+def test_what_is_no_csv_is_refused_in_words():
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    with pytest.raises(DossierCsvError, match="this is an Excel workbook, not a CSV: save it as CSV"):
+        read_dossier_ids(b"PK\x03\x04\x14\x00\x00\x00\x08\x00[Content_Types].xml")
+    with pytest.raises(DossierCsvError, match="line 2: the file cannot be read as CSV"):
+        read_dossier_ids(f'dossier_id\n"{"x" * 200_000}\n'.encode())  # csv.Error: over its field limit
+    with pytest.raises(DossierCsvError, match="the file is empty"):
+        read_dossier_ids(b"")
+
+
+def test_rows_with_data_but_no_id_are_refused_by_line():
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    listing = (
+        f"Raison sociale;SIRET;dossier_id\nA;94208093897292;{A1}\nSans id;80635139169375;\nCourt;1\n;;\n"
+    )
+    missing = "rows without a dossier id (fill it in, or delete the row): line 3, line 4"
+    with pytest.raises(DossierCsvError) as refused:
+        read_dossier_ids(listing.encode())
+    assert str(refused.value) == missing  # the blank row is no data
+    with pytest.raises(DossierCsvError) as both:
+        read_dossier_ids(f"{listing}B;1;x\n".encode())
+    assert str(both.value) == f"not dossier ids: line 6: 'x'; {missing}"
+
+
+def test_the_separator_is_the_one_the_rows_agree_with():
+    from starter.dossier_csv import read_dossier_ids
+
+    # Commas in a header cell of a semicolon file, and in a quoted address.
+    listing = f'Nom;Adresse (n°, rue, code postal, ville);dossier_id\nACME;"12, rue de la Paix, Paris";{A1}\n'
+    assert read_dossier_ids(listing.encode()) == [A1]
+    assert read_dossier_ids(f"id,Nom; prénom\n{B2},Dupont; Jean\n".encode()) == [B2]
+
+
+def test_the_header_is_found_below_blank_lines_excel_sep_line_or_a_title():
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    assert read_dossier_ids(f"\r\ndossier_id\r\n{A1}\r\n".encode()) == [A1]
+    assert read_dossier_ids(f"sep=;\r\nNom;dossier_id\r\nx, y;{A1}\r\n".encode()) == [A1]
+    assert read_dossier_ids(f"\r\nListe des clients;;\r\nNom;dossier_id;SIRET\r\nA;{A1};1\r\n".encode()) == [
+        A1
+    ]
+    with pytest.raises(DossierCsvError, match=r"^the dossier_id column has no values$"):
+        read_dossier_ids(b"Nom;dossier_id\r\nACME;\r\n")
+    with pytest.raises(DossierCsvError, match=r"^the dossier_id column \('Id dossier'\) has no values$"):
+        read_dossier_ids(b"Id dossier\n")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Id dossier",
+        "Identifiant du dossier",
+        "Identifiant dossier",
+        "ID dossier",
+        "ID\u00a0Dossier",
+        " identifiant\u202fdu dossier ",
+        "IDENTIFIANT DU DOSSIER",
+        "Dossier\u00a0ID",
+    ],
+)
+def test_french_names_of_the_id_column(header):
+    from starter.dossier_csv import read_dossier_ids
+
+    assert read_dossier_ids(f"Nom;{header}\nSociété;{A1}\n".encode()) == [A1]
+
+
+def test_ids_are_counted_and_deduplicated_as_the_api_reads_them(capsys):
+    from starter import dossier_csv
+    from starter.bulk_cli import _ids
+    from starter.dossier_csv import DossierCsvError, read_dossier_ids
+
+    upper, braced = A1.upper(), "{" + A1.upper() + "}"
+    assert read_dossier_ids(f"dossier_id\n{A1}\n{upper}\n{braced}\n".encode()) == [A1, A1, A1]
+    # uuid.UUID reads these; the API (pydantic) refuses them: refused here, before sending.
+    for refused in ("0000-0000-0000-0000-0000-0000-0000-0000", "{" + A1.replace("-", "") + "}"):
+        assert dossier_csv.canonical_uuid(refused) is None
+        with pytest.raises(DossierCsvError, match="not dossier ids: line 2"):
+            read_dossier_ids(f"dossier_id\n{refused}\n".encode())
+    assert _ids(None, [A1, upper, braced, B2, B2.upper()]) == [A1, B2]
+    assert "2 dossier(s) listed more than once, each counted once: 5 ids given, 2 distinct" in (
+        capsys.readouterr().out
+    )
+
+
+# The bulk commands against a fake API (httpx's mock transport behind the CLI's own client).
+
+BATCH = "84788b96-0e04-45d5-9ba0-e643e8f979f2"
+FINISHED = {"total": 1, "sent": 1, "skipped": 0, "failed": 0, "done": True, "eta": None}
+
+
+@pytest.fixture
+def fake_api(monkeypatch):
+    """Serves the CLI's requests with `handler`; returns the requests made."""
+    import httpx
+
+    made: list[httpx.Request] = []
+    real = httpx.Client
+
+    def serve(handler):
+        def mocked(request: httpx.Request) -> httpx.Response:
+            made.append(request)
+            return handler(request)
+
+        monkeypatch.setattr(httpx, "Client", lambda **kw: real(transport=httpx.MockTransport(mocked), **kw))
+        return made
+
+    return serve
+
+
+def bulk(*args: str, url: str = "http://127.0.0.1:8000"):
+    return CliRunner().invoke(app, ["bulk", *args], env={"MANDATES_API_KEY": "mk_x", "MANDATES_API_URL": url})
+
+
+def test_a_lost_answer_says_the_batch_may_have_started(fake_api):
+    import httpx
+
+    for lost in (httpx.ReadTimeout("timed out"), httpx.RemoteProtocolError("Server disconnected")):
+
+        def api(request, lost=lost):
+            lost.request = request
+            raise lost
+
+        fake_api(api)
+        result = bulk("send", A1)
+        assert result.exit_code == 3, result.output
+        assert "cannot reach" not in result.output and "the batch may have started" in result.output.lower()
+        assert "Sending the same ids again is safe" in result.output
+    fake_api(lambda request: (_ for _ in ()).throw(httpx.ConnectTimeout("timed out", request=request)))
+    unreachable = bulk("send", A1)
+    assert (
+        unreachable.exit_code == 2 and "cannot reach the API at http://127.0.0.1:8000" in unreachable.output
+    )
+
+
+def test_watch_gives_up_on_an_api_that_never_answered(fake_api, monkeypatch):
+    import httpx
+
+    from starter import bulk_cli
+
+    def no_retry(seconds):
+        raise AssertionError("retried an API that never answered")
+
+    monkeypatch.setattr(bulk_cli.time, "sleep", no_retry)
+    made = fake_api(lambda request: (_ for _ in ()).throw(httpx.ConnectError("refused", request=request)))
+    wrong_port = bulk("watch", BATCH)
+    assert wrong_port.exit_code == 2 and "cannot reach the API" in wrong_port.output
+    for url in ("127.0.0.1:8000", "htp://127.0.0.1:8000", "http://"):  # fatal before any request
+        wrong_url = bulk("watch", BATCH, url=url)
+        assert wrong_url.exit_code == 2 and "is no API address" in wrong_url.output, url
+    assert len(made) == 1
+
+
+def test_watch_checks_the_id_and_the_first_answer_before_any_bar(fake_api):
+    made = fake_api(
+        lambda request: httpx_response(404, {"title": "Not Found", "detail": "no such bulk send"})
+    )
+    malformed = bulk("watch", "84788b96-0e04")
+    assert malformed.exit_code == 2 and "is no bulk send id" in malformed.output and not made
+    unknown = bulk("watch", BATCH)
+    assert unknown.exit_code == 1 and "404 no such bulk send" in unknown.output
+    assert "Mandates" not in unknown.output  # no empty progress before the error
+    fake_api(lambda request: httpx_response(401, {"title": "Unauthorized", "detail": "invalid API key"}))
+    wrong_key = bulk("watch", BATCH.upper())
+    assert wrong_key.exit_code == 1 and "Mandates" not in wrong_key.output
+    assert made[-1].url.path == f"/v1/bulk-sends/{BATCH}"  # canonical
+
+
+def httpx_response(status: int, body: dict):
+    import httpx
+
+    return httpx.Response(status, json=body, headers={"content-type": "application/problem+json"})
+
+
+def test_the_reattach_command_works_from_anywhere_and_keeps_the_api_url(fake_api):
+    import sys
+
+    fake_api(lambda request: httpx_response(202, {"id": BATCH, "total": 1}))
+    elsewhere = bulk("send", A1, "--detach", url="http://10.1.2.3:8000/v1")
+    assert elsewhere.exit_code == 0, elsewhere.output
+    lines = elsewhere.output.splitlines()
+    assert (
+        f"Follow it with: {sys.executable} -m starter.cli bulk watch {BATCH} --api-url http://10.1.2.3:8000/v1"
+        in lines
+    )
+    assert "  with the firm's API key in MANDATES_API_KEY (or --api-key)" in lines
+    assert "mk_x" not in elsewhere.output
+    here = bulk("send", A1, "--detach")
+    assert f"Follow it with: {sys.executable} -m starter.cli bulk watch {BATCH}" in here.output.splitlines()
+
+
+def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):
+    items = [{"dossier_id": A1, "outcome": "sent", "reason": None, "mandate_id": B2}]
+    fake_api(lambda request: httpx_response(200, {**FINISHED, "items": items, "next_cursor": None}))
+    watched = bulk("watch", BATCH)
+    assert watched.exit_code == 0, watched.output
+    assert re.search(r"^\d\d:\d\d:\d\d Mandates 1/1 · sent 1 · skipped 0 · failed 0$", watched.output, re.M)
+    report = tmp_path / "report.csv"
+    assert bulk("watch", BATCH, "--report", str(report)).exit_code == 0
+    assert report.read_text(encoding="utf-8-sig").splitlines() == [
+        "dossier_id;outcome;reason;mandate_id",
+        f"{A1};sent;;{B2}",
+    ]
+
+
+def test_without_a_terminal_progress_is_plain_lines_now_and_then(monkeypatch):
+    from starter import bulk_cli
+
+    printed: list[str] = []
+    monkeypatch.setattr(bulk_cli.console, "print", lambda text, **kw: printed.append(text))
+    clock = [0.0]
+    lines = bulk_cli._Lines(clock=lambda: clock[0])
+
+    def at(seconds: float, completed: int) -> None:
+        clock[0] = seconds
+        lines.show(total=10, completed=completed, counts=f"sent {completed} · ETA in {seconds} min")
+
+    at(0, 0)  # the first, at once
+    at(1, 1)  # a change, but too soon
+    at(6, 2)  # a change, 6 s after the last line
+    at(20, 2)  # the ETA alone changed
+    at(36, 2)  # nothing changed for 30 s: alive
+    lines.show(counts="API unreachable (ConnectError), trying again")
+    clock[0] = 45
+    lines.show(counts="API unreachable (ConnectError), trying again")
+    assert [line.split(" ", 1)[1] for line in printed] == [
+        "Mandates 0/10 · sent 0 · ETA in 0 min",
+        "Mandates 2/10 · sent 2 · ETA in 6 min",
+        "Mandates 2/10 · sent 2 · ETA in 36 min",
+        "Mandates API unreachable (ConnectError), trying again",
+    ]
+
+
+def test_the_bar_leaves_room_for_the_counts_at_80_columns(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from starter import bulk_cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(
+        bulk_cli, "console", Console(file=screen, width=80, force_terminal=True, color_system=None)
+    )
+    bar = bulk_cli._Bar()
+    bar.show(
+        total=10000,
+        completed=1234,
+        counts="sent 1200 · skipped 30 · failed 4 · ETA in 2 h 05 min (14:03 Paris)",
+    )
+    bar.close()
+    shown = screen.getvalue()
+    assert "1234/10000" in shown and "failed 4" in shown
