@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.durations import parse_iso_duration
@@ -16,6 +17,18 @@ from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEVELOPMENT_SECRET_PREFIX = "dev-emulator-"  # docker-compose's defaults, for the emulator only
+
+
+# Settings whose empty value says "none" rather than "the default".
+EMPTY_MEANS_OFF = frozenset({"worker_metrics_address"})
+
+
+def _password_breaks_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.netloc.count("@") > 1:
+        return True  # an @ of the password: the driver splits at the first
+    # A / ? # of the password ended the host part early: its @ is left in what follows.
+    return "@" not in parts.netloc and "@" in parts.path + parts.query + parts.fragment
 
 
 class Settings(BaseSettings):
@@ -75,18 +88,23 @@ class Settings(BaseSettings):
             raise ValueError("must not use months or years (PT1H, P1D...)")
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        # `BULK_PAGE_SIZE=` in .env (docker-compose passes it on empty): the default, not an error.
+        if value == "" and info.field_name not in EMPTY_MEANS_OFF:
+            raise PydanticUseDefault()
+        return value
+
     @field_validator("database_url", "smtp_url")
     @classmethod
     def _readable_url(cls, value: SecretStr | None) -> SecretStr | None:
-        # A password holding / # ? reads as the end of the host: its port would be what follows.
-        # Said here in one line, rather than by a driver's traceback quoting part of the password.
-        if value is not None:
-            try:
-                urlsplit(value.get_secret_value()).port  # noqa: B018 (parsing it is the check)
-            except ValueError:
-                raise ValueError(
-                    "not a URL that can be read: percent-encode the characters / # ? @ : of its password"
-                ) from None
+        # A password holding / # ? @ unencoded moves the end of the user part: the driver would then
+        # read part of it as a host or a database, and say so in a traceback quoting it.
+        if value is not None and _password_breaks_url(value.get_secret_value()):
+            raise ValueError(
+                "not a URL that can be read: percent-encode the characters / # ? @ : of its password"
+            )
         return value
 
     @field_validator("yousign_requests_per_hour")

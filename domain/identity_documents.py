@@ -61,11 +61,6 @@ def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile
             if width * height > MAX_DECLARED_PIXELS:
                 raise TooLarge(field, f"the image is {width} x {height} px; at most 60 megapixels")
             fits = len(content) <= YOUSIGN_MAX_BYTES and width * height <= YOUSIGN_MAX_PIXELS
-            factor = _reduction(width, height)
-            if factor > 1 and image.format == "JPEG":
-                # Decoded at 1/2 (or less) of its size: a fraction of the memory, and of the time,
-                # of decoding it whole only to shrink it.
-                image.draft("RGB", (width // factor, height // factor))
             image.load()
             if min(width, height) < MIN_HEIGHT or max(width, height) < MIN_WIDTH:
                 needed = f"at least {MIN_WIDTH} x {MIN_HEIGHT} px needed"
@@ -89,21 +84,23 @@ def _reduction(width: int, height: int) -> int:
 def _fit_for_yousign(image: Image.Image) -> bytes:
     """Re-encode as JPEG within YouSign's 20 megapixels and 10 MB, keeping as much detail as fits.
 
-    Shrunk first, by a whole factor in the photo's own mode, then made RGB and turned upright: a
-    60-megapixel PNG with transparency took 1.4 GB converted whole, and takes 0.3 GB so (its decoding).
+    A photo (RGB, grey) is resized to 20 megapixels. One with transparency or a palette is first
+    shrunk by a whole factor, dropping pixels: Pillow's filters would premultiply its alpha in a
+    full-size copy (a 60-megapixel PNG with transparency took 1.4 GB so, and 0.3 GB this way).
     """
     orientation = image.getexif().get(ExifTags.Base.Orientation)
-    factor = _reduction(image.width, image.height)  # 1 for a JPEG decoded at a fraction already
-    if factor > 1:
-        size = (image.width // factor, image.height // factor)
-        if image.mode in ("L", "RGB"):
-            reduced = image.reduce(factor)
-        else:  # averaging a palette is meaningless, and alpha is premultiplied in a full-size copy
-            reduced = image.resize(size, Image.Resampling.NEAREST)
+    factor = _reduction(image.width, image.height)
+    if factor > 1 and _has_alpha(image):
+        reduced = image.resize((image.width // factor, image.height // factor), Image.Resampling.NEAREST)
         image.close()  # its full-size pixels go now, not when the caller is done with it
         image = reduced
     rgb = _as_rgb(image)
-    del image
+    if rgb is not image:
+        image.close()
+    pixels = rgb.width * rgb.height
+    if pixels > YOUSIGN_MAX_PIXELS:
+        scale = (YOUSIGN_MAX_PIXELS / pixels) ** 0.5
+        rgb = rgb.resize((int(rgb.width * scale), int(rgb.height * scale)), Image.Resampling.LANCZOS)
     if orientation in _UPRIGHT:  # the camera's rotation, as EXIF says (what ImageOps.exif_transpose does)
         rgb = rgb.transpose(_UPRIGHT[orientation])
     while True:
@@ -113,6 +110,10 @@ def _fit_for_yousign(image: Image.Image) -> bytes:
             if buffer.tell() <= YOUSIGN_MAX_BYTES:
                 return buffer.getvalue()
         rgb = rgb.resize((rgb.width // 2, rgb.height // 2), Image.Resampling.LANCZOS)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "P")
 
 
 _UPRIGHT = {
@@ -135,4 +136,4 @@ def _as_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # no copy of what is RGB already

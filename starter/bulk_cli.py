@@ -197,6 +197,11 @@ def send(
     report: Report = None,
 ) -> None:
     """Generate and send the mandates of the given dossiers; the ineligible are skipped with a reason."""
+    if detach and report is not None:  # nothing would be there to write it when the batch ends
+        raise typer.BadParameter(
+            "a detached send writes no report: give --report to `bulk watch <id>` later",
+            param_hint="--report",
+        )
     ids = _ids(csv_path, dossier_ids)
     with _client(api_url, api_key) as http:
         try:

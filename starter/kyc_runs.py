@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from config.temporal import FIRM_ID
@@ -35,7 +35,7 @@ async def start_kyc_workflow(client: Client, settings: Settings, submission: Kyc
 
 async def kyc_run_is_for(client: Client, submission: KycSubmission, *, running: bool = False) -> bool:
     """Whether the firm's verification run (`running` still) is this submission's: its start
-    happened even if its answer was lost."""
+    happened even if its answer was lost. RPCError when Temporal cannot tell (unavailable...)."""
     handle = client.get_workflow_handle(kyc_workflow_id(submission.firm_id))
     try:
         if running and (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
@@ -44,6 +44,7 @@ async def kyc_run_is_for(client: Client, submission: KycSubmission, *, running: 
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             [started] = await client.data_converter.decode(payloads, [KycWorkflowInput])
             return started.submission_id == submission.id
-    except RPCError:
-        pass
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            raise
     return False

@@ -62,17 +62,18 @@ async def refresh_status(conn: asyncpg.Connection, dossier_id: UUID) -> DossierS
     return status
 
 
-async def _refuse_duplicate_siret(
-    conn: asyncpg.Connection, firm_id: UUID, siret: str | None, dossier_id: UUID | None = None
+async def refuse_duplicate_siret(
+    db: asyncpg.Pool | asyncpg.Connection, firm_id: UUID, siret: str | None, dossier_id: UUID | None = None
 ) -> None:
     """One dossier per SIRET in a firm: a second would get a second mandate for the same company.
 
-    Call inside the writing transaction: the lock makes two concurrent writes of one SIRET take turns.
+    Inside the writing transaction, the lock makes two concurrent writes of one SIRET take turns;
+    outside (a check before other changes), it is released at once.
     """
     if siret is None:
         return
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))", str(firm_id), siret)
-    existing = await conn.fetchval(
+    await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))", str(firm_id), siret)
+    existing = await db.fetchval(
         "SELECT id FROM dossiers WHERE firm_id = $1 AND siret = $2 AND id IS DISTINCT FROM $3 LIMIT 1",
         firm_id,
         siret,
@@ -93,7 +94,7 @@ async def create_dossier(
     previous_platform: Platform | None = None,
 ) -> Dossier:
     async with db.acquire() as conn, conn.transaction():
-        await _refuse_duplicate_siret(conn, firm_id, siret)
+        await refuse_duplicate_siret(conn, firm_id, siret)
         dossier_id = await conn.fetchval(
             "INSERT INTO dossiers (firm_id, name, siret, rep_first_name, rep_last_name, rep_birth_name,"
             " rep_email, external_ref, previous_platform_name, previous_platform_siren,"
@@ -167,7 +168,7 @@ async def update_dossier(
         ):
             raise Conflict("the dossier's draft mandate shows the data this would change: delete it first")
         if siret is not _UNSET and siret != row["siret"]:
-            await _refuse_duplicate_siret(conn, firm_id, siret, dossier_id)
+            await refuse_duplicate_siret(conn, firm_id, siret, dossier_id)
         changes: dict[str, Any] = {k: v for k, v in requested.items() if k in ("name", "siret")}
         if legal_representative is not _UNSET:
             keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")

@@ -530,10 +530,14 @@ async def test_a_second_dossier_with_a_siret_already_there_is_refused(client, db
     again = await client.post("/v1/dossiers", json={"name": "ACME bis", "siret": "732 829 320 00074"})
     assert again.status_code == 409
     assert again.json()["detail"].startswith("siret:") and first["id"] in again.json()["detail"]
-    other = (await client.post("/v1/dossiers", json={"name": "Autre", "siret": "55208131766522"})).json()
-    moved = await client.patch(f"/v1/dossiers/{other['id']}", json={"siret": "73282932000074"})
+    other = await verified_firm_with_dossier(db, firm, siret="55208131766522")  # named "ACME SAS"
+    draft = (await client.post(f"/v1/dossiers/{other.id}/mandate")).json()
+    moved = await client.patch(f"/v1/dossiers/{other.id}", json={"siret": "73282932000074"})
     assert moved.status_code == 409 and first["id"] in moved.json()["detail"]
-    assert (await client.get(f"/v1/dossiers/{other['id']}")).json()["siret"] == "55208131766522"
+    kept = (await client.get(f"/v1/dossiers/{other.id}")).json()
+    # Refused before anything changed: its SIRET, and the draft that shows it, are as they were.
+    assert kept["siret"] == "55208131766522" and kept["mandate"]["id"] == draft["id"]
+    assert (await client.get(f"/v1/dossiers/{other.id}/mandate")).json()["status"] == "draft"
     # Its own SIRET again is no duplicate; another firm may have the same client.
     same = await client.patch(f"/v1/dossiers/{first['id']}", json={"siret": "73282932000074", "name": "ACME"})
     assert same.status_code == 200 and same.json()["name"] == "ACME"
@@ -542,7 +546,7 @@ async def test_a_second_dossier_with_a_siret_already_there_is_refused(client, db
         db, elsewhere.id, name="ACME", siret="73282932000074", legal_representative=None
     )
     dossier_list = (await client.get("/v1/dossiers")).json()
-    assert [d["name"] for d in dossier_list["items"]] == ["ACME", "Autre"]
+    assert [d["name"] for d in dossier_list["items"]] == ["ACME", "ACME SAS"]
 
 
 async def test_concurrent_creations_of_one_siret_make_one_dossier(db, firm):

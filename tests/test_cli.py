@@ -161,6 +161,20 @@ def test_bulk_send_without_key_or_server_says_what_to_do(tmp_path):
     assert "Traceback" not in down.output and isinstance(down.exception, SystemExit)
 
 
+def test_a_detached_send_cannot_promise_a_report(tmp_path):
+    env = {"MANDATES_API_KEY": "mk_x", "MANDATES_API_URL": "http://127.0.0.1:1"}
+    args = [
+        "bulk",
+        "send",
+        "--detach",
+        "--report",
+        str(tmp_path / "r.csv"),
+        "3f2b8c1e-0000-4000-8000-000000000000",
+    ]
+    refused = CliRunner().invoke(app, args, env=env)
+    assert refused.exit_code == 2 and "a detached send writes no report" in refused.output
+
+
 def test_the_watch_waits_out_an_api_restart():
     import httpx
 

@@ -36,6 +36,7 @@ def test_an_image_over_20_megapixels_is_scaled_down():
     checked = check_identity_file("front", huge)
     width, height = Image.open(io.BytesIO(checked.content)).size
     assert width * height <= YOUSIGN_MAX_PIXELS and abs(width / height - 1.5) < 0.01
+    assert width * height > 0.99 * YOUSIGN_MAX_PIXELS  # as much detail as YouSign takes
 
 
 @pytest.fixture

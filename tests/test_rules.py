@@ -378,7 +378,7 @@ def test_a_reconciliation_interval_in_months_is_an_invalid_setting():
 def test_a_url_whose_password_breaks_it_is_refused_without_showing_it(variable):
     from config.settings import Settings, invalid_settings
 
-    for password in ("ab/cd", "S3cr#t", "wh?at"):
+    for password in ("ab/cd", "S3cr#t", "wh?at", "s3cr@t"):
         with pytest.raises(ValidationError) as refused:
             Settings(**{variable: f"postgresql://mandates:{password}@db.example:5432/m"})
         [line] = invalid_settings(refused.value)
@@ -387,6 +387,20 @@ def test_a_url_whose_password_breaks_it_is_refused_without_showing_it(variable):
     encoded = Settings(**{variable: "postgresql://mandates:ab%2Fcd@db.example:5432/m"})
     assert getattr(encoded, variable).get_secret_value().endswith("@db.example:5432/m")
     assert "ab%2Fcd" not in repr(encoded)
+    Settings(**{variable: "postgresql://u:p@primary:5432,standby:5432/m"})  # several hosts: fine
+
+
+def test_an_empty_setting_is_its_default_unless_empty_means_off(monkeypatch):
+    from config.settings import Settings
+
+    # docker-compose passes `BULK_PAGE_SIZE=` of a .env on as an empty value.
+    for variable in ("BULK_PAGE_SIZE", "RECONCILIATION_INTERVAL", "MAIL_FROM", "TEMPORAL_TLS"):
+        monkeypatch.setenv(variable, "")
+    monkeypatch.setenv("WORKER_METRICS_ADDRESS", "")
+    settings = Settings()
+    assert (settings.bulk_page_size, settings.reconciliation_interval) == (100, "PT1H")
+    assert (settings.mail_from, settings.temporal_tls) == ("mandats@cabinet.example", False)
+    assert settings.worker_metrics_address == ""  # no metrics endpoint
 
 
 def test_the_libraries_logs_are_json_lines_too():

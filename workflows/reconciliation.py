@@ -44,6 +44,14 @@ class ReconciliationInput(BaseModel):
 class YouSignReconciliationWorkflow:
     @workflow.run
     async def run(self, input: ReconciliationInput) -> int:
+        if workflow.patched("resume-stalled-identity-checks"):
+            # First: it needs no YouSign, whose listing below may fail for an hour at a time.
+            try:
+                await workflow.execute_activity_method(
+                    ReconciliationActivities.resume_stalled_identity_checks, **NOTIFY
+                )
+            except ActivityError:  # the next round tries again
+                workflow.logger.warning("stalled identity checks not resumed")
         since = paris_day(workflow.now()) - timedelta(days=input.lookback_days)
         notified = 0
         for status in ("done", "declined"):
@@ -62,11 +70,4 @@ class YouSignReconciliationWorkflow:
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-        if workflow.patched("resume-stalled-identity-checks"):
-            try:
-                await workflow.execute_activity_method(
-                    ReconciliationActivities.resume_stalled_identity_checks, **NOTIFY
-                )
-            except ActivityError:  # the next round tries again; the mandates' part is done
-                workflow.logger.warning("stalled identity checks not resumed")
         return notified

@@ -75,6 +75,8 @@ async def patch_dossier(
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")
+    if changes.get("siret"):  # refused before a draft showing the old one is discarded for it
+        await dossiers.refuse_duplicate_siret(db, firm_id, changes["siret"], dossier_id)
     await mandate_actions.discard_draft_outdated_by(
         db, temporal, firm_id, dossier_id, changes, now=datetime.now(UTC)
     )

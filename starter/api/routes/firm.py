@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.errors import RuleViolation, TooLarge, Unavailable
@@ -19,9 +20,17 @@ from starter.api.problems import problem_responses
 from starter.api.schemas import DesignatedPlatformIn, FirmOut
 from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import firms, kyc
-from store.records import KycFile
+from store.records import KycFile, KycSubmission
 
 router = APIRouter(prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 422, 503))
+
+
+async def _started_all_the_same(temporal: Client, submission: KycSubmission) -> bool:
+    """Only the start's answer was lost: its run is this submission's. Unknown counts as not."""
+    try:
+        return await kyc_run_is_for(temporal, submission)
+    except RPCError:
+        return False
 
 
 DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
@@ -38,7 +47,7 @@ async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) 
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
 
-# At most two photos decoded at once, whatever the number of uploads (each may take ~300 MB).
+# At most two photos decoded at once, whatever the number of uploads (each may take ~450 MB).
 _IMAGE_WORK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="identity-image")
 
 
@@ -89,7 +98,7 @@ async def submit_legal_representative(
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
-            if not await kyc_run_is_for(temporal, submission):  # only the start's answer was lost
+            if not await _started_all_the_same(temporal, submission):
                 # Nothing will verify it: the firm's submissions stay as they were, and no identity
                 # file is kept.
                 await kyc.discard_submission(conn, submission.id)
