@@ -139,11 +139,9 @@ def _answer_lost(error: httpx.TransportError) -> typer.Exit:
 
 
 def watch_command(bulk_send_id: str, api_url: str) -> str:
-    """The command that re-attaches, from any directory: this Python (the venv's), the API's address
-    when it is not the default. Never the key: it stays in the environment."""
-    words = [sys.executable, "-m", "starter.cli", "bulk", "watch", bulk_send_id]
-    if api_base(api_url) != api_base(default_api_url()):
-        words += ["--api-url", api_url]
+    """The command that re-attaches, from any directory and shell: this Python (the venv's) and the
+    API's address, always (the default depends on API_PORT). Never the key: it stays in the environment."""
+    words = [sys.executable, "-m", "starter.cli", "bulk", "watch", bulk_send_id, "--api-url", api_url]
     return shlex.join(words)
 
 

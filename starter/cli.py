@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 from uuid import UUID
@@ -28,6 +29,7 @@ firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
 app.add_typer(firms_app, name="firms")
 app.add_typer(bulk_app, name="bulk")
 console = Console(soft_wrap=True)  # ids and keys stay on one line, to copy
+errors = Console(stderr=True, soft_wrap=True)
 TABLE_WIDTH = 100  # `firms list` prints a table from this width on: whole ids, names readable beside them
 
 
@@ -35,6 +37,14 @@ def with_db(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
     async def run() -> T:
         settings = settings_or_exit("mandates")
         dsn = settings.database_url.get_secret_value() if settings.database_url else None
+        if dsn is None and not (settings.data_dir / "postgres").is_dir():
+            # A firm created in a database of its own would be unknown to the running stack.
+            errors.print(
+                f"[red]no database in {escape(str(settings.data_dir))}[/red]: give the stack's DATA_DIR"
+                " (where `make run` keeps its data) or DATABASE_URL"
+            )
+            raise typer.Exit(2)
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's, not the firm's concern
         db = await connect_database(dsn, settings.data_dir, max_size=2)
         try:
             return await action(db)

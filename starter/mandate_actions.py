@@ -130,7 +130,14 @@ async def discard_draft_outdated_by(
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
     mandate = await current_mandate(db, firm_id, dossier_id)
-    await _update(client, mandate, MandateWorkflow.send)
+    try:
+        await _update(client, mandate, MandateWorkflow.send)
+    except Conflict as refusal:
+        # A draft that failed (its firm's platform or representative changed since): say why.
+        failed = await mandates.get_mandate(db, mandate.id)
+        if failed.status == MandateStatus.FAILED and failed.failure_reason:
+            raise Conflict(f"{refusal}: {failed.failure_reason}") from refusal
+        raise
     return await mandates.get_mandate(db, mandate.id)
 
 

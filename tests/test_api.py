@@ -549,6 +549,22 @@ async def test_a_second_dossier_with_a_siret_already_there_is_refused(client, db
     assert [d["name"] for d in dossier_list["items"]] == ["ACME", "ACME SAS"]
 
 
+async def test_sending_a_draft_the_firms_change_has_failed_says_why(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    await client.put("/v1/firm/platform", json={"name": "Autre PA", "matricule": "0042"})
+
+    async def failed():
+        mandate = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+        return mandate if mandate["status"] == "failed" else None
+
+    await eventually(failed)
+    sent = await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")
+    assert sent.status_code == 409
+    assert "only a draft can be sent" in sent.json()["detail"]
+    assert "Plateforme Agréée changed" in sent.json()["detail"]
+
+
 async def test_concurrent_creations_of_one_siret_make_one_dossier(db, firm):
     async def create(name: str):
         return await dossiers.create_dossier(
@@ -782,6 +798,12 @@ async def test_health_and_readiness(api):
         ready = await ops.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
         assert (await ops.get("/openapi.json")).json()["info"]["title"] == "E-invoicing mandates"
+        # The docs page works offline: Swagger UI comes from the API itself, not from a CDN.
+        page = (await ops.get("/docs")).text
+        scripts = re.findall(r'(?:src|href)="([^"]+)"', page)
+        assert scripts and all(url.startswith("/") for url in scripts), scripts
+        for url in scripts:
+            assert (await ops.get(url)).status_code == 200, url
 
 
 async def test_readiness_says_which_dependency_is_down():

@@ -46,6 +46,20 @@ def test_create_list_and_revoke(cli, db):
     assert unknown.exit_code != 0 and "no such firm" in unknown.output
 
 
+def test_without_the_stacks_database_nothing_is_created(tmp_path, monkeypatch):
+    from config.settings import get_settings
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    get_settings.cache_clear()
+    try:
+        refused = CliRunner().invoke(app, ["firms", "create", "--name", "Cabinet", "--siren", fresh_siren()])
+    finally:
+        get_settings.cache_clear()
+    assert refused.exit_code == 2 and "no database in" in refused.output and "mk_" not in refused.output
+    assert not (tmp_path / "elsewhere").exists()  # no empty database of its own, unknown to the stack
+
+
 def test_names_are_printed_verbatim(cli, db):
     # Rich markup in a name must neither break the output (after the key is stored) nor be interpreted.
     created = cli.invoke(
@@ -400,8 +414,13 @@ def test_the_reattach_command_works_from_anywhere_and_keeps_the_api_url(fake_api
     )
     assert "  with the firm's API key in MANDATES_API_KEY (or --api-key)" in lines
     assert "mk_x" not in elsewhere.output
-    here = bulk("send", A1, "--detach")
-    assert f"Follow it with: {sys.executable} -m starter.cli bulk watch {BATCH}" in here.output.splitlines()
+    here = bulk("send", A1, "--detach")  # the default address too: another shell may lack API_PORT
+    from starter.bulk_cli import default_api_url
+
+    default = default_api_url()
+    assert f"Follow it with: {sys.executable} -m starter.cli bulk watch {BATCH} --api-url {default}" in (
+        here.output.splitlines()
+    )
 
 
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 from temporalio.client import Client
 
 from config.settings import Settings
@@ -35,11 +36,13 @@ def create_app(
             if db is not None:
                 await db.close()
 
-    app = FastAPI(
+    # /docs served from the package's own copy of Swagger UI: the default loads it from a CDN.
+    app = FastAPIOffline(
         title="E-invoicing mandates",
         version="1.0.0",
         description="Accounting firms get their clients' e-invoicing mandates signed through YouSign.",
         lifespan=lifespan,
+        redoc_url=None,
     )
     app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
 
