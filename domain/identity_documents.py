@@ -70,6 +70,8 @@ def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile
             return CheckedFile("image/jpeg", _fit_for_yousign(image))
     except RuleViolation:
         raise
+    except Image.DecompressionBombError:  # Pillow's own limit (~179 megapixels), met before ours
+        raise TooLarge(field, "the image is over 60 megapixels") from None
     except Exception as error:
         # Pillow reports a damaged file in many ways (OSError, SyntaxError, ValueError, struct.error,
         # EOFError...): whatever it is, the firm sent a file that cannot be read.

@@ -219,9 +219,9 @@ async def list_dossiers(
     after = decode_cursor(cursor) if cursor else None
     search = (search or "").strip() or None  # only spaces: no search (not "every SIRET")
     search_digits = "".join(search.split()) if search else None  # any spaces, as SIRETs are typed
-    # Digits only: the start of a SIRET (served by its prefix index); else part of the name too.
+    # Part of the name ("Garage 2000" for "2000" too), or the start of the SIRET, spaces aside.
     # Both escaped for LIKE: a "%" searched is a "%", not "anything".
-    name_pattern = None if not search or search_digits.isdigit() else _like_pattern(search)
+    name_pattern = _like_pattern(search) if search else None
     rows = await db.fetch(
         _WITH_MANDATE + " WHERE d.firm_id = $1"
         " AND ($2::text[] IS NULL OR d.einvoicing_status = ANY($2))"

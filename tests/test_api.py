@@ -176,6 +176,8 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     listed = (await client.get("/v1/dossiers", params={"status": "ready_for_designation"})).json()
     assert [d["id"] for d in listed["items"]] == [dossier["id"]]
     assert listed["items"][0]["mandate"]["status"] == "signed"
+    signed = (await client.get(f"/v1/dossiers/{dossier['id']}/mandate")).json()
+    assert len(signed["reminders"]) == 1 and signed["next_reminder_allowed_at"] is None  # none to come
 
     async def signed_pdf():
         answer = await client.get(f"/v1/dossiers/{dossier['id']}/mandate/document")
@@ -563,6 +565,17 @@ async def test_sending_a_draft_the_firms_change_has_failed_says_why(client, db, 
     assert sent.status_code == 409
     assert "only a draft can be sent" in sent.json()["detail"]
     assert "Plateforme Agréée changed" in sent.json()["detail"]
+
+
+async def test_of_sends_at_once_one_goes_and_the_others_say_why(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    url = f"/v1/dossiers/{dossier.id}/mandate/send"
+    answers = await asyncio.gather(*(client.post(url) for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [202, 409, 409]
+    for refused in (a for a in answers if a.status_code == 409):
+        detail = refused.json()["detail"]
+        assert "already being sent" in detail or "the mandate is sending" in detail, detail
 
 
 async def test_concurrent_creations_of_one_siret_make_one_dossier(db, firm):

@@ -101,6 +101,14 @@ def test_a_decompression_bomb_is_refused_from_its_header():
         check_identity_file("front", bomb)
 
 
+def test_an_image_over_pillows_own_limit_is_refused_as_too_large():
+    # 20000 x 20000 declared: Pillow refuses it on opening (over ~179 megapixels), before our check.
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0))
+    bomb = b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IEND", b"")
+    with pytest.raises(TooLarge, match="over 60 megapixels"):
+        check_identity_file("front", bomb)
+
+
 def test_a_fitting_file_is_kept_as_it_is():
     small = png(Image.new("RGB", (400, 300), "white"))
     assert check_identity_file("front", small).content == small

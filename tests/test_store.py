@@ -100,6 +100,12 @@ async def test_list_filters_searches_and_paginates(db, firm):
     assert [d.id for d, _ in page] == [missing.id]
     page, _ = await dossiers.list_dossiers(db, firm.id, search="732 829")
     assert len(page) == 5
+    garage = await dossiers.create_dossier(
+        db, firm.id, name="Garage 2000", siret=None, legal_representative=None
+    )
+    page, _ = await dossiers.list_dossiers(db, firm.id, search="2000")  # digits in a name, too
+    assert [d.id for d, _ in page] == [garage.id]
+    await db.execute("DELETE FROM dossiers WHERE id = $1", garage.id)
     page, _ = await dossiers.list_dossiers(db, firm.id, search="100%_")
     assert page == []
     page, _ = await dossiers.list_dossiers(db, firm.id, search="   ")  # no search: not "every SIRET"

@@ -351,7 +351,9 @@ class MandateWorkflow:
 
     @send.validator
     def _validate_send(self) -> None:
-        if self.state.status != MandateStatus.DRAFT or self._send_requested or self._busy:
+        if self.state.status == MandateStatus.DRAFT and (self._send_requested or self._busy):
+            raise rejected("the mandate is already being sent (or deleted)", "InvalidState")
+        if self.state.status != MandateStatus.DRAFT:
             raise rejected(f"the mandate is {self.state.status}; only a draft can be sent", "InvalidState")
 
     @workflow.update

@@ -34,7 +34,7 @@ def _image_problem(content_type: str, content: bytes) -> str | None:
             width, height = image.size
     except Exception:
         return "IDDV_1103"
-    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+    if max(width, height) < MIN_SIZE[0] or min(width, height) < MIN_SIZE[1]:  # either orientation
         return "IDDV_1104"
     if width * height > MAX_PIXELS:
         return "IDDV_1105"

@@ -113,7 +113,10 @@ class MandateOut(BaseModel):
             **mandate.model_dump(include=set(cls.model_fields) - computed),
             refusal_reason=refusal_reason,
             reminders=[ReminderOut(sent_at=r) for r in reminders],
-            next_reminder_allowed_at=next_reminder_allowed_at(reminders[-1]) if reminders else None,
+            # Only a pending mandate can be reminded: for the others there is no "next" one.
+            next_reminder_allowed_at=next_reminder_allowed_at(reminders[-1])
+            if reminders and mandate.status == MandateStatus.PENDING
+            else None,
         )
 
 

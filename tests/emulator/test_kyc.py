@@ -46,6 +46,7 @@ async def _final(api, verification_id: str) -> dict:
     [
         ("Martin", None, "verified", []),
         ("Martin", _png(200, 200), "inconclusive", ["IDDV_1104"]),
+        ("Martin", _png(256, 320), "verified", []),  # a portrait photo: the API accepts it too
         ("DUPONT-FAILED", None, "failed", ["IDDV_1706"]),
         ("INCONCLUSIVE", None, "inconclusive", ["IDDV_1200"]),
     ],
