@@ -50,8 +50,13 @@ async def generate(
 ) -> Mandate:
     """Reserve the mandate row, then start its workflow; undo the reservation if Temporal is down
     (unless the start did happen, its answer lost: then the mandate is there)."""
-    await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's dossier: 404 before anything
+    _, current = await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's: 404 first
     await require_verified_firm(db, firm_id)
+    never_sent = current is not None and current.signature_request_id is None
+    if never_sent and current.status == MandateStatus.FAILED:
+        # Failed before YouSign had it (its firm's platform changed, say): nothing to withdraw, so
+        # asking for a new mandate replaces it, as deleting it first would.
+        await _delete(db, client, current, now)
     mandate = await mandates.reserve_mandate(db, firm_id, dossier_id, issued_on=paris_day(now))
     try:
         await start_mandate_workflow(client, settings, mandate)

@@ -565,6 +565,11 @@ async def test_sending_a_draft_the_firms_change_has_failed_says_why(client, db, 
     assert sent.status_code == 409
     assert "only a draft can be sent" in sent.json()["detail"]
     assert "Plateforme Agréée changed" in sent.json()["detail"]
+    # Never sent: asking for a new mandate replaces it (no delete needed first).
+    first = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    again = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    assert again.status_code == 201 and again.json()["number"] != first["number"]
+    assert (await mandates.get_mandate(db, UUID(first["id"]))).status == "deleted"
 
 
 async def test_of_sends_at_once_one_goes_and_the_others_say_why(client, db, firm):
