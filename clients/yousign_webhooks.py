@@ -27,11 +27,12 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 # What the database can store and index: no NUL character, no unbounded id.
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+MAX_ID_LENGTH = 200
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*$")]
 
 
 def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and "\x00" not in value and len(value) <= 200 else None
+    return value if isinstance(value, str) and "\x00" not in value and len(value) <= MAX_ID_LENGTH else None
 
 
 class WebhookEvent(BaseModel):

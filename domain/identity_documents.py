@@ -92,7 +92,7 @@ def _fit_for_yousign(image: Image.Image) -> bytes:
     """
     orientation = image.getexif().get(ExifTags.Base.Orientation)
     factor = _reduction(image.width, image.height)
-    if factor > 1 and _has_alpha(image):
+    if factor > 1 and _alpha_or_palette(image):
         reduced = image.resize((image.width // factor, image.height // factor), Image.Resampling.NEAREST)
         image.close()  # its full-size pixels go now, not when the caller is done with it
         image = reduced
@@ -114,7 +114,7 @@ def _fit_for_yousign(image: Image.Image) -> bytes:
         rgb = rgb.resize((rgb.width // 2, rgb.height // 2), Image.Resampling.LANCZOS)
 
 
-def _has_alpha(image: Image.Image) -> bool:
+def _alpha_or_palette(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "P")
 
 

@@ -10,7 +10,6 @@ from uuid import UUID
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
@@ -18,7 +17,7 @@ from config.settings import settings_or_exit
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
 from domain.printable import check_printable
-from starter.bulk_cli import bulk_app
+from starter.bulk_cli import bulk_app, console, errors  # one output for every command
 from store import firms
 from store.database import connect_database
 from store.records import Firm
@@ -28,8 +27,6 @@ app = typer.Typer(help="Operate the e-invoicing mandate service.", no_args_is_he
 firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
 app.add_typer(firms_app, name="firms")
 app.add_typer(bulk_app, name="bulk")
-console = Console(soft_wrap=True)  # ids and keys stay on one line, to copy
-errors = Console(stderr=True, soft_wrap=True)
 TABLE_WIDTH = 100  # `firms list` prints a table from this width on: whole ids, names readable beside them
 
 

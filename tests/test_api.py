@@ -752,15 +752,15 @@ async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(
     async def send(message):
         answered.append(message)
 
-    async def known_key(key: str) -> bool:
-        return key == "good"
+    async def firm_of(request) -> UUID | None:  # only the key "good" is a firm's
+        return uuid4() if request.headers.get("authorization") == "Bearer good" else None
 
     async def route(scope, receive, send):  # the app behind: reached only with a known key
         await receive()
         await send({"type": "http.response.start", "status": 202, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    limited = BodySizeLimit(route, known_key=known_key)
+    limited = BodySizeLimit(route, firm_of=firm_of)
     for key, status, reads in ((b"Bearer nope", 401, 0), (b"", 401, 0), (b"Bearer good", 202, 1)):
         read.clear(), answered.clear()
         scope = {

@@ -13,10 +13,10 @@ from temporalio.client import Client
 
 from config.settings import Settings
 from starter.api import problems
+from starter.api.deps import firm_of_request
 from starter.api.limits import BodySizeLimit
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
-from store.firms import firm_id_for_api_key
 
 
 def create_app(
@@ -45,11 +45,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
-
-    async def known_key(key: str) -> bool:
-        return await firm_id_for_api_key(db, key) is not None
-
-    app.add_middleware(BodySizeLimit, known_key=known_key)
+    app.add_middleware(BodySizeLimit, firm_of=firm_of_request)
     app.add_middleware(EmptyQueryValuesAbsent)
     # The Temporal UI calls the codec server from the operator's browser.
     app.add_middleware(

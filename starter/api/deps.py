@@ -35,11 +35,21 @@ Temporal = Annotated[Client, Depends(get_temporal)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
+async def _firm_of(db: asyncpg.Pool, credentials: HTTPAuthorizationCredentials | None) -> UUID | None:
+    return await firm_id_for_api_key(db, credentials.credentials) if credentials else None
+
+
+async def firm_of_request(request: Request) -> UUID | None:
+    """The firm whose API key the request presents, read as `current_firm` reads it (for a check
+    made before the route, on the raw request: the upload size limit's)."""
+    return await _firm_of(get_db(request), await _bearer(request))
+
+
 async def current_firm(
     db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> UUID:
     """Every /v1 route but the webhook: the firm whose API key is presented, else 401."""
-    firm_id = await firm_id_for_api_key(db, credentials.credentials) if credentials else None
+    firm_id = await _firm_of(db, credentials)
     if firm_id is None:
         raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
     return firm_id

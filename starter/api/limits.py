@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 import asyncpg
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 DEFAULT_LIMIT = 1024 * 1024
@@ -24,12 +26,12 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    """`known_key(key)` says whether an API key is a firm's: only then may a body be an upload's
-    40 MB (the key is checked before the body is read, not after, as the route would)."""
+    """`firm_of(request)` is the firm whose API key the request presents: only with one may a body be
+    an upload's 40 MB (the key is checked before the body is read, not after, as the route would)."""
 
-    def __init__(self, app: ASGIApp, known_key: Callable[[str], Awaitable[bool]]) -> None:
+    def __init__(self, app: ASGIApp, firm_of: Callable[[Request], Awaitable[UUID | None]]) -> None:
         self.app = app
-        self.known_key = known_key
+        self.firm_of = firm_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,11 +70,8 @@ class BodySizeLimit:
                 await _too_large(send, limit)
 
     async def _authenticated(self, scope: Scope) -> bool:
-        scheme, _, key = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return False
         try:
-            return await self.known_key(key.strip())
+            return await self.firm_of(Request(scope)) is not None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return True  # the route checks it again, and says the database is unavailable
 
