@@ -25,14 +25,17 @@ class BulkActivities:
         if submission is None or submission.status != "verified":
             await bulk.skip_all_queued(self._db, batch.id, "the firm's legal representative is not verified")
             return BulkPage(mandates=[], more=False)
+        now = datetime.now(UTC)
         mandates, more = await bulk.reserve_page(
             self._db,
             batch,
             start=page.start,
             size=page.size,
-            issued_on=paris_day(datetime.now(UTC)),
+            at=now,
+            issued_on=paris_day(now),
             on_item=activity.heartbeat,  # a worker lost mid-page is seen in seconds, not minutes
         )
+        replaced = await bulk.replaced_workflow_ids(self._db, batch.id, [m.dossier_id for m in mandates])
         return BulkPage(
             mandates=[
                 MandateToStart(
@@ -46,6 +49,7 @@ class BulkActivities:
                 for m in mandates
             ],
             more=more,
+            replaced_workflow_ids=replaced,
         )
 
     @activity.defn

@@ -121,6 +121,8 @@ class MandateToStart(BaseModel):
 class BulkPage(BaseModel):
     mandates: list[MandateToStart]
     more: bool
+    # Runs of failed mandates the page's mandates replaced: each waits to be told it is deleted.
+    replaced_workflow_ids: list[str] = []
 
 
 class BulkRef(BaseModel):

@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from domain.errors import Conflict, NotFound
-from store.mandates import reserve_mandate
+from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
 OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
@@ -112,6 +112,7 @@ async def reserve_page(
     *,
     start: int,
     size: int,
+    at: datetime,
     issued_on: date,
     on_item: Callable[[int], None] = lambda position: None,
 ) -> tuple[list[Mandate], bool]:
@@ -132,7 +133,12 @@ async def reserve_page(
             continue
         try:
             mandate = await reserve_mandate(
-                db, bulk.firm_id, item.dossier_id, issued_on=issued_on, bulk_send_id=bulk.id
+                db,
+                bulk.firm_id,
+                item.dossier_id,
+                issued_on=issued_on,
+                bulk_send_id=bulk.id,
+                replace_failed_at=at,
             )
         except (Conflict, NotFound) as refusal:
             # Reserved by an earlier attempt that stopped before recording it on the item, or a draft
@@ -155,6 +161,19 @@ async def reserve_page(
         )
     )
     return to_start, more
+
+
+async def replaced_workflow_ids(db: asyncpg.Pool, bulk_send_id: UUID, dossier_ids: list[UUID]) -> list[str]:
+    """The runs of the failed mandates this batch replaced among these dossiers (for every attempt
+    of a page alike): each still waits to be deleted, and is told it was."""
+    rows = await db.fetch(
+        "SELECT m.workflow_id FROM mandates m WHERE m.dossier_id = ANY($1::uuid[])"
+        " AND EXISTS (SELECT 1 FROM mandate_events e WHERE e.mandate_id = m.id"
+        " AND e.to_status = 'deleted' AND e.cause = $2) ORDER BY m.created_at",
+        dossier_ids,
+        replaced_by_bulk_send(bulk_send_id),
+    )
+    return [r["workflow_id"] for r in rows]
 
 
 async def _reserved_by(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -> Mandate | None:

@@ -44,13 +44,26 @@ def workflow_id_for(dossier_id: UUID, seq: int) -> str:
     return f"mandate-{dossier_id}-{seq}"
 
 
+def replaced_by_bulk_send(bulk_send_id: UUID) -> str:
+    """The cause recorded on a failed mandate a bulk send replaced (found by it again on a retry)."""
+    return f"replaced by bulk send {bulk_send_id}"
+
+
 async def reserve_mandate(
-    db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID, *, issued_on: date, bulk_send_id: UUID | None = None
+    db: asyncpg.Pool,
+    firm_id: UUID,
+    dossier_id: UUID,
+    *,
+    issued_on: date,
+    bulk_send_id: UUID | None = None,
+    replace_failed_at: datetime | None = None,
 ) -> Mandate:
     """Create the dossier's next mandate row with its number and workflow id.
 
     A draft is generated for the firm to preview; a bulk send's mandate is `sending` from the start
     (it is rendered and sent in one step, and its dossier shows a pending mandate meanwhile).
+    With `replace_failed_at`, a bulk send's mandate replaces one that failed before YouSign had it
+    (nothing to withdraw), deleted in the same transaction, as a single generate replaces it.
     """
     async with db.acquire() as conn, conn.transaction():
         dossier = await conn.fetchrow(
@@ -65,10 +78,21 @@ async def reserve_mandate(
             raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:
             raise Conflict(f"the dossier is {dossier['einvoicing_status']}, not ready_for_mandate")
-        if await conn.fetchval(
-            "SELECT 1 FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'", dossier_id
-        ):
-            raise Conflict("the dossier already has a mandate: delete it before generating a new one")
+        current = await conn.fetchrow(
+            "SELECT id, status, signature_request_id FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'",
+            dossier_id,
+        )
+        if current is not None:
+            failed_unsent = current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
+            if not (failed_unsent and bulk_send_id and replace_failed_at):
+                raise Conflict("the dossier already has a mandate: delete it before generating a new one")
+            await _transition(
+                conn,
+                current["id"],
+                MandateStatus.DELETED,
+                cause=replaced_by_bulk_send(bulk_send_id),
+                at=replace_failed_at,
+            )
         seq = dossier["mandate_count"] + 1
         platform_id = dossier["platform_siren"] or dossier["platform_matricule"]
         try:
@@ -159,53 +183,67 @@ async def transition(
     Repeating the transition it is already in changes nothing (activities may run twice), and a
     final status only ever moves on to `deleted`.
     """
+    async with db.acquire() as conn, conn.transaction():
+        return await _transition(conn, mandate_id, to_status, cause=cause, at=at, detail=detail, **fields)
+
+
+async def _transition(
+    conn: asyncpg.Connection,
+    mandate_id: UUID,
+    to_status: MandateStatus,
+    *,
+    cause: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Mandate:
+    """`transition`, within the caller's transaction."""
     unknown = set(fields) - TRANSITION_FIELDS
     if unknown:
         raise ValueError(f"not transition fields: {sorted(unknown)}")
-    async with db.acquire() as conn, conn.transaction():
-        current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
-        if current is None:
-            raise NotFound("mandate not found")
-        from_status = MandateStatus(current["status"])
-        if from_status == to_status:
-            return Mandate.from_row(current)
-        if (
-            from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED}
-            and to_status != MandateStatus.DELETED
-        ):
-            raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
-        if to_status == MandateStatus.DELETED:
-            fields.setdefault("deleted_at", at)
-        columns = {"status": to_status.value, **fields}
-        assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
-        row = await conn.fetchrow(
-            f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
-            mandate_id,
-            *columns.values(),
-        )
+    current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
+    if current is None:
+        raise NotFound("mandate not found")
+    from_status = MandateStatus(current["status"])
+    if from_status == to_status:
+        return Mandate.from_row(current)
+    if (
+        from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED}
+        and to_status != MandateStatus.DELETED
+    ):
+        raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
+    if to_status == MandateStatus.DELETED:
+        fields.setdefault("deleted_at", at)
+    columns = {"status": to_status.value, **fields}
+    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
+        mandate_id,
+        *columns.values(),
+    )
+    await conn.execute(
+        "INSERT INTO mandate_events (mandate_id, occurred_at, from_status, to_status, cause, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        mandate_id,
+        at,
+        from_status.value,
+        to_status.value,
+        cause,
+        detail or {},
+    )
+    await refresh_status(conn, row["dossier_id"])
+    if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
+        # A bulk send counts its progress from these rows, not from thousands of workflows.
+        # Only the first outcome counts: a mandate sent, then refused and deleted, was sent.
         await conn.execute(
-            "INSERT INTO mandate_events (mandate_id, occurred_at, from_status, to_status, cause, detail)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
+            " WHERE bulk_send_id = $1 AND mandate_id = $2 AND outcome = 'sending'",
+            row["bulk_send_id"],
             mandate_id,
-            at,
-            from_status.value,
-            to_status.value,
-            cause,
-            detail or {},
+            BULK_OUTCOMES[to_status],
+            cause if to_status == MandateStatus.DELETED else row["failure_reason"],
         )
-        await refresh_status(conn, row["dossier_id"])
-        if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
-            # A bulk send counts its progress from these rows, not from thousands of workflows.
-            # Only the first outcome counts: a mandate sent, then refused and deleted, was sent.
-            await conn.execute(
-                "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
-                " WHERE bulk_send_id = $1 AND mandate_id = $2 AND outcome = 'sending'",
-                row["bulk_send_id"],
-                mandate_id,
-                BULK_OUTCOMES[to_status],
-                cause if to_status == MandateStatus.DELETED else row["failure_reason"],
-            )
-        return Mandate.from_row(row)
+    return Mandate.from_row(row)
 
 
 async def claim_signature_request(db: asyncpg.Pool, mandate_id: UUID, signature_request_id: str) -> bool:

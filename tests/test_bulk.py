@@ -171,6 +171,35 @@ async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emul
     assert "400" in failed["reason"]
 
 
+async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(client, db, firm, dev_env, emulator):
+    ready = await ready_dossiers(db, firm, 3)
+    body = {"dossier_ids": [str(d.id) for d in ready]}
+    emulator.state.add_fault(method="POST", path_regex=r"/signature_requests$", kind="400", times=1)
+    first = await finished(client, (await client.post("/v1/bulk-sends", json=body)).json()["id"])
+    assert (first["sent"], first["failed"]) == (2, 1)
+    dossier_id = next(i["dossier_id"] for i in first["items"] if i["outcome"] == "failed")
+    failed = await db.fetchrow("SELECT * FROM mandates WHERE dossier_id = $1", dossier_id)
+    assert failed["signature_request_id"] is None  # nothing reached YouSign: nothing to withdraw
+
+    # Sent again with the others: the failed one is replaced, the pending ones are left alone.
+    second_id = (await client.post("/v1/bulk-sends", json=body)).json()["id"]
+    second = await finished(client, second_id)
+    assert (second["sent"], second["skipped"], second["failed"]) == (1, 2, 0)
+    replacement = await client.get(f"/v1/dossiers/{dossier_id}/mandate")
+    assert replacement.json()["status"] == "pending" and replacement.json()["id"] != str(failed["id"])
+    events = await db.fetch("SELECT cause FROM mandate_events WHERE mandate_id = $1 ORDER BY id", failed["id"])
+    assert events[-1]["cause"] == f"replaced by bulk send {second_id}"
+    # The failed mandate's run, which waited to be deleted, ends.
+    handle = dev_env.client.get_workflow_handle(failed["workflow_id"])
+    state = await eventually(lambda: _closed(handle))
+    assert state["status"] == "deleted"
+
+
+async def _closed(handle):
+    description = await handle.describe()
+    return await handle.result() if description.close_time is not None else None
+
+
 async def test_the_cli_lists_what_failed_or_was_skipped_and_exits_1(api, db, firm, emulator, tmp_path):
     from typer.testing import CliRunner
 

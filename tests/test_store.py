@@ -361,7 +361,7 @@ async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
     )
     seen: list[int] = []
     to_start, more = await bulk.reserve_page(
-        db, batch, start=0, size=10, issued_on=date(2027, 1, 10), on_item=seen.append
+        db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10), on_item=seen.append
     )
     assert ([m.id for m in to_start], more, seen) == ([orphan.id], False, [0])
     assert await bulk.outcome_counts(db, batch.id) == {
@@ -385,7 +385,7 @@ async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcom
     ]
     await mandates.save_document(db, drafts[0].id, "generated", b"%PDF-")  # only the first is rendered yet
     batch = await bulk.create_bulk_send(db, firm.id, [previewed.id, unrendered.id, sent.id])
-    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, issued_on=date(2027, 1, 10))
+    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10))
     assert [(m.dossier_id, m.status) for m in to_start] == [(previewed.id, "draft"), (sent.id, "sending")]
     assert (await mandates.get_mandate(db, drafts[0].id)).bulk_send_id == batch.id
     # The firm deletes the adopted draft before it goes out: skipped, saying why.
@@ -408,7 +408,38 @@ async def test_another_firms_batch_never_adopts_a_draft(db, firm):
     await mandates.save_document(db, draft.id, "generated", b"%PDF-")
     other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
     batch = await bulk.create_bulk_send(db, other.id, [dossier.id])  # our dossier's id, in their batch
-    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, issued_on=date(2027, 1, 10))
+    to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10))
     assert to_start == [] and (await mandates.get_mandate(db, draft.id)).bulk_send_id is None
     [item] = await bulk.items(db, batch.id, after=-1, limit=10)
     assert (item.outcome, item.reason) == ("skipped", "dossier not found")
+
+
+async def test_a_page_replaces_only_a_mandate_that_failed_before_yousign_had_it(db, firm):
+    from store import bulk
+
+    unsent, sent_then_failed, incomplete = [
+        await ready_dossier(db, firm, name=f"Client {i}", establishment=i + 1) for i in range(3)
+    ]
+    failed = {}
+    for dossier in (unsent, sent_then_failed, incomplete):
+        mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+        failed[dossier.id] = await mandates.transition(
+            db, mandate.id, MandateStatus.FAILED, cause="sending failed", at=NOW
+        )
+    await mandates.claim_signature_request(db, failed[sent_then_failed.id].id, "sr-1")  # YouSign may have it
+    await db.execute("UPDATE dossiers SET siret = NULL WHERE id = $1", incomplete.id)
+    await dossiers.refresh_status(db, incomplete.id)
+    batch = await bulk.create_bulk_send(db, firm.id, [unsent.id, sent_then_failed.id, incomplete.id])
+    for _ in range(2):  # a retried page finds the same
+        to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 11))
+        assert [m.dossier_id for m in to_start] == [unsent.id]
+        replaced = await bulk.replaced_workflow_ids(db, batch.id, [m.dossier_id for m in to_start])
+        assert replaced == [failed[unsent.id].workflow_id]
+    statuses = {d: (await mandates.get_mandate(db, m.id)).status for d, m in failed.items()}
+    assert statuses == {unsent.id: "deleted", sent_then_failed.id: "failed", incomplete.id: "failed"}
+    items = {i.dossier_id: (i.outcome, i.reason) for i in await bulk.items(db, batch.id, after=-1, limit=10)}
+    assert items[sent_then_failed.id] == (
+        "skipped",
+        "the dossier already has a mandate: delete it before generating a new one",
+    )
+    assert items[incomplete.id][0] == "skipped" and "missing_information" in items[incomplete.id][1]

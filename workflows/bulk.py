@@ -57,7 +57,10 @@ class BulkSendWorkflow:
             **PAGE_ACTIVITY,
         )
         # All starts of a page go out in one workflow task; each child is caught on its own.
-        await asyncio.gather(*(self._start(input, mandate) for mandate in page.mandates))
+        await asyncio.gather(
+            *(self._start(input, mandate) for mandate in page.mandates),
+            *(self._close_replaced(workflow_id) for workflow_id in page.replaced_workflow_ids),
+        )
         if page.more:
             workflow.continue_as_new(
                 input.model_copy(update={"next_position": input.next_position + input.page_size})
@@ -94,6 +97,11 @@ class BulkSendWorkflow:
             )
         except WorkflowAlreadyStartedError:
             workflow.logger.info("mandate already started", extra={"workflow_id": mandate.workflow_id})
+
+    async def _close_replaced(self, workflow_id: str) -> None:
+        """A failed mandate this batch replaced (deleted in the store already) ends its run."""
+        with contextlib.suppress(FailureError):  # ended already: deleted by the firm meanwhile
+            await workflow.get_external_workflow_handle(workflow_id).signal(MandateWorkflow.replaced)
 
     async def _send_draft(self, input: BulkSendInput, mandate: MandateToStart) -> None:
         """A draft the firm previewed is sent by its own workflow, as this batch's."""

@@ -337,6 +337,16 @@ class MandateWorkflow:
         self._input = self._input.model_copy(update={"bulk_send_id": bulk_send_id})
         self._send_requested = True
 
+    @workflow.signal
+    async def replaced(self) -> None:
+        """A bulk send replaced this mandate, failed before YouSign had it, and deleted it in the
+        store: recorded here too (a no-op there), the run ends as after the firm's delete."""
+        if self.state.status != MandateStatus.FAILED or self._busy:
+            return
+        self._busy = True
+        await self._record(MandateStatus.DELETED, "replaced by a bulk send's mandate")
+        self._busy = False
+
     # The firm's actions: updates, so the caller learns at once whether they were accepted
 
     @workflow.update
