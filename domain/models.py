@@ -5,7 +5,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret
@@ -47,6 +57,23 @@ PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 # A name the mandate prints (a company's, a platform's): also within what its PDF can draw.
 PrintedText = Annotated[PlainText, AfterValidator(check_printable)]
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
+
+EMAIL_MAX_LENGTH = 100
+
+
+def _email_length(value: object) -> object:
+    # Checked before the address is parsed, so the error counts characters (pydantic's length check
+    # of an EmailStr runs after it, and speaks of "items").
+    if isinstance(value, str) and len(value.strip()) > EMAIL_MAX_LENGTH:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": EMAIL_MAX_LENGTH},
+        )
+    return value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_email_length), Field(max_length=EMAIL_MAX_LENGTH)]
 Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
 
@@ -59,7 +86,7 @@ class LegalRepresentative(BaseModel):
     first_name: HumanName
     last_name: HumanName
     birth_name: HumanName | None = None
-    email: EmailStr = Field(max_length=100)
+    email: Email
 
     @property
     def full_name(self) -> str:

@@ -633,6 +633,13 @@ async def test_other_bad_inputs(client, db, firm):
         "/v1/dossiers", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert (not_json.status_code, [e["field"] for e in not_json.json()["errors"]]) == (422, ["body"])
+    # JSON sent as curl -d sends it (a form), or as text: the client is told the type to send.
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
+        headers = {"content-type": content_type} if content_type else {}
+        typed = await client.post("/v1/dossiers", content=b'{"name": "Client"}', headers=headers)
+        assert typed.status_code == 415 and "Content-Type: application/json" in typed.json()["detail"]
+    array = await client.post("/v1/dossiers", json=[{"name": "Client"}])  # JSON, but not an object
+    assert (array.status_code, [e["field"] for e in array.json()["errors"]]) == (422, ["body"])
     assert (
         await client.post(
             "/v1/dossiers", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"}

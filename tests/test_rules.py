@@ -220,6 +220,17 @@ def test_legal_representative_validation_names_fields():
     assert "email" in errors
 
 
+@pytest.mark.parametrize("length", [100, 101, 300])
+def test_an_email_is_at_most_100_characters_said_in_characters(length):
+    email = "a" * (length - len("@example.com")) + "@example.com"
+    if length <= 100:
+        assert LegalRepresentative(first_name="A", last_name="B", email=email).email == email
+        return
+    with pytest.raises(ValidationError) as raised:
+        LegalRepresentative(first_name="A", last_name="B", email=email)
+    assert _errors(raised.value) == {"email": "String should have at most 100 characters"}
+
+
 def test_legal_representative_normalises_names():
     rep = LegalRepresentative(first_name=" Anne-Marie ", last_name="D\u2019Arc  Lévêque", email="a@b.fr")
     assert (rep.first_name, rep.last_name) == ("Anne-Marie", "D'Arc Lévêque")

@@ -48,6 +48,18 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> bool:
+    """A JSON body declared as something else (curl -d's form type, text/plain) is not parsed, and
+    pydantic then finds no object: the client is told what to send, not that the body is invalid."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type == "json" or media_type.endswith(("/json", "+json")):
+        return False
+    return any(
+        tuple(e["loc"]) == ("body",) and e["type"] in ("model_attributes_type", "dict_type")
+        for e in error.errors()
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -56,6 +68,14 @@ def install(app: FastAPI) -> None:
             # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
             # literal path takes no PATCH.
             return method_not_allowed(allowed)
+        if _body_not_sent_as_json(request, error):
+            return problem(
+                415,
+                "Unsupported Media Type",
+                "the body must be JSON, sent with Content-Type: application/json (this request's is"
+                f" {request.headers.get('content-type') or 'missing'}; `curl -d` sends"
+                " application/x-www-form-urlencoded unless told with -H)",
+            )
         errors = [
             # A body that is not JSON: its loc ends with a character position, not a field.
             {
@@ -160,6 +180,7 @@ _MEANINGS = {
     404: "Not found for this firm",
     409: "The resource's state forbids it",
     413: "Body or file too large",
+    415: "A JSON body sent without Content-Type: application/json",
     422: "Invalid fields, each named in `errors`",
     429: "Too soon: see Retry-After",
     503: "Temporal (or YouSign) unavailable: retry",

@@ -20,7 +20,7 @@ from starter.api.deps import AppSettings
 from starter.api.problems import problem_responses
 
 router = APIRouter(
-    prefix="/codec", tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 422)
+    prefix="/codec", tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 415, 422)
 )
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 

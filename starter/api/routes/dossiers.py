@@ -18,7 +18,7 @@ from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierP
 from store import dossiers
 
 router = APIRouter(
-    prefix="/v1/dossiers", tags=["dossiers"], responses=problem_responses(400, 401, 404, 409, 413, 422)
+    prefix="/v1/dossiers", tags=["dossiers"], responses=problem_responses(400, 401, 404, 409, 413, 415, 422)
 )
 
 
