@@ -161,11 +161,13 @@ async def update_dossier(
         )
         if row is None:
             raise NotFound("dossier not found")
+        current = Dossier.from_row(row)
+        if not changes_printed_data(current, requested):
+            # The same values again (a form saved unchanged): nothing to refuse, nothing written.
+            return current
         if row["mandate_status"] in LOCKING_MANDATE_STATUSES:
             raise Conflict(f"the dossier cannot change while its mandate is {row['mandate_status']}")
-        if row["mandate_status"] == MandateStatus.DRAFT and changes_printed_data(
-            Dossier.from_row(row), requested
-        ):
+        if row["mandate_status"] == MandateStatus.DRAFT:
             raise Conflict("the dossier's draft mandate shows the data this would change: delete it first")
         if siret is not _UNSET and siret != row["siret"]:
             await refuse_duplicate_siret(conn, firm_id, siret, dossier_id)

@@ -170,6 +170,11 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
         and view["next_reminder_allowed_at"] == reminded.json()["next_reminder_allowed_at"]
     )
     assert (await client.patch(f"/v1/dossiers/{dossier['id']}", json={"name": "X"})).status_code == 409
+    # Saved again unchanged (a form re-submitted): accepted, and nothing is written.
+    before = (await client.get(f"/v1/dossiers/{dossier['id']}")).json()
+    unchanged = {k: before[k] for k in ("name", "siret", "legal_representative")}
+    resaved = await client.patch(f"/v1/dossiers/{dossier['id']}", json=unchanged)
+    assert resaved.status_code == 200 and resaved.json()["updated_at"] == before["updated_at"]
 
     await browser_action(emulator, signer_of(emulator, mandate["id"]).id, "sign")
     await reaches(client, dossier["id"], "ready_for_designation")
