@@ -74,9 +74,12 @@ def create_firm(
     async def create(db: asyncpg.Pool) -> tuple[UUID, str] | list[Firm]:
         # A second firm for one SIREN is most often a typo or a second run: its clients and keys would
         # be split between two firms.
-        if not force and (existing := await firms.firms_with_siren(db, siren)):
-            return existing
-        firm = await firms.create_firm(db, name=name.strip(), siren=siren, address=address)
+        try:
+            firm = await firms.create_firm(
+                db, name=name.strip(), siren=siren, address=address, unique_siren=not force
+            )
+        except firms.SirenTaken as taken:
+            return taken.firms
         return firm.id, await firms.issue_api_key(db, firm.id)
 
     created = with_db(create)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from domain.errors import Conflict
 from domain.models import Platform
 from store.records import Firm
 
@@ -23,14 +24,31 @@ def new_api_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_firm(db: asyncpg.Pool, *, name: str, siren: str, address: str | None = None) -> Firm:
-    row = await db.fetchrow(
-        "INSERT INTO firms (name, siren, address) VALUES ($1, $2, $3) RETURNING *", name, siren, address
-    )
+class SirenTaken(Conflict):
+    """Firms with this SIREN exist already."""
+
+    def __init__(self, firms: list[Firm]) -> None:
+        super().__init__(f"a firm with SIREN {firms[0].siren} exists already")
+        self.firms = firms
+
+
+async def create_firm(
+    db: asyncpg.Pool, *, name: str, siren: str, address: str | None = None, unique_siren: bool = False
+) -> Firm:
+    """With `unique_siren`, refused (SirenTaken) if a firm has this SIREN: two creations of one
+    SIREN at the same instant take turns, so the second sees the first."""
+    async with db.acquire() as conn, conn.transaction():
+        if unique_siren:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"firm siren {siren}")
+            if existing := await firms_with_siren(conn, siren):
+                raise SirenTaken(existing)
+        row = await conn.fetchrow(
+            "INSERT INTO firms (name, siren, address) VALUES ($1, $2, $3) RETURNING *", name, siren, address
+        )
     return Firm.from_row(row)
 
 
-async def firms_with_siren(db: asyncpg.Pool, siren: str) -> list[Firm]:
+async def firms_with_siren(db: asyncpg.Pool | asyncpg.Connection, siren: str) -> list[Firm]:
     return [
         Firm.from_row(r)
         for r in await db.fetch("SELECT * FROM firms WHERE siren = $1 ORDER BY created_at", siren)

@@ -443,3 +443,18 @@ async def test_a_page_replaces_only_a_mandate_that_failed_before_yousign_had_it(
         "the dossier already has a mandate: delete it before generating a new one",
     )
     assert items[incomplete.id][0] == "skipped" and "missing_information" in items[incomplete.id][1]
+
+
+async def test_two_firms_created_with_one_siren_at_once_take_turns(db):
+    siren = "383474814"
+    await db.execute("DELETE FROM firms WHERE siren = $1", siren)
+    outcomes = await asyncio.gather(
+        *(firms.create_firm(db, name=f"Cabinet {i}", siren=siren, unique_siren=True) for i in range(4)),
+        return_exceptions=True,
+    )
+    created = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, firms.SirenTaken)]
+    assert len(created) == 1 and len(refused) == 3
+    assert all(r.firms == created for r in refused)
+    # Asked for all the same, a second one is created.
+    assert (await firms.create_firm(db, name="Cabinet bis", siren=siren)).siren == siren
