@@ -84,6 +84,7 @@ def worker_configs(
             bulk_activities.finish_bulk_send,
             reconciliation_activities.notify_settled_mandates,
             reconciliation_activities.resume_stalled_identity_checks,
+            reconciliation_activities.resume_unstarted_bulk_sends,
         ],
         "graceful_shutdown_timeout": shutdown,
         **AUTOSCALED_POLLERS,

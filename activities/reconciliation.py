@@ -12,17 +12,23 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
 from config.settings import Settings
+from starter.bulk_runs import start_bulk_send_workflow
 from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
-from store import kyc, mandates
+from store import bulk, kyc, mandates
+from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import YouSignEvent
 
 log = structlog.get_logger(__name__)
 
 
-# A submission's check is started within a second of its storing, and a retried one is running:
-# one still without a verification and without a run after this long was never started.
+# A submission's check (a batch's run) is started within a second of its storing, and a retried one
+# is running: one still without a verification (a batch still without a run) after this long was
+# never started.
 STALLED_AFTER = timedelta(minutes=10)
+# Batches are looked for up to this age: well inside any namespace's retention (a day at least), so
+# a batch whose run an operator terminated is still seen to have had one, and is not started again.
+BATCHES_LOOKED_BACK = timedelta(hours=12)
 
 
 class ReconciliationActivities:
@@ -74,6 +80,27 @@ class ReconciliationActivities:
                 await start_kyc_workflow(self._client, self._settings, stalled)
                 await kyc.supersede_older(conn, stalled)
             log.warning("identity check started late", firm_id=str(stalled.firm_id))
+            started += 1
+            activity.heartbeat(started)
+        return started
+
+    @activity.defn
+    async def resume_unstarted_bulk_sends(self) -> int:
+        """Start the batches whose start was lost (the gateway stopped between recording the batch and
+        starting its run): else their dossiers would stay queued, and count in every later batch's
+        ETA. Returns how many were started."""
+        started = 0
+        for batch in await bulk.unfinished_with_queued_items(
+            self._db, older_than=STALLED_AFTER, newer_than=BATCHES_LOOKED_BACK
+        ):
+            try:
+                await self._client.get_workflow_handle(bulk_workflow_id(batch.id)).describe()
+                continue  # its run exists (running behind others, or stopped by an operator)
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            await start_bulk_send_workflow(self._client, self._settings, batch)
+            log.warning("bulk send started late", bulk_send_id=str(batch.id))
             started += 1
             activity.heartbeat(started)
         return started

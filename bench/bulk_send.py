@@ -315,7 +315,7 @@ class BatchResult:
 async def run_batch(
     stack: Stack, name: str, count: int, limit_s: float, before_start=None, stall_after: float = 180.0
 ) -> BatchResult:
-    from starter.workflows import start_bulk_send_workflow
+    from starter.bulk_runs import start_bulk_send_workflow
     from store import bulk
     from workflows.bulk import bulk_workflow_id
 

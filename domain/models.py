@@ -57,6 +57,7 @@ PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
 # A name the mandate prints (a company's, a platform's): also within what its PDF can draw.
 PrintedText = Annotated[PlainText, AfterValidator(check_printable)]
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
+Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
 EMAIL_MAX_LENGTH = 100
 
@@ -74,7 +75,6 @@ def _email_length(value: object) -> object:
 
 
 Email = Annotated[EmailStr, BeforeValidator(_email_length), Field(max_length=EMAIL_MAX_LENGTH)]
-Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
 
 class LegalRepresentative(BaseModel):

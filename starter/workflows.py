@@ -18,32 +18,21 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.service import RPCError
 
 from config.settings import Settings
-from config.temporal import BULK_SEND_ID, FIRM_ID
-from store.bulk import BulkSend
+from starter.bulk_runs import mandate_options
 from store.records import Mandate
-from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
-from workflows.mandate_models import MandateOptions, MandateWorkflowInput
+from workflows.mandate_models import MandateWorkflowInput
 from workflows.reconciliation import (
     RECONCILIATION_SCHEDULE_ID,
     ReconciliationInput,
     YouSignReconciliationWorkflow,
 )
-
-
-def mandate_options(settings: Settings) -> MandateOptions:
-    return MandateOptions(
-        validity=settings.mandate_validity,
-        yousign_task_queue=settings.yousign_task_queue,
-    )
 
 
 async def start_mandate_workflow(client: Client, settings: Settings, mandate: Mandate) -> WorkflowHandle:
@@ -81,29 +70,6 @@ async def started_all_the_same(handle: WorkflowHandle) -> bool:
     except RPCError:
         return False
     return True
-
-
-async def start_bulk_send_workflow(client: Client, settings: Settings, batch: BulkSend) -> WorkflowHandle:
-    return await client.start_workflow(
-        BulkSendWorkflow.run,
-        BulkSendInput(
-            bulk_send_id=batch.id,
-            task_queue=settings.temporal_task_queue,
-            mandate_options=mandate_options(settings),
-            page_size=settings.bulk_page_size,
-        ),
-        id=bulk_workflow_id(batch.id),
-        task_queue=settings.temporal_task_queue,
-        static_summary=f"Bulk send of {batch.total} dossier(s)",
-        # Kept by every continued run: "FirmId = X" or "BulkSendId = Y" finds the batch with its mandates.
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(FIRM_ID, str(batch.firm_id)),
-                SearchAttributePair(BULK_SEND_ID, str(batch.id)),
-            ]
-        ),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
 
 
 def reconciliation_schedule(settings: Settings) -> Schedule:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +47,22 @@ async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UU
             unique,
         )
     return BulkSend.from_row(row)
+
+
+async def unfinished_with_queued_items(
+    db: asyncpg.Pool, *, older_than: timedelta, newer_than: timedelta
+) -> list[BulkSend]:
+    """Batches created in that window, not finished, with dossiers still queued: running behind a big
+    batch, or never started (the gateway stopped between recording one and starting its run)."""
+    rows = await db.fetch(
+        "SELECT * FROM bulk_sends b WHERE b.finished_at IS NULL"
+        " AND b.created_at < now() - $1::interval AND b.created_at > now() - $2::interval"
+        " AND EXISTS (SELECT 1 FROM bulk_send_items i WHERE i.bulk_send_id = b.id AND i.outcome = 'queued')"
+        " ORDER BY b.created_at",
+        older_than,
+        newer_than,
+    )
+    return [BulkSend.from_row(row) for row in rows]
 
 
 async def get_bulk_send(db: asyncpg.Pool, firm_id: UUID, bulk_send_id: UUID) -> BulkSend:

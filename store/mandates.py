@@ -79,11 +79,14 @@ async def reserve_mandate(
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:
             raise Conflict(f"the dossier is {dossier['einvoicing_status']}, not ready_for_mandate")
         current = await conn.fetchrow(
-            "SELECT id, status, signature_request_id FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'",
+            "SELECT id, status, signature_request_id FROM mandates"
+            " WHERE dossier_id = $1 AND status <> 'deleted'",
             dossier_id,
         )
         if current is not None:
-            failed_unsent = current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
+            failed_unsent = (
+                current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
+            )
             if not (failed_unsent and bulk_send_id and replace_failed_at):
                 raise Conflict("the dossier already has a mandate: delete it before generating a new one")
             await _transition(
@@ -207,10 +210,7 @@ async def _transition(
     from_status = MandateStatus(current["status"])
     if from_status == to_status:
         return Mandate.from_row(current)
-    if (
-        from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED}
-        and to_status != MandateStatus.DELETED
-    ):
+    if from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED} and to_status != MandateStatus.DELETED:
         raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
     if to_status == MandateStatus.DELETED:
         fields.setdefault("deleted_at", at)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from temporalio.service import RPCError
 
 from domain.models import Platform
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
@@ -19,9 +20,11 @@ from tests.helpers import (
     answer_lost,
     establishment_siret,
     eventually,
+    test_settings,
     verified_firm_with_dossier,
 )
 from tests.test_api import api_stack
+from tests.workflow_support import running_workers
 from workflows.bulk import bulk_workflow_id
 
 
@@ -171,7 +174,9 @@ async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emul
     assert "400" in failed["reason"]
 
 
-async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(client, db, firm, dev_env, emulator):
+async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(
+    client, db, firm, dev_env, emulator
+):
     ready = await ready_dossiers(db, firm, 3)
     body = {"dossier_ids": [str(d.id) for d in ready]}
     emulator.state.add_fault(method="POST", path_regex=r"/signature_requests$", kind="400", times=1)
@@ -187,7 +192,9 @@ async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(
     assert (second["sent"], second["skipped"], second["failed"]) == (1, 2, 0)
     replacement = await client.get(f"/v1/dossiers/{dossier_id}/mandate")
     assert replacement.json()["status"] == "pending" and replacement.json()["id"] != str(failed["id"])
-    events = await db.fetch("SELECT cause FROM mandate_events WHERE mandate_id = $1 ORDER BY id", failed["id"])
+    events = await db.fetch(
+        "SELECT cause FROM mandate_events WHERE mandate_id = $1 ORDER BY id", failed["id"]
+    )
     assert events[-1]["cause"] == f"replaced by bulk send {second_id}"
     # The failed mandate's run, which waited to be deleted, ends.
     handle = dev_env.client.get_workflow_handle(failed["workflow_id"])
@@ -236,6 +243,34 @@ async def test_a_repeated_request_does_not_send_twice(client, db, firm, emulator
         _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
         requests = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate.id)]
         assert len(requests) == 1
+
+
+async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, dev_env, yousign, emulator):
+    from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
+
+    ready = await ready_dossiers(db, firm, 2)
+    # Recorded, then the gateway stopped before starting its run; and one recorded a moment ago,
+    # which the gateway is starting now.
+    lost = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
+    await db.execute(
+        "UPDATE bulk_sends SET created_at = now() - interval '11 minutes' WHERE id = $1", lost.id
+    )
+    recent = await bulk.create_bulk_send(db, firm.id, [ready[0].id])
+    settings = test_settings()
+    async with running_workers(dev_env.client, settings, db, yousign):
+        await dev_env.client.execute_workflow(
+            YouSignReconciliationWorkflow.run,
+            ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
+            id=f"sweep-{uuid4()}",
+            task_queue=settings.temporal_task_queue,
+        )
+
+        async def sent():
+            return (await bulk.outcome_counts(db, lost.id))["sent"] == 2
+
+        await eventually(sent, within=60)
+    with pytest.raises(RPCError):  # left to the gateway
+        await dev_env.client.get_workflow_handle(bulk_workflow_id(recent.id)).describe()
 
 
 async def test_unverified_firm_skips_everything(client, db, firm):

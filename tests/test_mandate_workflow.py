@@ -29,7 +29,7 @@ from clients.yousign_models import NewSignatureRequest
 from config.temporal import MANDATE_STATUS
 from domain.calendar import mandate_expires_at, next_reminder_allowed_at, paris_day
 from domain.status import MandateStatus
-from starter.workflows import start_bulk_send_workflow
+from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk, mandates
 from tests.helpers import establishment_siret, eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import (

@@ -431,7 +431,9 @@ async def test_a_page_replaces_only_a_mandate_that_failed_before_yousign_had_it(
     await dossiers.refresh_status(db, incomplete.id)
     batch = await bulk.create_bulk_send(db, firm.id, [unsent.id, sent_then_failed.id, incomplete.id])
     for _ in range(2):  # a retried page finds the same
-        to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 11))
+        to_start, _ = await bulk.reserve_page(
+            db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 11)
+        )
         assert [m.dossier_id for m in to_start] == [unsent.id]
         replaced = await bulk.replaced_workflow_ids(db, batch.id, [m.dossier_id for m in to_start])
         assert replaced == [failed[unsent.id].workflow_id]

@@ -1,5 +1,5 @@
 """The reconciliation sweep: YouSign's recently settled requests, checked against pending mandates;
-and the firms' identity checks whose start was lost, started.
+and the firms' identity checks and the bulk sends whose start was lost, started.
 
 Webhooks can be lost; asking YouSign about each pending mandate would cost a call per mandate per
 round (10,000 pending mandates every 6 h is more than YouSign's hourly budget, and YouSign forbids
@@ -52,6 +52,13 @@ class YouSignReconciliationWorkflow:
                 )
             except ActivityError:  # the next round tries again
                 workflow.logger.warning("stalled identity checks not resumed")
+        if workflow.patched("resume-unstarted-bulk-sends"):
+            try:
+                await workflow.execute_activity_method(
+                    ReconciliationActivities.resume_unstarted_bulk_sends, **NOTIFY
+                )
+            except ActivityError:
+                workflow.logger.warning("unstarted bulk sends not resumed")
         since = paris_day(workflow.now()) - timedelta(days=input.lookback_days)
         notified = 0
         for status in ("done", "declined"):

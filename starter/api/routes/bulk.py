@@ -14,7 +14,8 @@ from domain.errors import Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
-from starter.workflows import start_bulk_send_workflow, started_all_the_same
+from starter.bulk_runs import start_bulk_send_workflow
+from starter.workflows import started_all_the_same
 from store import bulk
 from workflows.bulk import bulk_workflow_id
 

@@ -22,7 +22,9 @@ from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import firms, kyc
 from store.records import KycFile, KycSubmission
 
-router = APIRouter(prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 415, 422, 503))
+router = APIRouter(
+    prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 415, 422, 503)
+)
 
 
 async def _started_all_the_same(temporal: Client, submission: KycSubmission) -> bool:
