@@ -34,6 +34,7 @@ from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
 from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest
 from domain.calendar import mandate_expires_at, paris_day
 from domain.pacing import MAX_CALLS_PER_ACTIVITY
+from domain.signer_names import check_signer_name
 from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
@@ -167,6 +168,16 @@ class YouSignActivities:
             raise ApplicationError(
                 "mandate has no document or signer", type="IncompleteData", non_retryable=True
             )
+        for part, name in (("first", rep.first_name), ("last", rep.last_name)):
+            try:  # a name stored before the API held client representatives to YouSign's rule
+                check_signer_name(name)
+            except ValueError as refused:
+                raise ApplicationError(
+                    f"the client representative's {part} name {refused}: correct the dossier, then"
+                    " generate a new mandate",
+                    type="IncompleteData",
+                    non_retryable=True,
+                ) from None
         signer = NewSigner(
             first_name=rep.first_name,
             last_name=rep.last_name,

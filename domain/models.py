@@ -21,6 +21,7 @@ from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret
 from domain.mandate_number import platform_identifier
 from domain.printable import check_printable
+from domain.signer_names import check_signer_name
 
 _NAME_PUNCTUATION = frozenset(" '-()`")
 
@@ -91,6 +92,18 @@ class LegalRepresentative(BaseModel):
     @property
     def full_name(self) -> str:
         return f"{self.first_name} {self.last_name}"
+
+
+# A client representative signs at YouSign, whose rule for a signer's names is narrower.
+SignerName = Annotated[HumanName, AfterValidator(check_signer_name)]
+
+
+class ClientRepresentative(LegalRepresentative):
+    """A client company's legal representative: the mandate's signer at YouSign. The birth name,
+    printed only, may have any character the mandate prints."""
+
+    first_name: SignerName
+    last_name: SignerName
 
 
 class Platform(BaseModel):

@@ -174,6 +174,21 @@ async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emul
     assert "400" in failed["reason"]
 
 
+async def test_a_name_stored_before_yousigns_rule_fails_before_anything_reaches_yousign(
+    client, db, firm, emulator
+):
+    ready = await ready_dossiers(db, firm, 2)
+    await db.execute("UPDATE dossiers SET rep_last_name = 'Nguyễn' WHERE id = $1", ready[0].id)
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id) for d in ready]})
+    progress = await finished(client, created.json()["id"])
+    assert (progress["sent"], progress["failed"]) == (1, 1)
+    failed = next(i for i in progress["items"] if i["outcome"] == "failed")
+    assert "last name has characters YouSign refuses in a signer's name: 'ễ'" in failed["reason"]
+    assert "correct the dossier" in failed["reason"]
+    _, mandate = await dossiers.get_dossier(db, firm.id, ready[0].id)
+    assert mandate.signature_request_id is None  # so a new batch or generate replaces it
+
+
 async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(
     client, db, firm, dev_env, emulator
 ):

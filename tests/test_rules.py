@@ -1,6 +1,7 @@
 """The pure domain rules, tested directly."""
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime
@@ -446,3 +447,38 @@ def test_access_logs_leave_query_strings_out():
     )
     assert WithoutQueryStrings().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /v1/dossiers HTTP/1.1" 200'
+
+
+def test_a_signers_names_follow_yousigns_human_name_pattern():
+    from domain.signer_names import ALLOWED, YOUSIGN_ACCENTED_LETTERS
+    from tests.support.yousign_openapi import default_spec_path
+    from yousign_emulator.checks import HUMAN_NAME_PATTERN
+
+    spec = default_spec_path().read_text(encoding="utf-8")
+    folded = re.search(r"\n    HumanName:\n      pattern: (.*?)\n      type:", spec, re.S).group(1)
+    pattern = " ".join(line.strip() for line in folded.splitlines())  # YAML folds lines into spaces
+    assert HUMAN_NAME_PATTERN == pattern  # the emulator refuses what YouSign refuses
+    listed = re.fullmatch(r"\^\(\?!\\s\)\[0-9A-Za-z(.*)`'\(\) -\]\+\(\?<!\\s\)\$", pattern).group(1)
+    assert YOUSIGN_ACCENTED_LETTERS == listed
+    every = "".join(chr(c) for c in range(0x20, 0x3000))
+    assert {c for c in every if re.fullmatch(pattern, f"a{c}a")} == {c for c in every if c in ALLOWED}
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Nguyễn", "refuses in a signer's name: 'ễ'; it could be written 'Nguyen'"),
+        ("Ελένη", "refuses in a signer's name: 'Ελένη'"),
+        ("Þór", "refuses in a signer's name: 'Þ'"),
+    ],
+)
+def test_a_client_representative_is_named_as_yousign_accepts(name, message):
+    from domain.models import ClientRepresentative
+
+    with pytest.raises(ValidationError) as raised:
+        ClientRepresentative(first_name="Anne", last_name=name, email="a@example.com")
+    assert message in _errors(raised.value)["last_name"]
+    # Printed only, the birth name may have them; and the firm's representative, not a signer, too.
+    kept = ClientRepresentative(first_name="Ștefan", last_name="Łoś", birth_name=name, email="a@example.com")
+    assert kept.birth_name == name
+    assert LegalRepresentative(first_name="Anne", last_name=name, email="a@example.com").last_name == name

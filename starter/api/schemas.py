@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.calendar import next_reminder_allowed_at
-from domain.models import LegalRepresentative, PlainText, Platform, PrintedText, Siret
+from domain.models import ClientRepresentative, PlainText, Platform, PrintedText, Siret
 from domain.status import DossierStatus, MandateStatus
 from store.records import Dossier, Firm, KycSubmission, Mandate
 
@@ -47,7 +47,7 @@ PREVIOUS_PLATFORM = Field(
 class DossierCreate(_Body):
     name: PrintedText = Field(min_length=1, max_length=200)
     siret: Siret | None = None
-    legal_representative: LegalRepresentative | None = None
+    legal_representative: ClientRepresentative | None = None
     external_ref: PlainText | None = Field(default=None, max_length=200)
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
@@ -55,7 +55,7 @@ class DossierCreate(_Body):
 class DossierPatch(_Body):
     name: PrintedText | None = Field(default=None, min_length=1, max_length=200)
     siret: Siret | None = None
-    legal_representative: LegalRepresentative | None = None
+    legal_representative: ClientRepresentative | None = None
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
