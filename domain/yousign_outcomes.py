@@ -12,6 +12,8 @@ _EVENT_OUTCOMES: dict[str, MandateStatus] = {
     "signature_request.declined": MandateStatus.REFUSED,
     "signature_request.expired": MandateStatus.EXPIRED,
     "signature_request.canceled": MandateStatus.FAILED,
+    # YouSign's internal error while signing: it cancels the request itself (the client cannot sign).
+    "signer.error": MandateStatus.FAILED,
 }
 
 # A signature request's status, as read when reconciling or at expiry.

@@ -205,6 +205,24 @@ async def test_the_echo_of_our_own_cancel_at_expiry_leaves_the_mandate_expired(
     assert (await mandates.get_mandate(db, run.mandate.id)).status == "expired"
 
 
+async def test_a_request_yousign_cancels_on_a_signing_error_fails_saying_so(
+    ts_env, settings, db, dossier, workers
+):
+    from workflows.mandate_models import YouSignEvent
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    error = YouSignEvent(
+        event_id="e-1", event_name="signer.error", signature_request_id=state.signature_request_id
+    )
+    await run.handle.signal(MandateWorkflow.yousign_event, error)
+    final = await run.wait_for("failed")
+    assert (
+        final.failure_reason == "YouSign cancelled the request (signer.error): delete it, generate a new one"
+    )
+    assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == final.failure_reason
+
+
 async def _async(value):
     return value or None
 

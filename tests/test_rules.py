@@ -252,6 +252,7 @@ def test_yousign_events_and_statuses_map_to_mandate_outcomes():
     assert outcome_of_event("signer.done") == MandateStatus.SIGNED
     assert outcome_of_event("signature_request.declined") == MandateStatus.REFUSED
     assert outcome_of_event("signature_request.expired") == MandateStatus.EXPIRED
+    assert outcome_of_event("signer.error") == MandateStatus.FAILED  # YouSign cancelled it itself
     assert outcome_of_event("signature_request.activated") is None
     assert outcome_of_status("done") == MandateStatus.SIGNED
     assert outcome_of_status("ongoing") is None

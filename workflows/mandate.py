@@ -321,11 +321,12 @@ class MandateWorkflow:
         if self._expiring and status in (MandateStatus.FAILED, MandateStatus.EXPIRED):
             return  # our own cancel's echo: the expiry's reading of YouSign decides
         if status is not None:
+            cancelled = f"YouSign cancelled the request ({event.event_name}): delete it, generate a new one"
             self._outcome = Outcome(
                 status=status,
                 cause=f"{event.source} {event.event_name}",
                 at=event.occurred_at or workflow.now(),
-                reason=event.decline_reason,
+                reason=cancelled if status == MandateStatus.FAILED else event.decline_reason,
             )
 
     @workflow.signal
