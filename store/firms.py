@@ -33,11 +33,20 @@ class SirenTaken(Conflict):
 
 
 async def create_firm(
-    db: asyncpg.Pool, *, name: str, siren: str, address: str | None = None, unique_siren: bool = False
+    db: asyncpg.Pool | asyncpg.Connection,
+    *,
+    name: str,
+    siren: str,
+    address: str | None = None,
+    unique_siren: bool = False,
 ) -> Firm:
     """With `unique_siren`, refused (SirenTaken) if a firm has this SIREN: two creations of one
     SIREN at the same instant take turns, so the second sees the first."""
-    async with db.acquire() as conn, conn.transaction():
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await create_firm(conn, name=name, siren=siren, address=address, unique_siren=unique_siren)
+    conn = db
+    async with conn.transaction():  # (a savepoint within the caller's transaction)
         if unique_siren:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"firm siren {siren}")
             if existing := await firms_with_siren(conn, siren):

@@ -218,7 +218,10 @@ def test_payload_encryption_key_is_generated_once_unless_given(stack_env: Path):
 
 # ---- demo data -----------------------------------------------------------------------------------
 async def test_the_demo_firm_is_created_once_with_its_platform_and_key(db):
+    # Created here whatever ran before in this database (the first `make run` creates it).
+    await db.execute("UPDATE firms SET name = name || ' (earlier)' WHERE name = $1", DEMO_FIRM_NAME)
     first = await ensure_demo_firm(db, None)
+    assert first.created
     again = await ensure_demo_firm(db, first.api_key)
     assert again.firm.id == first.firm.id and not again.created and again.api_key == first.api_key
     assert first.firm.platform is not None and first.firm.platform.siren == "552081317"
