@@ -855,11 +855,15 @@ async def test_readiness_says_which_dependency_is_down():
         async with serving_api(test_settings(), db, temporal) as api, httpx.AsyncClient(base_url=api) as ops:
             assert (await ops.get("/healthz")).status_code == 200  # the process itself is alive
             ready = await ops.get("/readyz")
+            # A firm's request meanwhile: told to retry, not an internal error.
+            listed = await ops.get("/v1/dossiers", headers={"Authorization": "Bearer mk_any"})
     finally:
         await db.close()
     assert (ready.status_code, ready.json()["status"]) == (503, "not ready")
     checks = ready.json()["checks"]
     assert checks["database"].startswith("unavailable") and checks["temporal"].startswith("unavailable")
+    assert (listed.status_code, listed.headers["retry-after"]) == (503, "5")
+    assert listed.json()["detail"].startswith("the database did not answer (ConnectionRefusedError)")
 
 
 async def test_the_dossier_list_pages_with_its_cursor(client, db, firm):

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -58,6 +59,14 @@ def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> b
         tuple(e["loc"]) == ("body",) and e["type"] in ("model_attributes_type", "dict_type")
         for e in error.errors()
     )
+
+
+# PostgreSQL out of reach (refused, dropped, shutting down or starting): a 503 to retry, not a 500.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -126,6 +135,18 @@ def install(app: FastAPI) -> None:
         titles = {401: "Unauthorized", 404: "Not found", 413: "Request too large"}
         title = titles.get(error.status_code, "Error")
         return problem(error.status_code, title, str(error.detail), headers=getattr(error, "headers", None))
+
+    async def database_down(_: Request, error: Exception) -> JSONResponse:
+        log.warning("database unavailable", error=type(error).__name__)
+        return problem(
+            503,
+            "Service unavailable",
+            f"the database did not answer ({type(error).__name__}): retry in a moment",
+            headers={"Retry-After": "5"},
+        )
+
+    for kind in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, database_down)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
