@@ -26,9 +26,6 @@ log = structlog.get_logger(__name__)
 # is running: one still without a verification (a batch still without a run) after this long was
 # never started.
 STALLED_AFTER = timedelta(minutes=10)
-# Batches are looked for up to this age: well inside any namespace's retention (a day at least), so
-# a batch whose run an operator terminated is still seen to have had one, and is not started again.
-BATCHES_LOOKED_BACK = timedelta(hours=12)
 
 
 class ReconciliationActivities:
@@ -90,12 +87,10 @@ class ReconciliationActivities:
         starting its run): else their dossiers would stay queued, and count in every later batch's
         ETA. Returns how many were started."""
         started = 0
-        for batch in await bulk.unfinished_with_queued_items(
-            self._db, older_than=STALLED_AFTER, newer_than=BATCHES_LOOKED_BACK
-        ):
+        for batch in await bulk.untouched(self._db, older_than=STALLED_AFTER):
             try:
                 await self._client.get_workflow_handle(bulk_workflow_id(batch.id)).describe()
-                continue  # its run exists (running behind others, or stopped by an operator)
+                continue  # its run exists: waiting for a worker, or stopped by an operator
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise

@@ -49,18 +49,16 @@ async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UU
     return BulkSend.from_row(row)
 
 
-async def unfinished_with_queued_items(
-    db: asyncpg.Pool, *, older_than: timedelta, newer_than: timedelta
-) -> list[BulkSend]:
-    """Batches created in that window, not finished, with dossiers still queued: running behind a big
-    batch, or never started (the gateway stopped between recording one and starting its run)."""
+async def untouched(db: asyncpg.Pool, *, older_than: timedelta) -> list[BulkSend]:
+    """Batches older than that of which no dossier has left the queue: a started batch reserves (or
+    skips) its first page within seconds, so these were never started (the gateway stopped between
+    recording one and starting its run), or their run waits for a worker."""
     rows = await db.fetch(
-        "SELECT * FROM bulk_sends b WHERE b.finished_at IS NULL"
-        " AND b.created_at < now() - $1::interval AND b.created_at > now() - $2::interval"
-        " AND EXISTS (SELECT 1 FROM bulk_send_items i WHERE i.bulk_send_id = b.id AND i.outcome = 'queued')"
+        "SELECT * FROM bulk_sends b WHERE b.finished_at IS NULL AND b.created_at < now() - $1::interval"
+        " AND NOT EXISTS (SELECT 1 FROM bulk_send_items i"
+        " WHERE i.bulk_send_id = b.id AND i.outcome <> 'queued')"
         " ORDER BY b.created_at",
         older_than,
-        newer_than,
     )
     return [BulkSend.from_row(row) for row in rows]
 

@@ -264,12 +264,10 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
     from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
 
     ready = await ready_dossiers(db, firm, 2)
-    # Recorded, then the gateway stopped before starting its run; and one recorded a moment ago,
-    # which the gateway is starting now.
+    # Recorded, then the gateway stopped before starting its run (and the stack stayed down for
+    # days); and one recorded a moment ago, which the gateway is starting now.
     lost = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
-    await db.execute(
-        "UPDATE bulk_sends SET created_at = now() - interval '11 minutes' WHERE id = $1", lost.id
-    )
+    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '3 days' WHERE id = $1", lost.id)
     recent = await bulk.create_bulk_send(db, firm.id, [ready[0].id])
     settings = test_settings()
     async with running_workers(dev_env.client, settings, db, yousign):
