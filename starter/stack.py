@@ -49,7 +49,7 @@ from starter.stack_config import (
     resolve_secrets,
     temporal_binary,
 )
-from starter.stack_postgres import EmbeddedPostgres
+from starter.stack_postgres import EmbeddedPostgres, wait_for_exit
 from store.database import create_pool, migrate
 
 START_TIMEOUT = 60.0
@@ -272,7 +272,15 @@ class Stack:
                 f"PostgreSQL did not start ({error}): see {display_path(self.postgres.log)}"
             ) from None
         say("PostgreSQL: ready")
+        if (pid := self.postgres.postmaster_pid()) is not None:
+            self.background.append(asyncio.ensure_future(self._watch_postgres(pid)))
         return url
+
+    async def _watch_postgres(self, pid: int) -> None:
+        # Like a child's end: the stack stops, saying so, rather than answer 503s without a word.
+        await wait_for_exit(pid)
+        if not self.stopping and self.postgres is not None:
+            self._fail(f"PostgreSQL stopped unexpectedly: see {display_path(self.postgres.log)}")
 
     async def _database_answers(self, url: str) -> bool:
         connection = await asyncpg.connect(url, timeout=3)

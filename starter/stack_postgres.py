@@ -22,6 +22,22 @@ def forget_dead_handles(pgdata: Path) -> None:
             path.write_text(json.dumps(alive))
 
 
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def wait_for_exit(pid: int, interval: float = 1.0) -> None:
+    """Until process `pid` has ended: PostgreSQL runs as pgserver's daemon, not as our child, so
+    its end is seen by looking, not by waiting on it."""
+    while _running(pid):  # noqa: ASYNC110 (nothing to wait on: another process's end is polled)
+        await asyncio.sleep(interval)
+
+
 class EmbeddedPostgres:
     def __init__(self, pgdata: Path) -> None:
         self.pgdata = pgdata
@@ -42,6 +58,11 @@ class EmbeddedPostgres:
         self._server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
         return self._server.get_uri()
 
+    def postmaster_pid(self) -> int | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        return None
+
     async def stop(self) -> bool:
         """Stop it (pg_ctl stop), waiting for a start in progress first; True if it was running."""
         if self._starting is not None:
@@ -50,5 +71,7 @@ class EmbeddedPostgres:
         if self._server is None:
             return False
         server, self._server = self._server, None
+        pid = self.postmaster_pid()
+        running = pid is not None and _running(pid)  # not if it died (the stack says so apart)
         await asyncio.to_thread(server.cleanup)
-        return True
+        return running

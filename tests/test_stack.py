@@ -503,3 +503,19 @@ def test_the_banner_never_prints_a_password(url, shown):
     from starter.stack_banner import redact
 
     assert redact(url) == shown
+
+
+async def test_the_end_of_the_embedded_postgresql_is_seen(tmp_path: Path):
+    from starter.stack_postgres import EmbeddedPostgres, wait_for_exit
+
+    # PostgreSQL runs as pgserver's daemon, not as a child: the stack finds it by postmaster.pid.
+    postmaster = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(60)")
+    (tmp_path / "postmaster.pid").write_text(f"{postmaster.pid}\n{tmp_path}\n")
+    assert EmbeddedPostgres(tmp_path).postmaster_pid() == postmaster.pid
+    ended = asyncio.ensure_future(wait_for_exit(postmaster.pid, interval=0.05))
+    await asyncio.sleep(0.3)
+    assert not ended.done()
+    postmaster.kill()  # not reaped yet: a zombie has ended all the same
+    await asyncio.wait_for(ended, 5)
+    await postmaster.wait()
+    assert EmbeddedPostgres(tmp_path / "none").postmaster_pid() is None
