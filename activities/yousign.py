@@ -57,7 +57,9 @@ def yousign_errors() -> Iterator[None]:
     except YouSignFinalError as error:
         raise ApplicationError(error.describe(), type=YOUSIGN_FINAL_ERROR, non_retryable=True) from error
     except YouSignRetryableError as error:
-        delay = timedelta(seconds=retry_after_seconds(error)) if error.status == 429 else None
+        # A 429 that says nothing of when: the retry policy's own growing interval.
+        wait = retry_after_seconds(error) if error.status == 429 else None
+        delay = timedelta(seconds=wait) if wait is not None else None
         raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from error
 
 

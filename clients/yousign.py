@@ -35,6 +35,11 @@ SettledStatus = Literal["done", "declined"]
 _calls_left: ContextVar[list[int] | None] = ContextVar("yousign_calls_left", default=None)
 
 
+# A 429 without a wait stated, whose X-RateLimit-Remaining-* says which budget is spent: the most
+# that window can still take to free a request (YouSign's docs show a 429 with only those headers).
+SPENT_WINDOW_WAITS = (("X-RateLimit-Remaining-Hour", 600.0), ("X-RateLimit-Remaining-Minute", 60.0))
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     for header in ("Retry-After", "RateLimit-Reset"):
         value = response.headers.get(header)
@@ -43,6 +48,10 @@ def _retry_after(response: httpx.Response) -> float | None:
                 return max(0.0, float(value))
             except ValueError:
                 continue
+    if response.status_code == 429:
+        for header, wait in SPENT_WINDOW_WAITS:
+            if response.headers.get(header, "").strip() == "0":
+                return wait
     return None
 
 
@@ -321,6 +330,6 @@ class YouSignClient:
         return IdentityVerification.model_validate(response.json())
 
 
-def retry_after_seconds(error: YouSignRetryableError, default: float = 1.0) -> int:
-    """Whole seconds to wait before retrying, never less than one."""
-    return max(1, math.ceil(error.retry_after if error.retry_after is not None else default))
+def retry_after_seconds(error: YouSignRetryableError) -> int | None:
+    """Whole seconds YouSign asked to wait (never less than one); None if it did not say."""
+    return None if error.retry_after is None else max(1, math.ceil(error.retry_after))

@@ -8,6 +8,7 @@ import socket
 from datetime import date, timedelta
 from uuid import uuid4
 
+import httpx
 import pytest
 import uvicorn
 from PIL import Image
@@ -215,6 +216,25 @@ async def test_429_is_honoured_with_retry_after():
         await asyncio.sleep(throttled.value.retry_after)
         assert await yousign.find_signature_request("c") is None  # waited as told: accepted
         assert len(limited.state.rejected_requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"Retry-After": "7"}, 7.0),
+        ({"RateLimit-Reset": "12"}, 12.0),
+        # As YouSign's docs show a 429: only its budgets; the spent one says how long at most.
+        ({"x-ratelimit-remaining-hour": "1197", "x-ratelimit-remaining-minute": "0"}, 60.0),
+        ({"x-ratelimit-remaining-hour": "0", "x-ratelimit-remaining-minute": "0"}, 600.0),
+        ({}, None),  # nothing said: the retry policy's own growing interval
+    ],
+)
+def test_a_429_waits_as_long_as_its_headers_say(headers, wait):
+    from clients.yousign import _retry_after, retry_after_seconds
+
+    assert _retry_after(httpx.Response(429, headers=headers)) == wait
+    error = YouSignRetryableError("429", retry_after=_retry_after(httpx.Response(429, headers=headers)))
+    assert retry_after_seconds(error) == (None if wait is None else int(wait))
 
 
 async def test_connection_errors_are_retryable():
