@@ -290,20 +290,26 @@ class YouSignClient:
             "POST", f"signature_requests/{signature_request_id}/signers/{signer_id}/send_reminder"
         )
 
+    # Both downloads may answer a PDF or a ZIP: asked for one PDF (not an archive; trails merged),
+    # and checked, so a ZIP is never stored as the signed mandate.
+
     async def download_signed_documents(self, signature_request_id: str) -> bytes:
         response = await self._request(
             "GET",
             f"signature_requests/{signature_request_id}/documents/download",
-            params={"version": "completed"},
+            params={"version": "completed", "archive": "false"},
             headers={"Accept": PDF},
         )
-        return response.content
+        return _pdf_of(response, "the signed document")
 
     async def download_audit_trail(self, signature_request_id: str) -> bytes:
         response = await self._request(
-            "GET", f"signature_requests/{signature_request_id}/audit_trails/download", headers={"Accept": PDF}
+            "GET",
+            f"signature_requests/{signature_request_id}/audit_trails/download",
+            params={"merge": "true"},
+            headers={"Accept": PDF},
         )
-        return response.content
+        return _pdf_of(response, "the audit trail")
 
     # Identity-document verification (the firm's legal representative)
 
@@ -328,6 +334,13 @@ class YouSignClient:
     async def get_identity_verification(self, verification_id: str) -> IdentityVerification:
         response = await self._request("GET", f"verifications/identity_documents/{verification_id}")
         return IdentityVerification.model_validate(response.json())
+
+
+def _pdf_of(response: httpx.Response, what: str) -> bytes:
+    if not response.content.startswith(b"%PDF-"):
+        kind = response.headers.get("content-type", "unknown type")
+        raise YouSignFinalError(f"{what} came as {kind}, not a PDF", status=response.status_code)
+    return response.content
 
 
 def retry_after_seconds(error: YouSignRetryableError) -> int | None:

@@ -6,6 +6,7 @@ import asyncio
 import io
 import socket
 from datetime import date, timedelta
+from urllib.parse import parse_qs
 from uuid import uuid4
 
 import httpx
@@ -235,6 +236,21 @@ def test_a_429_waits_as_long_as_its_headers_say(headers, wait):
     assert _retry_after(httpx.Response(429, headers=headers)) == wait
     error = YouSignRetryableError("429", retry_after=_retry_after(httpx.Response(429, headers=headers)))
     assert retry_after_seconds(error) == (None if wait is None else int(wait))
+
+
+async def test_downloads_ask_for_one_pdf_and_refuse_anything_else(yousign, emulator):
+    from clients.yousign import _pdf_of
+
+    activated, signer = await send_for_signature(yousign)
+    emulator.state.sign_signer(signer.id)
+    before = len(emulator.state.recorded_requests)
+    await yousign.download_signed_documents(activated.id)
+    await yousign.download_audit_trail(activated.id)
+    asked = [parse_qs(r.query) for r in emulator.state.recorded_requests[before:]]
+    assert asked == [{"version": ["completed"], "archive": ["false"]}, {"merge": ["true"]}]
+    archive = httpx.Response(200, content=b"PK\x03\x04...", headers={"content-type": "application/zip"})
+    with pytest.raises(YouSignFinalError, match="the audit trail came as application/zip, not a PDF"):
+        _pdf_of(archive, "the audit trail")
 
 
 async def test_connection_errors_are_retryable():
