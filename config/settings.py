@@ -12,7 +12,9 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.calendar import check_mandate_validity
 from domain.durations import parse_iso_duration
+from domain.errors import RuleViolation
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,11 @@ class Settings(BaseSettings):
         if months and info.field_name == "reconciliation_interval":
             # A schedule's interval is a fixed length of time; a month is not one.
             raise ValueError("must not use months or years (PT1H, P1D...)")
+        if info.field_name == "mandate_validity":
+            try:
+                check_mandate_validity(value)
+            except RuleViolation as violation:
+                raise ValueError(violation.message) from None
         return value
 
     @field_validator("*", mode="before")

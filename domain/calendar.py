@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from domain.durations import parse_iso_duration
+from domain.errors import RuleViolation
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -19,6 +20,24 @@ def add_calendar_months(day: date, months: int) -> date:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
     return day.replace(year=year, month=month, day=min(day.day, calendar.monthrange(year, month)[1]))
+
+
+# YouSign refuses an expiration date more than a year after the request starts; ours is the day
+# after the mandate's own end, which can come a day later still on the Paris calendar.
+YOUSIGN_LONGEST_REQUEST = timedelta(days=365)
+
+
+def check_mandate_validity(validity: str) -> str:
+    """A validity YouSign can hold a request open for, whatever the day it is sent (P11M at most)."""
+    months, rest = parse_iso_duration(validity, "MANDATE_VALIDITY")
+    longest = timedelta(days=31) * months + rest + timedelta(days=2)
+    if longest > YOUSIGN_LONGEST_REQUEST:
+        raise RuleViolation(
+            "MANDATE_VALIDITY",
+            f"'{validity}' is too long: YouSign closes a request at most a year after it starts"
+            " (P11M at most)",
+        )
+    return validity
 
 
 def mandate_expires_at(sent_at: datetime, validity: str = "P1M") -> datetime:

@@ -4,7 +4,7 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -385,6 +385,30 @@ def test_a_reconciliation_interval_in_months_is_an_invalid_setting():
         "RECONCILIATION_INTERVAL is invalid: must not use months or years (PT1H, P1D...)"
     ]
     assert Settings(reconciliation_interval="P1D").reconciliation_every.days == 1
+
+
+@pytest.mark.parametrize("validity", ["P1Y", "P12M", "P11M30D", "P400D"])
+def test_a_validity_yousign_cannot_hold_open_is_an_invalid_setting(validity):
+    from config.settings import Settings, invalid_settings
+
+    with pytest.raises(ValidationError) as refused:
+        Settings(mandate_validity=validity)
+    assert invalid_settings(refused.value) == [
+        f"MANDATE_VALIDITY is invalid: '{validity}' is too long: YouSign closes a request at most a year"
+        " after it starts (P11M at most)"
+    ]
+
+
+@pytest.mark.parametrize("validity", ["P11M", "P11M5D", "P1M", "P360D", "PT5M"])
+def test_a_validity_within_yousigns_year_is_taken(validity):
+    from config.settings import Settings
+    from domain.calendar import mandate_expires_at, paris_day
+
+    assert Settings(mandate_validity=validity).mandate_validity == validity
+    # Whatever the day it is sent, YouSign's date (the day after ours) is within its year.
+    for sent in (datetime(2027, 1, 31, 23, 30, tzinfo=UTC), datetime(2028, 3, 31, 22, 0, tzinfo=UTC)):
+        yousign_date = paris_day(mandate_expires_at(sent, validity)) + timedelta(days=1)
+        assert yousign_date - paris_day(sent) <= timedelta(days=365)
 
 
 @pytest.mark.parametrize("variable", ["database_url", "smtp_url"])
