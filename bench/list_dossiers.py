@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from domain.identifiers import luhn_complete  # noqa: E402
 from domain.status import DossierStatus  # noqa: E402
 from store import dossiers, firms  # noqa: E402
+from store.cursors import encode_cursor  # noqa: E402
 from store.database import create_pool, embedded_postgres, migrate  # noqa: E402
 
 TARGET_P99_MS = 50.0
@@ -385,7 +386,7 @@ async def _deep_cursor(db, firm_id, count: int) -> str:
         firm_id,
         max(0, count - 100),
     )
-    return dossiers.encode_cursor(row["created_at"], row["id"])
+    return encode_cursor(row["created_at"], row["id"])
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""`bulk send` and `bulk watch`: start a bulk send through the API and follow it with a progress bar.
+"""`bulk send`, `bulk watch` and `bulk list`: start a bulk send through the API, follow it with a
+progress bar, list the firm's batches.
 
 Ctrl-C only detaches: the batch runs on in Temporal, and `bulk watch <id>` re-attaches. At the end the
 skipped and failed dossiers are listed with their reasons (every dossier's outcome in `--report`);
@@ -132,8 +133,9 @@ def _answer_lost(error: httpx.TransportError) -> typer.Exit:
     # The request went out and no answer came back: the API may well have started the batch.
     errors.print(f"[red]the API did not answer[/red] ({type(error).__name__}: {escape(str(error))})")
     errors.print(
-        "The batch may have started; its id is unknown. Sending the same ids again is safe: a dossier"
-        " that a batch has already taken (its mandate pending or being sent) is skipped, never sent twice."
+        "The batch may have started; `bulk list` shows the firm's latest batches. Sending the same ids"
+        " again is safe: a dossier that a batch has already taken (its mandate pending or being sent) is"
+        " skipped, never sent twice."
     )
     return typer.Exit(LOST_ANSWER)
 
@@ -239,6 +241,31 @@ def watch(
         )
     with _client(api_url, api_key) as http:
         _watch(http, api_url, batch_id, answered=False, report=report)
+
+
+@bulk_app.command("list")
+def list_batches(
+    api_url: ApiUrl = default_api_url(),
+    api_key: ApiKey = "",
+    limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first")] = 20,
+) -> None:
+    """The firm's bulk sends, newest first: id, when, counts (one whose answer was lost, too)."""
+    with _client(api_url, api_key) as http:
+        try:
+            answer = http.get("/v1/bulk-sends", params={"limit": limit})
+        except httpx.TransportError as error:
+            raise _unreachable(api_url, error) from None
+        _fail(answer)
+    batches = answer.json()["items"]
+    if not batches:
+        console.print("No bulk send yet.")
+    for batch in batches:
+        created = datetime.fromisoformat(batch["created_at"]).astimezone(PARIS)
+        state = "done" if batch["done"] else f"{batch['in_progress']} in progress"
+        console.print(
+            f"{batch['id']}  {created:%Y-%m-%d %H:%M} Paris  {batch['total']} dossier(s): {_describe(batch)}"
+            f" · {state}"
+        )
 
 
 def describe_eta(eta: str | None, now: datetime) -> str:

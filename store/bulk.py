@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from domain.errors import Conflict, NotFound
+from store.cursors import decode_cursor, encode_cursor
 from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
@@ -68,6 +69,36 @@ async def get_bulk_send(db: asyncpg.Pool, firm_id: UUID, bulk_send_id: UUID) -> 
     if row is None:
         raise NotFound("bulk send not found")
     return BulkSend.from_row(row)
+
+
+class BulkSendSummary(BulkSend):
+    """A batch with the count of each outcome of its dossiers."""
+
+    counts: dict[str, int]
+
+
+async def list_bulk_sends(
+    db: asyncpg.Pool, firm_id: UUID, *, limit: int = 50, cursor: str | None = None
+) -> tuple[list[BulkSendSummary], str | None]:
+    """The firm's batches, newest first, and the cursor of the next page (None on the last)."""
+    before = decode_cursor(cursor) if cursor else None
+    rows = await db.fetch(
+        "SELECT b.*, coalesce((SELECT jsonb_object_agg(outcome, n) FROM (SELECT outcome, count(*) AS n"
+        " FROM bulk_send_items i WHERE i.bulk_send_id = b.id GROUP BY outcome) c), '{}') AS counts"
+        " FROM bulk_sends b WHERE b.firm_id = $1"
+        " AND ($2::timestamptz IS NULL OR (b.created_at, b.id) < ($2, $3))"
+        " ORDER BY b.created_at DESC, b.id DESC LIMIT $4",
+        firm_id,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit + 1,
+    )
+    page = [
+        BulkSendSummary.model_validate({**dict(r), "counts": dict.fromkeys(OUTCOMES, 0) | r["counts"]})
+        for r in rows[:limit]
+    ]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, next_cursor
 
 
 async def outcome_counts(db: asyncpg.Pool, bulk_send_id: UUID) -> dict[str, int]:

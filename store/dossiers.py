@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +11,7 @@ from pydantic import BaseModel
 from domain.errors import Conflict, NotFound
 from domain.models import LegalRepresentative, Platform
 from domain.status import LOCKING_MANDATE_STATUSES, DossierStatus, MandateStatus, dossier_status
+from store.cursors import decode_cursor, encode_cursor
 from store.records import Dossier, Mandate
 
 _UNSET: Any = object()
@@ -185,19 +184,6 @@ async def update_dossier(
             )
         await refresh_status(conn, dossier_id)
         return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
-
-
-def encode_cursor(created_at: datetime, dossier_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{dossier_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        created_at, dossier_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        # In UTC here, as PostgreSQL would: a forged offset at the edge of time fails now, not there.
-        return datetime.fromisoformat(created_at).astimezone(UTC), UUID(dossier_id)
-    except (ValueError, OverflowError) as error:
-        raise ValueError("cursor is not one this API returned") from error
 
 
 def _like_escaped(text: str) -> str:

@@ -324,6 +324,47 @@ async def test_progress_items_are_paginated_and_scoped_to_the_firm(client, api, 
     await finished(client, bulk_id)
 
 
+async def test_the_firms_batches_are_listed_newest_first_with_their_counts(client, api, db, firm):
+    ready = await ready_dossiers(db, firm, 2)
+    incomplete = await dossiers.create_dossier(
+        db, firm.id, name="Sans SIRET", siret=None, legal_representative=None
+    )
+    ids = [
+        (await client.post("/v1/bulk-sends", json={"dossier_ids": [str(d.id)]})).json()["id"] for d in ready
+    ]
+    ids.append((await client.post("/v1/bulk-sends", json={"dossier_ids": [str(incomplete.id)]})).json()["id"])
+    for bulk_id in ids:
+        await finished(client, bulk_id)
+    first = (await client.get("/v1/bulk-sends", params={"limit": 2})).json()
+    rest = (await client.get("/v1/bulk-sends", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    listed = first["items"] + rest["items"]
+    assert [b["id"] for b in listed][:3] == ids[::-1]  # newest first (earlier tests' batches after)
+    assert {k: listed[0][k] for k in ("total", "sent", "skipped", "failed", "in_progress", "done")} == {
+        "total": 1,
+        "sent": 0,
+        "skipped": 1,
+        "failed": 0,
+        "in_progress": 0,
+        "done": True,
+    }
+    assert (listed[1]["sent"], listed[2]["sent"]) == (1, 1)
+    assert (await client.get("/v1/bulk-sends", params={"cursor": "nope"})).status_code == 422
+    # And from the CLI, as a firm whose `bulk send` lost the API's answer looks for its batch.
+    from typer.testing import CliRunner
+
+    from starter.cli import app
+
+    env = {"MANDATES_API_KEY": await firms.issue_api_key(db, firm.id), "MANDATES_API_URL": f"{api}/v1"}
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["bulk", "list", "--limit", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == ids[::-1]
+    assert lines[0].endswith("1 dossier(s): sent 0 · skipped 1 · failed 0 · done")
+    other = await firm_client(db, api, await firms.create_firm(db, name="Autre", siren="552081317"))
+    async with other.http as intruder:
+        assert (await intruder.get("/v1/bulk-sends")).json() == {"items": [], "next_cursor": None}
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
-from domain.errors import Unavailable
+from domain.errors import RuleViolation, Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
@@ -42,7 +42,7 @@ class BulkItemOut(BaseModel):
     mandate_id: UUID | None
 
 
-class BulkSendOut(BaseModel):
+class BulkSendSummaryOut(BaseModel):
     id: UUID
     total: int
     sent: int
@@ -50,9 +50,33 @@ class BulkSendOut(BaseModel):
     failed: int
     in_progress: int
     done: bool
-    eta: datetime | None
     created_at: datetime
     finished_at: datetime | None
+
+    @classmethod
+    def of(cls, batch: bulk.BulkSend, counts: dict[str, int], **more: Any) -> Any:
+        in_progress = counts["queued"] + counts["sending"]
+        return cls(
+            id=batch.id,
+            total=batch.total,
+            sent=counts["sent"],
+            skipped=counts["skipped"],
+            failed=counts["failed"],
+            in_progress=in_progress,
+            done=batch.finished_at is not None and in_progress == 0,
+            created_at=batch.created_at,
+            finished_at=batch.finished_at,
+            **more,
+        )
+
+
+class BulkSendPage(BaseModel):
+    items: list[BulkSendSummaryOut]
+    next_cursor: str | None
+
+
+class BulkSendOut(BulkSendSummaryOut):
+    eta: datetime | None
     items: list[BulkItemOut]
     next_cursor: str | None
 
@@ -107,17 +131,25 @@ async def get_bulk_send(
             MAX_CALLS_PER_ACTIVITY,
         )
         eta = datetime.now(UTC) + timedelta(seconds=seconds)
-    return BulkSendOut(
-        id=batch.id,
-        total=batch.total,
-        sent=counts["sent"],
-        skipped=counts["skipped"],
-        failed=counts["failed"],
-        in_progress=in_progress,
-        done=batch.finished_at is not None and in_progress == 0,
+    return BulkSendOut.of(
+        batch,
+        counts,
         eta=eta,
-        created_at=batch.created_at,
-        finished_at=batch.finished_at,
         items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
         next_cursor=str(page[-1].position) if more else None,
     )
+
+
+@router.get("", response_model=BulkSendPage)
+async def list_bulk_sends(
+    db: Db,
+    firm_id: FirmId,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> BulkSendPage:
+    """The firm's bulk sends, newest first, with their counts (a batch whose answer was lost, too)."""
+    try:
+        page, next_cursor = await bulk.list_bulk_sends(db, firm_id, limit=limit, cursor=cursor)
+    except ValueError as error:
+        raise RuleViolation("cursor", str(error)) from None
+    return BulkSendPage(items=[BulkSendSummaryOut.of(b, b.counts) for b in page], next_cursor=next_cursor)
