@@ -152,10 +152,14 @@ class Stack:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.db.close(), 5)
         for child in reversed(self.children):
+            ended_before = child.exited is not None and child.exited.done()
             code = await child.stop()
-            say(f"{child.name} stopped" + (" (killed)" if code == -signal.SIGKILL else ""))
-        if self.postgres is not None and await self.postgres.stop():
-            say("PostgreSQL stopped")
+            if ended_before:  # the one that stopped the stack: its end is told below
+                say(f"{child.name} had ended ({describe_exit(code)})")
+            else:  # killed when it outlived its stop timeout
+                say(f"{child.name} stopped" + (" (killed)" if code == -signal.SIGKILL else ""))
+        if self.postgres is not None and (was_running := await self.postgres.stop()) is not None:
+            say("PostgreSQL stopped" if was_running else "PostgreSQL had ended")
         await self.http.aclose()
         say("stopped")
 

@@ -63,13 +63,14 @@ class EmbeddedPostgres:
             return int((self.pgdata / "postmaster.pid").read_text().split()[0])
         return None
 
-    async def stop(self) -> bool:
-        """Stop it (pg_ctl stop), waiting for a start in progress first; True if it was running."""
+    async def stop(self) -> bool | None:
+        """Stop it (pg_ctl stop), waiting for a start in progress first: whether it was still
+        running; None if it never started."""
         if self._starting is not None:
             with contextlib.suppress(Exception):
                 await self._starting
         if self._server is None:
-            return False
+            return None
         server, self._server = self._server, None
         pid = self.postmaster_pid()
         running = pid is not None and _running(pid)  # not if it died (the stack says so apart)
