@@ -129,6 +129,7 @@ PROBLEM_STATUSES = frozenset({400, 401, 404, 409, 413, 422, 429, 503})
 # refused with a 422 naming them.
 RULE_FIELDS: dict[str, tuple[str, ...]] = {
     "GET /v1/dossiers": ("cursor",),
+    "GET /v1/bulk-sends": ("cursor",),
     "POST /v1/dossiers": ("siret", "legal_representative", "name", "previous_platform"),
     "PATCH /v1/dossiers/{dossier_id}": ("siret", "legal_representative", "name", "previous_platform"),
     "PUT /v1/firm/platform": ("body", "siren", "matricule", "name"),  # "body": the cross-field rule
