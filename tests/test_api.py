@@ -8,7 +8,7 @@ import io
 import json
 import re
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
 import httpx
@@ -964,6 +964,32 @@ async def test_a_status_no_mandate_has_any_more_is_counted_zero():
     await metrics._count(Counts([{"status": "pending", "n": 1}, {"status": "deleted", "n": 1}]))
     scraped = metrics.generate_latest(metrics.REGISTRY).decode()
     assert 'mandates{status="failed"} 0.0' in scraped and 'mandates{status="pending"} 1.0' in scraped
+
+
+async def test_bulk_items_are_counted_until_their_batch_is_done(db, firm):
+    from starter.api.routes import metrics
+    from store import bulk
+
+    def items(outcome: str) -> float:
+        scraped = metrics.generate_latest(metrics.REGISTRY).decode()
+        found = re.search(rf'^bulk_send_items\{{outcome="{outcome}"\}} (\S+)$', scraped, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    await metrics._count(db)
+    before = {outcome: items(outcome) for outcome in ("sent", "sending")}
+    batch = await bulk.create_bulk_send(db, firm.id, [uuid4(), uuid4()])
+    # Its run has started its last page (finished_at), one mandate is still being sent.
+    await bulk.finish(db, batch.id, datetime.now(UTC))
+    await db.execute(
+        "UPDATE bulk_send_items SET outcome = CASE position WHEN 0 THEN 'sent' ELSE 'sending' END"
+        " WHERE bulk_send_id = $1",
+        batch.id,
+    )
+    await metrics._count(db)
+    assert (items("sent") - before["sent"], items("sending") - before["sending"]) == (1, 1)
+    await db.execute("UPDATE bulk_send_items SET outcome = 'sent' WHERE bulk_send_id = $1", batch.id)
+    await metrics._count(db)  # done: no longer counted
+    assert (items("sent"), items("sending")) == (before["sent"], before["sending"])
 
 
 async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env, db, firm):

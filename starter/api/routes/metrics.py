@@ -20,7 +20,14 @@ from starter.api.deps import Db
 REGISTRY = CollectorRegistry()
 MANDATES = Gauge("mandates", "Mandates by status, all firms", ["status"], registry=REGISTRY)
 BULK_ITEMS = Gauge(
-    "bulk_send_items", "Items of unfinished bulk sends by outcome", ["outcome"], registry=REGISTRY
+    "bulk_send_items", "Items of bulk sends not done yet, by outcome", ["outcome"], registry=REGISTRY
+)
+# A batch is done once none of its items is queued or being sent (as the API says): its run ends
+# when it has started its last page, earlier.
+BULK_ITEM_COUNTS = (
+    "SELECT outcome, count(*) AS n FROM bulk_send_items WHERE bulk_send_id IN"
+    " (SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending'))"
+    " GROUP BY outcome"
 )
 WEBHOOKS = Counter("yousign_webhooks", "YouSign webhook deliveries by result", ["result"], registry=REGISTRY)
 WEBHOOK_SECONDS = Histogram(
@@ -53,8 +60,5 @@ async def _count(db) -> None:
     for status in MandateStatus:  # a status no mandate has any more reads 0, not its last count
         MANDATES.labels(status.value).set(counts.get(status.value, 0))
     BULK_ITEMS.clear()
-    for row in await db.fetch(
-        "SELECT i.outcome, count(*) AS n FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
-        " WHERE b.finished_at IS NULL GROUP BY i.outcome"
-    ):
+    for row in await db.fetch(BULK_ITEM_COUNTS):
         BULK_ITEMS.labels(row["outcome"]).set(row["n"])
