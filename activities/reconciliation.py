@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
@@ -89,11 +89,18 @@ class ReconciliationActivities:
         started = 0
         for batch in await bulk.untouched(self._db, older_than=STALLED_AFTER):
             try:
-                await self._client.get_workflow_handle(bulk_workflow_id(batch.id)).describe()
-                continue  # its run exists: waiting for a worker, or stopped by an operator
+                run = await self._client.get_workflow_handle(bulk_workflow_id(batch.id)).describe()
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
+            else:
+                if run.status != WorkflowExecutionStatus.RUNNING:
+                    # Stopped (an operator terminated it) before its first page: settled so, so that
+                    # it is not started again once Temporal has forgotten its run.
+                    status = run.status.name.lower() if run.status else "closed"
+                    await bulk.skip_all_queued(self._db, batch.id, f"the bulk send's run ended ({status})")
+                    await bulk.finish(self._db, batch.id, datetime.now(UTC))
+                continue  # running: waiting for a worker
             await start_bulk_send_workflow(self._client, self._settings, batch)
             log.warning("bulk send started late", bulk_send_id=str(batch.id))
             started += 1

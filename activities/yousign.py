@@ -63,6 +63,21 @@ def yousign_errors() -> Iterator[None]:
         raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from error
 
 
+def _check_signer_names(dossier: Dossier) -> None:
+    """A name stored before the API held client representatives to YouSign's rule fails the send."""
+    rep = dossier.legal_representative
+    for part, name in (("first", rep.first_name), ("last", rep.last_name)) if rep else ():
+        try:
+            check_signer_name(name)
+        except ValueError as refused:
+            raise ApplicationError(
+                f"the client representative's {part} name {refused}: correct the dossier, then"
+                " generate a new mandate",
+                type="IncompleteData",
+                non_retryable=True,
+            ) from None
+
+
 class ActivityClock:
     """Now, on the Temporal service's clock: the attempt's start plus the time elapsed since.
 
@@ -157,6 +172,7 @@ class YouSignActivities:
     ) -> tuple[bytes, NewSigner]:
         """The PDF to sign and who signs it where: a bulk send renders it now, a firm's single send
         takes the draft it previewed (refused if it no longer says what the dossier says)."""
+        _check_signer_names(dossier)  # before anything is rendered or sent
         if request.signature_field is None:
             pdf, generated = await render_and_store(self._db, mandate, dossier)
             field = generated.signature_field
@@ -170,16 +186,6 @@ class YouSignActivities:
             raise ApplicationError(
                 "mandate has no document or signer", type="IncompleteData", non_retryable=True
             )
-        for part, name in (("first", rep.first_name), ("last", rep.last_name)):
-            try:  # a name stored before the API held client representatives to YouSign's rule
-                check_signer_name(name)
-            except ValueError as refused:
-                raise ApplicationError(
-                    f"the client representative's {part} name {refused}: correct the dossier, then"
-                    " generate a new mandate",
-                    type="IncompleteData",
-                    non_retryable=True,
-                ) from None
         signer = NewSigner(
             first_name=rep.first_name,
             last_name=rep.last_name,
@@ -299,8 +305,9 @@ class YouSignActivities:
         """Keep the signed PDF and YouSign's audit trail as proof of the client's consent."""
         with self._calls():
             signed = await self._yousign.download_signed_documents(archive.signature_request_id)
+            # Kept at once: an audit trail that fails (not a PDF) still leaves the signed mandate here.
+            await mandates.save_document(self._db, archive.mandate_id, "signed", signed)
             audit_trail = await self._yousign.download_audit_trail(archive.signature_request_id)
-        await mandates.save_document(self._db, archive.mandate_id, "signed", signed)
         await mandates.save_document(self._db, archive.mandate_id, "audit_trail", audit_trail)
 
     @activity.defn

@@ -35,8 +35,9 @@ SettledStatus = Literal["done", "declined"]
 _calls_left: ContextVar[list[int] | None] = ContextVar("yousign_calls_left", default=None)
 
 
-# A 429 without a wait stated, whose X-RateLimit-Remaining-* says which budget is spent: the most
-# that window can still take to free a request (YouSign's docs show a 429 with only those headers).
+# A 429 without a wait stated, whose X-RateLimit-Remaining-* says which budget is spent: a minute
+# frees the per-minute budget; the hour's may take up to an hour, so it is asked again every 10 min
+# (YouSign's docs show a 429 with only those headers).
 SPENT_WINDOW_WAITS = (("X-RateLimit-Remaining-Hour", 600.0), ("X-RateLimit-Remaining-Minute", 60.0))
 
 
@@ -339,7 +340,8 @@ class YouSignClient:
 def _pdf_of(response: httpx.Response, what: str) -> bytes:
     if not response.content.startswith(b"%PDF-"):
         kind = response.headers.get("content-type", "unknown type")
-        raise YouSignFinalError(f"{what} came as {kind}, not a PDF", status=response.status_code)
+        message = f"{what} came as {kind}, not a PDF"
+        raise YouSignFinalError(message, status=response.status_code, error_type="not_a_pdf", detail=message)
     return response.content
 
 

@@ -28,14 +28,15 @@ YOUSIGN_LONGEST_REQUEST = timedelta(days=365)
 
 
 def check_mandate_validity(validity: str) -> str:
-    """A validity YouSign can hold a request open for, whatever the day it is sent (P11M at most)."""
+    """A validity YouSign can hold a request open for, whatever the day it is sent (months counted
+    as 31 days, plus two days for its expiration date, the day after ours, on the Paris calendar)."""
     months, rest = parse_iso_duration(validity, "MANDATE_VALIDITY")
     longest = timedelta(days=31) * months + rest + timedelta(days=2)
     if longest > YOUSIGN_LONGEST_REQUEST:
         raise RuleViolation(
             "MANDATE_VALIDITY",
-            f"'{validity}' is too long: YouSign closes a request at most a year after it starts"
-            " (P11M at most)",
+            f"'{validity}' is too long: YouSign keeps a request open a year at most, and a mandate"
+            " must end two days before that whatever day it is sent (P11M is within)",
         )
     return validity
 

@@ -17,7 +17,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
 from domain.identifiers import LA_POSTE_SIREN, luhn_complete
-from domain.models import LegalRepresentative, Platform
+from domain.models import ClientRepresentative, LegalRepresentative, Platform
 from starter.kyc_runs import start_kyc_workflow
 from store import dossiers, firms, kyc
 from store.records import Firm, KycFile, KycSubmission
@@ -147,7 +147,7 @@ def sample_dossiers(count: int, seed: int = 2026) -> list[dict]:
         while siret in used:
             siret = sample_siret(rng)
         used.add(siret)
-        rep = LegalRepresentative(
+        rep = ClientRepresentative(
             first_name=first, last_name=last, email=f"{first.lower()}@{_email_domain(name)}"
         )
         samples.append(

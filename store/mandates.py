@@ -204,9 +204,13 @@ async def _transition(
     unknown = set(fields) - TRANSITION_FIELDS
     if unknown:
         raise ValueError(f"not transition fields: {sorted(unknown)}")
-    current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
-    if current is None:
+    # The dossier's row first, then the mandate's, as every writer takes them (reserving a mandate,
+    # editing a dossier): two transactions never wait on each other's second lock.
+    dossier_id = await conn.fetchval("SELECT dossier_id FROM mandates WHERE id = $1", mandate_id)
+    if dossier_id is None:
         raise NotFound("mandate not found")
+    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
+    current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
     from_status = MandateStatus(current["status"])
     if from_status == to_status:
         return Mandate.from_row(current)

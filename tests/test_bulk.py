@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.models import Platform
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
+from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
 from tests.api_support import firm_client
@@ -24,7 +25,7 @@ from tests.helpers import (
     verified_firm_with_dossier,
 )
 from tests.test_api import api_stack
-from tests.workflow_support import running_workers
+from tests.workflow_support import replay_and_keep, running_workers
 from workflows.bulk import bulk_workflow_id
 
 
@@ -215,6 +216,7 @@ async def test_a_new_batch_replaces_a_mandate_that_failed_before_yousign_had_it(
     handle = dev_env.client.get_workflow_handle(failed["workflow_id"])
     state = await eventually(lambda: _closed(handle))
     assert state["status"] == "deleted"
+    await replay_and_keep(handle, "mandate_replaced_by_bulk_send")
 
 
 async def _closed(handle):
@@ -269,6 +271,11 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
     lost = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
     await db.execute("UPDATE bulk_sends SET created_at = now() - interval '3 days' WHERE id = $1", lost.id)
     recent = await bulk.create_bulk_send(db, firm.id, [ready[0].id])
+    # And one an operator stopped before its first page: settled, never started again.
+    stopped = await bulk.create_bulk_send(db, firm.id, [ready[1].id])
+    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", stopped.id)
+    run = await start_bulk_send_workflow(dev_env.client, test_settings(), stopped)  # (a queue no one polls)
+    await run.terminate("stopped by an operator")
     settings = test_settings()
     async with running_workers(dev_env.client, settings, db, yousign):
         await dev_env.client.execute_workflow(
@@ -282,8 +289,12 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
             return (await bulk.outcome_counts(db, lost.id))["sent"] == 2
 
         await eventually(sent, within=60)
-    with pytest.raises(RPCError):  # left to the gateway
+    with pytest.raises(RPCError) as unknown:  # left to the gateway
         await dev_env.client.get_workflow_handle(bulk_workflow_id(recent.id)).describe()
+    assert unknown.value.status == RPCStatusCode.NOT_FOUND
+    [item] = await bulk.items(db, stopped.id)
+    assert (item.outcome, item.reason) == ("skipped", "the bulk send's run ended (terminated)")
+    assert (await bulk.get_bulk_send(db, firm.id, stopped.id)).finished_at is not None
 
 
 async def test_unverified_firm_skips_everything(client, db, firm):

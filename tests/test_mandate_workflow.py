@@ -221,6 +221,7 @@ async def test_a_request_yousign_cancels_on_a_signing_error_fails_saying_so(
         final.failure_reason == "YouSign cancelled the request (signer.error): delete it, generate a new one"
     )
     assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == final.failure_reason
+    await replay_and_keep(run.handle, "mandate_failed_on_signer_error")
 
 
 async def _async(value):

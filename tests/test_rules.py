@@ -394,8 +394,8 @@ def test_a_validity_yousign_cannot_hold_open_is_an_invalid_setting(validity):
     with pytest.raises(ValidationError) as refused:
         Settings(mandate_validity=validity)
     assert invalid_settings(refused.value) == [
-        f"MANDATE_VALIDITY is invalid: '{validity}' is too long: YouSign closes a request at most a year"
-        " after it starts (P11M at most)"
+        f"MANDATE_VALIDITY is invalid: '{validity}' is too long: YouSign keeps a request open a year at"
+        " most, and a mandate must end two days before that whatever day it is sent (P11M is within)"
     ]
 
 

@@ -460,3 +460,29 @@ async def test_two_firms_created_with_one_siren_at_once_take_turns(db):
     assert all(r.firms == created for r in refused)
     # Asked for all the same, a second one is created.
     assert (await firms.create_firm(db, name="Cabinet bis", siren=siren)).siren == siren
+
+
+async def test_replacing_a_failed_mandate_while_the_firm_deletes_it_never_deadlocks(db, firm):
+    from store import bulk
+
+    for i in range(8):
+        dossier = await ready_dossier(db, firm, name=f"Course {i}", establishment=200 + i)
+        failed = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+        await mandates.transition(db, failed.id, MandateStatus.FAILED, cause="sending failed", at=NOW)
+        batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+        # Both lock the dossier, then the mandate: whichever comes second waits, neither fails.
+        replacing, deleting = await asyncio.gather(
+            mandates.reserve_mandate(
+                db,
+                firm.id,
+                dossier.id,
+                issued_on=date(2027, 1, 11),
+                bulk_send_id=batch.id,
+                replace_failed_at=NOW,
+            ),
+            mandates.transition(db, failed.id, MandateStatus.DELETED, cause="deleted by the firm", at=NOW),
+            return_exceptions=True,
+        )
+        assert not isinstance(deleting, BaseException), deleting
+        assert not isinstance(replacing, BaseException), replacing
+        assert (await mandates.get_mandate(db, failed.id)).status == "deleted"

@@ -249,8 +249,11 @@ async def test_downloads_ask_for_one_pdf_and_refuse_anything_else(yousign, emula
     asked = [parse_qs(r.query) for r in emulator.state.recorded_requests[before:]]
     assert asked == [{"version": ["completed"], "archive": ["false"]}, {"merge": ["true"]}]
     archive = httpx.Response(200, content=b"PK\x03\x04...", headers={"content-type": "application/zip"})
-    with pytest.raises(YouSignFinalError, match="the audit trail came as application/zip, not a PDF"):
+    with pytest.raises(YouSignFinalError) as refused:
         _pdf_of(archive, "the audit trail")
+    assert refused.value.describe() == (
+        "YouSign 200 not_a_pdf - the audit trail came as application/zip, not a PDF"
+    )  # what the activity's failure, and the operator, read
 
 
 async def test_connection_errors_are_retryable():

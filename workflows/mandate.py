@@ -318,6 +318,8 @@ class MandateWorkflow:
         if self.state.status != MandateStatus.PENDING or self._outcome is not None:
             return  # a final state never moves back, whatever order events come in
         status = outcome_of_event(event.event_name)
+        if event.event_name == "signer.error" and not workflow.patched("signer-error-fails"):
+            status = None  # runs from before it counted: it was ignored there
         if self._expiring and status in (MandateStatus.FAILED, MandateStatus.EXPIRED):
             return  # our own cancel's echo: the expiry's reading of YouSign decides
         if status is not None:
@@ -342,7 +344,9 @@ class MandateWorkflow:
     async def replaced(self) -> None:
         """A bulk send replaced this mandate, failed before YouSign had it, and deleted it in the
         store: recorded here too (a no-op there), the run ends as after the firm's delete."""
-        if self.state.status != MandateStatus.FAILED or self._busy:
+        # The store may have its failure before this run has the send's (or the record's) result.
+        await workflow.wait_condition(lambda: not self._busy and self._records_in_flight == 0)
+        if self.state.status != MandateStatus.FAILED:
             return
         self._busy = True
         await self._record(MandateStatus.DELETED, "replaced by a bulk send's mandate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,11 +62,14 @@ def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> b
     )
 
 
-# PostgreSQL out of reach (refused, dropped, shutting down or starting): a 503 to retry, not a 500.
+# PostgreSQL out of reach (refused, dropped, shutting down or starting, out of connections): a 503
+# to retry, not a 500. Connection errors only: another OSError (a missing file) stays a bug.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
+    ConnectionError,
+    socket.gaierror,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
 )
 
 
@@ -204,7 +208,7 @@ _MEANINGS = {
     415: "A JSON body sent without Content-Type: application/json",
     422: "Invalid fields, each named in `errors`",
     429: "Too soon: see Retry-After",
-    503: "Temporal (or YouSign) unavailable: retry",
+    503: "Temporal or the database unavailable: retry",
 }
 
 

@@ -18,7 +18,9 @@ from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierP
 from store import dossiers
 
 router = APIRouter(
-    prefix="/v1/dossiers", tags=["dossiers"], responses=problem_responses(400, 401, 404, 409, 413, 415, 422)
+    prefix="/v1/dossiers",
+    tags=["dossiers"],
+    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
 )
 
 
@@ -67,7 +69,7 @@ async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
 
 
-@router.patch("/{dossier_id}", response_model=DossierOut, responses=problem_responses(503))
+@router.patch("/{dossier_id}", response_model=DossierOut)
 async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
 ) -> DossierOut:
