@@ -89,7 +89,7 @@ async def reserve_mandate(
             )
             if not (failed_unsent and bulk_send_id and replace_failed_at):
                 raise Conflict("the dossier already has a mandate: delete it before generating a new one")
-            await _transition(
+            await transition(
                 conn,
                 current["id"],
                 MandateStatus.DELETED,
@@ -172,7 +172,7 @@ async def pending_with_signature_requests(
 
 
 async def transition(
-    db: asyncpg.Pool,
+    db: asyncpg.Pool | asyncpg.Connection,
     mandate_id: UUID,
     to_status: MandateStatus,
     *,
@@ -181,26 +181,16 @@ async def transition(
     detail: dict[str, Any] | None = None,
     **fields: Any,
 ) -> Mandate:
-    """Move a mandate to `to_status`, log the event and refresh the dossier, in one transaction.
+    """Move a mandate to `to_status`, log the event and refresh the dossier, in one transaction
+    (the caller's, given a connection).
 
     Repeating the transition it is already in changes nothing (activities may run twice), and a
     final status only ever moves on to `deleted`.
     """
-    async with db.acquire() as conn, conn.transaction():
-        return await _transition(conn, mandate_id, to_status, cause=cause, at=at, detail=detail, **fields)
-
-
-async def _transition(
-    conn: asyncpg.Connection,
-    mandate_id: UUID,
-    to_status: MandateStatus,
-    *,
-    cause: str,
-    at: datetime,
-    detail: dict[str, Any] | None = None,
-    **fields: Any,
-) -> Mandate:
-    """`transition`, within the caller's transaction."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            return await transition(conn, mandate_id, to_status, cause=cause, at=at, detail=detail, **fields)
+    conn = db
     unknown = set(fields) - TRANSITION_FIELDS
     if unknown:
         raise ValueError(f"not transition fields: {sorted(unknown)}")
