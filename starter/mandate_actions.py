@@ -88,7 +88,7 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         refusal = _refusal(error)
         if refusal is not None and refusal.type == "ReminderRateLimited":
             raise TooSoon(refusal.message, datetime.fromisoformat(refusal.details[0])) from error
-        if refusal is not None and refusal.type == "InvalidState":
+        if refusal is not None and refusal.type in ("InvalidState", "ReminderRefused"):
             raise Conflict(refusal.message) from error
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:

@@ -202,6 +202,20 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     assert (await client.patch(f"/v1/dossiers/{dossier['id']}", json={"name": "Y"})).status_code == 409
 
 
+async def test_a_reminder_yousign_refuses_is_a_409_saying_why_and_leaves_the_day(client, db, firm, emulator):
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
+    await mandate_reaches(client, dossier.id, "pending")
+    # YouSign refuses it (its signer not `notified` yet, say): retrying at once would not help.
+    emulator.state.add_fault(method="POST", path_regex=r"/send_reminder$", kind="400", times=1)
+    refused = await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")
+    assert refused.status_code == 409 and "the reminder could not be sent" in refused.json()["detail"]
+    assert "400" in refused.json()["detail"]
+    # Nothing was e-mailed: the day's reminder is still there.
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")).status_code == 202
+
+
 async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     dossier = await verified_firm_with_dossier(db, firm)
     mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()

@@ -401,8 +401,11 @@ class MandateWorkflow:
                 ) from None
             else:
                 self.state.reminders.remove(sent_at)
+                # YouSign's refusal (a 4xx) holds until something changes there; else retry later.
+                refused = outcome == policies.YOUSIGN_FINAL_ERROR
                 raise ApplicationError(
-                    f"the reminder could not be sent: {error.cause}", type="ReminderFailed"
+                    f"the reminder could not be sent: {error.cause}",
+                    type="ReminderRefused" if refused else "ReminderFailed",
                 ) from None
         return ReminderAccepted(sent_at=sent_at, next_reminder_allowed_at=next_reminder_allowed_at(sent_at))
 
