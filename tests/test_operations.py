@@ -188,3 +188,42 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         assert (state.paused, state.note) == (True, "YouSign maintenance")
     finally:
         await first.delete()
+
+
+async def test_starts_a_caller_waits_for_give_up_after_ten_seconds():
+    """A hung Temporal answers a start after 30 s and the check that follows after 15 s more
+    (measured with a SIGSTOPped dev server): the gateway's starts say so after 10 s each."""
+    from config.temporal import START_RPC_TIMEOUT
+    from domain.status import MandateStatus
+    from starter.bulk_runs import start_bulk_send_workflow
+    from starter.kyc_runs import start_kyc_workflow
+    from starter.workflows import start_mandate_workflow, started_all_the_same
+    from store.bulk import BulkSend
+    from store.records import KycSubmission, Mandate
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.timeouts: list[timedelta | None] = []
+
+        async def start_workflow(self, *args, rpc_timeout=None, **kwargs):
+            self.timeouts.append(rpc_timeout)
+
+        async def describe(self, rpc_timeout=None):
+            self.timeouts.append(rpc_timeout)
+
+    recorder, settings = Recorder(), test_settings()
+    mandate = Mandate.model_construct(
+        id=uuid4(),
+        firm_id=uuid4(),
+        dossier_id=uuid4(),
+        workflow_id="m",
+        number="n",
+        status=MandateStatus.DRAFT,
+    )
+    await start_mandate_workflow(recorder, settings, mandate)
+    await start_bulk_send_workflow(
+        recorder, settings, BulkSend.model_construct(id=uuid4(), firm_id=uuid4(), total=1)
+    )
+    await start_kyc_workflow(recorder, settings, KycSubmission.model_construct(id=uuid4(), firm_id=uuid4()))
+    assert await started_all_the_same(recorder)
+    assert recorder.timeouts == [START_RPC_TIMEOUT] * 4 and START_RPC_TIMEOUT == timedelta(seconds=10)
