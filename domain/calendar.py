@@ -71,6 +71,12 @@ def next_reminder_allowed_at(last_reminder_at: datetime | None) -> datetime | No
     return None if last_reminder_at is None else start_of_next_paris_day(last_reminder_at)
 
 
+def paris_wall_time(instant: datetime) -> str:
+    """`2026-12-06 00:00 Paris time`: how a firm reads the reminder rule's times."""
+    _require_aware(instant, "instant")
+    return f"{instant.astimezone(PARIS):%Y-%m-%d %H:%M} Paris time"
+
+
 def reminder_allowed(now: datetime, last_reminder_at: datetime | None) -> bool:
     allowed_from = next_reminder_allowed_at(last_reminder_at)
     return allowed_from is None or now >= allowed_from

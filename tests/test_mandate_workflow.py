@@ -167,6 +167,7 @@ async def test_a_reminder_emailed_but_not_recorded_is_accepted_once(
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await run.handle.execute_update(MandateWorkflow.remind)
     assert refused.value.cause.details == (accepted.next_reminder_allowed_at.isoformat(),)
+    assert refused.value.cause.message.endswith(" 00:00 Paris time")  # the firm's midnight, as it reads it
     assert emulator.state.signers[state.signer_id].reminders_sent == 1
 
 

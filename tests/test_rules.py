@@ -474,6 +474,13 @@ def test_access_logs_leave_query_strings_out():
     assert record.getMessage() == '127.0.0.1:5000 - "GET /v1/dossiers HTTP/1.1" 200'
 
 
+def test_times_are_told_on_the_paris_wall_clock():
+    from domain.calendar import paris_wall_time
+
+    assert paris_wall_time(datetime(2026, 12, 5, 23, 0, tzinfo=UTC)) == "2026-12-06 00:00 Paris time"
+    assert paris_wall_time(datetime(2027, 7, 1, 22, 0, tzinfo=UTC)) == "2027-07-02 00:00 Paris time"
+
+
 def test_a_signers_names_follow_yousigns_human_name_pattern():
     from domain.signer_names import ALLOWED, YOUSIGN_ACCENTED_LETTERS
     from tests.support.yousign_openapi import default_spec_path

@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.yousign import YouSignActivities
     from config.temporal import BULK_SEND_ID, DOSSIER_ID, FIRM_ID, MANDATE_EXPIRES_AT, MANDATE_STATUS
-    from domain.calendar import next_reminder_allowed_at, reminder_allowed
+    from domain.calendar import next_reminder_allowed_at, paris_wall_time, reminder_allowed
     from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
     from domain.yousign_outcomes import outcome_of_event, outcome_of_status
     from workflows import policies
@@ -422,7 +422,8 @@ class MandateWorkflow:
         if not reminder_allowed(workflow.now(), last):
             allowed_at = next_reminder_allowed_at(last)
             raise rejected(
-                f"a reminder was already sent today; next one allowed from {allowed_at.isoformat()}",
+                f"a reminder was already sent today (one per day, Paris time); the next one is allowed"
+                f" from {paris_wall_time(allowed_at)}",
                 "ReminderRateLimited",
                 allowed_at.isoformat(),
             )

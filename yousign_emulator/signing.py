@@ -72,8 +72,10 @@ def _announce(state: EmulatorState, sr: SignatureRequest, signer: Signer) -> Non
             signer.info["email"],
             signer.custom_text.get("request_subject") or f"Demande de signature : {sr.name}",
             f"Bonjour {display_name(signer)},\n\nVous êtes invité(e) à signer « {sr.name} ».\n"
-            f"Signer le document : {signer.signature_link}\n\nLien valable jusqu'au "
-            f"{iso(signer.signature_link_expiration_date)}.",
+            # An e-mailed link works as long as the request is open (the 48-hour `signature_link`
+            # validity is for links an app hands out itself, delivery mode `none`).
+            f"Signer le document : {signer.signature_link}\n\nVous pouvez signer jusqu'au "
+            f"{sr.expiration_date:%d/%m/%Y}.",
             "signature_request",
             link=signer.signature_link,
             signature_request_id=sr.id,
