@@ -156,7 +156,7 @@ class Stack:
             code = await child.stop()
             if ended_before:  # the one that stopped the stack: its end is told below
                 say(f"{child.name} had ended ({describe_exit(code)})")
-            else:  # killed when it outlived its stop timeout
+            else:  # "(killed)": it outlived its stop timeout
                 say(f"{child.name} stopped" + (" (killed)" if code == -signal.SIGKILL else ""))
         if self.postgres is not None and (was_running := await self.postgres.stop()) is not None:
             say("PostgreSQL stopped" if was_running else "PostgreSQL had ended")
