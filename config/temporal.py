@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 
 import structlog
 from temporalio.client import Client
@@ -26,10 +25,6 @@ MANDATE_STATUS = SearchAttributeKey.for_keyword("MandateStatus")
 BULK_SEND_ID = SearchAttributeKey.for_keyword("BulkSendId")
 MANDATE_EXPIRES_AT = SearchAttributeKey.for_datetime("MandateExpiresAt")
 SEARCH_ATTRIBUTES = (FIRM_ID, DOSSIER_ID, MANDATE_STATUS, BULK_SEND_ID, MANDATE_EXPIRES_AT)
-
-# Starting a run (and checking whether a failed start happened all the same) while someone waits
-# for the answer: a Temporal that does not answer is a 503 after 10 s, not after the SDK's 30 s + 15 s.
-START_RPC_TIMEOUT = datetime.timedelta(seconds=10)
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from config.settings import Settings
-from config.temporal import BULK_SEND_ID, FIRM_ID, START_RPC_TIMEOUT
+from config.temporal import BULK_SEND_ID, FIRM_ID
 from store.bulk import BulkSend
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.mandate_models import MandateOptions
@@ -43,5 +43,4 @@ async def start_bulk_send_workflow(client: Client, settings: Settings, batch: Bu
             ]
         ),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        rpc_timeout=START_RPC_TIMEOUT,
     )

@@ -11,7 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
-from config.temporal import FIRM_ID, START_RPC_TIMEOUT
+from config.temporal import FIRM_ID
 from store.records import KycSubmission
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 
@@ -30,7 +30,6 @@ async def start_kyc_workflow(client: Client, settings: Settings, submission: Kyc
         static_summary="Identity check of the firm's legal representative",
         search_attributes=TypedSearchAttributes([SearchAttributePair(FIRM_ID, str(submission.firm_id))]),
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
-        rpc_timeout=START_RPC_TIMEOUT,
     )
 
 

@@ -24,7 +24,6 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from config.settings import Settings
-from config.temporal import START_RPC_TIMEOUT
 from starter.bulk_runs import mandate_options
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
@@ -57,7 +56,6 @@ async def start_mandate_workflow(client: Client, settings: Settings, mandate: Ma
         search_attributes=mandate_search_attributes(input, mandate.status),
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        rpc_timeout=START_RPC_TIMEOUT,
     )
 
 
@@ -68,7 +66,7 @@ def mandate_handle(client: Client, mandate: Mandate) -> WorkflowHandle:
 async def started_all_the_same(handle: WorkflowHandle) -> bool:
     """After a start that raised: whether only its answer was lost (the run exists)."""
     try:
-        await handle.describe(rpc_timeout=START_RPC_TIMEOUT)
+        await handle.describe()
     except RPCError:
         return False
     return True
