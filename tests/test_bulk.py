@@ -165,6 +165,27 @@ async def test_a_start_whose_answer_was_lost_is_not_reported_as_failed(client, d
     assert (await finished(client, created.json()["id"]))["sent"] == 2
 
 
+async def test_a_start_temporal_cannot_confirm_keeps_its_batch(client, db, firm, monkeypatch):
+    from temporalio.client import WorkflowHandle
+
+    from starter.api.routes import bulk as bulk_route
+
+    async def slow(*args, **kwargs):  # Temporal slow: neither the start nor the check is answered
+        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    monkeypatch.setattr(bulk_route, "start_bulk_send_workflow", slow)
+    monkeypatch.setattr(WorkflowHandle, "describe", slow)
+    ready = await ready_dossiers(db, firm, 1)
+    refused = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(ready[0].id)]})
+    assert refused.status_code == 503 and "may not have started" in refused.json()["detail"]
+    # Kept as it is, not closed: its run may be under way; the sweep starts it if not.
+    [batch] = (await client.get("/v1/bulk-sends", params={"limit": 1})).json()["items"]
+    assert (batch["in_progress"], batch["skipped"], batch["done"]) == (1, 0, False)
+    assert batch["id"] in refused.json()["detail"]
+    # (Settled here, so that later tests' ETAs and sweeps do not count it.)
+    await db.execute("UPDATE bulk_send_items SET outcome = 'skipped' WHERE bulk_send_id = $1", batch["id"])
+
+
 async def test_a_failing_dossier_does_not_stop_the_others(client, db, firm, emulator):
     ready = await ready_dossiers(db, firm, 4)
     emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)

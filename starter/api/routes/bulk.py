@@ -8,14 +8,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RuleViolation, Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.bulk_runs import start_bulk_send_workflow
-from starter.workflows import started_all_the_same
 from store import bulk
 from workflows.bulk import bulk_workflow_id
 
@@ -94,13 +93,22 @@ async def create_bulk_send(
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
     except RPCError as error:
-        if await started_all_the_same(temporal.get_workflow_handle(bulk_workflow_id(batch.id))):
-            response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"
-            return BulkSendCreated(id=batch.id, total=batch.total)
-        # Nothing will work through it: close it, every dossier skipped with the reason.
-        await bulk.skip_all_queued(db, batch.id, "the bulk send could not be started: send again")
-        await bulk.finish(db, batch.id, datetime.now(UTC))
-        raise Unavailable(f"the bulk send could not be started: {error.message}") from error
+        handle = temporal.get_workflow_handle(bulk_workflow_id(batch.id))
+        try:
+            await handle.describe()
+        except RPCError as check:
+            if check.status != RPCStatusCode.NOT_FOUND:
+                # Temporal cannot tell (slow, or down): the batch is kept. If its start was lost,
+                # the reconciliation sweep starts it; closing it here could race its run.
+                raise Unavailable(
+                    f"the bulk send {batch.id} may not have started ({error.message}): GET"
+                    f" /v1/bulk-sends/{batch.id} tells; it starts later if not (sending again is safe)"
+                ) from error
+            # Certainly not started: close it, every dossier skipped with the reason.
+            await bulk.skip_all_queued(db, batch.id, "the bulk send could not be started: send again")
+            await bulk.finish(db, batch.id, datetime.now(UTC))
+            raise Unavailable(f"the bulk send could not be started: {error.message}") from error
+        # Only its answer was lost: the batch runs.
     response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
     return BulkSendCreated(id=batch.id, total=batch.total)
 
