@@ -188,56 +188,58 @@ async def transition(
     final status only ever moves on to `deleted`.
     """
     if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn, conn.transaction():
+        async with db.acquire() as conn:
             return await transition(conn, mandate_id, to_status, cause=cause, at=at, detail=detail, **fields)
     conn = db
-    unknown = set(fields) - TRANSITION_FIELDS
-    if unknown:
-        raise ValueError(f"not transition fields: {sorted(unknown)}")
-    # The dossier's row first, then the mandate's, as every writer takes them (reserving a mandate,
-    # editing a dossier): two transactions never wait on each other's second lock.
-    dossier_id = await conn.fetchval("SELECT dossier_id FROM mandates WHERE id = $1", mandate_id)
-    if dossier_id is None:
-        raise NotFound("mandate not found")
-    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
-    current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
-    from_status = MandateStatus(current["status"])
-    if from_status == to_status:
-        return Mandate.from_row(current)
-    if from_status in FINAL_MANDATE_STATUSES | {MandateStatus.DELETED} and to_status != MandateStatus.DELETED:
-        raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
-    if to_status == MandateStatus.DELETED:
-        fields.setdefault("deleted_at", at)
-    columns = {"status": to_status.value, **fields}
-    assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
-    row = await conn.fetchrow(
-        f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
-        mandate_id,
-        *columns.values(),
-    )
-    await conn.execute(
-        "INSERT INTO mandate_events (mandate_id, occurred_at, from_status, to_status, cause, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        mandate_id,
-        at,
-        from_status.value,
-        to_status.value,
-        cause,
-        detail or {},
-    )
-    await refresh_status(conn, row["dossier_id"])
-    if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
-        # A bulk send counts its progress from these rows, not from thousands of workflows.
-        # Only the first outcome counts: a mandate sent, then refused and deleted, was sent.
-        await conn.execute(
-            "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
-            " WHERE bulk_send_id = $1 AND mandate_id = $2 AND outcome = 'sending'",
-            row["bulk_send_id"],
+    async with conn.transaction():  # (a savepoint within the caller's transaction)
+        unknown = set(fields) - TRANSITION_FIELDS
+        if unknown:
+            raise ValueError(f"not transition fields: {sorted(unknown)}")
+        # The dossier's row first, then the mandate's, as every writer takes them (reserving a mandate,
+        # editing a dossier): two transactions never wait on each other's second lock.
+        dossier_id = await conn.fetchval("SELECT dossier_id FROM mandates WHERE id = $1", mandate_id)
+        if dossier_id is None:
+            raise NotFound("mandate not found")
+        await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
+        current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
+        from_status = MandateStatus(current["status"])
+        if from_status == to_status:
+            return Mandate.from_row(current)
+        final = FINAL_MANDATE_STATUSES | {MandateStatus.DELETED}
+        if from_status in final and to_status != MandateStatus.DELETED:
+            raise Conflict(f"mandate is {from_status}; it cannot become {to_status}")
+        if to_status == MandateStatus.DELETED:
+            fields.setdefault("deleted_at", at)
+        columns = {"status": to_status.value, **fields}
+        assignments = ", ".join(f"{c} = ${i}" for i, c in enumerate(columns, start=2))
+        row = await conn.fetchrow(
+            f"UPDATE mandates SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
             mandate_id,
-            BULK_OUTCOMES[to_status],
-            cause if to_status == MandateStatus.DELETED else row["failure_reason"],
+            *columns.values(),
         )
-    return Mandate.from_row(row)
+        await conn.execute(
+            "INSERT INTO mandate_events (mandate_id, occurred_at, from_status, to_status, cause, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            mandate_id,
+            at,
+            from_status.value,
+            to_status.value,
+            cause,
+            detail or {},
+        )
+        await refresh_status(conn, row["dossier_id"])
+        if row["bulk_send_id"] is not None and to_status in BULK_OUTCOMES:
+            # A bulk send counts its progress from these rows, not from thousands of workflows.
+            # Only the first outcome counts: a mandate sent, then refused and deleted, was sent.
+            await conn.execute(
+                "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
+                " WHERE bulk_send_id = $1 AND mandate_id = $2 AND outcome = 'sending'",
+                row["bulk_send_id"],
+                mandate_id,
+                BULK_OUTCOMES[to_status],
+                cause if to_status == MandateStatus.DELETED else row["failure_reason"],
+            )
+        return Mandate.from_row(row)
 
 
 async def claim_signature_request(db: asyncpg.Pool, mandate_id: UUID, signature_request_id: str) -> bool:

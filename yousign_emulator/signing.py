@@ -74,8 +74,8 @@ def _announce(state: EmulatorState, sr: SignatureRequest, signer: Signer) -> Non
             f"Bonjour {display_name(signer)},\n\nVous êtes invité(e) à signer « {sr.name} ».\n"
             # An e-mailed link works as long as the request is open (the 48-hour `signature_link`
             # validity is for links an app hands out itself, delivery mode `none`).
-            f"Signer le document : {signer.signature_link}\n\nVous pouvez signer jusqu'au "
-            f"{sr.expiration_date:%d/%m/%Y}.",
+            f"Signer le document : {signer.signature_link}\n\nCe lien reste valable tant que la"
+            " demande de signature est ouverte.",
             "signature_request",
             link=signer.signature_link,
             signature_request_id=sr.id,
