@@ -1070,6 +1070,29 @@ async def test_a_submission_whose_start_answer_was_lost_is_verified(client, db, 
     assert await eventually(verified)
 
 
+async def test_a_submission_whose_start_temporal_cannot_confirm_is_kept(client, db, firm, monkeypatch):
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from starter.api.routes import firm as firm_route
+    from store import kyc
+
+    async def slow(*args, **kwargs):  # Temporal slow: neither the start nor the check is answered
+        raise RPCError("Deadline Exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    monkeypatch.setattr(firm_route, "start_kyc_workflow", slow)
+    monkeypatch.setattr(firm_route, "kyc_run_is_for", slow)
+    submitted = await client.put(
+        "/v1/firm/legal-representative",
+        data={**UPLOAD_FIELDS, "document_type": "passport"},
+        files={"front": ("id.jpg", jpeg(), "image/jpeg")},
+    )
+    assert submitted.status_code == 503 and "may not have started" in submitted.json()["detail"]
+    # Kept, as a late start of its run expects (the sweep starts it if its start was lost).
+    current = await kyc.current_submission(db, firm.id)
+    assert (current.status, current.last_name) == ("pending", UPLOAD_FIELDS["last_name"])
+    await db.execute("UPDATE kyc_submissions SET status = 'failed' WHERE id = $1", current.id)  # (settled)
+
+
 async def test_two_submissions_at_once_verify_the_later_one(client, db, firm, dev_env):
     # A double click: the later submission supersedes the first and is the one being verified
     # (the first's start must not come last and leave the later one pending with no verification).

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from temporalio.client import Client
 from temporalio.service import RPCError
 
 from domain.errors import RuleViolation, TooLarge, Unavailable
@@ -20,19 +19,11 @@ from starter.api.problems import problem_responses
 from starter.api.schemas import DesignatedPlatformIn, FirmOut
 from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import firms, kyc
-from store.records import KycFile, KycSubmission
+from store.records import KycFile
 
 router = APIRouter(
     prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 415, 422, 503)
 )
-
-
-async def _started_all_the_same(temporal: Client, submission: KycSubmission) -> bool:
-    """Only the start's answer was lost: its run is this submission's. Unknown counts as not."""
-    try:
-        return await kyc_run_is_for(temporal, submission)
-    except RPCError:
-        return False
 
 
 DocumentType = Literal["identity_card", "passport", "residence_permit", "driving_licence"]
@@ -100,7 +91,16 @@ async def submit_legal_representative(
         try:
             await start_kyc_workflow(temporal, settings, submission)
         except RPCError as error:
-            if not await _started_all_the_same(temporal, submission):
+            try:
+                started = await kyc_run_is_for(temporal, submission)  # only its answer was lost?
+            except RPCError:
+                # Temporal cannot tell (slow, or down): the submission is kept, as a late start of
+                # its run expects; if its start was lost, the reconciliation sweep starts it.
+                raise Unavailable(
+                    f"the verification may not have started ({error.message}): it starts later if not"
+                    " (submitting the document again is safe)"
+                ) from error
+            if not started:
                 # Nothing will verify it: the firm's submissions stay as they were, and no identity
                 # file is kept.
                 await kyc.discard_submission(conn, submission.id)
