@@ -38,6 +38,7 @@ from domain.signer_names import check_signer_name
 from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
+from store.database import DATABASE_FAILURES
 from store.records import Dossier, Mandate
 from workflows.policies import REMINDER_NOT_RECORDED, REMINDER_UNCONFIRMED, YOUSIGN_FINAL_ERROR
 
@@ -288,7 +289,7 @@ class YouSignActivities:
                 async with asyncio.timeout(RECORD_TIMEOUT_SECONDS):
                     await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
                 return
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            except (TimeoutError, *DATABASE_FAILURES) as error:
                 if pause is None:
                     raise ApplicationError(
                         f"the reminder was sent but not recorded: {error}",

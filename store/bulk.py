@@ -15,6 +15,11 @@ from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
 OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
+IN_PROGRESS = ("queued", "sending")  # a batch is done once none of its dossiers is in these
+
+
+def in_progress(counts: dict[str, int]) -> int:
+    return sum(counts[outcome] for outcome in IN_PROGRESS)
 
 
 class BulkSend(Record):

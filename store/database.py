@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,19 @@ import structlog
 log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Whatever can go wrong with the database, for callers whose answer is "later" either way (a
+# webhook YouSign delivers again, a reminder's record tried again).
+DATABASE_FAILURES: tuple[type[Exception], ...] = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Only PostgreSQL out of reach (refused, dropped, shutting down or starting, out of connections):
+# another OSError (a missing file) or a failed query is a bug, not an outage.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,
+    socket.gaierror,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 
 def _embedded_server(data_dir: Path) -> Any:

@@ -6,10 +6,11 @@ import json
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
-import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from store.database import DATABASE_FAILURES
 
 DEFAULT_LIMIT = 1024 * 1024
 # Two identity files of at most 20 MB each, plus the form fields.
@@ -72,7 +73,7 @@ class BodySizeLimit:
     async def _authenticated(self, scope: Scope) -> bool:
         try:
             return await self.firm_of(Request(scope)) is not None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        except DATABASE_FAILURES:
             return True  # the route checks it again, and says the database is unavailable
 
 

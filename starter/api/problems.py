@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
+from store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 PROBLEM = "application/problem+json"
@@ -60,17 +59,6 @@ def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> b
         tuple(e["loc"]) == ("body",) and e["type"] in ("model_attributes_type", "dict_type")
         for e in error.errors()
     )
-
-
-# PostgreSQL out of reach (refused, dropped, shutting down or starting, out of connections): a 503
-# to retry, not a 500. Connection errors only: another OSError (a missing file) stays a bug.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    ConnectionError,
-    socket.gaierror,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
 
 
 def install(app: FastAPI) -> None:
@@ -149,7 +137,7 @@ def install(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    for kind in DATABASE_UNAVAILABLE:
+    for kind in DATABASE_UNAVAILABLE:  # a 503 to retry, not a 500
         app.add_exception_handler(kind, database_down)
 
     @app.exception_handler(Exception)

@@ -54,7 +54,7 @@ class BulkSendSummaryOut(BaseModel):
 
     @classmethod
     def of(cls, batch: bulk.BulkSend, counts: dict[str, int], **more: Any) -> Any:
-        in_progress = counts["queued"] + counts["sending"]
+        in_progress = bulk.in_progress(counts)
         return cls(
             id=batch.id,
             total=batch.total,
@@ -126,12 +126,11 @@ async def get_bulk_send(
 ) -> BulkSendOut:
     batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
     counts = await bulk.outcome_counts(db, batch.id)
-    in_progress = counts["queued"] + counts["sending"]
     # One more than the page: a cursor only when something follows (a full last page has none).
     page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit + 1)
     more, page = len(page) > limit, page[:limit]
     eta = None
-    if in_progress:
+    if in_progress := bulk.in_progress(counts):
         seconds = remaining_time(
             in_progress + await bulk.sends_ahead(db, batch),
             settings.yousign_requests_per_minute,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from uuid import UUID
 
-import asyncpg
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -20,6 +19,7 @@ from starter.api.routes.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from starter.api.schemas import WebhookAck
 from starter.webhook_events import kyc_signal, mandate_signal
 from store import kyc, mandates, webhooks
+from store.database import DATABASE_FAILURES
 from workflows.kyc import KycWorkflow, kyc_workflow_id
 from workflows.mandate import MandateWorkflow
 
@@ -83,7 +83,7 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
     # restart or an outage kept from its workflow (which drops a second delivery itself).
     try:
         return await _hand_on(db, temporal, event)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except DATABASE_FAILURES as error:
         return problem(503, "Service unavailable", f"the database did not answer ({type(error).__name__})")
 
 
