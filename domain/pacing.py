@@ -1,5 +1,7 @@
 """How fast YouSign may be called, from its per-minute and per-hour limits."""
 
+from datetime import datetime, timedelta
+
 # Most YouSign requests one activity can make (activities/yousign.py holds each to it); the worker
 # divides the allowed request rate by it to cap the task queue's activity rate.
 MAX_CALLS_PER_ACTIVITY = 4
@@ -40,3 +42,18 @@ def remaining_time(
 ) -> float:
     """Seconds the YouSign task queue needs to hand out `activities_left` more activities at its cap."""
     return activities_left / activity_rate_limit(per_minute, per_hour, max_calls_per_activity)
+
+
+# Sends that have not moved for this long are not pacing: the longest normal pause is a 429's wait
+# for YouSign's spent hour (10 minutes), or a few activities' turns at a very low cap.
+STALL_AFTER = timedelta(minutes=15)
+STALL_AFTER_TURNS = 5
+
+
+def stalled_since(
+    last_progress: datetime, now: datetime, per_minute: int, per_hour: int, max_calls_per_activity: int
+) -> datetime | None:
+    """When the sends stopped moving, if they have for longer than pacing explains; else None."""
+    turn = timedelta(seconds=1 / activity_rate_limit(per_minute, per_hour, max_calls_per_activity))
+    patience = max(STALL_AFTER, STALL_AFTER_TURNS * turn)
+    return last_progress if now - last_progress > patience else None

@@ -278,9 +278,22 @@ def describe_eta(eta: str | None, now: datetime) -> str:
     return f" · ETA in {left} ({at.astimezone(PARIS):%H:%M} Paris)"
 
 
+def describe_stall(stalled_since: str, now: datetime) -> str:
+    """` · stalled since 14:03 Paris (25 min): ...`, in place of an ETA that no longer means anything."""
+    at = datetime.fromisoformat(stalled_since)
+    minutes = max(0, round((now - at).total_seconds() / 60))
+    return (
+        f" · stalled since {at.astimezone(PARIS):%H:%M} Paris ({minutes} min): YouSign or the service is"
+        " not answering; the batch resumes by itself"
+    )
+
+
 def _describe(progress: dict) -> str:
     counts = f"sent {progress['sent']} · skipped {progress['skipped']} · failed {progress['failed']}"
-    return counts + describe_eta(progress.get("eta"), datetime.now(UTC))
+    now = datetime.now(UTC)
+    if progress.get("stalled_since"):
+        return counts + describe_stall(progress["stalled_since"], now)
+    return counts + describe_eta(progress.get("eta"), now)
 
 
 class _Bar:

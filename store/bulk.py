@@ -123,6 +123,16 @@ async def sends_ahead(db: asyncpg.Pool, bulk: BulkSend) -> int:
     )
 
 
+async def last_progress_at(db: asyncpg.Pool | asyncpg.Connection, bulk_send_id: UUID) -> datetime:
+    """The latest move of this batch's items (their creation, at the least) or of any mandate sent by
+    this service: a batch waiting behind others moves when they do."""
+    return await db.fetchval(
+        "SELECT greatest((SELECT max(updated_at) FROM bulk_send_items WHERE bulk_send_id = $1),"
+        " (SELECT max(sent_at) FROM mandates))",
+        bulk_send_id,
+    )
+
+
 async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit: int = 100) -> list[BulkItem]:
     rows = await db.fetch(
         "SELECT position, dossier_id, outcome, reason, mandate_id, updated_at FROM bulk_send_items"

@@ -457,7 +457,7 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
 
 
 async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
-    dev_env, db, firm, emulator, yousign, smtp_sink
+    dev_env, db, firm, emulator, yousign, smtp_sink, monkeypatch
 ):
     # YouSign's production limits: about 300 sends an hour (4 calls each), just under.
     limits = {"yousign_requests_per_minute": 60, "yousign_requests_per_hour": 1200}
@@ -473,7 +473,18 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
         async with firm_api.http as client:
             before = datetime.now(UTC)
             progress = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
+            # Then nothing moves for 20 minutes, here or anywhere (YouSign down, say): it says since when.
+            stopped = before - timedelta(minutes=20)
+
+            async def nothing_since(db, bulk_send_id):
+                assert bulk_send_id == batch.id
+                return stopped
+
+            monkeypatch.setattr(bulk, "last_progress_at", nothing_since)
+            stalled = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
     assert progress["in_progress"] == 3 and not progress["done"]
+    assert progress["stalled_since"] is None  # just recorded: its items moved a moment ago
+    assert datetime.fromisoformat(stalled["stalled_since"]) == stopped
     expected = timedelta(seconds=(3 + ahead) / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
     assert expected > timedelta(seconds=8 * 12)  # 8 of 300 an hour, and a little more
     eta = datetime.fromisoformat(progress["eta"])

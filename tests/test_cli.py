@@ -150,7 +150,7 @@ def test_csv_without_an_id_column_says_what_it_found():
 
 
 def test_api_url_and_eta_as_a_user_reads_them():
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timedelta
 
     from starter.bulk_cli import api_base, describe_eta
 
@@ -161,6 +161,13 @@ def test_api_url_and_eta_as_a_user_reads_them():
     assert describe_eta("2027-01-11T13:05:00+00:00", now) == " · ETA in 2 h 05 min (14:05 Paris)"
     assert describe_eta("2027-01-11T11:07:00+00:00", now) == " · ETA in 7 min (12:07 Paris)"
     assert describe_eta(None, now) == ""
+    # Stalled: since when (Paris), in place of the ETA.
+    from starter.bulk_cli import _describe
+
+    progress = {"sent": 3, "skipped": 0, "failed": 0, "eta": "2999-01-01T00:00:00+00:00"}
+    stalled = _describe(progress | {"stalled_since": (datetime.now(UTC) - timedelta(minutes=25)).isoformat()})
+    assert "ETA" not in stalled and "stalled since" in stalled and "(25 min)" in stalled, stalled
+    assert "ETA in" in _describe(progress | {"stalled_since": None})
 
 
 def test_bulk_send_without_key_or_server_says_what_to_do(tmp_path):

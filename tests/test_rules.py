@@ -280,6 +280,20 @@ def test_pacing_stays_under_both_limits():
         activity_rate_limit(7, 1200, 4)
 
 
+def test_a_batch_is_stalled_only_when_nothing_moved_for_longer_than_pacing_explains():
+    from domain.pacing import STALL_AFTER, activity_rate_limit, stalled_since
+
+    moved = datetime(2027, 1, 11, 13, 0, tzinfo=UTC)
+    # Production limits: one send every 12 s; a quarter of an hour without any is a stall.
+    assert stalled_since(moved, moved + STALL_AFTER, 60, 1200, 4) is None
+    assert stalled_since(moved, moved + STALL_AFTER + timedelta(seconds=1), 60, 1200, 4) == moved
+    # A cap so low that five turns outlast the quarter of an hour: those turns are normal pacing.
+    turn = timedelta(seconds=1 / activity_rate_limit(10, 40, 4))  # 9 activities an hour
+    assert 5 * turn > STALL_AFTER
+    assert stalled_since(moved, moved + 5 * turn - timedelta(seconds=1), 10, 40, 4) is None
+    assert stalled_since(moved, moved + 5 * turn + timedelta(seconds=1), 10, 40, 4) == moved
+
+
 def simulate_queue(activities: int, rate_per_second: float, calls_per_activity: int) -> list[float]:
     """Call times on a simulated clock, through a token bucket like the queue's limiter: it holds two
     and refills at `rate`; work is always waiting except for one pause (which refills the bucket) a

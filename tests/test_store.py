@@ -42,6 +42,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0005_document_source",
         "0006_bulk_item_by_mandate",
         "0007_bulk_items_in_progress",
+        "0008_mandates_sent_at",
     ]
 
 
@@ -348,6 +349,34 @@ async def test_a_status_computed_meanwhile_does_not_overwrite_a_dossier_edit(db,
     await deleting
     d, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
     assert d.einvoicing_status == DossierStatus.MISSING_INFORMATION
+
+
+async def test_a_batchs_last_progress_is_its_own_or_the_services_latest_send(db, firm):
+    from store import bulk
+
+    dossier = await ready_dossier(db, firm)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    later, latest = datetime(2100, 1, 1, tzinfo=UTC), datetime(2100, 1, 2, tzinfo=UTC)
+    # Far ahead of whatever other tests stamped; undone at the end, so they never see these times.
+    async with db.acquire() as conn:
+        undo = conn.transaction()
+        await undo.start()
+        try:
+            await conn.execute(
+                "UPDATE bulk_send_items SET updated_at = $2 WHERE bulk_send_id = $1", batch.id, later
+            )
+            assert await bulk.last_progress_at(conn, batch.id) == later  # its own item moved last
+            # Another batch's (or a single) send since: the queue is moving, this batch waits its turn.
+            await conn.execute("UPDATE mandates SET sent_at = $2 WHERE id = $1", mandate.id, latest)
+            assert await bulk.last_progress_at(conn, batch.id) == latest
+            # Polled with every progress answer: the latest send comes from an index, not a scan of
+            # all mandates (the planner is told to avoid scans, as it would on a large table).
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN SELECT max(sent_at) FROM mandates"))
+            assert "mandates_sent_at" in plan, plan
+        finally:
+            await undo.rollback()
 
 
 async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RuleViolation, Unavailable
-from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, stalled_since
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.bulk_runs import start_bulk_send_workflow
@@ -75,7 +75,11 @@ class BulkSendPage(BaseModel):
 
 
 class BulkSendOut(BulkSendSummaryOut):
-    eta: datetime | None
+    eta: datetime | None = Field(description="When the last dossier is expected sent, at YouSign's pace")
+    stalled_since: datetime | None = Field(
+        description="Set while nothing has moved for longer than pacing explains (YouSign or the"
+        " service down): the time of the last move. The batch resumes by itself once they are back."
+    )
     items: list[BulkItemOut]
     next_cursor: str | None
 
@@ -129,19 +133,22 @@ async def get_bulk_send(
     # One more than the page: a cursor only when something follows (a full last page has none).
     page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit + 1)
     more, page = len(page) > limit, page[:limit]
-    eta = None
+    eta = stalled = None
     if in_progress := bulk.in_progress(counts):
-        seconds = remaining_time(
-            in_progress + await bulk.sends_ahead(db, batch),
+        limits = (
             settings.yousign_requests_per_minute,
             settings.yousign_requests_per_hour,
             MAX_CALLS_PER_ACTIVITY,
         )
-        eta = datetime.now(UTC) + timedelta(seconds=seconds)
+        now = datetime.now(UTC)
+        seconds = remaining_time(in_progress + await bulk.sends_ahead(db, batch), *limits)
+        eta = now + timedelta(seconds=seconds)
+        stalled = stalled_since(await bulk.last_progress_at(db, batch.id), now, *limits)
     return BulkSendOut.of(
         batch,
         counts,
         eta=eta,
+        stalled_since=stalled,
         items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
         next_cursor=str(page[-1].position) if more else None,
     )
