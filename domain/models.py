@@ -84,10 +84,10 @@ class LegalRepresentative(BaseModel):
     # A misspelt field ("birthname") is refused, not dropped: the mandate would print without it.
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True, extra="forbid")
 
-    first_name: HumanName
-    last_name: HumanName
-    birth_name: HumanName | None = None
-    email: Email
+    first_name: HumanName = Field(description="First name(s), as on the identity document")
+    last_name: HumanName = Field(description="Last name (usage name)")
+    birth_name: HumanName | None = Field(default=None, description="Birth name, when it differs")
+    email: Email = Field(description="Where YouSign sends what there is to sign (at most 100 characters)")
 
     @property
     def full_name(self) -> str:
@@ -102,8 +102,10 @@ class ClientRepresentative(LegalRepresentative):
     """A client company's legal representative: the mandate's signer at YouSign. The birth name,
     printed only, may have any character the mandate prints."""
 
-    first_name: SignerName
-    last_name: SignerName
+    first_name: SignerName = Field(
+        description="First name(s), in the letters YouSign accepts for a signer (Latin, with accents)"
+    )
+    last_name: SignerName = Field(description="Last name, in the letters YouSign accepts for a signer")
 
 
 class Platform(BaseModel):
@@ -111,10 +113,15 @@ class Platform(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: PrintedText = Field(min_length=1, max_length=200)
-    siren: Siren | None = None
+    name: PrintedText = Field(min_length=1, max_length=200, description="The platform's name")
+    siren: Siren | None = Field(default=None, description="The platform's SIREN (9 digits)")
     # Checked even when absent, so that "neither" is reported against a field the firm can fill.
-    matricule: str | None = Field(default=None, pattern=r"^[0-9]{4}$", validate_default=True)
+    matricule: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{4}$",
+        validate_default=True,
+        description="Its 4-digit matricule in the directory (annuaire)",
+    )
 
     @field_validator("matricule")
     @classmethod

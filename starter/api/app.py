@@ -18,6 +18,20 @@ from starter.api.limits import BodySizeLimit
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
 
+API_DESCRIPTION = """Accounting firms get their clients' e-invoicing mandates signed through YouSign.
+
+Every `/v1` call but YouSign's webhook carries the firm's API key: `Authorization: Bearer mk_...`
+(`python -m starter.cli firms create` issues it). Errors are `application/problem+json`: `detail`
+says what went wrong, and a 422 names each invalid field in `errors`; a 503 (database or Temporal
+unavailable) is worth retrying.
+
+The way through: set the firm's Plateforme Agréée (`PUT /v1/firm/platform`) and have its legal
+representative verified (`PUT /v1/firm/legal-representative`); create the client dossiers; for a
+`ready_for_mandate` dossier, generate the mandate, preview its PDF and send it; the client signs or
+declines from YouSign's e-mail, and the dossier becomes `ready_for_designation` or
+`mandate_refused`. `POST /v1/bulk-sends` generates and sends many at once.
+"""
+
 
 def create_app(
     settings: Settings, *, db: asyncpg.Pool | None = None, temporal: Client | None = None
@@ -40,7 +54,7 @@ def create_app(
     app = FastAPIOffline(
         title="E-invoicing mandates",
         version="1.0.0",
-        description="Accounting firms get their clients' e-invoicing mandates signed through YouSign.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
         redoc_url=None,
     )

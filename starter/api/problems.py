@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
@@ -171,19 +171,23 @@ def allowed_methods(app: FastAPI, request: Request) -> list[str]:
 
 
 class FieldError(BaseModel):
-    field: str
-    message: str
+    field: str = Field(description="The field, dotted for a nested one (legal_representative.email)")
+    message: str = Field(description="What is wrong with it")
 
 
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error of this API is answered."""
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldError] | None = None
-    next_reminder_allowed_at: str | None = None
+    type: str = Field(default="about:blank", description="Always about:blank: `status` says the kind")
+    title: str = Field(description="A short summary of the kind of problem")
+    status: int = Field(description="The HTTP status")
+    detail: str = Field(description="What went wrong and, where it helps, what to do")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each invalid field (a 422, or a 413 for a file too large)"
+    )
+    next_reminder_allowed_at: str | None = Field(
+        default=None, description="429 to a reminder: from when the next one is allowed"
+    )
 
 
 _MEANINGS = {

@@ -44,18 +44,27 @@ PREVIOUS_PLATFORM = Field(
 )
 
 
+NAME = "The company's name, as the mandate prints it"
+SIRET = "The company's SIRET (14 digits, spaces allowed); its first 9 digits are the SIREN"
+CLIENT_REPRESENTATIVE = "Who signs the mandate for the company (no identity document needed)"
+
+
 class DossierCreate(_Body):
-    name: PrintedText = Field(min_length=1, max_length=200)
-    siret: Siret | None = None
-    legal_representative: ClientRepresentative | None = None
-    external_ref: PlainText | None = Field(default=None, max_length=200)
+    name: PrintedText = Field(min_length=1, max_length=200, description=NAME)
+    siret: Siret | None = Field(default=None, description=SIRET)
+    legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
+    external_ref: PlainText | None = Field(
+        default=None, max_length=200, description="The firm's own reference for the client (free text)"
+    )
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
 class DossierPatch(_Body):
-    name: PrintedText | None = Field(default=None, min_length=1, max_length=200)
-    siret: Siret | None = None
-    legal_representative: ClientRepresentative | None = None
+    """Only the fields given change; `null` removes a SIRET, a representative or a previous platform."""
+
+    name: PrintedText | None = Field(default=None, min_length=1, max_length=200, description=NAME)
+    siret: Siret | None = Field(default=None, description=SIRET)
+    legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
 
 
@@ -64,24 +73,29 @@ class DossierPatch(_Body):
 
 
 class PersonOut(BaseModel):
-    first_name: str
-    last_name: str
-    birth_name: str | None = None
-    email: str
+    first_name: str = Field(description="First name(s)")
+    last_name: str = Field(description="Last name")
+    birth_name: str | None = Field(default=None, description="Birth name, when given")
+    email: str = Field(description="E-mail address")
 
 
 class PlatformOut(BaseModel):
-    name: str
-    siren: str | None = None
-    matricule: str | None = None
+    name: str = Field(description="The Plateforme Agréée's name")
+    siren: str | None = Field(default=None, description="Its SIREN")
+    matricule: str | None = Field(default=None, description="Its 4-digit matricule in the directory")
+
+
+MANDATE_NUMBER = "The mandate's reference, printed on it: the company's SIREN, the platform and the date"
+SENT_AT = "When YouSign sent it to the client"
+EXPIRES_AT = "Until when the client can sign it (one month after sending, by default)"
 
 
 class MandateSummary(BaseModel):
-    id: UUID
-    number: str
+    id: UUID = Field(description="The mandate's id")
+    number: str = Field(description=MANDATE_NUMBER)
     status: MandateStatus
-    sent_at: datetime | None
-    expires_at: datetime | None
+    sent_at: datetime | None = Field(description=SENT_AT)
+    expires_at: datetime | None = Field(description=EXPIRES_AT)
 
     @classmethod
     def of(cls, mandate: Mandate) -> MandateSummary:
@@ -89,22 +103,25 @@ class MandateSummary(BaseModel):
 
 
 class ReminderOut(BaseModel):
-    sent_at: datetime
+    sent_at: datetime = Field(description="When the reminder was sent")
 
 
 class MandateOut(BaseModel):
-    id: UUID
-    number: str
+    id: UUID = Field(description="The mandate's id")
+    number: str = Field(description=MANDATE_NUMBER)
     status: MandateStatus
-    created_at: datetime
-    sent_at: datetime | None
-    expires_at: datetime | None
-    signed_at: datetime | None
-    refused_at: datetime | None
+    created_at: datetime = Field(description="When it was generated")
+    sent_at: datetime | None = Field(description=SENT_AT)
+    expires_at: datetime | None = Field(description=EXPIRES_AT)
+    signed_at: datetime | None = Field(description="When the client signed it")
+    refused_at: datetime | None = Field(description="When the client declined it")
     refusal_reason: str | None = Field(description="What the client wrote when declining, if anything")
-    reminders: list[ReminderOut]
-    next_reminder_allowed_at: datetime | None
-    failure_reason: str | None
+    reminders: list[ReminderOut] = Field(description="The reminders sent, oldest first")
+    next_reminder_allowed_at: datetime | None = Field(
+        description="While pending and reminded at least once: from when the next reminder is allowed"
+        " (one a day, Paris time; a time past means now); null otherwise"
+    )
+    failure_reason: str | None = Field(description="Why it failed (status `failed`): what to do is said")
 
     @classmethod
     def of(cls, mandate: Mandate, reminders: list[datetime], refusal_reason: str | None = None) -> MandateOut:
@@ -121,18 +138,20 @@ class MandateOut(BaseModel):
 
 
 class DossierOut(BaseModel):
-    id: UUID
-    name: str
-    siret: str | None
-    siren: str | None
-    legal_representative: PersonOut | None
-    previous_platform: PlatformOut | None
-    external_ref: str | None
+    id: UUID = Field(description="The dossier's id")
+    name: str = Field(description=NAME)
+    siret: str | None = Field(description="The company's SIRET (14 digits)")
+    siren: str | None = Field(description="The company's SIREN: the SIRET's first 9 digits")
+    legal_representative: PersonOut | None = Field(description=CLIENT_REPRESENTATIVE)
+    previous_platform: PlatformOut | None = Field(
+        description="The platform that received the company's invoices until now, if any"
+    )
+    external_ref: str | None = Field(description="The firm's own reference for the client")
     einvoicing_status: DossierStatus
-    einvoicing_status_label: str
-    mandate: MandateSummary | None
-    created_at: datetime
-    updated_at: datetime
+    einvoicing_status_label: str = Field(description="The status in French, as the firm's users read it")
+    mandate: MandateSummary | None = Field(description="Its current mandate (not deleted), if any")
+    created_at: datetime = Field(description="When the dossier was created")
+    updated_at: datetime = Field(description="When its data or status last changed")
 
     @classmethod
     def of(cls, dossier: Dossier, mandate: Mandate | None) -> DossierOut:
@@ -143,28 +162,38 @@ class DossierOut(BaseModel):
         )
 
 
+NEXT_CURSOR = "Pass it as `cursor` for the next page; null on the last page"
+
+
 class DossierPage(BaseModel):
-    items: list[DossierOut]
-    next_cursor: str | None
+    items: list[DossierOut] = Field(description="A page of dossiers, oldest first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 VerificationStatus = Literal["not_submitted", "pending", "verified", "failed", "inconclusive"]
 
 
 class Verification(BaseModel):
-    status: VerificationStatus
-    reason: str | None = None
-    status_codes: list[str] = Field(default_factory=list)
-    submitted_at: datetime | None = None
-    completed_at: datetime | None = None
+    """The identity check of the firm's legal representative, through YouSign."""
+
+    status: VerificationStatus = Field(
+        description="`not_submitted`; `pending` (being checked); `verified` (mandates can be sent);"
+        " `failed`; `inconclusive` (the document could not be read: submit a better one)"
+    )
+    reason: str | None = Field(default=None, description="Why it failed or was inconclusive")
+    status_codes: list[str] = Field(default_factory=list, description="YouSign's codes (IDDV_...)")
+    submitted_at: datetime | None = Field(default=None, description="When the document was submitted")
+    completed_at: datetime | None = Field(default=None, description="When YouSign gave its answer")
 
 
 class FirmRepresentativeOut(BaseModel):
-    first_name: str | None = None
-    last_name: str | None = None
-    birth_name: str | None = None
-    email: str | None = None
-    document_type: str | None = None
+    """The firm's legal representative as last submitted (no identity document is ever returned)."""
+
+    first_name: str | None = Field(default=None, description="First name(s)")
+    last_name: str | None = Field(default=None, description="Last name")
+    birth_name: str | None = Field(default=None, description="Birth name, when given")
+    email: str | None = Field(default=None, description="E-mail address")
+    document_type: str | None = Field(default=None, description="The kind of identity document submitted")
     verification: Verification
 
     @classmethod
@@ -186,11 +215,13 @@ class FirmRepresentativeOut(BaseModel):
 
 
 class FirmOut(BaseModel):
-    id: UUID
-    name: str
-    siren: str
-    address: str | None
-    platform: PlatformOut | None
+    id: UUID = Field(description="The firm's id")
+    name: str = Field(description="The firm's name, as mandates print it")
+    siren: str = Field(description="The firm's SIREN")
+    address: str | None = Field(description="The firm's address, as mandates print it")
+    platform: PlatformOut | None = Field(
+        description="The Plateforme Agréée the firm designates for its clients; required to generate mandates"
+    )
     legal_representative: FirmRepresentativeOut
 
     @classmethod
@@ -202,9 +233,14 @@ class FirmOut(BaseModel):
 
 
 class ReminderAcceptedOut(BaseModel):
-    sent_at: datetime
-    next_reminder_allowed_at: datetime
+    sent_at: datetime = Field(description="When the reminder was sent")
+    next_reminder_allowed_at: datetime = Field(
+        description="From when the next one is allowed (Paris midnight)"
+    )
 
 
 class WebhookAck(BaseModel):
-    status: Literal["accepted", "duplicate", "ignored"]
+    status: Literal["accepted", "duplicate", "ignored"] = Field(
+        description="`accepted`: handed to its mandate or check; `duplicate`: seen before;"
+        " `ignored`: not about anything of ours"
+    )

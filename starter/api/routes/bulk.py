@@ -14,6 +14,7 @@ from domain.errors import RuleViolation, Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, stalled_since
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
+from starter.api.schemas import NEXT_CURSOR
 from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk
 from workflows.bulk import bulk_workflow_id
@@ -26,31 +27,40 @@ router = APIRouter(
 class BulkSendCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    dossier_ids: list[UUID] = Field(min_length=1, max_length=10_000)
+    dossier_ids: list[UUID] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="The dossiers whose mandate to generate and send (repeats count once)",
+    )
 
 
 class BulkSendCreated(BaseModel):
-    id: UUID
-    total: int
+    id: UUID = Field(description="The bulk send's id: its progress is at GET /v1/bulk-sends/{id}")
+    total: int = Field(description="How many dossiers it takes (each once)")
 
 
 class BulkItemOut(BaseModel):
-    dossier_id: UUID
-    outcome: str
-    reason: str | None
-    mandate_id: UUID | None
+    dossier_id: UUID = Field(description="The dossier")
+    outcome: str = Field(
+        description="`queued`, `sending` (its mandate is on its way to YouSign), `sent` (awaiting the"
+        " client's signature), `skipped` (not eligible: `reason` says why) or `failed` (`reason` says why)"
+    )
+    reason: str | None = Field(description="Why it was skipped or failed")
+    mandate_id: UUID | None = Field(description="The mandate this bulk send made for it, if any")
 
 
 class BulkSendSummaryOut(BaseModel):
-    id: UUID
-    total: int
-    sent: int
-    skipped: int
-    failed: int
-    in_progress: int
-    done: bool
-    created_at: datetime
-    finished_at: datetime | None
+    id: UUID = Field(description="The bulk send's id")
+    total: int = Field(description="How many dossiers it takes")
+    sent: int = Field(description="Mandates sent to their client")
+    skipped: int = Field(description="Dossiers not eligible (missing information, mandate already sent...)")
+    failed: int = Field(description="Mandates that could not be generated or sent")
+    in_progress: int = Field(description="Dossiers still queued or being sent")
+    done: bool = Field(description="True once every dossier is sent, skipped or failed")
+    created_at: datetime = Field(description="When it was requested")
+    finished_at: datetime | None = Field(
+        description="When its run had started every mandate (the last ones may still be sending)"
+    )
 
     @classmethod
     def of(cls, batch: bulk.BulkSend, counts: dict[str, int], **more: Any) -> Any:
@@ -70,8 +80,8 @@ class BulkSendSummaryOut(BaseModel):
 
 
 class BulkSendPage(BaseModel):
-    items: list[BulkSendSummaryOut]
-    next_cursor: str | None
+    items: list[BulkSendSummaryOut] = Field(description="The firm's bulk sends, newest first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class BulkSendOut(BulkSendSummaryOut):
@@ -80,8 +90,8 @@ class BulkSendOut(BulkSendSummaryOut):
         description="Set while nothing has moved for longer than pacing explains (YouSign or the"
         " service down): the time of the last move. The batch resumes by itself once they are back."
     )
-    items: list[BulkItemOut]
-    next_cursor: str | None
+    items: list[BulkItemOut] = Field(description="Its dossiers' outcomes, in the order requested")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 @router.post("", status_code=202, response_model=BulkSendCreated)
@@ -93,6 +103,9 @@ async def create_bulk_send(
     firm_id: FirmId,
     response: Response,
 ) -> BulkSendCreated:
+    """Generate and send the mandate of every selected dossier that is ready, paced under YouSign's
+    limits (a large batch takes hours); the others are skipped with their reason. Follow it at the
+    `Location` given. Sending the same dossiers again is safe: none is sent twice."""
     batch = await bulk.create_bulk_send(db, firm_id, body.dossier_ids)
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
@@ -123,11 +136,13 @@ async def get_bulk_send(
     db: Db,
     settings: AppSettings,
     firm_id: FirmId,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
     cursor: Annotated[
         int | None, Query(ge=0, le=2**31 - 1, description="Position after which to list items")
     ] = None,
 ) -> BulkSendOut:
+    """A bulk send's progress: counted from the database, with each dossier's outcome a page at a
+    time, and when it should end."""
     batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
     counts = await bulk.outcome_counts(db, batch.id)
     # One more than the page: a cursor only when something follows (a full last page has none).
@@ -158,8 +173,10 @@ async def get_bulk_send(
 async def list_bulk_sends(
     db: Db,
     firm_id: FirmId,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> BulkSendPage:
     """The firm's bulk sends, newest first, with their counts (a batch whose answer was lost, too)."""
     try:

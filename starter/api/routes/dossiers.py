@@ -26,6 +26,8 @@ router = APIRouter(
 
 @router.post("", status_code=201, response_model=DossierOut)
 async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId, response: Response) -> DossierOut:
+    """A client company. Its SIRET and legal representative may come later: until both are there,
+    it is `missing_information`. A SIRET already in another of the firm's dossiers is a 409."""
     dossier = await dossiers.create_dossier(
         db,
         firm_id,
@@ -47,9 +49,12 @@ async def list_dossiers(
     search: Annotated[
         PlainText | None, Query(max_length=200, description="Part of the name, or the start of the SIRET")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> DossierPage:
+    """The firm's dossiers, oldest first, a page at a time, with their status and current mandate."""
     try:
         page, next_cursor = await dossiers.list_dossiers(
             db, firm_id, statuses=status, search=search or None, limit=limit, cursor=cursor
@@ -61,11 +66,13 @@ async def list_dossiers(
 
 @router.get("/status-counts", response_model=dict[DossierStatus, int])
 async def status_counts(db: Db, firm_id: FirmId) -> dict[DossierStatus, int]:
+    """How many of the firm's dossiers are in each status (every status listed, 0 included)."""
     return await dossiers.status_counts(db, firm_id)
 
 
 @router.get("/{dossier_id}", response_model=DossierOut)
 async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
+    """One dossier, with its status and current mandate."""
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
 
 
@@ -73,7 +80,8 @@ async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
 async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
 ) -> DossierOut:
-    """Change the dossier; a draft mandate showing the old data is discarded (generate a new one)."""
+    """Change the dossier; a draft mandate showing the old data is discarded (generate a new one).
+    While its mandate is being sent, awaits signature or is signed, the dossier cannot change (409)."""
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")

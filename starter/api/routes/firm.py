@@ -31,11 +31,13 @@ DocumentType = Literal["identity_card", "passport", "residence_permit", "driving
 
 @router.get("", response_model=FirmOut)
 async def get_firm(db: Db, firm_id: FirmId) -> FirmOut:
+    """The firm (the API key's): its platform and its legal representative's verification."""
     return FirmOut.of(await firms.get_firm(db, firm_id), await kyc.current_submission(db, firm_id))
 
 
 @router.put("/platform", response_model=FirmOut)
 async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) -> FirmOut:
+    """The Plateforme Agréée the firm designates for its clients, printed on every mandate after."""
     firm = await firms.set_platform(db, firm_id, platform)
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
@@ -62,15 +64,18 @@ async def submit_legal_representative(
     temporal: Temporal,
     settings: AppSettings,
     firm_id: FirmId,
-    first_name: Annotated[str, Form()],
-    last_name: Annotated[str, Form()],
-    email: Annotated[str, Form()],
-    document_type: Annotated[DocumentType, Form()],
+    first_name: Annotated[str, Form(description="First name(s), exactly as on the document")],
+    last_name: Annotated[str, Form(description="Last name, exactly as on the document")],
+    email: Annotated[str, Form(description="E-mail address")],
+    document_type: Annotated[DocumentType, Form(description="The kind of identity document")],
     front: Annotated[UploadFile, File(description="JPEG, PNG or PDF, at most 20 MB, images >= 320 x 256 px")],
-    birth_name: Annotated[str | None, Form()] = None,
+    birth_name: Annotated[str | None, Form(description="Birth name, when it differs")] = None,
     back: Annotated[UploadFile | None, File(description="Required for an identity card")] = None,
 ) -> FirmOut:
-    """Check everything first, then store the submission and start its verification through YouSign."""
+    """The firm's legal representative and an identity document (identity card front and back,
+    passport, residence permit or driving licence), verified through YouSign; `verification.status`
+    follows. Once per firm: a new submission replaces the previous one. Everything is checked before
+    anything is stored."""
     try:
         representative = LegalRepresentative(
             first_name=first_name, last_name=last_name, birth_name=birth_name or None, email=email

@@ -37,6 +37,9 @@ async def _out(db, mandate) -> MandateOut:
 async def generate_mandate(
     dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId, response: Response
 ) -> MandateOut:
+    """Generate the dossier's mandate as a draft to preview (GET .../document), then send. The
+    dossier must be `ready_for_mandate` (a refused, expired or failed mandate deleted first), the
+    firm's platform set and its legal representative verified."""
     mandate = await mandate_actions.generate(
         db, temporal, settings, firm_id, dossier_id, now=datetime.now(UTC)
     )
@@ -46,6 +49,7 @@ async def generate_mandate(
 
 @router.get("", response_model=MandateOut)
 async def get_mandate(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateOut:
+    """The dossier's current mandate (404 when it has none)."""
     return await _out(db, await mandate_actions.current_mandate(db, firm_id, dossier_id))
 
 
@@ -57,6 +61,7 @@ async def get_mandate(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateOut:
     },
 )
 async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
+    """The mandate PDF: the draft to preview, the one sent, or once signed the signed copy."""
     mandate = await mandate_actions.current_mandate(db, firm_id, dossier_id)
     signed = await mandates.get_document(db, mandate.id, "signed")
     pdf = signed or await mandates.get_document(db, mandate.id, "generated")
@@ -81,16 +86,22 @@ async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
 
 @router.post("/send", status_code=202, response_model=MandateOut)
 async def send_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> MandateOut:
+    """Send the draft, as previewed, for e-signature: YouSign e-mails the client a link to sign or
+    decline. Answers once it is `sending`; it turns `pending` when YouSign has it."""
     return await _out(db, await mandate_actions.send(db, temporal, firm_id, dossier_id))
 
 
 @router.post("/reminders", status_code=202, response_model=ReminderAcceptedOut)
 async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> ReminderAcceptedOut:
+    """Have YouSign e-mail the client again: one reminder a day per mandate (Paris time), else a 429
+    saying from when; only for a `pending` mandate."""
     accepted = await mandate_actions.remind(db, temporal, firm_id, dossier_id)
     return ReminderAcceptedOut.model_validate(accepted.model_dump())
 
 
 @router.delete("", status_code=204, response_class=Response)
 async def delete_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
+    """Delete a draft, refused, expired or failed mandate, so that a new one can be generated (its
+    history is kept). A pending or signed mandate cannot be deleted (409)."""
     await mandate_actions.delete(db, temporal, firm_id, dossier_id, now=datetime.now(UTC))
     return Response(status_code=204)

@@ -64,6 +64,9 @@ async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
     responses=problem_responses(400, 401, 413, 503),
 )
 async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
+    """For YouSign only (the URL to subscribe its webhook to): no API key, but the
+    `X-Yousign-Signature-256` HMAC of the body with the subscription's secret. Each event (a
+    signature, a decline, an identity check's result) goes to its mandate or check, once."""
     with WEBHOOK_SECONDS.time():
         answer = await _handle(request, db, temporal, settings)
     WEBHOOKS.labels(answer.status if isinstance(answer, WebhookAck) else str(answer.status_code)).inc()
