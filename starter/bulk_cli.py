@@ -284,7 +284,7 @@ def describe_stall(stalled_since: str, now: datetime) -> str:
     minutes = max(0, round((now - at).total_seconds() / 60))
     return (
         f" · stalled since {at.astimezone(PARIS):%H:%M} Paris ({minutes} min): YouSign or the service is"
-        " not answering; the batch resumes by itself"
+        " not answering; it goes on by itself once they are back"
     )
 
 
