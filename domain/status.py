@@ -7,8 +7,9 @@ class MandateStatus(StrEnum):
     """A mandate's state. `draft`: generated, to preview and send. `sending`: on its way to YouSign
     (a bulk send's may wait its turn under YouSign's limits). `pending`: sent, awaiting the client's
     signature until `expires_at`. `signed`. `refused`: the client declined. `expired`: not signed in
-    time. `failed`: it could not be generated or sent (`failure_reason` says why). `deleted`: removed
-    by the firm. A refused, expired or failed mandate is deleted to generate a new one."""
+    time. `failed`: it could not be generated or sent, or YouSign cancelled it after sending
+    (`failure_reason` says why). `deleted`: removed (the API shows the current mandate only). A
+    refused, expired or failed mandate is deleted to generate a new one."""
 
     DRAFT = "draft"
     SENDING = "sending"
@@ -32,7 +33,8 @@ LOCKING_MANDATE_STATUSES = frozenset({MandateStatus.SENDING, MandateStatus.PENDI
 
 class DossierStatus(StrEnum):
     """Where a client company stands. `missing_information`: its SIRET or legal representative is
-    absent. `ready_for_mandate`: a mandate can be generated and sent. `mandate_pending`: one is sent
+    absent. `ready_for_mandate`: both are there and nothing is sent: no mandate yet, a draft to send, or
+    a failed one (see its `mandate`). `mandate_pending`: one is sent
     (or being sent) and awaits signature. `ready_for_designation`: signed; the firm may designate the
     Plateforme Agréée. `mandate_refused`, `mandate_expired`: delete the mandate, then generate a new one."""
 

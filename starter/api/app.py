@@ -20,10 +20,10 @@ from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, met
 
 API_DESCRIPTION = """Accounting firms get their clients' e-invoicing mandates signed through YouSign.
 
-Every `/v1` call but YouSign's webhook carries the firm's API key: `Authorization: Bearer mk_...`
-(`python -m starter.cli firms create` issues it). Errors are `application/problem+json`: `detail`
-says what went wrong, and a 422 names each invalid field in `errors`; a 503 (database or Temporal
-unavailable) is worth retrying.
+Every `/v1` call but YouSign's webhook carries the firm's API key: `Authorization: Bearer <key>`
+(`python -m starter.cli firms create --name ... --siren ...` prints one, starting `mk_`).
+Errors are `application/problem+json`: `detail` says what went wrong, and a 422 names each invalid
+field in `errors`; a 503 (database or Temporal unavailable) is worth retrying.
 
 The way through: set the firm's Plateforme Agréée (`PUT /v1/firm/platform`) and have its legal
 representative verified (`PUT /v1/firm/legal-representative`); create the client dossiers; for a

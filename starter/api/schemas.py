@@ -40,7 +40,7 @@ class DesignatedPlatformIn(PlatformIn):
 PREVIOUS_PLATFORM = Field(
     default=None,
     description="The platform that received the company's invoices until now, if any (block 5 of the"
-    " DGFiP accord formel; absent: none)",
+    " DGFiP accord formel; null: none)",
 )
 
 
@@ -151,7 +151,7 @@ class DossierOut(BaseModel):
     einvoicing_status_label: str = Field(description="The status in French, as the firm's users read it")
     mandate: MandateSummary | None = Field(description="Its current mandate (not deleted), if any")
     created_at: datetime = Field(description="When the dossier was created")
-    updated_at: datetime = Field(description="When its data or status last changed")
+    updated_at: datetime = Field(description="When its data, status or mandate last changed")
 
     @classmethod
     def of(cls, dossier: Dossier, mandate: Mandate | None) -> DossierOut:
@@ -177,7 +177,7 @@ class Verification(BaseModel):
     """The identity check of the firm's legal representative, through YouSign."""
 
     status: VerificationStatus = Field(
-        description="`not_submitted`; `pending` (being checked); `verified` (mandates can be sent);"
+        description="`not_submitted`; `pending` (being checked); `verified` (mandates can be generated);"
         " `failed`; `inconclusive` (the document could not be read: submit a better one)"
     )
     reason: str | None = Field(default=None, description="Why it failed or was inconclusive")
@@ -242,5 +242,5 @@ class ReminderAcceptedOut(BaseModel):
 class WebhookAck(BaseModel):
     status: Literal["accepted", "duplicate", "ignored"] = Field(
         description="`accepted`: handed to its mandate or check; `duplicate`: seen before;"
-        " `ignored`: not about anything of ours"
+        " `ignored`: about nothing this service still follows (another app's request, an ended mandate)"
     )

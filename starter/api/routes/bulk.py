@@ -42,11 +42,12 @@ class BulkSendCreated(BaseModel):
 class BulkItemOut(BaseModel):
     dossier_id: UUID = Field(description="The dossier")
     outcome: str = Field(
-        description="`queued`, `sending` (its mandate is on its way to YouSign), `sent` (awaiting the"
-        " client's signature), `skipped` (not eligible: `reason` says why) or `failed` (`reason` says why)"
+        description="`queued`, `sending` (its mandate is on its way to YouSign), `sent` (YouSign has it;"
+        " what the client does next shows on the dossier), `skipped` (not eligible: `reason` says why) or"
+        " `failed` (`reason` says why)"
     )
     reason: str | None = Field(description="Why it was skipped or failed")
-    mandate_id: UUID | None = Field(description="The mandate this bulk send made for it, if any")
+    mandate_id: UUID | None = Field(description="The mandate it sends (the firm's draft, if it had one)")
 
 
 class BulkSendSummaryOut(BaseModel):
@@ -87,8 +88,9 @@ class BulkSendPage(BaseModel):
 class BulkSendOut(BulkSendSummaryOut):
     eta: datetime | None = Field(description="When the last dossier is expected sent, at YouSign's pace")
     stalled_since: datetime | None = Field(
-        description="Set while nothing has moved for longer than pacing explains (YouSign or the"
-        " service down): the time of the last move. The batch resumes by itself once they are back."
+        description="Set while nothing has moved, in this batch or any send of the service, for longer"
+        " than pacing explains (YouSign or the service down): the time of the last move. The batch"
+        " goes on by itself if they are back within a week; after that, its mandates still waiting fail."
     )
     items: list[BulkItemOut] = Field(description="Its dossiers' outcomes, in the order requested")
     next_cursor: str | None = Field(description=NEXT_CURSOR)

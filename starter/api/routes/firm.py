@@ -37,7 +37,9 @@ async def get_firm(db: Db, firm_id: FirmId) -> FirmOut:
 
 @router.put("/platform", response_model=FirmOut)
 async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) -> FirmOut:
-    """The Plateforme Agréée the firm designates for its clients, printed on every mandate after."""
+    """The Plateforme Agréée the firm designates for its clients, printed on every mandate generated
+    after; a draft (or a bulk send's mandate waiting its turn) made before fails when sent: delete it
+    and generate it again."""
     firm = await firms.set_platform(db, firm_id, platform)
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
@@ -74,8 +76,8 @@ async def submit_legal_representative(
 ) -> FirmOut:
     """The firm's legal representative and an identity document (identity card front and back,
     passport, residence permit or driving licence), verified through YouSign; `verification.status`
-    follows. Once per firm: a new submission replaces the previous one. Everything is checked before
-    anything is stored."""
+    follows. A new submission replaces the previous one: until it is verified, no mandate can be
+    generated. Everything is checked before anything is stored."""
     try:
         representative = LegalRepresentative(
             first_name=first_name, last_name=last_name, birth_name=birth_name or None, email=email

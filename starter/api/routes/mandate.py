@@ -38,8 +38,9 @@ async def generate_mandate(
     dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId, response: Response
 ) -> MandateOut:
     """Generate the dossier's mandate as a draft to preview (GET .../document), then send. The
-    dossier must be `ready_for_mandate` (a refused, expired or failed mandate deleted first), the
-    firm's platform set and its legal representative verified."""
+    dossier needs its SIRET and representative, the firm its platform and a verified legal
+    representative. A refused or expired mandate is deleted first; a draft (send or delete it) or a
+    failed mandate YouSign had (delete it) is a 409; one that failed before YouSign had it is replaced."""
     mandate = await mandate_actions.generate(
         db, temporal, settings, firm_id, dossier_id, now=datetime.now(UTC)
     )
@@ -102,6 +103,6 @@ async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) 
 @router.delete("", status_code=204, response_class=Response)
 async def delete_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
     """Delete a draft, refused, expired or failed mandate, so that a new one can be generated (its
-    history is kept). A pending or signed mandate cannot be deleted (409)."""
+    history is kept). A sending, pending or signed mandate cannot be deleted (409)."""
     await mandate_actions.delete(db, temporal, firm_id, dossier_id, now=datetime.now(UTC))
     return Response(status_code=204)
