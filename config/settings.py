@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default=False, description="Serve the codec without a token beyond loopback (behind SSO only)"
     )
     codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233,http://localhost:8080"
+    codec_allowed_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description="Host names the codec answers under without a token (its URL's, as the browser has it)",
+    )
     yousign_task_queue: str = "yousign"
 
     yousign_base_url: str | None = None
@@ -142,6 +146,19 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name}: set the value YouSign gave you")
                 if secret.get_secret_value().startswith(DEVELOPMENT_SECRET_PREFIX):
                     raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
+        # Whatever the URL (YouSign through a proxy, say): a real key beside the published webhook
+        # secret means the compose default was left in place, and anyone could forge a signature.
+        key = self.yousign_api_key.get_secret_value()
+        secret = self.yousign_webhook_secret.get_secret_value()
+        if (
+            key
+            and not key.startswith(DEVELOPMENT_SECRET_PREFIX)
+            and secret.startswith(DEVELOPMENT_SECRET_PREFIX)
+        ):
+            raise ValueError(
+                "YOUSIGN_WEBHOOK_SECRET: set your YouSign webhook's secret (this one is the emulator's,"
+                " published, while YOUSIGN_API_KEY is a real key)"
+            )
         return self
 
     @property

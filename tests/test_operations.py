@@ -136,6 +136,37 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
             assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
 
 
+async def test_without_a_token_the_codec_answers_loopback_callers_under_its_own_names_only():
+    from starter.api.app import create_app
+
+    body = json_format.MessageToDict(
+        Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    )
+
+    async def encode(peer: str, host: str, **settings) -> int:
+        app = create_app(test_settings(**settings))  # the codec needs neither database nor Temporal
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as browser:
+            answer = await browser.post("/codec/encode", json=body, headers={"Host": host})
+        return answer.status_code
+
+    # make run: the UI in the operator's browser, on this machine.
+    assert await encode("127.0.0.1", "127.0.0.1:8000") == 200
+    assert await encode("::1", "[::1]:8000") == 200
+    # A page of attacker.example whose name now resolves to 127.0.0.1 (DNS rebinding): refused.
+    assert await encode("127.0.0.1", "attacker.example:8000") == 403
+    assert await encode("127.0.0.1", "[::1") == 403  # no host at all
+    # Another machine: refused, unless allowed (docker compose: the browser comes through Docker's
+    # network), and then still only under the codec's own names.
+    assert await encode("172.18.0.1", "localhost:8000") == 403
+    assert await encode("172.18.0.1", "localhost:8000", codec_allow_any_client=True) == 200
+    assert await encode("172.18.0.1", "attacker.example", codec_allow_any_client=True) == 403
+    named = {"codec_allow_any_client": True, "codec_allowed_hosts": "ops.cabinet.internal"}
+    assert await encode("10.0.0.7", "OPS.cabinet.internal:8000", **named) == 200
+    # With a token, the token decides.
+    assert await encode("10.0.0.7", "anything.example", codec_auth_token=CODEC_TOKEN) == 401
+
+
 async def test_a_payload_that_does_not_decrypt_is_a_value_error_not_a_crash():
     codec = EncryptionCodec({"k": os.urandom(32)}, "k")
     [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])

@@ -383,6 +383,14 @@ def test_the_emulators_secrets_are_refused_against_yousign_itself():
         Settings(yousign_base_url="https://api-sandbox.yousign.app/v3", yousign_webhook_secret="whsec")
     with pytest.raises(ValidationError, match="over https only"):
         Settings(**real | {"yousign_base_url": "http://api.yousign.app/v3"}, yousign_webhook_secret="whsec")
+    # YouSign through a proxy: a real key beside the emulator's published webhook secret is the
+    # compose default left in place; anyone could sign webhooks with it.
+    with pytest.raises(ValidationError, match="YOUSIGN_WEBHOOK_SECRET: set your YouSign webhook's secret"):
+        Settings(
+            yousign_base_url="http://egress-proxy:3128/v3",
+            yousign_api_key="live-key",
+            yousign_webhook_secret="dev-emulator-webhook-secret",
+        )
     # The emulator (make run, docker compose --profile dev) takes them.
     Settings(
         yousign_base_url="http://yousign-emulator:8090/v3",

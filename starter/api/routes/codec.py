@@ -1,14 +1,17 @@
 """The codec server: the Temporal UI (and CLI) send encrypted payloads here to read them in clear.
 
-Authenticated by CODEC_AUTH_TOKEN (Bearer) when set; otherwise only loopback callers are served,
+Authenticated by CODEC_AUTH_TOKEN (Bearer) when set. Otherwise only loopback callers are served,
 which is what a local `make run` with the UI on the same machine needs, unless
-CODEC_ALLOW_ANY_CLIENT is set (only where a proxy or private network already authenticates).
+CODEC_ALLOW_ANY_CLIENT is set (only where a proxy or private network already authenticates); and
+only under the names of CODEC_ALLOWED_HOSTS, so that a web page cannot reach it through a DNS name of
+its own rebound to this machine.
 """
 
 from __future__ import annotations
 
 import hmac
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Request
 from google.protobuf import json_format
@@ -35,14 +38,28 @@ def _codec(request: Request, settings) -> EncryptionCodec:
             raise HTTPException(
                 401, "the codec server needs its token: Authorization: Bearer <CODEC_AUTH_TOKEN>"
             )
-    elif not settings.codec_allow_any_client and (
-        request.client is None or request.client.host not in LOOPBACK
-    ):
-        raise HTTPException(403, "set CODEC_AUTH_TOKEN to serve the codec beyond this machine")
+    else:
+        allowed = {name.strip().lower() for name in settings.codec_allowed_hosts.split(",") if name.strip()}
+        if _host_name(request.headers.get("host", "")) not in allowed:
+            raise HTTPException(
+                403, "the codec answers without CODEC_AUTH_TOKEN only under CODEC_ALLOWED_HOSTS' names"
+            )
+        if not settings.codec_allow_any_client and (
+            request.client is None or request.client.host not in LOOPBACK
+        ):
+            raise HTTPException(403, "set CODEC_AUTH_TOKEN to serve the codec beyond this machine")
     if not settings.payload_encryption_keys:
         raise HTTPException(404, "payload encryption is not configured")
     keys = parse_keys(settings.payload_encryption_keys.get_secret_value())
     return EncryptionCodec(keys, settings.payload_encryption_key_id)
+
+
+def _host_name(host: str) -> str | None:
+    """`localhost:8000` -> `localhost`, `[::1]:8000` -> `::1`; None when it is no host."""
+    try:
+        return urlsplit(f"//{host}").hostname
+    except ValueError:  # a port that is not one
+        return None
 
 
 def _payloads(body: dict[str, Any]) -> Payloads:
