@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from uuid import UUID
 
 import structlog
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import Priority, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
@@ -25,6 +26,13 @@ MANDATE_STATUS = SearchAttributeKey.for_keyword("MandateStatus")
 BULK_SEND_ID = SearchAttributeKey.for_keyword("BulkSendId")
 MANDATE_EXPIRES_AT = SearchAttributeKey.for_datetime("MandateExpiresAt")
 SEARCH_ATTRIBUTES = (FIRM_ID, DOSSIER_ID, MANDATE_STATUS, BULK_SEND_ID, MANDATE_EXPIRES_AT)
+
+
+def firm_fairness(firm_id: UUID) -> Priority:
+    """A firm's runs share one fairness key, and their activities and child runs inherit it: on the
+    YouSign queue every firm with a backlog gets its turn within a priority level, so a 10,000-dossier
+    batch does not hold another firm's batch for a day (the server must have fairness enabled)."""
+    return Priority(fairness_key=str(firm_id))
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -1,5 +1,6 @@
 """How fast YouSign may be called, from its per-minute and per-hour limits."""
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 # Most YouSign requests one activity can make (activities/yousign.py holds each to it); the worker
@@ -42,6 +43,13 @@ def remaining_time(
 ) -> float:
     """Seconds the YouSign task queue needs to hand out `activities_left` more activities at its cap."""
     return activities_left / activity_rate_limit(per_minute, per_hour, max_calls_per_activity)
+
+
+def sends_until_done(own: int, others: Iterable[int]) -> int:
+    """Sends the shared YouSign queue makes until a firm's `own` backlog is gone, firms with a
+    backlog taking turns (Temporal's fairness keys): one of each other firm's for each of ours, as
+    long as theirs lasts."""
+    return own + sum(min(other, own) for other in others)
 
 
 # Sends that have not moved for this long are not pacing: the longest normal pause is a 429's wait

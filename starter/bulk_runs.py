@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from config.settings import Settings
-from config.temporal import BULK_SEND_ID, FIRM_ID
+from config.temporal import BULK_SEND_ID, FIRM_ID, firm_fairness
 from store.bulk import BulkSend
 from workflows.bulk import BulkSendInput, BulkSendWorkflow, bulk_workflow_id
 from workflows.mandate_models import MandateOptions
@@ -35,6 +35,7 @@ async def start_bulk_send_workflow(client: Client, settings: Settings, batch: Bu
         id=bulk_workflow_id(batch.id),
         task_queue=settings.temporal_task_queue,
         static_summary=f"Bulk send of {batch.total} dossier(s)",
+        priority=firm_fairness(batch.firm_id),  # its mandates inherit it
         # Kept by every continued run: "FirmId = X" or "BulkSendId = Y" finds the batch with its mandates.
         search_attributes=TypedSearchAttributes(
             [

@@ -11,7 +11,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from config.settings import Settings
-from config.temporal import FIRM_ID
+from config.temporal import FIRM_ID, firm_fairness
 from store.records import KycSubmission
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 
@@ -28,6 +28,7 @@ async def start_kyc_workflow(client: Client, settings: Settings, submission: Kyc
         id=kyc_workflow_id(submission.firm_id),
         task_queue=settings.temporal_task_queue,
         static_summary="Identity check of the firm's legal representative",
+        priority=firm_fairness(submission.firm_id),
         search_attributes=TypedSearchAttributes([SearchAttributePair(FIRM_ID, str(submission.firm_id))]),
         id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING,
     )

@@ -271,10 +271,12 @@ def child_environment(
 
 # One partition per task queue: the server splits a queue's activity rate cap across its partitions
 # and loses the share of idle ones (bench/bulk_send.py a: 0.82 of YouSign's limit with the default 4,
-# 0.98 with 1, the most the pacing rule allows). Dev loads never need more.
+# 0.98 with 1, the most the pacing rule allows). Dev loads never need more. Fairness: firms take
+# turns on the YouSign queue (config.temporal.firm_fairness); off, the keys are ignored (FIFO).
 DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
+    "matching.enableFairness=true",
 )
 
 

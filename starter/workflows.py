@@ -24,6 +24,7 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from config.settings import Settings
+from config.temporal import firm_fairness
 from starter.bulk_runs import mandate_options
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
@@ -54,6 +55,7 @@ async def start_mandate_workflow(client: Client, settings: Settings, mandate: Ma
         task_queue=settings.temporal_task_queue,
         static_summary=mandate_summary(mandate.number),
         search_attributes=mandate_search_attributes(input, mandate.status),
+        priority=firm_fairness(mandate.firm_id),
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )

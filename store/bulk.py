@@ -113,14 +113,18 @@ async def outcome_counts(db: asyncpg.Pool, bulk_send_id: UUID) -> dict[str, int]
     return dict.fromkeys(OUTCOMES, 0) | {r["outcome"]: r["n"] for r in rows}
 
 
-async def sends_ahead(db: asyncpg.Pool, bulk: BulkSend) -> int:
-    """Sends of earlier batches (any firm's) still to go: at the same priority on the one YouSign
-    queue, their children were started first, so they go first."""
-    return await db.fetchval(
-        "SELECT count(*) FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
-        " WHERE i.outcome IN ('queued', 'sending') AND b.created_at < $1",
+async def backlogs(db: asyncpg.Pool, bulk: BulkSend) -> tuple[int, list[int]]:
+    """The sends still to go that this batch's end depends on: its firm's, in its batches up to this
+    one (a firm's own go in order), and each other firm's backlog (firms take turns)."""
+    rows = await db.fetch(
+        "SELECT b.firm_id, count(*) AS n FROM bulk_send_items i JOIN bulk_sends b ON b.id = i.bulk_send_id"
+        " WHERE i.outcome IN ('queued', 'sending') AND (b.firm_id <> $1 OR b.created_at <= $2)"
+        " GROUP BY b.firm_id",
+        bulk.firm_id,
         bulk.created_at,
     )
+    own = sum(r["n"] for r in rows if r["firm_id"] == bulk.firm_id)
+    return own, [r["n"] for r in rows if r["firm_id"] != bulk.firm_id]
 
 
 async def last_progress_at(db: asyncpg.Pool | asyncpg.Connection, bulk_send_id: UUID) -> datetime:

@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from clients.yousign import YouSignClient
 from config.temporal import SEARCH_ATTRIBUTES
+from starter.stack_config import DEV_SERVER_DYNAMIC_CONFIG
 from store.database import create_pool, embedded_postgres, migrate
 from store.firms import create_firm
 from store.records import Firm
@@ -120,6 +121,10 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=TEST_CONVERTER,
         dev_server_existing_path=installed_binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,
+        # As `make run` configures it (one partition per queue, fairness between firms).
+        dev_server_extra_args=[
+            arg for value in DEV_SERVER_DYNAMIC_CONFIG for arg in ("--dynamic-config-value", value)
+        ],
     ) as env:
         yield env
 

@@ -456,6 +456,31 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
     assert refused.exit_code == 2 and "not dossier ids: argument 1: 'not-a-uuid'" in refused.output
 
 
+async def test_firms_take_turns_on_the_yousign_queue(dev_env, db, firm, emulator, yousign, smtp_sink):
+    # About 4 sends a second: a firm's 16-dossier batch takes 4 s; another firm's 3-dossier batch,
+    # asked for just after, is not kept waiting behind it (config.temporal.firm_fairness).
+    limits = {"yousign_requests_per_minute": 960, "yousign_requests_per_hour": 57_600}
+    big_firm = await firms.create_firm(db, name="Grand cabinet", siren="552081317")
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink, **limits) as base_url:
+        big_api, small_api = await firm_client(db, base_url, big_firm), await firm_client(db, base_url, firm)
+        big_ids = [str(d.id) for d in await ready_dossiers(db, big_firm, 16)]
+        small_ids = [str(d.id) for d in await ready_dossiers(db, firm, 3)]
+        async with big_api.http as big, small_api.http as small:
+            big_batch = (await big.post("/v1/bulk-sends", json={"dossier_ids": big_ids})).json()["id"]
+
+            async def big_under_way():  # its first sent: the others are waiting on the queue
+                progress = (await big.get(f"/v1/bulk-sends/{big_batch}")).json()
+                return progress["sent"] >= 1
+
+            await eventually(big_under_way, within=30, interval=0.05)
+            small_batch = (await small.post("/v1/bulk-sends", json={"dossier_ids": small_ids})).json()["id"]
+            await finished(small, small_batch)
+            big_then = (await big.get(f"/v1/bulk-sends/{big_batch}")).json()
+            await finished(big, big_batch)
+    # In arrival order, the small batch would have waited for all 16: here most are still to go.
+    assert big_then["in_progress"] >= 6, big_then
+
+
 async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
     dev_env, db, firm, emulator, yousign, smtp_sink, monkeypatch
 ):
@@ -463,13 +488,15 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
     limits = {"yousign_requests_per_minute": 60, "yousign_requests_per_hour": 1200}
     async with api_stack(dev_env, db, emulator, yousign, smtp_sink, **limits) as base_url:
         firm_api = await firm_client(db, base_url, firm)
-        # Another firm's batch, earlier: its 5 sends go first on the shared YouSign queue.
+        # Another firm's batch of 5, earlier: firms take turns on the YouSign queue, so 3 of its
+        # sends go before our last one. Our own earlier batch's 2 go before ours, all of them.
         other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
         await bulk.create_bulk_send(db, other.id, [uuid4() for _ in range(5)])
-        ready = await ready_dossiers(db, firm, 3)
-        batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])  # recorded, not started
-        ahead = await bulk.sends_ahead(db, batch)  # those 5, and any earlier test's left unsent
-        assert ahead >= 5
+        ready = await ready_dossiers(db, firm, 5)
+        await bulk.create_bulk_send(db, firm.id, [d.id for d in ready[3:]])
+        batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready[:3]])  # recorded, not started
+        own, others = await bulk.backlogs(db, batch)  # and any earlier test's other firms left unsent
+        assert own == 5 and 5 in others
         async with firm_api.http as client:
             before = datetime.now(UTC)
             progress = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
@@ -485,7 +512,8 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
     assert progress["in_progress"] == 3 and not progress["done"]
     assert progress["stalled_since"] is None  # just recorded: its items moved a moment ago
     assert datetime.fromisoformat(stalled["stalled_since"]) == stopped
-    expected = timedelta(seconds=(3 + ahead) / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
-    assert expected > timedelta(seconds=8 * 12)  # 8 of 300 an hour, and a little more
+    sends = 5 + sum(min(n, 5) for n in others)
+    expected = timedelta(seconds=sends / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
+    assert expected > timedelta(seconds=10 * 12)  # 10 of 300 an hour, and a little more
     eta = datetime.fromisoformat(progress["eta"])
     assert before + expected <= eta <= datetime.now(UTC) + expected

@@ -280,6 +280,28 @@ def test_pacing_stays_under_both_limits():
         activity_rate_limit(7, 1200, 4)
 
 
+def test_the_eta_counts_the_sends_of_firms_taking_turns():
+    from domain.pacing import sends_until_done
+
+    def turns(backlogs: list[int]) -> int:
+        """Sends until the first firm's last one, each firm with a backlog sending one in turn
+        (the first firm's turn coming last: the most that can go before its end)."""
+        left, sent = list(backlogs), 0
+        while left[0]:
+            for firm in [*range(1, len(left)), 0]:
+                if left[firm]:
+                    left[firm] -= 1
+                    sent += 1
+                    if firm == 0 and not left[0]:
+                        return sent
+        return sent
+
+    for backlogs in ([3], [3, 5], [5, 3], [1, 10_000, 2], [40, 1, 39, 40, 41], [0, 7]):
+        assert sends_until_done(backlogs[0], backlogs[1:]) == turns(backlogs), backlogs
+    # A firm's batch of 3 behind another firm's 10,000: about 6 sends, not 10,003.
+    assert sends_until_done(3, [10_000]) == 6
+
+
 def test_a_batch_is_stalled_only_when_nothing_moved_for_longer_than_pacing_explains():
     from domain.pacing import STALL_AFTER, activity_rate_limit, stalled_since
 

@@ -146,6 +146,7 @@ def test_the_dev_server_is_persisted_with_wal_and_the_search_attributes(stack_en
     # One partition per queue, or the YouSign queue's rate cap is split and partly lost.
     assert "--dynamic-config-value matching.numTaskqueueReadPartitions=1" in joined
     assert "--dynamic-config-value matching.numTaskqueueWritePartitions=1" in joined
+    assert "--dynamic-config-value matching.enableFairness=true" in joined  # firms take turns
     with_codec = dev_server_argv(StackPlan.from_env(), Path("temporal"), codec=True)
     assert "http://127.0.0.1:8000/codec" in with_codec
 

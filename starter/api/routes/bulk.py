@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.errors import RuleViolation, Unavailable
-from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, stalled_since
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, sends_until_done, stalled_since
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import problem_responses
 from starter.api.schemas import NEXT_CURSOR
@@ -151,14 +151,15 @@ async def get_bulk_send(
     page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit + 1)
     more, page = len(page) > limit, page[:limit]
     eta = stalled = None
-    if in_progress := bulk.in_progress(counts):
+    if bulk.in_progress(counts):
         limits = (
             settings.yousign_requests_per_minute,
             settings.yousign_requests_per_hour,
             MAX_CALLS_PER_ACTIVITY,
         )
         now = datetime.now(UTC)
-        seconds = remaining_time(in_progress + await bulk.sends_ahead(db, batch), *limits)
+        own, others = await bulk.backlogs(db, batch)  # this batch's in_progress among its firm's
+        seconds = remaining_time(sends_until_done(own, others), *limits)
         eta = now + timedelta(seconds=seconds)
         stalled = stalled_since(await bulk.last_progress_at(db, batch.id), now, *limits)
     return BulkSendOut.of(
