@@ -39,18 +39,29 @@ class BulkItem(Record):
     updated_at: datetime
 
 
+# An id that is none of the firm's dossiers, skipped as the batch is recorded (as its run would).
+NOT_A_DOSSIER = "dossier not found"
+
+
 async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UUID]) -> BulkSend:
-    """Record the batch and one queued item per distinct dossier, in the order given."""
+    """Record the batch and one item per distinct dossier, in the order given: queued, or skipped at
+    once when the id is none of the firm's dossiers (so that unknown ids cost the run nothing)."""
     unique = list(dict.fromkeys(dossier_ids))
     async with db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "INSERT INTO bulk_sends (firm_id, total) VALUES ($1, $2) RETURNING *", firm_id, len(unique)
         )
         await conn.execute(
-            "INSERT INTO bulk_send_items (bulk_send_id, position, dossier_id)"
-            " SELECT $1, p - 1, d FROM unnest($2::uuid[]) WITH ORDINALITY AS t(d, p)",
+            "INSERT INTO bulk_send_items (bulk_send_id, position, dossier_id, outcome, reason)"
+            " SELECT $1, t.p - 1, t.d,"
+            " CASE WHEN d.id IS NULL THEN 'skipped' ELSE 'queued' END,"
+            " CASE WHEN d.id IS NULL THEN $4 END"
+            " FROM unnest($2::uuid[]) WITH ORDINALITY AS t(d, p)"
+            " LEFT JOIN dossiers d ON d.id = t.d AND d.firm_id = $3",
             row["id"],
             unique,
+            firm_id,
+            NOT_A_DOSSIER,
         )
     return BulkSend.from_row(row)
 
@@ -61,10 +72,12 @@ async def untouched(db: asyncpg.Pool, *, older_than: timedelta) -> list[BulkSend
     recording one and starting its run), or their run waits for a worker."""
     rows = await db.fetch(
         "SELECT * FROM bulk_sends b WHERE b.finished_at IS NULL AND b.created_at < now() - $1::interval"
+        # (Ids that are no dossier of the firm are skipped as the batch is recorded: not a sign of a run.)
         " AND NOT EXISTS (SELECT 1 FROM bulk_send_items i"
-        " WHERE i.bulk_send_id = b.id AND i.outcome <> 'queued')"
+        " WHERE i.bulk_send_id = b.id AND i.outcome <> 'queued' AND i.reason IS DISTINCT FROM $2)"
         " ORDER BY b.created_at",
         older_than,
+        NOT_A_DOSSIER,
     )
     return [BulkSend.from_row(row) for row in rows]
 

@@ -318,6 +318,17 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
     assert (await bulk.get_bulk_send(db, firm.id, stopped.id)).finished_at is not None
 
 
+async def test_a_batch_of_unknown_ids_is_done_at_once_without_a_run(client, dev_env):
+    created = await client.post("/v1/bulk-sends", json={"dossier_ids": [str(uuid4()) for _ in range(3)]})
+    assert created.status_code == 202 and created.json()["total"] == 3
+    progress = (await client.get(created.headers["location"])).json()
+    assert (progress["done"], progress["skipped"], progress["eta"]) == (True, 3, None)
+    assert set(reasons(progress).values()) == {"dossier not found"}
+    with pytest.raises(RPCError) as no_run:
+        await dev_env.client.get_workflow_handle(bulk_workflow_id(created.json()["id"])).describe()
+    assert no_run.value.status == RPCStatusCode.NOT_FOUND
+
+
 async def test_unverified_firm_skips_everything(client, db, firm):
     await firms.set_platform(db, firm.id, Platform(name="PA", matricule="0042"))
     submission = await kyc.create_submission(
@@ -491,7 +502,7 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
         # Another firm's batch of 5, earlier: firms take turns on the YouSign queue, so 3 of its
         # sends go before our last one. Our own earlier batch's 2 go before ours, all of them.
         other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
-        await bulk.create_bulk_send(db, other.id, [uuid4() for _ in range(5)])
+        await bulk.create_bulk_send(db, other.id, [d.id for d in await ready_dossiers(db, other, 5)])
         ready = await ready_dossiers(db, firm, 5)
         await bulk.create_bulk_send(db, firm.id, [d.id for d in ready[3:]])
         batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready[:3]])  # recorded, not started

@@ -379,6 +379,26 @@ async def test_a_batchs_last_progress_is_its_own_or_the_services_latest_send(db,
             await undo.rollback()
 
 
+async def test_ids_that_are_none_of_the_firms_dossiers_are_skipped_as_the_batch_is_recorded(db, firm):
+    from store import bulk
+
+    ours = await ready_dossier(db, firm)
+    other = await firms.create_firm(db, name="Autre", siren="552081317")
+    theirs = await ready_dossier(db, other)
+    batch = await bulk.create_bulk_send(db, firm.id, [uuid4(), ours.id, theirs.id])
+    items = await bulk.items(db, batch.id)
+    assert [(i.outcome, i.reason) for i in items] == [
+        ("skipped", "dossier not found"),
+        ("queued", None),
+        ("skipped", "dossier not found"),  # another firm's is no more ours than an unknown id
+    ]
+    # Its run has not started: the sweep still finds it (once old enough), skipped items and all.
+    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
+    assert batch.id in [b.id for b in await bulk.untouched(db, older_than=timedelta(minutes=10))]
+    await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10))
+    assert batch.id not in [b.id for b in await bulk.untouched(db, older_than=timedelta(minutes=10))]
+
+
 async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
     from store import bulk
 

@@ -109,6 +109,11 @@ async def create_bulk_send(
     limits (a large batch takes hours); the others are skipped with their reason. Follow it at the
     `Location` given. Sending the same dossiers again is safe: none is sent twice."""
     batch = await bulk.create_bulk_send(db, firm_id, body.dossier_ids)
+    response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
+    if not bulk.in_progress(await bulk.outcome_counts(db, batch.id)):
+        # None of them is the firm's dossier: each is skipped already, no run is needed.
+        await bulk.finish(db, batch.id, datetime.now(UTC))
+        return BulkSendCreated(id=batch.id, total=batch.total)
     try:
         await start_bulk_send_workflow(temporal, settings, batch)
     except RPCError as error:
@@ -128,7 +133,6 @@ async def create_bulk_send(
             await bulk.finish(db, batch.id, datetime.now(UTC))
             raise Unavailable(f"the bulk send could not be started: {error.message}") from error
         # Only its answer was lost: the batch runs.
-    response.headers["Location"] = f"/v1/bulk-sends/{batch.id}"  # where its progress is
     return BulkSendCreated(id=batch.id, total=batch.total)
 
 
