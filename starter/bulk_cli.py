@@ -283,8 +283,8 @@ def describe_stall(stalled_since: str, now: datetime) -> str:
     at = datetime.fromisoformat(stalled_since)
     minutes = max(0, round((now - at).total_seconds() / 60))
     return (
-        f" · stalled since {at.astimezone(PARIS):%H:%M} Paris ({minutes} min): YouSign or the service is"
-        " not answering; it goes on by itself once they are back"
+        f" · stalled since {at.astimezone(PARIS):%H:%M} Paris ({minutes} min): nothing is being sent"
+        " (YouSign out of reach or making us wait, or the service stopped); it goes on by itself then"
     )
 
 

@@ -277,6 +277,7 @@ DEV_SERVER_DYNAMIC_CONFIG = (
     "matching.numTaskqueueReadPartitions=1",
     "matching.numTaskqueueWritePartitions=1",
     "matching.enableFairness=true",
+    "matching.enableMigration=true",  # tasks queued before fairness was on are still handed out
 )
 
 

@@ -140,14 +140,18 @@ async def backlogs(db: asyncpg.Pool, bulk: BulkSend) -> tuple[int, list[int]]:
     return own, [r["n"] for r in rows if r["firm_id"] != bulk.firm_id]
 
 
-async def last_progress_at(db: asyncpg.Pool | asyncpg.Connection, bulk_send_id: UUID) -> datetime:
+async def last_progress(
+    db: asyncpg.Pool | asyncpg.Connection, bulk_send_id: UUID
+) -> tuple[datetime, datetime]:
     """The latest move of this batch's items (their creation, at the least) or of any mandate sent by
-    this service: a batch waiting behind others moves when they do."""
-    return await db.fetchval(
+    this service (a batch waiting behind others moves when they do), and the database's time now:
+    measured by the clock that stamped the moves, not the API host's."""
+    row = await db.fetchrow(
         "SELECT greatest((SELECT max(updated_at) FROM bulk_send_items WHERE bulk_send_id = $1),"
-        " (SELECT max(sent_at) FROM mandates))",
+        " (SELECT max(sent_at) FROM mandates)) AS moved, now() AS now",
         bulk_send_id,
     )
+    return row["moved"], row["now"]
 
 
 async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit: int = 100) -> list[BulkItem]:

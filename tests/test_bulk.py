@@ -516,9 +516,9 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
 
             async def nothing_since(db, bulk_send_id):
                 assert bulk_send_id == batch.id
-                return stopped
+                return stopped, datetime.now(UTC)
 
-            monkeypatch.setattr(bulk, "last_progress_at", nothing_since)
+            monkeypatch.setattr(bulk, "last_progress", nothing_since)
             stalled = (await client.get(f"/v1/bulk-sends/{batch.id}")).json()
     assert progress["in_progress"] == 3 and not progress["done"]
     assert progress["stalled_since"] is None  # just recorded: its items moved a moment ago

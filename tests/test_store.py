@@ -366,10 +366,11 @@ async def test_a_batchs_last_progress_is_its_own_or_the_services_latest_send(db,
             await conn.execute(
                 "UPDATE bulk_send_items SET updated_at = $2 WHERE bulk_send_id = $1", batch.id, later
             )
-            assert await bulk.last_progress_at(conn, batch.id) == later  # its own item moved last
+            assert (await bulk.last_progress(conn, batch.id))[0] == later  # its own item moved last
             # Another batch's (or a single) send since: the queue is moving, this batch waits its turn.
             await conn.execute("UPDATE mandates SET sent_at = $2 WHERE id = $1", mandate.id, latest)
-            assert await bulk.last_progress_at(conn, batch.id) == latest
+            moved, now = await bulk.last_progress(conn, batch.id)
+            assert moved == latest and now.tzinfo is not None
             # Polled with every progress answer: the latest send comes from an index, not a scan of
             # all mandates (the planner is told to avoid scans, as it would on a large table).
             await conn.execute("SET LOCAL enable_seqscan = off")

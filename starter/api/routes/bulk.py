@@ -89,8 +89,9 @@ class BulkSendOut(BulkSendSummaryOut):
     eta: datetime | None = Field(description="When the last dossier is expected sent, at YouSign's pace")
     stalled_since: datetime | None = Field(
         description="Set while nothing has moved, in this batch or any send of the service, for longer"
-        " than pacing explains (YouSign or the service down): the time of the last move. The batch"
-        " goes on by itself if they are back within a week; after that, its mandates still waiting fail."
+        " than pacing explains (YouSign out of reach or making us wait, or the service stopped): the"
+        " time of the last move. The batch goes on by itself after; sends that YouSign leaves"
+        " unanswered for a week fail."
     )
     items: list[BulkItemOut] = Field(description="Its dossiers' outcomes, in the order requested")
     next_cursor: str | None = Field(description=NEXT_CURSOR)
@@ -161,11 +162,9 @@ async def get_bulk_send(
             settings.yousign_requests_per_hour,
             MAX_CALLS_PER_ACTIVITY,
         )
-        now = datetime.now(UTC)
         own, others = await bulk.backlogs(db, batch)  # this batch's in_progress among its firm's
-        seconds = remaining_time(sends_until_done(own, others), *limits)
-        eta = now + timedelta(seconds=seconds)
-        stalled = stalled_since(await bulk.last_progress_at(db, batch.id), now, *limits)
+        eta = datetime.now(UTC) + timedelta(seconds=remaining_time(sends_until_done(own, others), *limits))
+        stalled = stalled_since(*await bulk.last_progress(db, batch.id), *limits)
     return BulkSendOut.of(
         batch,
         counts,
