@@ -156,6 +156,7 @@ async def test_without_a_token_the_codec_answers_loopback_callers_under_its_own_
     # A page of attacker.example whose name now resolves to 127.0.0.1 (DNS rebinding): refused.
     assert await encode("127.0.0.1", "attacker.example:8000") == 403
     assert await encode("127.0.0.1", "[::1") == 403  # no host at all
+    assert await encode("127.0.0.1", "evil@localhost") == 403  # not a Host a browser sends
     # Another machine: refused, unless allowed (docker compose: the browser comes through Docker's
     # network), and then still only under the codec's own names.
     assert await encode("172.18.0.1", "localhost:8000") == 403

@@ -55,10 +55,12 @@ def _codec(request: Request, settings) -> EncryptionCodec:
 
 
 def _host_name(host: str) -> str | None:
-    """`localhost:8000` -> `localhost`, `[::1]:8000` -> `::1`; None when it is no host."""
+    """`localhost:8000` -> `localhost`, `[::1]:8000` -> `::1`; None when it is no host name."""
+    if "@" in host or "/" in host:  # a Host header is a name and a port, nothing more
+        return None
     try:
         return urlsplit(f"//{host}").hostname
-    except ValueError:  # a port that is not one
+    except ValueError:  # an IPv6 address without its closing bracket
         return None
 
 
