@@ -14,7 +14,7 @@ from clients.yousign_models import DateMention, MentionPlacement, SignatureField
 from documents.mandate_pdf import date_line_under, face_of, render_mandate_pdf
 from documents.mandate_text import DATE_MENTION
 from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty, SignatureField
-from domain.mandate_number import issued_on_of, platform_identifier, platform_of
+from domain.mandate_number import issued_on_of, numbered_for_another_platform
 from domain.models import Platform
 from store import firms, kyc, mandates
 from store.records import Dossier, Mandate
@@ -39,16 +39,8 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
         raise ApplicationError(
             "the firm has no verified legal representative", type="IncompleteData", non_retryable=True
         )
-    numbered_for = platform_of(mandate.number)
-    if numbered_for != platform_identifier(firm.platform.siren, firm.platform.matricule):
-        # A bulk mandate is numbered when the batch starts and rendered when its turn comes (hours
-        # later at YouSign's pace): its number must not name another PA than its text.
-        raise ApplicationError(
-            f"the firm's Plateforme Agréée changed after this mandate was numbered for {numbered_for}:"
-            " delete it and generate a new one",
-            type="IncompleteData",
-            non_retryable=True,
-        )
+    if changed := numbered_for_another_platform(mandate.number, firm.platform.siren, firm.platform.matricule):
+        raise ApplicationError(changed, type="IncompleteData", non_retryable=True)
     try:
         return MandateDocumentData(
             mandate_number=mandate.number,

@@ -35,3 +35,15 @@ def issued_on_of(number: str) -> date:
 def platform_of(number: str) -> str:
     """The PA's SIREN or matricule a mandate number was issued for (its second part)."""
     return number.split("_")[1]
+
+
+def numbered_for_another_platform(number: str, siren: str | None, matricule: str | None) -> str | None:
+    """Why a mandate cannot go out now that the firm's PA is this one, or None: its number and its
+    text must name the same PA (a bulk mandate is numbered hours before it is rendered)."""
+    numbered_for = platform_of(number)
+    if numbered_for == platform_identifier(siren, matricule):
+        return None
+    return (
+        f"the firm's Plateforme Agréée changed after this mandate was numbered for {numbered_for}:"
+        " delete it and generate a new one"
+    )

@@ -68,6 +68,22 @@ _FROM_MANDATE = {
 }
 
 
+def why_no_mandate(status: DossierStatus, *, has_siret: bool, has_legal_representative: bool) -> str:
+    """Why a dossier that is not `ready_for_mandate` cannot have one generated, and what to do."""
+    if status == DossierStatus.MISSING_INFORMATION:
+        missing = [
+            name
+            for name, present in (("siret", has_siret), ("legal_representative", has_legal_representative))
+            if not present
+        ]
+        return f"the dossier is missing_information: set its {' and '.join(missing) or 'data'} first"
+    if status in (DossierStatus.MANDATE_REFUSED, DossierStatus.MANDATE_EXPIRED):
+        return f"the dossier is {status}: delete its mandate first, then generate a new one"
+    if status == DossierStatus.MANDATE_PENDING:
+        return "the dossier is mandate_pending: its mandate is sent and awaits the client's signature"
+    return f"the dossier is {status}: its mandate is signed"
+
+
 def dossier_status(
     *, has_siret: bool, has_legal_representative: bool, mandate_status: MandateStatus | None
 ) -> DossierStatus:

@@ -14,9 +14,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
+from domain.mandate_number import numbered_for_another_platform
 from domain.status import MandateStatus
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
-from store import dossiers, kyc, mandates
+from store import dossiers, firms, kyc, mandates
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import ReminderAccepted
@@ -135,6 +136,11 @@ async def discard_draft_outdated_by(
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
     mandate = await current_mandate(db, firm_id, dossier_id)
+    platform = (await firms.get_firm(db, firm_id)).platform
+    if mandate.status == MandateStatus.DRAFT and platform is not None:
+        # Refused now, not accepted and failed a moment later by the send's own check.
+        if changed := numbered_for_another_platform(mandate.number, platform.siren, platform.matricule):
+            raise Conflict(changed)
     try:
         await _update(client, mandate, MandateWorkflow.send)
     except Conflict as refusal:

@@ -11,7 +11,7 @@ import asyncpg
 
 from domain.errors import Conflict, NotFound, RuleViolation
 from domain.mandate_number import mandate_number
-from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus
+from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus, why_no_mandate
 from store.dossiers import refresh_status
 from store.records import Mandate, MandateEvent
 
@@ -77,7 +77,13 @@ async def reserve_mandate(
         if dossier["platform_name"] is None:
             raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:
-            raise Conflict(f"the dossier is {dossier['einvoicing_status']}, not ready_for_mandate")
+            raise Conflict(
+                why_no_mandate(
+                    DossierStatus(dossier["einvoicing_status"]),
+                    has_siret=dossier["siret"] is not None,
+                    has_legal_representative=dossier["rep_first_name"] is not None,
+                )
+            )
         current = await conn.fetchrow(
             "SELECT id, status, signature_request_id FROM mandates"
             " WHERE dossier_id = $1 AND status <> 'deleted'",

@@ -107,6 +107,28 @@ def test_dossier_status(has_siret, has_rep, mandate, expected):
     )
 
 
+def test_a_dossier_not_ready_for_a_mandate_says_what_to_do():
+    from domain.status import why_no_mandate
+
+    def why(status, siret=True, rep=True):
+        return why_no_mandate(status, has_siret=siret, has_legal_representative=rep)
+
+    assert why(DossierStatus.MISSING_INFORMATION, siret=False) == (
+        "the dossier is missing_information: set its siret first"
+    )
+    assert why(DossierStatus.MISSING_INFORMATION, siret=False, rep=False).endswith(
+        "set its siret and legal_representative first"
+    )
+    assert why(DossierStatus.MANDATE_REFUSED) == (
+        "the dossier is mandate_refused: delete its mandate first, then generate a new one"
+    )
+    assert "delete its mandate first" in why(DossierStatus.MANDATE_EXPIRED)
+    assert why(DossierStatus.MANDATE_PENDING).startswith(
+        "the dossier is mandate_pending: its mandate is sent"
+    )
+    assert why(DossierStatus.READY_FOR_DESIGNATION).endswith("its mandate is signed")
+
+
 def test_status_labels_are_french():
     assert {s.value: s.label for s in DossierStatus} == {
         "missing_information": "Informations manquantes",

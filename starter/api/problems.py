@@ -77,14 +77,11 @@ def install(app: FastAPI) -> None:
                 f" {request.headers.get('content-type') or 'missing'}; `curl -d` sends"
                 " application/x-www-form-urlencoded unless told with -H)",
             )
-        errors = [
-            # A body that is not JSON: its loc ends with a character position, not a field.
-            {
-                "field": "body" if e["type"] == "json_invalid" else _field_name(tuple(e["loc"])),
-                "message": _message(e),
-            }
-            for e in error.errors()
-        ]
+        unreadable = [e for e in error.errors() if e["type"] == "json_invalid"]
+        if unreadable:  # its loc ends with the character position where decoding stopped
+            where, why = unreadable[0]["loc"][-1], unreadable[0].get("ctx", {}).get("error", "")
+            return problem(400, "Bad Request", f"the body is not valid JSON: {why} (at character {where})")
+        errors = [{"field": _field_name(tuple(e["loc"])), "message": _message(e)} for e in error.errors()]
         return validation_problem(errors)
 
     @app.exception_handler(TooLarge)
@@ -199,8 +196,8 @@ _MEANINGS = {
     413: "Body or file too large",
     415: "A JSON body sent without Content-Type: application/json",
     422: "Invalid fields, each named in `errors`",
-    429: "Too soon: see Retry-After",
-    503: "Temporal or the database unavailable: retry",
+    429: "Too soon: retry after the seconds of Retry-After",
+    503: "Temporal or the database unavailable: retry after the seconds of Retry-After",
 }
 
 
@@ -211,6 +208,15 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "model": Problem,  # registers the schema (FastAPI also lists it under application/json)
             "description": _MEANINGS[status],
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            **({"headers": {"Retry-After": RETRY_AFTER}} if status in (429, 503) else {}),
         }
         for status in statuses
     }
+
+
+RETRY_AFTER = {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+
+
+def located(status: int, what: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI declaration of a success answer's `Location` header."""
+    return {status: {"headers": {"Location": {"description": what, "schema": {"type": "string"}}}}}

@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.errors import RuleViolation, Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, sends_until_done, stalled_since
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
-from starter.api.problems import problem_responses
+from starter.api.problems import located, problem_responses
 from starter.api.schemas import NEXT_CURSOR
 from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk
@@ -97,7 +97,9 @@ class BulkSendOut(BulkSendSummaryOut):
     next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
-@router.post("", status_code=202, response_model=BulkSendCreated)
+@router.post(
+    "", status_code=202, response_model=BulkSendCreated, responses=located(202, "Where its progress is")
+)
 async def create_bulk_send(
     body: BulkSendCreate,
     db: Db,

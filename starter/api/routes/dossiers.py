@@ -13,7 +13,7 @@ from domain.models import PlainText
 from domain.status import DossierStatus
 from starter import mandate_actions
 from starter.api.deps import Db, FirmId, Temporal
-from starter.api.problems import problem_responses
+from starter.api.problems import located, problem_responses
 from starter.api.schemas import DossierCreate, DossierOut, DossierPage, DossierPatch
 from store import dossiers
 
@@ -24,7 +24,7 @@ router = APIRouter(
 )
 
 
-@router.post("", status_code=201, response_model=DossierOut)
+@router.post("", status_code=201, response_model=DossierOut, responses=located(201, "The new dossier"))
 async def create_dossier(body: DossierCreate, db: Db, firm_id: FirmId, response: Response) -> DossierOut:
     """A client company. Its SIRET and legal representative may come later: until both are there,
     it is `missing_information`. A SIRET already in another of the firm's dossiers is a 409."""

@@ -12,7 +12,7 @@ from domain.errors import Conflict
 from domain.status import MandateStatus
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
-from starter.api.problems import problem_responses
+from starter.api.problems import located, problem_responses
 from starter.api.schemas import MandateOut, ReminderAcceptedOut
 from store import mandates
 
@@ -33,13 +33,13 @@ async def _out(db, mandate) -> MandateOut:
     return MandateOut.of(mandate, await mandates.reminders(db, mandate.id), reason)
 
 
-@router.post("", status_code=201, response_model=MandateOut)
+@router.post("", status_code=201, response_model=MandateOut, responses=located(201, "The dossier's mandate"))
 async def generate_mandate(
     dossier_id: UUID, db: Db, temporal: Temporal, settings: AppSettings, firm_id: FirmId, response: Response
 ) -> MandateOut:
     """Generate the dossier's mandate as a draft to preview (GET .../document), then send. The
     dossier needs its SIRET and representative, the firm its platform and a verified legal
-    representative. A refused or expired mandate is deleted first; a draft (send or delete it) or a
+    representative. Delete a refused or expired mandate first; a draft (send or delete it) or a
     failed mandate YouSign had (delete it) is a 409; one that failed before YouSign had it is replaced."""
     mandate = await mandate_actions.generate(
         db, temporal, settings, firm_id, dossier_id, now=datetime.now(UTC)
@@ -88,7 +88,8 @@ async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
 @router.post("/send", status_code=202, response_model=MandateOut)
 async def send_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> MandateOut:
     """Send the draft, as previewed, for e-signature: YouSign e-mails the client a link to sign or
-    decline. Answers once it is `sending`; it turns `pending` when YouSign has it."""
+    decline. Answers once it is `sending`; it turns `pending` when YouSign has it. A draft numbered
+    for the firm's former Plateforme Agréée is refused (409: delete it, generate a new one)."""
     return await _out(db, await mandate_actions.send(db, temporal, firm_id, dossier_id))
 
 

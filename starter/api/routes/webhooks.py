@@ -87,7 +87,12 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
     try:
         return await _hand_on(db, temporal, event)
     except DATABASE_FAILURES as error:
-        return problem(503, "Service unavailable", f"the database did not answer ({type(error).__name__})")
+        return problem(
+            503,
+            "Service unavailable",
+            f"the database did not answer ({type(error).__name__})",
+            headers={"Retry-After": "5"},
+        )
 
 
 async def _hand_on(db, temporal: Client, event: WebhookEvent) -> WebhookAck | JSONResponse:
@@ -97,7 +102,7 @@ async def _hand_on(db, temporal: Client, event: WebhookEvent) -> WebhookAck | JS
         routed = await _route(db, temporal, event)
     except RPCError as error:
         if error.status != RPCStatusCode.NOT_FOUND:  # not handed on: YouSign's retry will be
-            return problem(503, "Service unavailable", error.message)
+            return problem(503, "Service unavailable", error.message, headers={"Retry-After": "5"})
         log.info("webhook for a closed workflow", event_name=event.event_name, event_id=event.event_id)
         routed = None
     except ValidationError:
