@@ -137,9 +137,11 @@ async def update_dossier(
     siret: str | None = _UNSET,
     legal_representative: LegalRepresentative | None = _UNSET,
     previous_platform: Platform | None = _UNSET,
+    external_ref: str | None = _UNSET,
 ) -> Dossier:
-    """Change the given fields; refused while a mandate is being sent, pending or signed, and while a
-    draft shows what would change (the gateway discards that draft first)."""
+    """Change the given fields; what the mandate prints is refused while a mandate is being sent,
+    pending or signed, and while a draft shows it (the gateway discards that draft first). The firm's
+    own reference, never printed, changes whatever the mandate's state."""
     requested = {
         field: value
         for field, value in (
@@ -161,9 +163,18 @@ async def update_dossier(
         if row is None:
             raise NotFound("dossier not found")
         current = Dossier.from_row(row)
-        if not changes_printed_data(current, requested):
+        new_ref = external_ref is not _UNSET and external_ref != current.external_ref
+        printed = changes_printed_data(current, requested)
+        if not (printed or new_ref):
             # The same values again (a form saved unchanged): nothing to refuse, nothing written.
             return current
+        if not printed:
+            await conn.execute(
+                "UPDATE dossiers SET external_ref = $2, updated_at = now() WHERE id = $1",
+                dossier_id,
+                external_ref,
+            )
+            return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
         if row["mandate_status"] in LOCKING_MANDATE_STATUSES:
             raise Conflict(f"the dossier cannot change while its mandate is {row['mandate_status']}")
         if row["mandate_status"] == MandateStatus.DRAFT:
@@ -171,6 +182,8 @@ async def update_dossier(
         if siret is not _UNSET and siret != row["siret"]:
             await refuse_duplicate_siret(conn, firm_id, siret, dossier_id)
         changes: dict[str, Any] = {k: v for k, v in requested.items() if k in ("name", "siret")}
+        if new_ref:
+            changes["external_ref"] = external_ref
         if legal_representative is not _UNSET:
             keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")
             changes.update(zip(keys, _rep_columns(legal_representative), strict=True))

@@ -175,6 +175,16 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     unchanged = {k: before[k] for k in ("name", "siret", "legal_representative")}
     resaved = await client.patch(f"/v1/dossiers/{dossier['id']}", json=unchanged)
     assert resaved.status_code == 200 and resaved.json()["updated_at"] == before["updated_at"]
+    # The firm's own reference is not printed: it changes all the same, alone; with a printed
+    # field, the whole change is refused and nothing is written.
+    both = await client.patch(f"/v1/dossiers/{dossier['id']}", json={"external_ref": "X-1", "name": "X"})
+    assert both.status_code == 409
+    assert (await client.get(f"/v1/dossiers/{dossier['id']}")).json()["external_ref"] == before[
+        "external_ref"
+    ]
+    referenced = await client.patch(f"/v1/dossiers/{dossier['id']}", json={"external_ref": "CLI-101b"})
+    assert referenced.status_code == 200 and referenced.json()["external_ref"] == "CLI-101b"
+    assert referenced.json()["updated_at"] > before["updated_at"]
 
     await browser_action(emulator, signer_of(emulator, mandate["id"]).id, "sign")
     await reaches(client, dossier["id"], "ready_for_designation")
@@ -271,9 +281,11 @@ async def test_editing_what_a_draft_prints_discards_the_draft(client, db, firm, 
     dossier = await verified_firm_with_dossier(db, firm)
     draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
     same = await client.patch(
-        f"/v1/dossiers/{dossier.id}", json={"name": dossier.name, "previous_platform": None}
+        f"/v1/dossiers/{dossier.id}",
+        json={"name": dossier.name, "previous_platform": None, "external_ref": "CLI-7"},
     )
     assert same.status_code == 200 and same.json()["mandate"]["id"] == draft["id"]  # nothing printed changed
+    assert same.json()["external_ref"] == "CLI-7"
 
     new_rep = {"first_name": "Paul", "last_name": "Nouveau", "email": "paul@client.example"}
     edited = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": new_rep})

@@ -60,12 +60,20 @@ class DossierCreate(_Body):
 
 
 class DossierPatch(_Body):
-    """Only the fields given change; `null` removes a SIRET, a representative or a previous platform."""
+    """Only the fields given change; `null` removes a SIRET, a representative, a previous platform or
+    the firm's reference. An object given (the representative, the previous platform) replaces the
+    stored one whole: send all its fields."""
 
     name: PrintedText | None = Field(default=None, min_length=1, max_length=200, description=NAME)
     siret: Siret | None = Field(default=None, description=SIRET)
     legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
+    external_ref: PlainText | None = Field(
+        default=None,
+        max_length=200,
+        description="The firm's own reference for the client: not printed, so it changes whatever the"
+        " mandate's state",
+    )
 
 
 # Answers carry what is stored as plain values: a rule tightened since (what the PDF can print) must

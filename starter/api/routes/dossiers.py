@@ -81,14 +81,16 @@ async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
 ) -> DossierOut:
     """Change the dossier; a draft mandate showing the old data is discarded (generate a new one).
-    While its mandate is being sent, awaits signature or is signed, the dossier cannot change (409)."""
+    While its mandate is being sent, awaits signature or is signed, what the mandate prints cannot
+    change (409); the firm's reference can."""
     changes = {field: getattr(body, field) for field in body.model_fields_set}
     if changes.get("name", "") is None:
         raise RuleViolation("name", "the name cannot be removed")
     if changes.get("siret"):  # refused before a draft showing the old one is discarded for it
         await dossiers.refuse_duplicate_siret(db, firm_id, changes["siret"], dossier_id)
+    printed = {field: value for field, value in changes.items() if field != "external_ref"}
     await mandate_actions.discard_draft_outdated_by(
-        db, temporal, firm_id, dossier_id, changes, now=datetime.now(UTC)
+        db, temporal, firm_id, dossier_id, printed, now=datetime.now(UTC)
     )
     await dossiers.update_dossier(db, firm_id, dossier_id, **changes)
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
