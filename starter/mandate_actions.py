@@ -94,7 +94,10 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
-            raise RunGone(f"the mandate is {mandate.status}; this action is not possible") from error
+            raise RunGone(
+                f"the mandate is {mandate.status} and its workflow is over: it can no longer be sent,"
+                " reminded or deleted (its PDF stays at GET .../mandate/document)"
+            ) from error
         raise Unavailable(f"the workflow service did not answer: {error.message}") from error
 
 

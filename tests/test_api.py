@@ -208,7 +208,14 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
 
     [mail] = await eventually(confirmation)
     assert next(mail.iter_attachments()).get_content() == (await eventually(signed_pdf)).content
-    assert (await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")).status_code == 409
+
+    # Signed, confirmed, its run over (or about to be): nothing more to do with it, and the answer says so.
+    async def refused_for_good():
+        answer = await client.delete(f"/v1/dossiers/{dossier['id']}/mandate")
+        assert answer.status_code == 409
+        return answer.json()["detail"] if "workflow is over" in answer.json()["detail"] else None
+
+    assert "can no longer be sent, reminded or deleted" in await eventually(refused_for_good)
     assert (await client.patch(f"/v1/dossiers/{dossier['id']}", json={"name": "Y"})).status_code == 409
 
 
