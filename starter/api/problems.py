@@ -182,7 +182,7 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(
         default=None, description="Each invalid field (a 422, or a 413 for a file too large)"
     )
-    next_reminder_allowed_at: str | None = Field(
+    next_reminder_allowed_at: datetime | None = Field(
         default=None, description="429 to a reminder: from when the next one is allowed"
     )
 
@@ -201,12 +201,16 @@ _MEANINGS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of the problem answers a route may give."""
+def problem_responses(
+    *statuses: int, meanings: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of the problem answers a route may give (`meanings` where a route's
+    differ from the API's usual ones)."""
+    meanings = _MEANINGS | (meanings or {})
     return {
         status: {
             "model": Problem,  # registers the schema (FastAPI also lists it under application/json)
-            "description": _MEANINGS[status],
+            "description": meanings[status],
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
             **({"headers": {"Retry-After": RETRY_AFTER}} if status in (429, 503) else {}),
         }

@@ -27,7 +27,8 @@ PLACEHOLDER_MATRICULE = "9998"
 
 
 class DesignatedPlatformIn(PlatformIn):
-    """The platform a firm designates for its clients: a real one, not the directory's placeholder."""
+    """The platform a firm designates for its clients: its name, and its SIREN or its 4-digit
+    matricule (at least one); a real one, not the directory's placeholder (matricule 9998)."""
 
     @field_validator("matricule")
     @classmethod
@@ -45,7 +46,10 @@ PREVIOUS_PLATFORM = Field(
 
 
 NAME = "The company's name, as the mandate prints it"
-SIRET = "The company's SIRET (14 digits, spaces allowed); its first 9 digits are the SIREN"
+SIRET = (
+    "The company's SIRET (14 digits, spaces allowed; checked with Luhn as INSEE numbers them, La"
+    " Poste's establishments apart); its first 9 digits are the SIREN"
+)
 CLIENT_REPRESENTATIVE = "Who signs the mandate for the company (no identity document needed)"
 
 

@@ -61,7 +61,9 @@ async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
 @router.post(
     "/yousign",
     response_model=WebhookAck,
-    responses=problem_responses(400, 401, 413, 503),
+    responses=problem_responses(
+        400, 401, 413, 503, meanings={401: "The X-Yousign-Signature-256 signature is missing or wrong"}
+    ),
 )
 async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
     """For YouSign only (the URL to subscribe its webhook to): no API key, but the
