@@ -518,7 +518,7 @@ BAD_DOSSIERS = [
     ({"name": "A", "siret": "7328293200007A"}, "siret", "only digits"),
     ({"name": "A", "siret": "7328293200007"}, "siret", "14 digits"),
     ({"name": "A", "siret": "12345678912345"}, "siret", "checksum"),
-    ({"name": "", "siret": "73282932000074"}, "name", "at least 1"),
+    ({"name": "", "siret": "73282932000074"}, "name", "must not be empty"),
     ({"siret": "73282932000074"}, "name", "required"),
     (
         {"name": "A", "legal_representative": {**REP, "email": "jeanne@localhost"}},
@@ -688,6 +688,13 @@ async def test_other_bad_inputs(client, db, firm):
         headers = {"content-type": content_type} if content_type else {}
         typed = await client.post("/v1/dossiers", content=b'{"name": "Client"}', headers=headers)
         assert typed.status_code == 415 and "Content-Type: application/json" in typed.json()["detail"]
+    # JSON to the operation that takes a form (the identity document): told the encoding to use.
+    form = await client.put("/v1/firm/legal-representative", json={"first_name": "Camille"})
+    assert form.status_code == 415 and "multipart/form-data" in form.json()["detail"]
+    blank = await client.post("/v1/dossiers", json={"name": "   "})
+    assert blank.json()["errors"] == [
+        {"field": "name", "message": "must not be empty (spaces alone do not count)"}
+    ]
     array = await client.post("/v1/dossiers", json=[{"name": "Client"}])  # JSON, but not an object
     assert (array.status_code, [e["field"] for e in array.json()["errors"]]) == (422, ["body"])
     assert (

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter
@@ -45,6 +45,8 @@ def validation_problem(errors: list[dict[str, str]], status: int = 422) -> JSONR
 
 
 def _message(error: dict[str, Any]) -> str:
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return "must not be empty (spaces alone do not count)"  # the value was stripped first
     message = error["msg"]
     return message.removeprefix("Value error, ")
 
@@ -61,6 +63,16 @@ def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> b
     )
 
 
+def _form_sent_as_json(request: Request) -> bool:
+    """A JSON body sent to an operation that takes a form (fields and files): every field would be
+    reported missing, when the client only has to change its encoding."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return media_type.endswith(("/json", "+json")) and isinstance(
+        getattr(body_field, "field_info", None), params.Form
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -69,6 +81,12 @@ def install(app: FastAPI) -> None:
             # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
             # literal path takes no PATCH.
             return method_not_allowed(allowed)
+        if _form_sent_as_json(request):
+            return problem(
+                415,
+                "Unsupported Media Type",
+                "this operation takes multipart/form-data (its fields and files), not JSON",
+            )
         if _body_not_sent_as_json(request, error):
             return problem(
                 415,
