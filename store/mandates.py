@@ -161,6 +161,14 @@ async def get_mandate(db: asyncpg.Pool, mandate_id: UUID) -> Mandate:
     return Mandate.from_row(row)
 
 
+async def history(db: asyncpg.Pool, dossier_id: UUID) -> list[Mandate]:
+    """Every mandate of the dossier, deleted ones too, newest first."""
+    rows = await db.fetch(
+        "SELECT * FROM mandates WHERE dossier_id = $1 ORDER BY created_at DESC, id DESC", dossier_id
+    )
+    return [Mandate.from_row(row) for row in rows]
+
+
 async def mandate_for_signature_request(db: asyncpg.Pool, signature_request_id: str) -> Mandate | None:
     row = await db.fetchrow("SELECT * FROM mandates WHERE signature_request_id = $1", signature_request_id)
     return Mandate.from_row(row) if row else None

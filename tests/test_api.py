@@ -249,6 +249,16 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     assert await status_of(client, str(dossier.id)) == "ready_for_mandate"
     again = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
     assert again.status_code == 201 and again.json()["number"] != mandate["number"]
+    # The refusal stays readable in the dossier's history, newest first, after its delete.
+    history = (await client.get(f"/v1/dossiers/{dossier.id}/mandates")).json()["items"]
+    assert [(m["id"], m["status"]) for m in history] == [
+        (again.json()["id"], "draft"),
+        (mandate["id"], "deleted"),
+    ]
+    assert history[1]["refused_at"] and history[1]["refusal_reason"] == "Pas maintenant"
+    other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+    async with (await firm_client(db, client.base_url, other)).http as stranger:
+        assert (await stranger.get(f"/v1/dossiers/{dossier.id}/mandates")).status_code == 404
 
 
 async def test_a_draft_is_deleted_and_the_dossier_is_ready_again(client, db, firm):

@@ -72,4 +72,5 @@ def create_app(
     problems.install(app)
     for module in (firm, dossiers, mandate, bulk, webhooks, codec, health, metrics):
         app.include_router(module.router)
+    app.include_router(mandate.history_router)
     return app

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
 
 from domain.errors import Conflict
 from domain.status import MandateStatus
@@ -14,7 +15,7 @@ from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
 from starter.api.schemas import MandateOut, ReminderAcceptedOut
-from store import mandates
+from store import dossiers, mandates
 
 router = APIRouter(
     prefix="/v1/dossiers/{dossier_id}/mandate",
@@ -28,9 +29,31 @@ GENERATION_WAIT_SECONDS = 5.0
 
 
 async def _out(db, mandate) -> MandateOut:
-    refused = mandate.status == MandateStatus.REFUSED
+    refused = mandate.refused_at is not None  # refused, or refused then deleted (in the history)
     reason = await mandates.refusal_reason(db, mandate.id) if refused else None
     return MandateOut.of(mandate, await mandates.reminders(db, mandate.id), reason)
+
+
+history_router = APIRouter(
+    prefix="/v1/dossiers/{dossier_id}/mandates",
+    tags=["mandate"],
+    responses=problem_responses(401, 404, 422, 503),
+)
+
+
+class MandateHistory(BaseModel):
+    items: list[MandateOut] = Field(
+        description="Every mandate of the dossier, newest first: the current one and the deleted ones"
+        " (status `deleted`: their dates, `refusal_reason` and `failure_reason` tell how each ended)"
+    )
+
+
+@history_router.get("", response_model=MandateHistory)
+async def mandate_history(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateHistory:
+    """The dossier's mandates over time: why an earlier one was refused stays readable after it was
+    deleted to generate a new one."""
+    await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's: 404
+    return MandateHistory(items=[await _out(db, m) for m in await mandates.history(db, dossier_id)])
 
 
 @router.post("", status_code=201, response_model=MandateOut, responses=located(201, "The dossier's mandate"))
