@@ -199,6 +199,23 @@ async def update_dossier(
         return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
 
 
+async def delete_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> None:
+    """Delete a dossier created by mistake (or a client gone before any mandate). One that ever had
+    a mandate is kept: its mandates' event log is append-only, the firm's record of what was done."""
+    async with db.acquire() as conn, conn.transaction():
+        # Locked as reserving a mandate locks it: no mandate appears while it goes.
+        row = await conn.fetchrow(
+            "SELECT mandate_count FROM dossiers WHERE firm_id = $1 AND id = $2 FOR UPDATE",
+            firm_id,
+            dossier_id,
+        )
+        if row is None:
+            raise NotFound("dossier not found")
+        if row["mandate_count"]:
+            raise Conflict("the dossier had a mandate: it is kept with its mandates' history")
+        await conn.execute("DELETE FROM dossiers WHERE id = $1", dossier_id)
+
+
 def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 

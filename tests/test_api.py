@@ -261,6 +261,24 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
         assert (await stranger.get(f"/v1/dossiers/{dossier.id}/mandates")).status_code == 404
 
 
+async def test_a_dossier_without_mandates_is_deleted_one_that_had_one_is_kept(client, db, firm):
+    mistaken = (await client.post("/v1/dossiers", json={"name": "Doublon"})).json()
+    other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+    async with (await firm_client(db, client.base_url, other)).http as stranger:
+        assert (await stranger.delete(f"/v1/dossiers/{mistaken['id']}")).status_code == 404
+    assert (await client.delete(f"/v1/dossiers/{mistaken['id']}")).status_code == 204
+    assert (await client.get(f"/v1/dossiers/{mistaken['id']}")).status_code == 404
+    assert (await client.delete(f"/v1/dossiers/{mistaken['id']}")).status_code == 404
+    # A mandate was generated (and deleted, never sent): the dossier stays, with that history.
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    await mandate_reaches(client, dossier.id, "draft")
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    kept = await client.delete(f"/v1/dossiers/{dossier.id}")
+    assert kept.status_code == 409 and "kept with its mandates' history" in kept.json()["detail"]
+    assert (await client.get(f"/v1/dossiers/{dossier.id}")).status_code == 200
+
+
 async def test_a_draft_is_deleted_and_the_dossier_is_ready_again(client, db, firm):
     dossier = await verified_firm_with_dossier(db, firm)
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201

@@ -76,6 +76,14 @@ async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
     return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
 
 
+@router.delete("/{dossier_id}", status_code=204, response_class=Response)
+async def delete_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
+    """Delete a dossier created by mistake, or a client gone before any mandate. One that ever had a
+    mandate is kept (409), with its mandates' history."""
+    await dossiers.delete_dossier(db, firm_id, dossier_id)
+    return Response(status_code=204)
+
+
 @router.patch("/{dossier_id}", response_model=DossierOut)
 async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
