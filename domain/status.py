@@ -8,7 +8,7 @@ class MandateStatus(StrEnum):
     (a bulk send's may wait its turn under YouSign's limits). `pending`: sent, awaiting the client's
     signature until `expires_at`. `signed`. `refused`: the client declined. `expired`: not signed in
     time. `failed`: it could not be generated or sent, or YouSign cancelled it after sending
-    (`failure_reason` says why). `deleted`: removed (the API shows the current mandate only). A
+    (`failure_reason` says why). `deleted`: removed (listed only in the dossier's mandate history). A
     refused, expired or failed mandate is deleted to generate a new one."""
 
     DRAFT = "draft"
@@ -80,7 +80,7 @@ def why_no_mandate(status: DossierStatus, *, has_siret: bool, has_legal_represen
     if status in (DossierStatus.MANDATE_REFUSED, DossierStatus.MANDATE_EXPIRED):
         return f"the dossier is {status}: delete its mandate first, then generate a new one"
     if status == DossierStatus.MANDATE_PENDING:
-        return "the dossier is mandate_pending: its mandate is sent and awaits the client's signature"
+        return "the dossier is mandate_pending: its mandate is sent (or being sent) for the client to sign"
     return f"the dossier is {status}: its mandate is signed"
 
 

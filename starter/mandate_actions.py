@@ -94,6 +94,11 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
+            if mandate.status in (MandateStatus.DRAFT, MandateStatus.FAILED):
+                raise RunGone(
+                    f"the mandate is {mandate.status} but its workflow is not running: delete it and"
+                    " generate a new one"
+                ) from error
             raise RunGone(
                 f"the mandate is {mandate.status} and its workflow is over: it can no longer be sent,"
                 " reminded or deleted (its PDF stays at GET .../mandate/document)"

@@ -161,10 +161,15 @@ async def get_mandate(db: asyncpg.Pool, mandate_id: UUID) -> Mandate:
     return Mandate.from_row(row)
 
 
-async def history(db: asyncpg.Pool, dossier_id: UUID) -> list[Mandate]:
-    """Every mandate of the dossier, deleted ones too, newest first."""
+async def history(db: asyncpg.Pool, dossier_id: UUID, *, before_seq: int | None, limit: int) -> list[Mandate]:
+    """The dossier's mandates, deleted ones too, newest first (by their number's order), from before
+    `before_seq` when given."""
     rows = await db.fetch(
-        "SELECT * FROM mandates WHERE dossier_id = $1 ORDER BY created_at DESC, id DESC", dossier_id
+        "SELECT * FROM mandates WHERE dossier_id = $1 AND ($2::int IS NULL OR seq < $2)"
+        " ORDER BY seq DESC LIMIT $3",
+        dossier_id,
+        before_seq,
+        limit,
     )
     return [Mandate.from_row(row) for row in rows]
 

@@ -256,6 +256,13 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
         (mandate["id"], "deleted"),
     ]
     assert history[1]["refused_at"] and history[1]["refusal_reason"] == "Pas maintenant"
+    assert history[1]["deleted_at"] and history[0]["deleted_at"] is None
+    first = (await client.get(f"/v1/dossiers/{dossier.id}/mandates", params={"limit": 1})).json()
+    rest = (
+        await client.get(f"/v1/dossiers/{dossier.id}/mandates", params={"cursor": first["next_cursor"]})
+    ).json()
+    assert [m["id"] for m in first["items"] + rest["items"]] == [m["id"] for m in history]
+    assert rest["next_cursor"] is None
     other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
     async with (await firm_client(db, client.base_url, other)).http as stranger:
         assert (await stranger.get(f"/v1/dossiers/{dossier.id}/mandates")).status_code == 404
@@ -695,7 +702,7 @@ async def test_bad_query_and_path_values_name_the_field(client, path, params, fi
 async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(client):
     answer = await client.put(f"/v1/dossiers/{uuid4()}")
     assert answer.status_code == 405 and answer.json()["status"] == 405
-    assert answer.headers["allow"] == "GET, PATCH"  # both routes of the path, not only the first
+    assert answer.headers["allow"] == "DELETE, GET, PATCH"  # every route of the path, not only the first
     # A literal path is its own resource, even where `/v1/dossiers/{dossier_id}` matches it too.
     assert (await client.put("/v1/dossiers/status-counts")).headers["allow"] == "GET"
     # Even for a method the template takes: its id would be invalid, but the path is not an id.

@@ -124,7 +124,7 @@ def test_a_dossier_not_ready_for_a_mandate_says_what_to_do():
     )
     assert "delete its mandate first" in why(DossierStatus.MANDATE_EXPIRED)
     assert why(DossierStatus.MANDATE_PENDING).startswith(
-        "the dossier is mandate_pending: its mandate is sent"
+        "the dossier is mandate_pending: its mandate is sent (or being sent)"
     )
     assert why(DossierStatus.READY_FOR_DESIGNATION).endswith("its mandate is signed")
 

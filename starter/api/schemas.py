@@ -127,6 +127,8 @@ class MandateOut(BaseModel):
     expires_at: datetime | None = Field(description=EXPIRES_AT)
     signed_at: datetime | None = Field(description="When the client signed it")
     refused_at: datetime | None = Field(description="When the client declined it")
+    expired_at: datetime | None = Field(description="When its validity ended unsigned")
+    deleted_at: datetime | None = Field(description="When it was deleted (in the dossier's history)")
     refusal_reason: str | None = Field(description="What the client wrote when declining, if anything")
     reminders: list[ReminderOut] = Field(description="The reminders sent, oldest first")
     next_reminder_allowed_at: datetime | None = Field(

@@ -21,8 +21,12 @@ from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import firms, kyc
 from store.records import KycFile
 
+# 415: JSON for the platform, multipart/form-data for the representative (the identity document).
+WRONG_BODY_TYPE = "A body of another type than the operation takes (JSON, or multipart/form-data)"
 router = APIRouter(
-    prefix="/v1/firm", tags=["firm"], responses=problem_responses(400, 401, 413, 415, 422, 503)
+    prefix="/v1/firm",
+    tags=["firm"],
+    responses=problem_responses(400, 401, 413, 415, 422, 503, meanings={415: WRONG_BODY_TYPE}),
 )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from domain.errors import Conflict
@@ -14,7 +15,7 @@ from domain.status import MandateStatus
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
-from starter.api.schemas import MandateOut, ReminderAcceptedOut
+from starter.api.schemas import NEXT_CURSOR, MandateOut, ReminderAcceptedOut
 from store import dossiers, mandates
 
 router = APIRouter(
@@ -43,17 +44,31 @@ history_router = APIRouter(
 
 class MandateHistory(BaseModel):
     items: list[MandateOut] = Field(
-        description="Every mandate of the dossier, newest first: the current one and the deleted ones"
+        description="The dossier's mandates, newest first: the current one and the deleted ones"
         " (status `deleted`: their dates, `refusal_reason` and `failure_reason` tell how each ended)"
     )
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 @history_router.get("", response_model=MandateHistory)
-async def mandate_history(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateHistory:
+async def mandate_history(
+    dossier_id: UUID,
+    db: Db,
+    firm_id: FirmId,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page")
+    ] = None,
+) -> MandateHistory:
     """The dossier's mandates over time: why an earlier one was refused stays readable after it was
     deleted to generate a new one."""
     await dossiers.get_dossier(db, firm_id, dossier_id)  # another firm's: 404
-    return MandateHistory(items=[await _out(db, m) for m in await mandates.history(db, dossier_id)])
+    before = int(cursor) if cursor else None
+    page = await mandates.history(db, dossier_id, before_seq=before, limit=limit + 1)
+    more, page = len(page) > limit, page[:limit]
+    return MandateHistory(
+        items=[await _out(db, m) for m in page], next_cursor=str(page[-1].seq) if more else None
+    )
 
 
 @router.post("", status_code=201, response_model=MandateOut, responses=located(201, "The dossier's mandate"))
