@@ -185,6 +185,8 @@ async def test_full_story_from_firm_verification_to_signed(client, emulator, smt
     referenced = await client.patch(f"/v1/dossiers/{dossier['id']}", json={"external_ref": "CLI-101b"})
     assert referenced.status_code == 200 and referenced.json()["external_ref"] == "CLI-101b"
     assert referenced.json()["updated_at"] > before["updated_at"]
+    blank = await client.patch(f"/v1/dossiers/{dossier['id']}", json={"external_ref": "  "})
+    assert blank.json()["external_ref"] is None  # blank is none, not an empty reference
 
     await browser_action(emulator, signer_of(emulator, mandate["id"]).id, "sign")
     await reaches(client, dossier["id"], "ready_for_designation")
@@ -718,6 +720,13 @@ async def test_other_bad_inputs(client, db, firm):
     assert not_json.status_code == 400
     assert not_json.json()["detail"].startswith("the body is not valid JSON: ")
     assert "(at character 13)" in not_json.json()["detail"], not_json.json()
+    latin1 = await client.post(
+        "/v1/dossiers",
+        content='{"name": "Société"}'.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )
+    assert (latin1.status_code, latin1.json()["title"]) == (400, "Bad Request")
+    assert "send JSON in UTF-8" in latin1.json()["detail"], latin1.json()
     # JSON sent as curl -d sends it (a form), or as text: the client is told the type to send.
     for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
         headers = {"content-type": content_type} if content_type else {}

@@ -139,9 +139,13 @@ def install(app: FastAPI) -> None:
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
             return method_not_allowed(allowed_methods(app, request))
-        titles = {401: "Unauthorized", 404: "Not found", 413: "Request too large"}
+        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: "Request too large"}
         title = titles.get(error.status_code, "Error")
-        return problem(error.status_code, title, str(error.detail), headers=getattr(error, "headers", None))
+        detail = str(error.detail)
+        if error.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's words for a body it could not even decode (bytes that are not UTF-8, say).
+            detail = "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
+        return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
     async def database_down(_: Request, error: Exception) -> JSONResponse:
         log.warning("database unavailable", error=type(error).__name__)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from domain.calendar import next_reminder_allowed_at
 from domain.models import ClientRepresentative, PlainText, Platform, PrintedText, Siret
@@ -45,6 +45,9 @@ PREVIOUS_PLATFORM = Field(
 )
 
 
+# The firm's reference, blank: none (null), as when it is left out.
+ExternalRef = Annotated[PlainText | None, AfterValidator(lambda ref: ref or None)]
+
 NAME = "The company's name, as the mandate prints it"
 SIRET = (
     "The company's SIRET (14 digits, spaces allowed; checked with Luhn as INSEE numbers them, La"
@@ -57,7 +60,7 @@ class DossierCreate(_Body):
     name: PrintedText = Field(min_length=1, max_length=200, description=NAME)
     siret: Siret | None = Field(default=None, description=SIRET)
     legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
-    external_ref: PlainText | None = Field(
+    external_ref: ExternalRef = Field(
         default=None, max_length=200, description="The firm's own reference for the client (free text)"
     )
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
@@ -72,7 +75,7 @@ class DossierPatch(_Body):
     siret: Siret | None = Field(default=None, description=SIRET)
     legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
-    external_ref: PlainText | None = Field(
+    external_ref: ExternalRef = Field(
         default=None,
         max_length=200,
         description="The firm's own reference for the client: not printed, so it changes whatever the"
