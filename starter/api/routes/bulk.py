@@ -147,7 +147,7 @@ async def get_bulk_send(
     firm_id: FirmId,
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
     cursor: Annotated[
-        int | None, Query(ge=0, le=2**31 - 1, description="Position after which to list items")
+        str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page")
     ] = None,
 ) -> BulkSendOut:
     """A bulk send's progress: counted from the database, with each dossier's outcome a page at a
@@ -155,7 +155,7 @@ async def get_bulk_send(
     batch = await bulk.get_bulk_send(db, firm_id, bulk_send_id)
     counts = await bulk.outcome_counts(db, batch.id)
     # One more than the page: a cursor only when something follows (a full last page has none).
-    page = await bulk.items(db, batch.id, after=-1 if cursor is None else cursor, limit=limit + 1)
+    page = await bulk.items(db, batch.id, after=-1 if cursor is None else int(cursor), limit=limit + 1)
     more, page = len(page) > limit, page[:limit]
     eta = stalled = None
     if bulk.in_progress(counts):
