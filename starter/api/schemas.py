@@ -48,6 +48,7 @@ PREVIOUS_PLATFORM = Field(
 # The firm's reference, blank: none (null), as when it is left out.
 ExternalRef = Annotated[PlainText | None, AfterValidator(lambda ref: ref or None)]
 
+NEXT_CURSOR = "Pass it as `cursor` for the next page; null on the last page"
 NAME = "The company's name, as the mandate prints it"
 SIRET = (
     "The company's SIRET (14 digits, spaces allowed; checked with Luhn as INSEE numbers them, La"
@@ -154,6 +155,14 @@ class MandateOut(BaseModel):
         )
 
 
+class MandateHistory(BaseModel):
+    items: list[MandateOut] = Field(
+        description="The dossier's mandates, newest first: the current one and the deleted ones"
+        " (status `deleted`: their dates, `refusal_reason` and `failure_reason` tell how each ended)"
+    )
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
 class DossierOut(BaseModel):
     id: UUID = Field(description="The dossier's id")
     name: str = Field(description=NAME)
@@ -177,9 +186,6 @@ class DossierOut(BaseModel):
             einvoicing_status_label=dossier.einvoicing_status.label,
             mandate=MandateSummary.of(mandate) if mandate else None,
         )
-
-
-NEXT_CURSOR = "Pass it as `cursor` for the next page; null on the last page"
 
 
 class DossierPage(BaseModel):

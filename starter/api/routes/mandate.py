@@ -8,14 +8,13 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
 
 from domain.errors import Conflict
 from domain.status import MandateStatus
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
-from starter.api.schemas import NEXT_CURSOR, MandateOut, ReminderAcceptedOut
+from starter.api.schemas import MandateHistory, MandateOut, ReminderAcceptedOut
 from store import dossiers, mandates
 
 router = APIRouter(
@@ -40,14 +39,6 @@ history_router = APIRouter(
     tags=["mandate"],
     responses=problem_responses(401, 404, 422, 503),
 )
-
-
-class MandateHistory(BaseModel):
-    items: list[MandateOut] = Field(
-        description="The dossier's mandates, newest first: the current one and the deleted ones"
-        " (status `deleted`: their dates, `refusal_reason` and `failure_reason` tell how each ended)"
-    )
-    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 @history_router.get("", response_model=MandateHistory)
