@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from domain.calendar import next_reminder_allowed_at
@@ -49,6 +50,10 @@ PREVIOUS_PLATFORM = Field(
 ExternalRef = Annotated[PlainText | None, AfterValidator(lambda ref: ref or None)]
 
 NEXT_CURSOR = "Pass it as `cursor` for the next page; null on the last page"
+# The cursor of a list the store numbers (a bulk send's items, a dossier's mandates): a position.
+PositionCursor = Annotated[
+    str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page")
+]
 NAME = "The company's name, as the mandate prints it"
 SIRET = (
     "The company's SIRET (14 digits, spaces allowed; checked with Luhn as INSEE numbers them, La"

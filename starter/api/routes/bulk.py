@@ -14,7 +14,7 @@ from domain.errors import RuleViolation, Unavailable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, remaining_time, sends_until_done, stalled_since
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
-from starter.api.schemas import NEXT_CURSOR
+from starter.api.schemas import NEXT_CURSOR, PositionCursor
 from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk
 from workflows.bulk import bulk_workflow_id
@@ -146,9 +146,7 @@ async def get_bulk_send(
     settings: AppSettings,
     firm_id: FirmId,
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page")] = 50,
-    cursor: Annotated[
-        str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page")
-    ] = None,
+    cursor: PositionCursor = None,
 ) -> BulkSendOut:
     """A bulk send's progress: counted from the database, with each dossier's outcome a page at a
     time, and when it should end."""

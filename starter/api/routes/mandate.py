@@ -14,7 +14,7 @@ from domain.status import MandateStatus
 from starter import mandate_actions
 from starter.api.deps import AppSettings, Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
-from starter.api.schemas import MandateHistory, MandateOut, ReminderAcceptedOut
+from starter.api.schemas import MandateHistory, MandateOut, PositionCursor, ReminderAcceptedOut
 from store import dossiers, mandates
 
 router = APIRouter(
@@ -47,9 +47,7 @@ async def mandate_history(
     db: Db,
     firm_id: FirmId,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
-    cursor: Annotated[
-        str | None, Query(pattern=r"^[0-9]{1,9}$", description="`next_cursor` of the previous page")
-    ] = None,
+    cursor: PositionCursor = None,
 ) -> MandateHistory:
     """The dossier's mandates over time: why an earlier one was refused stays readable after it was
     deleted to generate a new one."""
