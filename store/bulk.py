@@ -11,6 +11,7 @@ import asyncpg
 
 from domain.errors import Conflict, NotFound
 from store.cursors import decode_cursor, encode_cursor
+from store.dossiers import DOSSIER_NOT_FOUND
 from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
@@ -39,10 +40,6 @@ class BulkItem(Record):
     updated_at: datetime
 
 
-# An id that is none of the firm's dossiers, skipped as the batch is recorded (as its run would).
-NOT_A_DOSSIER = "dossier not found"
-
-
 async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UUID]) -> BulkSend:
     """Record the batch and one item per distinct dossier, in the order given: queued, or skipped at
     once when the id is none of the firm's dossiers (so that unknown ids cost the run nothing)."""
@@ -61,7 +58,7 @@ async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UU
             row["id"],
             unique,
             firm_id,
-            NOT_A_DOSSIER,
+            DOSSIER_NOT_FOUND,
         )
     return BulkSend.from_row(row)
 
@@ -77,7 +74,7 @@ async def untouched(db: asyncpg.Pool, *, older_than: timedelta) -> list[BulkSend
         " WHERE i.bulk_send_id = b.id AND i.outcome <> 'queued' AND i.reason IS DISTINCT FROM $2)"
         " ORDER BY b.created_at",
         older_than,
-        NOT_A_DOSSIER,
+        DOSSIER_NOT_FOUND,
     )
     return [BulkSend.from_row(row) for row in rows]
 

@@ -14,6 +14,9 @@ from domain.status import LOCKING_MANDATE_STATUSES, DossierStatus, MandateStatus
 from store.cursors import decode_cursor, encode_cursor
 from store.records import Dossier, Mandate
 
+# Another firm's dossier reads as no dossier at all (404, never 403); a bulk send's reason too.
+DOSSIER_NOT_FOUND = "dossier not found"
+
 _UNSET: Any = object()
 _WITH_MANDATE = (
     "SELECT d.*, to_jsonb(m) AS mandate FROM dossiers d"
@@ -113,7 +116,7 @@ async def create_dossier(
 async def get_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tuple[Dossier, Mandate | None]:
     row = await db.fetchrow(_WITH_MANDATE + " WHERE d.firm_id = $1 AND d.id = $2", firm_id, dossier_id)
     if row is None:
-        raise NotFound("dossier not found")
+        raise NotFound(DOSSIER_NOT_FOUND)
     return _with_mandate(row)
 
 
@@ -161,7 +164,7 @@ async def update_dossier(
             dossier_id,
         )
         if row is None:
-            raise NotFound("dossier not found")
+            raise NotFound(DOSSIER_NOT_FOUND)
         current = Dossier.from_row(row)
         new_ref = external_ref is not _UNSET and external_ref != current.external_ref
         printed = changes_printed_data(current, requested)
@@ -210,7 +213,7 @@ async def delete_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> N
             dossier_id,
         )
         if row is None:
-            raise NotFound("dossier not found")
+            raise NotFound(DOSSIER_NOT_FOUND)
         if row["mandate_count"]:
             raise Conflict("the dossier had a mandate: it is kept with its mandates' history")
         await conn.execute("DELETE FROM dossiers WHERE id = $1", dossier_id)

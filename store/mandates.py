@@ -12,7 +12,7 @@ import asyncpg
 from domain.errors import Conflict, NotFound, RuleViolation
 from domain.mandate_number import mandate_number
 from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus, why_no_mandate
-from store.dossiers import refresh_status
+from store.dossiers import DOSSIER_NOT_FOUND, refresh_status
 from store.records import Mandate, MandateEvent
 
 # Columns a transition may set besides the status; each is named explicitly so no caller
@@ -73,7 +73,7 @@ async def reserve_mandate(
             dossier_id,
         )
         if dossier is None:
-            raise NotFound("dossier not found")
+            raise NotFound(DOSSIER_NOT_FOUND)
         if dossier["platform_name"] is None:
             raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:

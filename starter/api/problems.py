@@ -51,10 +51,14 @@ def _message(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> bool:
     """A JSON body declared as something else (curl -d's form type, text/plain) is not parsed, and
     pydantic then finds no object: the client is told what to send, not that the body is invalid."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(request)
     if media_type == "json" or media_type.endswith(("/json", "+json")):
         return False
     return any(
@@ -66,7 +70,7 @@ def _body_not_sent_as_json(request: Request, error: RequestValidationError) -> b
 def _form_sent_as_json(request: Request) -> bool:
     """A JSON body sent to an operation that takes a form (fields and files): every field would be
     reported missing, when the client only has to change its encoding."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = _media_type(request)
     body_field = getattr(request.scope.get("route"), "body_field", None)
     return media_type.endswith(("/json", "+json")) and isinstance(
         getattr(body_field, "field_info", None), params.Form
