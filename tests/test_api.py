@@ -551,6 +551,29 @@ async def test_missing_or_wrong_key_is_401(api, headers):
     assert answer.status_code == 401 and answer.json()["status"] == 401
 
 
+UNREADABLE_BODIES = [
+    pytest.param(b'{"name": "X",}', "application/json", id="not JSON"),
+    pytest.param('{"name": "Société"}'.encode("latin-1"), "application/json", id="not UTF-8"),
+    pytest.param(b"--x\r\nbroken", "multipart/form-data; boundary=x", id="broken form"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type"), UNREADABLE_BODIES)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+async def test_no_key_is_401_before_the_body_is_judged(api, headers, body, content_type):
+    """FastAPI refuses a body it cannot read before any dependency runs: the key is checked first
+    all the same, so a caller without one learns nothing of how its body is read."""
+    async with httpx.AsyncClient(base_url=api) as anonymous:
+        for method, path in (("POST", "/v1/dossiers"), ("PUT", "/v1/firm/legal-representative")):
+            answer = await anonymous.request(
+                method, path, content=body, headers={**headers, "content-type": content_type}
+            )
+            assert (answer.status_code, answer.headers.get("www-authenticate")) == (401, "Bearer"), (
+                path,
+                answer.text,
+            )
+
+
 BAD_DOSSIERS = [
     ({"name": "A", "siret": "7328293200007A"}, "siret", "only digits"),
     ({"name": "A", "siret": "7328293200007"}, "siret", "14 digits"),

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, TypeAdapter
 from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
+from starter.api.deps import current_firm, firm_of_request
+from starter.api.limits import UNAUTHORIZED
 from store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
@@ -77,6 +79,19 @@ def _form_sent_as_json(request: Request) -> bool:
     )
 
 
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in getattr(dependant, "dependencies", ()))
+
+
+async def _unauthenticated(request: Request) -> JSONResponse | None:
+    """A body FastAPI cannot read is refused before the route's dependencies run: a caller
+    without a valid key is told that first, as for any other request, not what its body lacks."""
+    route = request.scope.get("route")
+    if not _depends_on(getattr(route, "dependant", None), current_firm) or await firm_of_request(request):
+        return None
+    return problem(401, "Unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -85,6 +100,8 @@ def install(app: FastAPI) -> None:
             # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
             # literal path takes no PATCH.
             return method_not_allowed(allowed)
+        if refused := await _unauthenticated(request):
+            return refused
         if _form_sent_as_json(request):
             return problem(
                 415,
@@ -146,6 +163,8 @@ def install(app: FastAPI) -> None:
         titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: "Request too large"}
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
+        if error.status_code == 400 and (refused := await _unauthenticated(request)):
+            return refused
         if error.status_code == 400 and detail == "There was an error parsing the body":
             # FastAPI's words for a body it could not even decode (bytes that are not UTF-8, say).
             detail = "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
