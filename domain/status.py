@@ -97,3 +97,19 @@ def dossier_status(
     if not (has_siret and has_legal_representative):
         return DossierStatus.MISSING_INFORMATION
     return _FROM_MANDATE.get(mandate_status, DossierStatus.READY_FOR_MANDATE)
+
+
+ARCHIVED = "the dossier is archived (a client who left): restore it first"
+
+
+def why_not_archivable(mandate_status: MandateStatus | None) -> str | None:
+    """Why a dossier cannot be archived yet, or None. Only a dossier whose mandate is settled for
+    good (none, or signed) leaves the list: anything else still waits for the firm or the client."""
+    if mandate_status in (None, MandateStatus.SIGNED, MandateStatus.DELETED):
+        return None
+    if mandate_status in (MandateStatus.SENDING, MandateStatus.PENDING):
+        return (
+            "its mandate awaits the client's signature: archive the dossier once the mandate is signed,"
+            " or refused or expired and then deleted"
+        )
+    return f"its mandate is {mandate_status}: delete the mandate first"

@@ -10,7 +10,14 @@ from pydantic import BaseModel
 
 from domain.errors import Conflict, NotFound
 from domain.models import LegalRepresentative, Platform
-from domain.status import LOCKING_MANDATE_STATUSES, DossierStatus, MandateStatus, dossier_status
+from domain.status import (
+    ARCHIVED,
+    LOCKING_MANDATE_STATUSES,
+    DossierStatus,
+    MandateStatus,
+    dossier_status,
+    why_not_archivable,
+)
 from store.cursors import decode_cursor, encode_cursor
 from store.records import Dossier, Mandate
 
@@ -75,14 +82,18 @@ async def refuse_duplicate_siret(
     if siret is None:
         return
     await db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))", str(firm_id), siret)
-    existing = await db.fetchval(
-        "SELECT id FROM dossiers WHERE firm_id = $1 AND siret = $2 AND id IS DISTINCT FROM $3 LIMIT 1",
+    existing = await db.fetchrow(
+        "SELECT id, archived_at FROM dossiers"
+        " WHERE firm_id = $1 AND siret = $2 AND id IS DISTINCT FROM $3 LIMIT 1",
         firm_id,
         siret,
         dossier_id,
     )
     if existing is not None:
-        raise Conflict(f"siret: the firm already has a dossier with SIRET {siret} (dossier {existing})")
+        archived = ", archived: restore it" if existing["archived_at"] else ""
+        raise Conflict(
+            f"siret: the firm already has a dossier with SIRET {siret} (dossier {existing['id']}{archived})"
+        )
 
 
 async def create_dossier(
@@ -171,6 +182,8 @@ async def update_dossier(
         if not (printed or new_ref):
             # The same values again (a form saved unchanged): nothing to refuse, nothing written.
             return current
+        if current.archived_at:
+            raise Conflict(ARCHIVED)
         if not printed:
             await conn.execute(
                 "UPDATE dossiers SET external_ref = $2, updated_at = now() WHERE id = $1",
@@ -215,8 +228,49 @@ async def delete_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> N
         if row is None:
             raise NotFound(DOSSIER_NOT_FOUND)
         if row["mandate_count"]:
-            raise Conflict("the dossier had a mandate: it is kept with its mandates' history")
+            raise Conflict(
+                "the dossier had a mandate: it is kept with its mandates' history (archive it to take"
+                " it off the list)"
+            )
         await conn.execute("DELETE FROM dossiers WHERE id = $1", dossier_id)
+
+
+async def archive_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> None:
+    """Take a client who left off the list and the counts, keeping it and its mandates (a signed
+    one stays readable). Refused while its mandate still waits for the firm or the client."""
+    async with db.acquire() as conn, conn.transaction():
+        # Locked as reserving a mandate locks it: no mandate starts while the dossier is archived.
+        row = await conn.fetchrow(
+            "SELECT d.archived_at, m.status AS mandate_status FROM dossiers d"
+            " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
+            " WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
+            firm_id,
+            dossier_id,
+        )
+        if row is None:
+            raise NotFound(DOSSIER_NOT_FOUND)
+        if row["archived_at"]:
+            return
+        mandate_status = MandateStatus(row["mandate_status"]) if row["mandate_status"] else None
+        if refusal := why_not_archivable(mandate_status):
+            raise Conflict(f"the dossier cannot be archived: {refusal}")
+        await conn.execute(
+            "UPDATE dossiers SET archived_at = now(), updated_at = now() WHERE id = $1", dossier_id
+        )
+
+
+async def restore_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> None:
+    """Back on the list: a client who returned (its SIRET was never given to another dossier)."""
+    restored = await db.fetchval(
+        "UPDATE dossiers SET archived_at = NULL, updated_at = now()"
+        " WHERE firm_id = $1 AND id = $2 AND archived_at IS NOT NULL RETURNING id",
+        firm_id,
+        dossier_id,
+    )
+    if restored is None and not await db.fetchval(
+        "SELECT 1 FROM dossiers WHERE firm_id = $1 AND id = $2", firm_id, dossier_id
+    ):
+        raise NotFound(DOSSIER_NOT_FOUND)
 
 
 def _like_escaped(text: str) -> str:
@@ -233,10 +287,12 @@ async def list_dossiers(
     *,
     statuses: list[DossierStatus] | None = None,
     search: str | None = None,
+    archived: bool = False,
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[tuple[Dossier, Mandate | None]], str | None]:
-    """One page in creation order, and the cursor of the next page (None on the last page)."""
+    """One page in creation order, and the cursor of the next page (None on the last page): the
+    firm's current clients, or with `archived` those who left."""
     after = decode_cursor(cursor) if cursor else None
     search = (search or "").strip() or None  # only spaces: no search (not "every SIRET")
     search_digits = "".join(search.split()) if search else None  # any spaces, as SIRETs are typed
@@ -248,6 +304,7 @@ async def list_dossiers(
         " AND ($2::text[] IS NULL OR d.einvoicing_status = ANY($2))"
         " AND ($4::text IS NULL OR d.siret LIKE $4 || '%' OR d.name ILIKE $3)"
         " AND ($5::timestamptz IS NULL OR (d.created_at, d.id) > ($5, $6))"
+        " AND (d.archived_at IS NOT NULL) = $8"
         " ORDER BY d.created_at, d.id LIMIT $7",
         firm_id,
         [s.value for s in statuses] if statuses else None,
@@ -256,6 +313,7 @@ async def list_dossiers(
         after[0] if after else None,
         after[1] if after else None,
         limit + 1,
+        archived,
     )
     page = [_with_mandate(r) for r in rows[:limit]]
     next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None
@@ -264,7 +322,9 @@ async def list_dossiers(
 
 async def status_counts(db: asyncpg.Pool, firm_id: UUID) -> dict[DossierStatus, int]:
     rows = await db.fetch(
-        "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 GROUP BY 1", firm_id
+        "SELECT einvoicing_status, count(*) AS n FROM dossiers WHERE firm_id = $1 AND archived_at IS NULL"
+        " GROUP BY 1",
+        firm_id,
     )
     counts = dict.fromkeys(DossierStatus, 0)
     counts.update({DossierStatus(r["einvoicing_status"]): r["n"] for r in rows})

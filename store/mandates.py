@@ -11,7 +11,7 @@ import asyncpg
 
 from domain.errors import Conflict, NotFound, RuleViolation
 from domain.mandate_number import mandate_number
-from domain.status import FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus, why_no_mandate
+from domain.status import ARCHIVED, FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus, why_no_mandate
 from store.dossiers import DOSSIER_NOT_FOUND, refresh_status
 from store.records import Mandate, MandateEvent
 
@@ -74,6 +74,8 @@ async def reserve_mandate(
         )
         if dossier is None:
             raise NotFound(DOSSIER_NOT_FOUND)
+        if dossier["archived_at"]:
+            raise Conflict(ARCHIVED)
         if dossier["platform_name"] is None:
             raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:

@@ -104,6 +104,7 @@ class Dossier(Record):
     previous_platform: Platform | None  # block 5 of the accord formel
     external_ref: str | None
     einvoicing_status: DossierStatus
+    archived_at: datetime | None = None  # a client who left: out of the list, kept with its history
     created_at: datetime
     updated_at: datetime
 

@@ -288,6 +288,47 @@ async def test_a_dossier_without_mandates_is_deleted_one_that_had_one_is_kept(cl
     assert (await client.get(f"/v1/dossiers/{dossier.id}")).status_code == 200
 
 
+async def test_a_client_who_left_is_archived_off_the_list_and_restored(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    path = f"/v1/dossiers/{dossier.id}"
+    stay = (await client.post("/v1/dossiers", json={"name": "Reste"})).json()
+    assert (await client.post(f"{path}/mandate")).status_code == 201
+    await mandate_reaches(client, dossier.id, "draft")
+    refused = await client.post(f"{path}/archive")  # its draft would wait for ever
+    assert refused.status_code == 409 and "delete the mandate first" in refused.json()["detail"]
+    assert (await client.delete(f"{path}/mandate")).status_code == 204
+    counted = sum((await client.get("/v1/dossiers/status-counts")).json().values())
+
+    archived = await client.post(f"{path}/archive")
+    assert archived.status_code == 200 and archived.json()["archived_at"], archived.text
+    assert (await client.post(f"{path}/archive")).json()["archived_at"] == archived.json()["archived_at"]
+    listed = [d["id"] for d in (await client.get("/v1/dossiers")).json()["items"]]
+    assert listed == [stay["id"]]
+    gone = (await client.get("/v1/dossiers", params={"archived": "true"})).json()["items"]
+    assert [d["id"] for d in gone] == [str(dossier.id)]
+    assert sum((await client.get("/v1/dossiers/status-counts")).json().values()) == counted - 1
+    # Kept as it was, with its history, but frozen: no change, no mandate, its SIRET still its own.
+    assert (await client.get(path)).json()["archived_at"] == archived.json()["archived_at"]
+    assert len((await client.get(f"{path}/mandates")).json()["items"]) == 1
+    patched = await client.patch(path, json={"name": "Nouveau nom"})
+    assert patched.status_code == 409 and "archived" in patched.json()["detail"]
+    generated = await client.post(f"{path}/mandate")
+    assert generated.status_code == 409 and "archived" in generated.json()["detail"]
+    twin = await client.post("/v1/dossiers", json={"name": "Retour", "siret": dossier.siret})
+    assert twin.status_code == 409 and "archived: restore it" in twin.json()["detail"]
+    other = await firms.create_firm(db, name="Autre cabinet", siren="552081317")
+    async with (await firm_client(db, client.base_url, other)).http as stranger:
+        for action in ("archive", "restore"):
+            assert (await stranger.post(f"{path}/{action}")).status_code == 404
+
+    restored = await client.post(f"{path}/restore")
+    assert restored.status_code == 200 and restored.json()["archived_at"] is None
+    assert restored.json()["einvoicing_status"] == "ready_for_mandate"
+    assert len((await client.get("/v1/dossiers")).json()["items"]) == 2
+    assert (await client.post(f"{path}/mandate")).status_code == 201
+    assert (await client.post(f"/v1/dossiers/{uuid4()}/restore")).status_code == 404
+
+
 async def test_a_draft_is_deleted_and_the_dossier_is_ready_again(client, db, firm):
     dossier = await verified_firm_with_dossier(db, firm)
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201

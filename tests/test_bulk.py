@@ -84,27 +84,32 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
         db, other_firm.id, name="Pas à nous", siret=None, legal_representative=None
     )
     legacy = await stored_before_the_siren_rule(db, firm)
-    ids = [str(d.id) for d in [*ready, incomplete, foreign, legacy]] + [str(uuid4())]
+    gone = await dossiers.create_dossier(  # a client who left
+        db, firm.id, name="Parti", siret=establishment_siret(50), legal_representative=CLIENT_REP
+    )
+    await dossiers.archive_dossier(db, firm.id, gone.id)
+    ids = [str(d.id) for d in [*ready, incomplete, foreign, legacy, gone]] + [str(uuid4())]
 
     created = await client.post("/v1/bulk-sends", json={"dossier_ids": [*ids, ids[0]]})  # a duplicate id too
-    assert created.status_code == 202 and created.json()["total"] == 7
+    assert created.status_code == 202 and created.json()["total"] == 8
     assert created.headers["location"] == f"/v1/bulk-sends/{created.json()['id']}"
     progress = await finished(client, created.json()["id"])
     assert (progress["sent"], progress["skipped"], progress["failed"], progress["in_progress"]) == (
         3,
-        4,
+        5,
         0,
         0,
     )
     assert progress["eta"] is None
     skipped = reasons(progress)
+    assert skipped[str(gone.id)].startswith("the dossier is archived")
     assert "missing_information" in skipped[str(incomplete.id)]
     assert skipped[str(foreign.id)] == "dossier not found"
     assert "siren cannot number a mandate" in skipped[str(legacy.id)]
     for dossier in ready:
         _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
         assert mandate.status == "pending" and mandate.bulk_send_id is not None
-    # 7 items in pages of 2: four runs, each continued as new from the one before, and every child
+    # 8 items in pages of 2: four runs, each continued as new from the one before, and every child
     # outlived its run.
     workflow_id, runs, run_id = bulk_workflow_id(created.json()["id"]), 0, None
     while True:

@@ -129,6 +129,17 @@ def test_a_dossier_not_ready_for_a_mandate_says_what_to_do():
     assert why(DossierStatus.READY_FOR_DESIGNATION).endswith("its mandate is signed")
 
 
+def test_only_a_dossier_whose_mandate_is_settled_for_good_is_archived():
+    from domain.status import why_not_archivable
+
+    archivable = {s for s in [None, *MandateStatus] if why_not_archivable(s) is None}
+    assert archivable == {None, MandateStatus.SIGNED, MandateStatus.DELETED}
+    assert "awaits the client's signature" in why_not_archivable(MandateStatus.PENDING)
+    assert "awaits the client's signature" in why_not_archivable(MandateStatus.SENDING)
+    for waiting_for_the_firm in (MandateStatus.DRAFT, MandateStatus.REFUSED, MandateStatus.EXPIRED):
+        assert why_not_archivable(waiting_for_the_firm).endswith("delete the mandate first")
+
+
 def test_status_labels_are_french():
     assert {s.value: s.label for s in DossierStatus} == {
         "missing_information": "Informations manquantes",

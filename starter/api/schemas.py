@@ -181,6 +181,7 @@ class DossierOut(BaseModel):
     einvoicing_status: DossierStatus
     einvoicing_status_label: str = Field(description="The status in French, as the firm's users read it")
     mandate: MandateSummary | None = Field(description="Its current mandate (not deleted), if any")
+    archived_at: datetime | None = Field(description="When it was archived (a client who left), if it is")
     created_at: datetime = Field(description="When the dossier was created")
     updated_at: datetime = Field(description="When its data, status or mandate last changed")
 

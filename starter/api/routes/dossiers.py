@@ -49,15 +49,19 @@ async def list_dossiers(
     search: Annotated[
         PlainText | None, Query(max_length=200, description="Part of the name, or the start of the SIRET")
     ] = None,
+    archived: Annotated[
+        bool, Query(description="`true` lists the archived dossiers (clients who left) instead")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the previous page")
     ] = None,
 ) -> DossierPage:
-    """The firm's dossiers, oldest first, a page at a time, with their status and current mandate."""
+    """The firm's dossiers, oldest first, a page at a time, with their status and current mandate
+    (archived ones only with `archived=true`)."""
     try:
         page, next_cursor = await dossiers.list_dossiers(
-            db, firm_id, statuses=status, search=search or None, limit=limit, cursor=cursor
+            db, firm_id, statuses=status, search=search or None, archived=archived, limit=limit, cursor=cursor
         )
     except ValueError as error:
         raise RuleViolation("cursor", str(error)) from None
@@ -66,7 +70,8 @@ async def list_dossiers(
 
 @router.get("/status-counts", response_model=dict[DossierStatus, int])
 async def status_counts(db: Db, firm_id: FirmId) -> dict[DossierStatus, int]:
-    """How many of the firm's dossiers are in each status (every status listed, 0 included)."""
+    """How many of the firm's dossiers are in each status (every status listed, 0 included; archived
+    dossiers are not counted)."""
     return await dossiers.status_counts(db, firm_id)
 
 
@@ -79,16 +84,35 @@ async def get_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
 @router.delete("/{dossier_id}", status_code=204, response_class=Response)
 async def delete_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
     """Delete a dossier created by mistake, or a client gone before any mandate. One that ever had a
-    mandate is kept (409), with its mandates' history."""
+    mandate is kept (409), with its mandates' history: archive it instead."""
     await dossiers.delete_dossier(db, firm_id, dossier_id)
     return Response(status_code=204)
+
+
+@router.post("/{dossier_id}/archive", response_model=DossierOut)
+async def archive_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
+    """A client who left: the dossier leaves the list and the status counts, and is kept with its
+    mandates (a signed one stays readable). Until restored, it cannot be changed, and no mandate is
+    generated or sent in bulk for it. Refused (409) while its mandate is a draft, being sent, awaiting
+    signature, refused, expired or failed: delete that mandate first (or wait for the signature).
+    Archiving an archived dossier changes nothing."""
+    await dossiers.archive_dossier(db, firm_id, dossier_id)
+    return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
+
+
+@router.post("/{dossier_id}/restore", response_model=DossierOut)
+async def restore_dossier(dossier_id: UUID, db: Db, firm_id: FirmId) -> DossierOut:
+    """A client who came back: the archived dossier is on the list again, as it was."""
+    await dossiers.restore_dossier(db, firm_id, dossier_id)
+    return DossierOut.of(*await dossiers.get_dossier(db, firm_id, dossier_id))
 
 
 @router.patch("/{dossier_id}", response_model=DossierOut)
 async def patch_dossier(
     dossier_id: UUID, body: DossierPatch, db: Db, temporal: Temporal, firm_id: FirmId
 ) -> DossierOut:
-    """Change the dossier; a draft mandate showing the old data is discarded (generate a new one).
+    """Change the dossier (not an archived one: restore it first); a draft mandate showing the old
+    data is discarded (generate a new one).
     While its mandate is being sent, awaits signature or is signed, what the mandate prints cannot
     change (409); the firm's reference can."""
     changes = {field: getattr(body, field) for field in body.model_fields_set}
