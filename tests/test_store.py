@@ -43,6 +43,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0006_bulk_item_by_mandate",
         "0007_bulk_items_in_progress",
         "0008_mandates_sent_at",
+        "0009_dossier_archive",
     ]
 
 
