@@ -178,6 +178,37 @@ def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
     return ids
 
 
+READY_PAGE = 500  # the dossier list's largest page
+
+
+def _ready_ids(http: httpx.Client, api_url: str) -> list[str]:
+    """Every dossier of the firm that is `ready_for_mandate`, oldest first, from the API's list."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        params = {
+            "status": "ready_for_mandate",
+            "limit": READY_PAGE,
+            **({"cursor": cursor} if cursor else {}),
+        }
+        try:
+            answer = http.get("/v1/dossiers", params=params)
+        except httpx.TransportError as error:  # nothing started yet, whatever happened
+            raise _unreachable(api_url, error) from None
+        _fail(answer)
+        page = answer.json()
+        ids += [dossier["id"] for dossier in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    if len(ids) > MAX_DOSSIERS:
+        console.print(
+            f"{len(ids)} dossiers are ready_for_mandate: this batch takes the {MAX_DOSSIERS} oldest; send"
+            " --ready again for the rest (a dossier a batch has taken is skipped, never sent twice)"
+        )
+    return ids[:MAX_DOSSIERS]
+
+
 @bulk_app.command("send", epilog=EXIT_CODES)
 def send(
     api_url: ApiUrl = default_api_url(),
@@ -192,7 +223,16 @@ def send(
             " separated",
         ),
     ] = None,
-    dossier_ids: Annotated[list[str] | None, typer.Argument(help="Dossier ids (or use --csv)")] = None,
+    dossier_ids: Annotated[
+        list[str] | None, typer.Argument(help="Dossier ids (or use --csv or --ready)")
+    ] = None,
+    ready: Annotated[
+        bool,
+        typer.Option(
+            "--ready",
+            help="Every dossier of the firm that is ready_for_mandate (at most 10,000, oldest first)",
+        ),
+    ] = False,
     detach: Annotated[bool, typer.Option(help="Start the batch and return at once")] = False,
     report: Report = None,
 ) -> None:
@@ -202,8 +242,13 @@ def send(
             "a detached send writes no report: give --report to `bulk watch <id>` later",
             param_hint="--report",
         )
-    ids = _ids(csv_path, dossier_ids)
+    if ready and (csv_path or dossier_ids):
+        raise typer.BadParameter("--ready chooses the dossiers itself: give no ids or --csv with it")
+    ids = [] if ready else _ids(csv_path, dossier_ids)
     with _client(api_url, api_key) as http:
+        if ready and not (ids := _ready_ids(http, api_url)):
+            console.print("No dossier is ready_for_mandate: nothing to send.")
+            return
         try:
             answer = http.post("/v1/bulk-sends", json={"dossier_ids": ids})
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing reached the API

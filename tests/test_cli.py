@@ -430,6 +430,31 @@ def test_the_reattach_command_works_from_anywhere_and_keeps_the_api_url(fake_api
     )
 
 
+def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api):
+    import json
+
+    pages = {None: ([A1], "c2"), "c2": ([B2], None)}  # the list's pages, as its cursor links them
+
+    def api(request):
+        if request.method == "GET":
+            assert request.url.params["status"] == "ready_for_mandate", request.url
+            ids, next_cursor = pages[request.url.params.get("cursor")]
+            return httpx_response(200, {"items": [{"id": i} for i in ids], "next_cursor": next_cursor})
+        return httpx_response(202, {"id": BATCH, "total": len(json.loads(request.content)["dossier_ids"])})
+
+    made = fake_api(api)
+    sent = bulk("send", "--ready", "--detach")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(made[-1].content) == {"dossier_ids": [A1, B2]}
+    assert f"Bulk send {BATCH}: 2 dossiers" in sent.output
+    pages[None] = ([], None)
+    nothing = bulk("send", "--ready")
+    assert nothing.exit_code == 0 and "No dossier is ready_for_mandate" in nothing.output
+    assert made[-1].method == "GET"  # no empty batch
+    both = bulk("send", "--ready", A1)
+    assert both.exit_code == 2 and "--ready chooses the dossiers itself" in both.output
+
+
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):
     items = [{"dossier_id": A1, "outcome": "sent", "reason": None, "mandate_id": B2}]
     fake_api(lambda request: httpx_response(200, {**FINISHED, "items": items, "next_cursor": None}))
