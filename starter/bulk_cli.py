@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import shlex
 import sys
 import time
@@ -23,11 +22,22 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Column
 
+from starter.api_client import (
+    KEY_VARIABLE,
+    SHOWN_PROBLEMS,
+    ApiKey,
+    ApiUrl,
+    api_client,
+    console,
+    default_api_url,
+    errors,
+    refused_by_api,
+    unreachable,
+)
 from starter.dossier_csv import DossierCsvError, canonical_ids, canonical_uuid, read_dossier_ids
 
 EXIT_CODES = (
@@ -39,26 +49,12 @@ EXIT_CODES = (
 bulk_app = typer.Typer(
     help="Send many mandates at once and follow their progress.", no_args_is_help=True, epilog=EXIT_CODES
 )
-console = Console(soft_wrap=True)  # commands and ids stay on one line, to copy
-errors = Console(stderr=True, soft_wrap=True)
 
 MAX_DOSSIERS = 10_000  # per bulk send (api.md)
-KEY_VARIABLE = "MANDATES_API_KEY"
 PARIS = ZoneInfo("Europe/Paris")
-SHOWN_PROBLEMS = 50
 LOG_EVERY = 30.0  # seconds: a plain progress line at least this often when stdout is no terminal
 LOG_AT_MOST = 5.0  # seconds: and at most this often, however fast the counts change
 LOST_ANSWER = 3  # exit code: the batch may have started
-
-
-def default_api_url() -> str:
-    return f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}"
-
-
-ApiUrl = Annotated[
-    str, typer.Option(envvar="MANDATES_API_URL", help="The API's base URL (default: this machine, API_PORT)")
-]
-ApiKey = Annotated[str, typer.Option(envvar=KEY_VARIABLE, help="The firm's API key (required)")]
 
 
 def _report_path(path: Path | None) -> Path | None:
@@ -77,56 +73,6 @@ Report = Annotated[
         help="When the batch is done, write every dossier's outcome and reason to this CSV file",
     ),
 ]
-
-
-def api_base(url: str) -> str:
-    """The API's root: the `/v1` that `make run` prints after it is not part of it."""
-    url = url.rstrip("/")
-    return url.removesuffix("/v1")
-
-
-def _client(api_url: str, api_key: str) -> httpx.Client:
-    if not api_key:
-        raise typer.BadParameter(
-            f"give the firm's API key: --api-key or {KEY_VARIABLE}", param_hint="--api-key"
-        )
-    # A URL without http:// (or with a typo in it) would fail every request alike: refused at once.
-    try:
-        url = httpx.URL(api_base(api_url))
-    except httpx.InvalidURL as error:
-        url, problem = None, str(error)
-    else:
-        problem = "" if url.scheme in ("http", "https") and url.host else "it needs http:// and a host"
-    if url is None or problem:
-        raise typer.BadParameter(
-            f"{api_url!r} is no API address ({problem}): e.g. {default_api_url()}", param_hint="--api-url"
-        )
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30)
-
-
-def _fail(answer: httpx.Response) -> None:
-    """Print the API's refusal (its problem details) and exit 1."""
-    if not answer.is_error:
-        return
-    body: dict[str, Any] = {}
-    if "json" in answer.headers.get("content-type", ""):
-        body = answer.json()
-    fields = [f"  {e['field']}: {e['message']}" for e in body.get("errors", [])]
-    detail = body.get("title") if fields else body.get("detail", answer.text[:300])
-    errors.print(f"[red]{answer.status_code} {escape(str(detail))}[/red]")
-    for line in fields[:SHOWN_PROBLEMS]:
-        errors.print(escape(line))
-    if len(fields) > SHOWN_PROBLEMS:
-        errors.print(f"  ... and {len(fields) - SHOWN_PROBLEMS} more")
-    raise typer.Exit(1)
-
-
-def _unreachable(api_url: str, error: httpx.TransportError) -> typer.Exit:
-    errors.print(
-        f"[red]cannot reach the API at {escape(api_base(api_url))}[/red] ({type(error).__name__}: {error})"
-    )
-    errors.print("Is it running? Its address: --api-url or MANDATES_API_URL.")
-    return typer.Exit(2)
 
 
 def _answer_lost(error: httpx.TransportError) -> typer.Exit:
@@ -194,8 +140,8 @@ def _ready_ids(http: httpx.Client, api_url: str) -> list[str]:
         try:
             answer = http.get("/v1/dossiers", params=params)
         except httpx.TransportError as error:  # nothing started yet, whatever happened
-            raise _unreachable(api_url, error) from None
-        _fail(answer)
+            raise unreachable(api_url, error) from None
+        refused_by_api(answer)
         page = answer.json()
         ids += [dossier["id"] for dossier in page["items"]]
         cursor = page["next_cursor"]
@@ -245,14 +191,14 @@ def send(
     if ready and (csv_path or dossier_ids):
         raise typer.BadParameter("--ready chooses the dossiers itself: give no ids or --csv with it")
     ids = [] if ready else _ids(csv_path, dossier_ids)
-    with _client(api_url, api_key) as http:
+    with api_client(api_url, api_key) as http:
         if ready and not (ids := _ready_ids(http, api_url)):
             console.print("No dossier is ready_for_mandate: nothing to send.")
             return
         try:
             answer = http.post("/v1/bulk-sends", json={"dossier_ids": ids})
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing reached the API
-            raise _unreachable(api_url, error) from None
+            raise unreachable(api_url, error) from None
         except httpx.TransportError as error:
             raise _answer_lost(error) from None
         except KeyboardInterrupt:
@@ -261,7 +207,7 @@ def send(
                 " Sending the same ids again is safe: a dossier already taken is skipped, never sent twice."
             )
             raise typer.Exit(130) from None
-        _fail(answer)
+        refused_by_api(answer)
         batch = answer.json()
         console.print(f"Bulk send [bold]{batch['id']}[/bold]: {batch['total']} dossiers")
         if detach:
@@ -284,7 +230,7 @@ def watch(
             f"{bulk_send_id!r} is no bulk send id (a UUID, as `bulk send` printed it)",
             param_hint="BULK_SEND_ID",
         )
-    with _client(api_url, api_key) as http:
+    with api_client(api_url, api_key) as http:
         _watch(http, api_url, batch_id, answered=False, report=report)
 
 
@@ -295,12 +241,12 @@ def list_batches(
     limit: Annotated[int, typer.Option(min=1, max=100, help="How many, newest first")] = 20,
 ) -> None:
     """The firm's bulk sends, newest first: id, when, counts (one whose answer was lost, too)."""
-    with _client(api_url, api_key) as http:
+    with api_client(api_url, api_key) as http:
         try:
             answer = http.get("/v1/bulk-sends", params={"limit": limit})
         except httpx.TransportError as error:
-            raise _unreachable(api_url, error) from None
-        _fail(answer)
+            raise unreachable(api_url, error) from None
+        refused_by_api(answer)
     batches = answer.json()["items"]
     if not batches:
         console.print("No bulk send yet.")
@@ -424,7 +370,7 @@ def _follow(
             answer = http.get(f"/v1/bulk-sends/{bulk_send_id}", params={"limit": 1})
         except httpx.TransportError as error:
             if not answered:
-                raise _unreachable(str(http.base_url), error) from None
+                raise unreachable(str(http.base_url), error) from None
             trouble = f"API unreachable ({type(error).__name__})"
         else:
             answered = True
@@ -434,7 +380,7 @@ def _follow(
             show(counts=f"{trouble}, trying again")
             time.sleep(min(30.0, interval * 2**outage))
             continue
-        _fail(answer)
+        refused_by_api(answer)
         outage = 0
         progress = answer.json()
         handled = progress["sent"] + progress["skipped"] + progress["failed"]
@@ -456,7 +402,7 @@ def _list_problems(http: httpx.Client, bulk_send_id: str, report: Path | None) -
         except httpx.TransportError:
             console.print(f"  (the API went away: the list is at GET /v1/bulk-sends/{bulk_send_id})")
             return _no_report(report, bulk_send_id, "the API went away")
-        _fail(answer)
+        refused_by_api(answer)
         page = answer.json()
         items += page["items"] if report else []
         for item in page["items"]:

@@ -17,7 +17,8 @@ from config.settings import settings_or_exit
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren
 from domain.printable import check_printable
-from starter.bulk_cli import bulk_app, console, errors  # one output for every command
+from starter.api_client import console, errors  # one output for every command
+from starter.bulk_cli import bulk_app
 from store import firms
 from store.database import connect_database
 from store.records import Firm

@@ -152,7 +152,8 @@ def test_csv_without_an_id_column_says_what_it_found():
 def test_api_url_and_eta_as_a_user_reads_them():
     from datetime import UTC, datetime, timedelta
 
-    from starter.bulk_cli import api_base, describe_eta
+    from starter.api_client import api_base
+    from starter.bulk_cli import describe_eta
 
     assert (
         api_base("http://127.0.0.1:8000/v1/") == api_base("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
@@ -422,7 +423,7 @@ def test_the_reattach_command_works_from_anywhere_and_keeps_the_api_url(fake_api
     assert "  with the firm's API key in MANDATES_API_KEY (or --api-key)" in lines
     assert "mk_x" not in elsewhere.output
     here = bulk("send", A1, "--detach")  # the default address too: another shell may lack API_PORT
-    from starter.bulk_cli import default_api_url
+    from starter.api_client import default_api_url
 
     default = default_api_url()
     assert f"Follow it with: {sys.executable} -m starter.cli bulk watch {BATCH} --api-url {default}" in (
