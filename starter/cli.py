@@ -1,4 +1,5 @@
-"""Commands: `python -m starter.cli firms create|list|new-key|revoke-keys` and `bulk send|watch`."""
+"""Commands: `python -m starter.cli firms create|list|new-key|revoke-keys`, `bulk send|watch|list` and
+`dossiers list`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from uuid import UUID
 import asyncpg
 import typer
 from rich.markup import escape
-from rich.table import Column, Table
+from rich.table import Column
 
 from config.settings import settings_or_exit
 from domain.errors import RuleViolation
@@ -19,6 +20,8 @@ from domain.identifiers import normalize_siren
 from domain.printable import check_printable
 from starter.api_client import console, errors  # one output for every command
 from starter.bulk_cli import bulk_app
+from starter.cli_table import print_rows
+from starter.dossiers_cli import dossiers_app
 from store import firms
 from store.database import connect_database
 from store.records import Firm
@@ -28,7 +31,7 @@ app = typer.Typer(help="Operate the e-invoicing mandate service.", no_args_is_he
 firms_app = typer.Typer(help="Firms and their API keys.", no_args_is_help=True)
 app.add_typer(firms_app, name="firms")
 app.add_typer(bulk_app, name="bulk")
-TABLE_WIDTH = 100  # `firms list` prints a table from this width on: whole ids, names readable beside them
+app.add_typer(dossiers_app, name="dossiers")
 
 
 def with_db(action: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
@@ -111,22 +114,16 @@ def list_firms() -> None:
         (str(r["id"]), r["name"], r["siren"], r["platform_name"] or "-", str(r["active_keys"]))
         for r in with_db(fetch)
     ]
-    headers = ("id", "name", "SIREN", "platform", "active keys")
-    if not console.is_terminal or console.width < TABLE_WIDTH:
-        # Piped, or too narrow for the table: tab-separated lines, never cut (`cut -f1` gives the ids).
-        for line in (headers, *rows):
-            typer.echo("\t".join(line))
-        return
-    table = Table(
-        Column("id", no_wrap=True, min_width=36),
-        Column("name", ratio=2),
-        Column("SIREN", no_wrap=True),
-        Column("platform", ratio=1),
-        Column("active keys", no_wrap=True, justify="right"),
+    print_rows(
+        [
+            Column("id", no_wrap=True, min_width=36),
+            Column("name", ratio=2),
+            Column("SIREN", no_wrap=True),
+            Column("platform", ratio=1),
+            Column("active keys", no_wrap=True, justify="right"),
+        ],
+        rows,
     )
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
-    console.print(table, soft_wrap=False)
 
 
 @firms_app.command("new-key")

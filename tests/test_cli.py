@@ -86,17 +86,18 @@ def test_firms_list_never_cuts_an_id_in_a_terminal(cli, db, monkeypatch):
 
     from rich.console import Console
 
-    from starter import cli as cli_module
+    from starter import cli_table
 
     name = "Cabinet d'expertise comptable Dupont, Durand et Associés de Paris"
     created = cli.invoke(app, ["firms", "create", "--name", name, "--siren", fresh_siren()])
     firm_id = re.search(r"created: ([0-9a-f-]{36})", created.output).group(1)
-    for width in (100, 80):  # a table from 100 columns on; below, plain lines
+    for width, table in ((100, True), (80, False)):  # a table from 100 columns on; below, plain lines
         screen = io.StringIO()
         terminal = Console(file=screen, width=width, force_terminal=True, color_system=None)
-        monkeypatch.setattr(cli_module, "console", terminal)
+        monkeypatch.setattr(cli_table, "console", terminal)
         listed = cli.invoke(app, ["firms", "list"])
-        assert firm_id in screen.getvalue() + listed.output, width
+        assert firm_id in (screen.getvalue() if table else listed.output), width
+        assert ("┃" in screen.getvalue()) == table, width
 
 
 def test_bad_siren_is_refused_with_its_reason(cli):
@@ -454,6 +455,60 @@ def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api)
     assert made[-1].method == "GET"  # no empty batch
     both = bulk("send", "--ready", A1)
     assert both.exit_code == 2 and "--ready chooses the dossiers itself" in both.output
+
+
+def listed_dossier(dossier_id: str, name: str, rep: bool) -> dict:
+    person = {"first_name": "Hélène", "last_name": "Dupré", "email": "helene@client.example"}
+    return {
+        "id": dossier_id,
+        "name": name,
+        "siret": "73282932000074" if rep else None,
+        "legal_representative": person if rep else None,
+        "einvoicing_status": "ready_for_mandate" if rep else "missing_information",
+        "mandate": {"status": "draft"} if rep else None,
+    }
+
+
+def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_api, tmp_path):
+    from starter.dossier_csv import read_dossier_ids
+
+    pages = {
+        None: ([listed_dossier(A1, "Société; Fils", True)], "c2"),
+        "c2": ([listed_dossier(B2, "B", False)], None),
+    }
+
+    def api(request):
+        page, next_cursor = pages[request.url.params.get("cursor")]
+        return httpx_response(200, {"items": page, "next_cursor": next_cursor})
+
+    made = fake_api(api)
+    env = {"MANDATES_API_KEY": "mk_x"}
+    shown = CliRunner().invoke(app, ["dossiers", "list"], env=env)  # piped: tab-separated lines
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines() == [
+        "dossier_id\tname\tsiret\tlegal_representative\temail\tstatus\tmandate",
+        f"{A1}\tSociété; Fils\t73282932000074\tHélène Dupré\thelene@client.example\tready_for_mandate\tdraft",
+        f"{B2}\tB\t\t\t\tmissing_information\t",
+    ]
+    assert made[0].url.params["archived"] == "false"
+    out = tmp_path / "clients.csv"
+    args = [
+        "dossiers",
+        "list",
+        "--status",
+        "ready_for_mandate",
+        "--status",
+        "mandate_expired",
+        "--csv",
+        str(out),
+    ]
+    exported = CliRunner().invoke(app, [*args, "--archived"], env=env)
+    assert exported.exit_code == 0 and "2 dossier(s) written to" in exported.output, exported.output
+    assert made[-1].url.params.get_list("status") == ["ready_for_mandate", "mandate_expired"]
+    assert made[-1].url.params["archived"] == "true"
+    assert out.read_bytes().startswith("\ufeffdossier_id;name;".encode())  # what French Excel opens
+    assert '"Société; Fils"' in out.read_text(encoding="utf-8-sig")
+    assert read_dossier_ids(out.read_bytes()) == [A1, B2]
 
 
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):

@@ -1,0 +1,108 @@
+"""`dossiers list`: the firm's client list through the API (SIRET, legal representative, status),
+on screen or as the CSV that French Excel opens and `bulk send --csv` takes back."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.markup import escape
+from rich.table import Column
+
+from domain.status import DossierStatus
+from starter.api_client import (
+    ApiKey,
+    ApiUrl,
+    api_client,
+    console,
+    default_api_url,
+    refused_by_api,
+    unreachable,
+)
+from starter.cli_table import print_rows
+
+dossiers_app = typer.Typer(help="The firm's client dossiers.", no_args_is_help=True)
+
+PAGE = 500  # the API list's largest page
+CSV_HEADER = ["dossier_id", "name", "siret", "legal_representative", "email", "status", "mandate"]
+
+
+def dossier_row(dossier: dict[str, Any]) -> list[str]:
+    rep = dossier["legal_representative"]
+    mandate = dossier["mandate"]
+    return [
+        dossier["id"],
+        dossier["name"],
+        dossier["siret"] or "",
+        f"{rep['first_name']} {rep['last_name']}" if rep else "",
+        rep["email"] if rep else "",
+        dossier["einvoicing_status"],
+        mandate["status"] if mandate else "",
+    ]
+
+
+def fetch_all(http: httpx.Client, api_url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every dossier the filters select, page after page."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        try:
+            answer = http.get(
+                "/v1/dossiers", params={**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            )
+        except httpx.TransportError as error:
+            raise unreachable(api_url, error) from None
+        refused_by_api(answer)
+        page = answer.json()
+        found += page["items"]
+        if not (cursor := page["next_cursor"]):
+            return found
+
+
+@dossiers_app.command("list")
+def list_dossiers(
+    api_url: ApiUrl = default_api_url(),
+    api_key: ApiKey = "",
+    status: Annotated[
+        list[DossierStatus] | None, typer.Option(help="Only this status (repeat for several)")
+    ] = None,
+    search: Annotated[str | None, typer.Option(help="Part of the name, or the start of the SIRET")] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="The archived dossiers instead")] = False,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", dir_okay=False, help="Write them to this CSV file (for Excel, or `bulk send --csv`)"
+        ),
+    ] = None,
+) -> None:
+    """The firm's dossiers, oldest first: SIRET, legal representative, status and mandate."""
+    params: dict[str, Any] = {"status": [s.value for s in status or []], "archived": str(archived).lower()}
+    if search:
+        params["search"] = search
+    with api_client(api_url, api_key) as http:
+        rows = [dossier_row(d) for d in fetch_all(http, api_url, params)]
+    if csv_path is None:
+        print_rows(
+            [
+                Column("dossier_id", no_wrap=True, min_width=36),
+                Column("name", ratio=2),
+                Column("siret", no_wrap=True),
+                Column("legal_representative", ratio=1),
+                Column("email", ratio=1),
+                Column("status", no_wrap=True),
+                Column("mandate", no_wrap=True),
+            ],
+            rows,
+        )
+        return
+    try:
+        # Semicolons and a BOM: the CSV that French Excel opens as it is.
+        with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
+            writer = csv.writer(out, delimiter=";")
+            writer.writerows([CSV_HEADER, *rows])
+    except OSError as error:
+        raise typer.BadParameter(f"cannot write it: {error.strerror}", param_hint="--csv") from None
+    console.print(f"{len(rows)} dossier(s) written to {escape(str(csv_path))}")
