@@ -52,16 +52,21 @@ RECORD_TIMEOUT_SECONDS = 2.5  # each try: with a slow YouSign answer (15 s), all
 
 @contextmanager
 def yousign_errors() -> Iterator[None]:
-    """Final errors stop retrying and keep YouSign's reason; a 429 waits as long as YouSign asks."""
+    """Final errors stop retrying and keep YouSign's reason; a 429 waits as long as YouSign asks.
+
+    Raised without their cause: Temporal keeps an activity's last failure only up to a few KiB, and
+    the chain behind a timeout (httpx's, httpcore's, each with its stack) went past it, leaving the
+    UI nothing but "Failure exceeds size limit." The message says what failed (call, status, reason).
+    """
     try:
         yield
     except YouSignFinalError as error:
-        raise ApplicationError(error.describe(), type=YOUSIGN_FINAL_ERROR, non_retryable=True) from error
+        raise ApplicationError(error.describe(), type=YOUSIGN_FINAL_ERROR, non_retryable=True) from None
     except YouSignRetryableError as error:
         # A 429 that says nothing of when: the retry policy's own growing interval.
         wait = retry_after_seconds(error) if error.status == 429 else None
         delay = timedelta(seconds=wait) if wait is not None else None
-        raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from error
+        raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from None
 
 
 def _check_signer_names(dossier: Dossier) -> None:

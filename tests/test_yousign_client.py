@@ -329,3 +329,33 @@ async def test_worker_metrics_count_yousign_calls_by_outcome(emulator):
 
     text = await eventually(scraped)
     assert 'yousign_requests{method="GET",outcome="200"' in text.replace("_total", "")
+
+
+async def test_a_yousign_timeout_fails_the_attempt_with_a_failure_temporal_keeps_whole(emulator):
+    """Temporal keeps an activity's last failure only up to a few KiB (bigger ones become "Failure
+    exceeds size limit." in the UI): the retry reason of a YouSign outage stays readable there, as
+    one short error, not with the chain of httpx and httpcore errors (and their stacks) behind it."""
+    from temporalio.api.failure.v1 import Failure
+
+    from activities.yousign import yousign_errors
+    from config.settings import Settings
+    from config.temporal import data_converter
+
+    emulator.state.add_fault(
+        method="POST",
+        path_regex=r"^/v3/signature_requests$",
+        kind="timeout_after_processing",
+        delay_seconds=1,
+    )
+    async with YouSignClient(emulator.api_base_url, "test-key", timeout=0.2) as impatient:
+        with pytest.raises(Exception) as failed:
+            with yousign_errors():
+                await impatient.create_signature_request(new_request())
+    key = "k1:" + "A" * 43 + "="  # a 32-byte key, as PAYLOAD_ENCRYPTION_KEYS holds them
+    converter = data_converter(Settings(payload_encryption_keys=key, payload_encryption_key_id="k1"))
+    failure = Failure()
+    await converter.encode_failure(failed.value, failure)
+    assert failure.ByteSize() < 2048, failure.ByteSize()  # the server warns from 2 KiB on
+    assert not failure.HasField("cause")
+    decoded = await converter.decode_failure(failure)
+    assert decoded.message == "POST signature_requests: timed out (ReadTimeout)", decoded.message
