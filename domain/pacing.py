@@ -55,7 +55,7 @@ def sends_until_done(own: int, others: Iterable[int]) -> int:
 # Sends that have not moved for this long are not our pacing, which spreads them evenly (a few
 # activities' turns at a very low cap at most): YouSign out of reach, or making us wait (a 429 when
 # another system spends the account's hour), or the service stopped.
-STALL_AFTER = timedelta(minutes=15)
+STALL_AFTER = timedelta(minutes=5)
 STALL_AFTER_TURNS = 5
 
 

@@ -99,6 +99,17 @@ def dossier_status(
     return _FROM_MANDATE.get(mandate_status, DossierStatus.READY_FOR_MANDATE)
 
 
+def why_not_another(current: MandateStatus) -> str:
+    """Why a dossier with a mandate (not deleted) cannot have another generated, and what to do."""
+    if current == MandateStatus.FAILED:
+        # One that failed before YouSign had it is replaced without asking: this one YouSign has.
+        return (
+            "the dossier's mandate failed once YouSign had its request (its failure_reason says why):"
+            " delete it, then generate a new one"
+        )
+    return f"the dossier already has a {current} mandate: delete it before generating a new one"
+
+
 ARCHIVED = "the dossier is archived (a client who left): restore it first"
 
 

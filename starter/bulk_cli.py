@@ -266,6 +266,8 @@ def describe_eta(eta: str | None, now: datetime) -> str:
     at = datetime.fromisoformat(eta)
     minutes = max(0, round((at - now).total_seconds() / 60))
     left = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    if (at - now).total_seconds() < 60:
+        left = "under a minute"
     return f" · ETA in {left} ({at.astimezone(PARIS):%H:%M} Paris)"
 
 
@@ -330,7 +332,10 @@ class _Lines:
             return
         self._shown, self._at = state, now
         done = f"{fields['completed']}/{fields['total']} · " if "total" in fields else ""
-        console.print(f"{datetime.now():%H:%M:%S} Mandates {done}{escape(fields['counts'])}", highlight=False)
+        # Paris time, as the ETA and the stall on the same line.
+        console.print(
+            f"{datetime.now(PARIS):%H:%M:%S} Mandates {done}{escape(fields['counts'])}", highlight=False
+        )
 
     def close(self) -> None:
         pass

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column
 
-from domain.status import DossierStatus
+from domain.status import DossierStatus, MandateStatus
 from starter.api_client import (
     ApiKey,
     ApiUrl,
@@ -69,6 +69,10 @@ def list_dossiers(
     status: Annotated[
         list[DossierStatus] | None, typer.Option(help="Only this status (repeat for several)")
     ] = None,
+    mandate_status: Annotated[
+        list[MandateStatus] | None,
+        typer.Option(help="Only those whose current mandate is in this status (failed, say; repeatable)"),
+    ] = None,
     search: Annotated[str | None, typer.Option(help="Part of the name, or the start of the SIRET")] = None,
     archived: Annotated[bool, typer.Option("--archived", help="The archived dossiers instead")] = False,
     csv_path: Annotated[
@@ -79,7 +83,11 @@ def list_dossiers(
     ] = None,
 ) -> None:
     """The firm's dossiers, oldest first: SIRET, legal representative, status and mandate."""
-    params: dict[str, Any] = {"status": [s.value for s in status or []], "archived": str(archived).lower()}
+    params: dict[str, Any] = {
+        "status": [s.value for s in status or []],
+        "mandate_status": [s.value for s in mandate_status or []],
+        "archived": str(archived).lower(),
+    }
     if search:
         params["search"] = search
     with api_client(api_url, api_key) as http:

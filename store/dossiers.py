@@ -287,6 +287,7 @@ async def list_dossiers(
     *,
     statuses: list[DossierStatus] | None = None,
     search: str | None = None,
+    mandate_statuses: list[MandateStatus] | None = None,
     archived: bool = False,
     limit: int = 50,
     cursor: str | None = None,
@@ -305,6 +306,7 @@ async def list_dossiers(
         " AND ($4::text IS NULL OR d.siret LIKE $4 || '%' OR d.name ILIKE $3)"
         " AND ($5::timestamptz IS NULL OR (d.created_at, d.id) > ($5, $6))"
         " AND (d.archived_at IS NOT NULL) = $8"
+        " AND ($9::text[] IS NULL OR m.status = ANY($9))"
         " ORDER BY d.created_at, d.id LIMIT $7",
         firm_id,
         [s.value for s in statuses] if statuses else None,
@@ -314,6 +316,7 @@ async def list_dossiers(
         after[1] if after else None,
         limit + 1,
         archived,
+        [s.value for s in mandate_statuses] if mandate_statuses else None,
     )
     page = [_with_mandate(r) for r in rows[:limit]]
     next_cursor = encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None

@@ -11,7 +11,14 @@ import asyncpg
 
 from domain.errors import Conflict, NotFound, RuleViolation
 from domain.mandate_number import mandate_number
-from domain.status import ARCHIVED, FINAL_MANDATE_STATUSES, DossierStatus, MandateStatus, why_no_mandate
+from domain.status import (
+    ARCHIVED,
+    FINAL_MANDATE_STATUSES,
+    DossierStatus,
+    MandateStatus,
+    why_no_mandate,
+    why_not_another,
+)
 from store.dossiers import DOSSIER_NOT_FOUND, refresh_status
 from store.records import Mandate, MandateEvent
 
@@ -96,7 +103,7 @@ async def reserve_mandate(
                 current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
             )
             if not (failed_unsent and bulk_send_id and replace_failed_at):
-                raise Conflict("the dossier already has a mandate: delete it before generating a new one")
+                raise Conflict(why_not_another(MandateStatus(current["status"])))
             await transition(
                 conn,
                 current["id"],

@@ -1112,6 +1112,9 @@ async def test_a_status_no_mandate_has_any_more_is_counted_zero():
         async def fetch(self, query, *args):
             return self.rows if query == metrics.MANDATE_COUNTS else []
 
+        async def fetchval(self, query, *args):
+            return 0
+
     await metrics._count(Counts([{"status": "failed", "n": 1}, {"status": "pending", "n": 2}]))
     await metrics._count(Counts([{"status": "pending", "n": 1}, {"status": "deleted", "n": 1}]))
     scraped = metrics.generate_latest(metrics.REGISTRY).decode()
@@ -1142,6 +1145,50 @@ async def test_bulk_items_are_counted_until_their_batch_is_done(db, firm):
     await db.execute("UPDATE bulk_send_items SET outcome = 'sent' WHERE bulk_send_id = $1", batch.id)
     await metrics._count(db)  # done: no longer counted
     assert (items("sent"), items("sending")) == (before["sent"], before["sending"])
+
+
+async def test_idle_bulk_sends_say_for_how_long_nothing_moved(db, firm):
+    """What an operator alerts on: queued sends that nothing moves (the worker or YouSign gone)."""
+    from starter.api.routes import metrics
+    from store import bulk, dossiers
+
+    def idle() -> float:
+        scraped = metrics.generate_latest(metrics.REGISTRY).decode()
+        return float(re.search(r"^bulk_send_idle_seconds (\S+)$", scraped, re.M).group(1))
+
+    dossier = await dossiers.create_dossier(
+        db, firm.id, name="En file", siret=None, legal_representative=None
+    )
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    async with db.acquire() as conn:
+        # The database as if this batch were the only one in progress and nothing had been sent for
+        # a day, its item queued 20 minutes ago; rolled back after.
+        as_if = conn.transaction()
+        await as_if.start()
+        try:
+            await conn.execute(
+                "UPDATE bulk_send_items SET outcome = 'skipped' WHERE bulk_send_id <> $1"
+                " AND outcome IN ('queued', 'sending')",
+                batch.id,
+            )
+            await conn.execute(
+                "UPDATE mandates SET sent_at = sent_at - interval '1 day' WHERE sent_at IS NOT NULL"
+            )
+            await conn.execute(
+                "UPDATE bulk_send_items SET updated_at = now() - interval '20 minutes'"
+                " WHERE bulk_send_id = $1",
+                batch.id,
+            )
+            await metrics._count(conn)
+            assert 1195 <= idle() <= 1260
+            await conn.execute(
+                "UPDATE bulk_send_items SET outcome = 'skipped' WHERE bulk_send_id = $1", batch.id
+            )
+            await metrics._count(conn)
+            assert idle() == 0  # nothing in progress: nothing idle, however long since the last send
+        finally:
+            await as_if.rollback()
+    await db.execute("UPDATE bulk_send_items SET outcome = 'skipped' WHERE bulk_send_id = $1", batch.id)
 
 
 async def test_temporal_refusing_is_a_503_that_leaves_nothing_half_done(dev_env, db, firm):

@@ -528,6 +528,7 @@ async def test_the_eta_is_the_sends_left_at_the_yousign_queues_cap(
     assert progress["in_progress"] == 3 and not progress["done"]
     assert progress["stalled_since"] is None  # just recorded: its items moved a moment ago
     assert datetime.fromisoformat(stalled["stalled_since"]) == stopped
+    assert stalled["eta"] is None  # not a time that moves on while nothing does
     sends = 5 + sum(min(n, 5) for n in others)
     expected = timedelta(seconds=sends / activity_rate_limit(60, 1200, MAX_CALLS_PER_ACTIVITY))
     assert expected > timedelta(seconds=10 * 12)  # 10 of 300 an hour, and a little more

@@ -162,6 +162,7 @@ def test_api_url_and_eta_as_a_user_reads_them():
     now = datetime(2027, 1, 11, 11, 0, tzinfo=UTC)
     assert describe_eta("2027-01-11T13:05:00+00:00", now) == " · ETA in 2 h 05 min (14:05 Paris)"
     assert describe_eta("2027-01-11T11:07:00+00:00", now) == " · ETA in 7 min (12:07 Paris)"
+    assert describe_eta("2027-01-11T11:00:16+00:00", now) == " · ETA in under a minute (12:00 Paris)"
     assert describe_eta(None, now) == ""
     # Stalled: since when (Paris), in place of the ETA.
     from starter.bulk_cli import _describe
@@ -506,6 +507,8 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     assert exported.exit_code == 0 and "2 dossier(s) written to" in exported.output, exported.output
     assert made[-1].url.params.get_list("status") == ["ready_for_mandate", "mandate_expired"]
     assert made[-1].url.params["archived"] == "true"
+    CliRunner().invoke(app, ["dossiers", "list", "--mandate-status", "failed"], env=env)
+    assert made[-1].url.params.get_list("mandate_status") == ["failed"]
     assert out.read_bytes().startswith("\ufeffdossier_id;name;".encode())  # what French Excel opens
     assert '"Société; Fils"' in out.read_text(encoding="utf-8-sig")
     assert read_dossier_ids(out.read_bytes()) == [A1, B2]
@@ -514,9 +517,17 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):
     items = [{"dossier_id": A1, "outcome": "sent", "reason": None, "mandate_id": B2}]
     fake_api(lambda request: httpx_response(200, {**FINISHED, "items": items, "next_cursor": None}))
+    from datetime import datetime, timedelta
+
+    from starter.bulk_cli import PARIS
+
     watched = bulk("watch", BATCH)
     assert watched.exit_code == 0, watched.output
-    assert re.search(r"^\d\d:\d\d:\d\d Mandates 1/1 · sent 1 · skipped 0 · failed 0$", watched.output, re.M)
+    line = re.search(r"^(\d\d:\d\d:\d\d) Mandates 1/1 · sent 1 · skipped 0 · failed 0$", watched.output, re.M)
+    # Stamped in Paris time, as the ETA and the stall it may show beside it.
+    stamped = datetime.strptime(line[1], "%H:%M:%S")
+    apart = (datetime.now(PARIS).replace(tzinfo=None) - stamped) % timedelta(days=1)  # clock times only
+    assert min(apart, timedelta(days=1) - apart) < timedelta(minutes=2), line[1]
     report = tmp_path / "report.csv"
     assert bulk("watch", BATCH, "--report", str(report)).exit_code == 0
     assert report.read_text(encoding="utf-8-sig").splitlines() == [

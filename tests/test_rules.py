@@ -339,10 +339,10 @@ def test_a_batch_is_stalled_only_when_nothing_moved_for_longer_than_pacing_expla
     from domain.pacing import STALL_AFTER, activity_rate_limit, stalled_since
 
     moved = datetime(2027, 1, 11, 13, 0, tzinfo=UTC)
-    # Production limits: one send every 12 s; a quarter of an hour without any is a stall.
+    # Production limits: one send every 12 s; five minutes without any is a stall.
     assert stalled_since(moved, moved + STALL_AFTER, 60, 1200, 4) is None
     assert stalled_since(moved, moved + STALL_AFTER + timedelta(seconds=1), 60, 1200, 4) == moved
-    # A cap so low that five turns outlast the quarter of an hour: those turns are normal pacing.
+    # A cap so low that five turns outlast the five minutes: those turns are normal pacing.
     turn = timedelta(seconds=1 / activity_rate_limit(10, 40, 4))  # 9 activities an hour
     assert 5 * turn > STALL_AFTER
     assert stalled_since(moved, moved + 5 * turn - timedelta(seconds=1), 10, 40, 4) is None

@@ -120,6 +120,22 @@ async def test_list_filters_searches_and_paginates(db, firm):
     assert counts[DossierStatus.MANDATE_PENDING] == 0
 
 
+async def test_the_list_filters_on_the_current_mandates_status(db, firm):
+    dossier = await ready_dossier(db, firm)
+    other = await dossiers.create_dossier(db, firm.id, name="Autre", siret=None, legal_representative=None)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+
+    async def listed(*statuses: MandateStatus) -> list:
+        page, _ = await dossiers.list_dossiers(db, firm.id, mandate_statuses=list(statuses))
+        return [d.id for d, _ in page]
+
+    assert await listed(MandateStatus.DRAFT) == [dossier.id]
+    assert await listed(MandateStatus.FAILED, MandateStatus.PENDING) == []
+    assert await listed() == [dossier.id, other.id]  # no filter
+    await mandates.transition(db, mandate.id, MandateStatus.FAILED, cause="test", at=datetime.now(UTC))
+    assert await listed(MandateStatus.FAILED) == [dossier.id]  # ready_for_mandate, its mandate failed
+
+
 async def test_bad_cursor_is_a_value_error(db, firm):
     with pytest.raises(ValueError, match="cursor"):
         await dossiers.list_dossiers(db, firm.id, cursor="not-a-cursor")
@@ -133,7 +149,7 @@ async def test_mandate_reservation_numbers_and_logs(db, firm):
     assert mandate.status == MandateStatus.DRAFT
     _, live = await dossiers.get_dossier(db, firm.id, dossier.id)
     assert live.id == mandate.id
-    with pytest.raises(Conflict, match="already has a mandate"):
+    with pytest.raises(Conflict, match="already has a draft mandate: delete it"):
         await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
 
 
@@ -491,9 +507,11 @@ async def test_a_page_replaces_only_a_mandate_that_failed_before_yousign_had_it(
     statuses = {d: (await mandates.get_mandate(db, m.id)).status for d, m in failed.items()}
     assert statuses == {unsent.id: "deleted", sent_then_failed.id: "failed", incomplete.id: "failed"}
     items = {i.dossier_id: (i.outcome, i.reason) for i in await bulk.items(db, batch.id, after=-1, limit=10)}
+    # Not replaced silently: YouSign has its request. The firm is told to delete it, and why.
     assert items[sent_then_failed.id] == (
         "skipped",
-        "the dossier already has a mandate: delete it before generating a new one",
+        "the dossier's mandate failed once YouSign had its request (its failure_reason says why):"
+        " delete it, then generate a new one",
     )
     assert items[incomplete.id][0] == "skipped" and "missing_information" in items[incomplete.id][1]
 

@@ -86,7 +86,10 @@ class BulkSendPage(BaseModel):
 
 
 class BulkSendOut(BulkSendSummaryOut):
-    eta: datetime | None = Field(description="When the last dossier is expected sent, at YouSign's pace")
+    eta: datetime | None = Field(
+        description="When the last dossier is expected sent, at YouSign's pace; null once done, and while"
+        " `stalled_since` is set"
+    )
     stalled_since: datetime | None = Field(
         description="Set while nothing has moved, in this batch or any send of the service, for longer"
         " than pacing explains (YouSign out of reach or making us wait, or the service stopped): the"
@@ -165,6 +168,8 @@ async def get_bulk_send(
         own, others = await bulk.backlogs(db, batch)  # this batch's in_progress among its firm's
         eta = datetime.now(UTC) + timedelta(seconds=remaining_time(sends_until_done(own, others), *limits))
         stalled = stalled_since(*await bulk.last_progress(db, batch.id), *limits)
+        if stalled:  # a time counted from a pace that is not being kept would only move on
+            eta = None
     return BulkSendOut.of(
         batch,
         counts,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from domain.errors import RuleViolation
 from domain.models import PlainText
-from domain.status import DossierStatus
+from domain.status import DossierStatus, MandateStatus
 from starter import mandate_actions
 from starter.api.deps import Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
@@ -49,6 +49,13 @@ async def list_dossiers(
     search: Annotated[
         PlainText | None, Query(max_length=200, description="Part of the name, or the start of the SIRET")
     ] = None,
+    mandate_status: Annotated[
+        list[MandateStatus] | None,
+        Query(
+            description="Only dossiers whose current mandate is in this status (`failed`, say); repeat"
+            " for several"
+        ),
+    ] = None,
     archived: Annotated[
         bool, Query(description="`true` lists the archived dossiers (clients who left) instead")
     ] = False,
@@ -61,7 +68,14 @@ async def list_dossiers(
     (archived ones only with `archived=true`)."""
     try:
         page, next_cursor = await dossiers.list_dossiers(
-            db, firm_id, statuses=status, search=search or None, archived=archived, limit=limit, cursor=cursor
+            db,
+            firm_id,
+            statuses=status,
+            search=search or None,
+            mandate_statuses=mandate_status,
+            archived=archived,
+            limit=limit,
+            cursor=cursor,
         )
     except ValueError as error:
         raise RuleViolation("cursor", str(error)) from None

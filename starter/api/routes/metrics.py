@@ -29,6 +29,18 @@ BULK_ITEM_COUNTS = (
     " (SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending'))"
     " GROUP BY outcome"
 )
+BULK_IDLE = Gauge(
+    "bulk_send_idle_seconds",
+    "Seconds since bulk sends last moved while some are queued or being sent (0 when none is); past"
+    " the stall threshold (5 min at production limits) the API's stalled_since is set",
+    registry=REGISTRY,
+)
+# In-progress items from their partial index; the service's latest send from its own.
+BULK_IDLE_SINCE = (
+    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE extract(epoch FROM now()"
+    " - greatest(max(i.updated_at), (SELECT max(sent_at) FROM mandates))) END"
+    " FROM bulk_send_items i WHERE i.outcome IN ('queued', 'sending')"
+)
 WEBHOOKS = Counter("yousign_webhooks", "YouSign webhook deliveries by result", ["result"], registry=REGISTRY)
 WEBHOOK_SECONDS = Histogram(
     "yousign_webhook_seconds",
@@ -62,3 +74,4 @@ async def _count(db) -> None:
     BULK_ITEMS.clear()
     for row in await db.fetch(BULK_ITEM_COUNTS):
         BULK_ITEMS.labels(row["outcome"]).set(row["n"])
+    BULK_IDLE.set(max(0.0, float(await db.fetchval(BULK_IDLE_SINCE) or 0)))
