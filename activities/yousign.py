@@ -50,6 +50,10 @@ RECORD_RETRY_PAUSES = (0.5, 1.0, 2.0)
 RECORD_TIMEOUT_SECONDS = 2.5  # each try: with a slow YouSign answer (15 s), all stay inside the 30 s
 
 
+# YouSign's reasons (a 400's invalid parameters, say) are short; a page of them would not be kept.
+MAX_FAILURE_MESSAGE = 1000
+
+
 @contextmanager
 def yousign_errors() -> Iterator[None]:
     """Final errors stop retrying and keep YouSign's reason; a 429 waits as long as YouSign asks.
@@ -61,12 +65,15 @@ def yousign_errors() -> Iterator[None]:
     try:
         yield
     except YouSignFinalError as error:
-        raise ApplicationError(error.describe(), type=YOUSIGN_FINAL_ERROR, non_retryable=True) from None
+        reason = error.describe()[:MAX_FAILURE_MESSAGE]
+        raise ApplicationError(reason, type=YOUSIGN_FINAL_ERROR, non_retryable=True) from None
     except YouSignRetryableError as error:
         # A 429 that says nothing of when: the retry policy's own growing interval.
         wait = retry_after_seconds(error) if error.status == 429 else None
         delay = timedelta(seconds=wait) if wait is not None else None
-        raise ApplicationError(str(error), type="YouSignRetryableError", next_retry_delay=delay) from None
+        raise ApplicationError(
+            str(error)[:MAX_FAILURE_MESSAGE], type="YouSignRetryableError", next_retry_delay=delay
+        ) from None
 
 
 def _check_signer_names(dossier: Dossier) -> None:

@@ -59,10 +59,15 @@ STALL_AFTER = timedelta(minutes=5)
 STALL_AFTER_TURNS = 5
 
 
+def stall_patience(per_minute: int, per_hour: int, max_calls_per_activity: int) -> timedelta:
+    """How long sends may stand still before it is a stall rather than pacing."""
+    turn = timedelta(seconds=1 / activity_rate_limit(per_minute, per_hour, max_calls_per_activity))
+    return max(STALL_AFTER, STALL_AFTER_TURNS * turn)
+
+
 def stalled_since(
     last_progress: datetime, now: datetime, per_minute: int, per_hour: int, max_calls_per_activity: int
 ) -> datetime | None:
     """When the sends stopped moving, if they have for longer than pacing explains; else None."""
-    turn = timedelta(seconds=1 / activity_rate_limit(per_minute, per_hour, max_calls_per_activity))
-    patience = max(STALL_AFTER, STALL_AFTER_TURNS * turn)
+    patience = stall_patience(per_minute, per_hour, max_calls_per_activity)
     return last_progress if now - last_progress > patience else None

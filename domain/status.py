@@ -21,6 +21,11 @@ class MandateStatus(StrEnum):
     DELETED = "deleted"
 
 
+# What a dossier's current mandate can be: a deleted one is in its history only.
+CurrentMandateStatus = StrEnum(
+    "CurrentMandateStatus", {s.name: s.value for s in MandateStatus if s != MandateStatus.DELETED}
+)
+
 FINAL_MANDATE_STATUSES = frozenset(
     {MandateStatus.SIGNED, MandateStatus.REFUSED, MandateStatus.EXPIRED, MandateStatus.FAILED}
 )
@@ -99,10 +104,10 @@ def dossier_status(
     return _FROM_MANDATE.get(mandate_status, DossierStatus.READY_FOR_MANDATE)
 
 
-def why_not_another(current: MandateStatus) -> str:
+def why_not_another(current: MandateStatus, *, at_yousign: bool) -> str:
     """Why a dossier with a mandate (not deleted) cannot have another generated, and what to do."""
-    if current == MandateStatus.FAILED:
-        # One that failed before YouSign had it is replaced without asking: this one YouSign has.
+    if current == MandateStatus.FAILED and at_yousign:
+        # One that failed before YouSign had it is replaced when a new one is asked for; not this one.
         return (
             "the dossier's mandate failed once YouSign had its request (its failure_reason says why):"
             " delete it, then generate a new one"

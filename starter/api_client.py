@@ -27,6 +27,31 @@ ApiUrl = Annotated[
 ApiKey = Annotated[str, typer.Option(envvar=KEY_VARIABLE, help="The firm's API key (required)")]
 
 
+LIST_PAGE = 500  # the dossier list's largest page
+
+
+def all_dossiers(
+    http: httpx.Client, api_url: str, params: dict[str, Any], at_most: int | None = None
+) -> list[dict[str, Any]]:
+    """The dossiers the filters select, oldest first, page after page (stopping past `at_most`)."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while at_most is None or len(found) <= at_most:
+        try:
+            answer = http.get(
+                "/v1/dossiers",
+                params={**params, "limit": LIST_PAGE, **({"cursor": cursor} if cursor else {})},
+            )
+        except httpx.TransportError as error:  # a read only: nothing was started, whatever happened
+            raise unreachable(api_url, error) from None
+        refused_by_api(answer)
+        page = answer.json()
+        found += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    return found
+
+
 def api_base(url: str) -> str:
     """The API's root: the `/v1` that `make run` prints after it is not part of it."""
     url = url.rstrip("/")

@@ -31,6 +31,7 @@ from starter.api_client import (
     SHOWN_PROBLEMS,
     ApiKey,
     ApiUrl,
+    all_dossiers,
     api_client,
     console,
     default_api_url,
@@ -112,7 +113,7 @@ def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
         raise typer.BadParameter(str(error), param_hint="DOSSIER_IDS") from None
     ids = list(dict.fromkeys(given))  # canonical already: `ABC...` and `{abc...}` are one dossier
     if not ids:
-        raise typer.BadParameter("give dossier ids or --csv")
+        raise typer.BadParameter("give dossier ids, --csv or --ready")
     if len(ids) > MAX_DOSSIERS:
         raise typer.BadParameter(f"{len(ids)} dossiers: at most {MAX_DOSSIERS} per bulk send, split the list")
     if len(ids) < len(given):
@@ -124,35 +125,16 @@ def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
     return ids
 
 
-READY_PAGE = 500  # the dossier list's largest page
-
-
 def _ready_ids(http: httpx.Client, api_url: str) -> list[str]:
     """Every dossier of the firm that is `ready_for_mandate`, oldest first, from the API's list."""
-    ids: list[str] = []
-    cursor = None
-    while True:
-        params = {
-            "status": "ready_for_mandate",
-            "limit": READY_PAGE,
-            **({"cursor": cursor} if cursor else {}),
-        }
-        try:
-            answer = http.get("/v1/dossiers", params=params)
-        except httpx.TransportError as error:  # nothing started yet, whatever happened
-            raise unreachable(api_url, error) from None
-        refused_by_api(answer)
-        page = answer.json()
-        ids += [dossier["id"] for dossier in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    if len(ids) > MAX_DOSSIERS:
+    ready = all_dossiers(http, api_url, {"status": "ready_for_mandate"}, at_most=MAX_DOSSIERS)
+    if len(ready) > MAX_DOSSIERS:
         console.print(
-            f"{len(ids)} dossiers are ready_for_mandate: this batch takes the {MAX_DOSSIERS} oldest; send"
-            " --ready again for the rest (a dossier a batch has taken is skipped, never sent twice)"
+            f"Over {MAX_DOSSIERS} dossiers are ready_for_mandate: this batch takes the {MAX_DOSSIERS} oldest."
+            " Send --ready again for the rest once they show mandate_pending (the batch takes them"
+            " within minutes; until then they would only be skipped)."
         )
-    return ids[:MAX_DOSSIERS]
+    return [dossier["id"] for dossier in ready[:MAX_DOSSIERS]]
 
 
 @bulk_app.command("send", epilog=EXIT_CODES)
@@ -264,10 +246,13 @@ def describe_eta(eta: str | None, now: datetime) -> str:
     if not eta:
         return ""
     at = datetime.fromisoformat(eta)
-    minutes = max(0, round((at - now).total_seconds() / 60))
-    left = f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+    minutes = round((at - now).total_seconds() / 60)
     if (at - now).total_seconds() < 60:
         left = "under a minute"
+    elif minutes >= 60:
+        left = f"{minutes // 60} h {minutes % 60:02d} min"
+    else:
+        left = f"{minutes} min"
     return f" · ETA in {left} ({at.astimezone(PARIS):%H:%M} Paris)"
 
 

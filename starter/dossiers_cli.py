@@ -7,27 +7,22 @@ import csv
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.table import Column
 
 from domain.status import DossierStatus, MandateStatus
-from starter.api_client import (
-    ApiKey,
-    ApiUrl,
-    api_client,
-    console,
-    default_api_url,
-    refused_by_api,
-    unreachable,
-)
+from starter.api_client import ApiKey, ApiUrl, all_dossiers, api_client, console, default_api_url
 from starter.cli_table import print_rows
 
 dossiers_app = typer.Typer(help="The firm's client dossiers.", no_args_is_help=True)
 
-PAGE = 500  # the API list's largest page
 CSV_HEADER = ["dossier_id", "name", "siret", "legal_representative", "email", "status", "mandate"]
+
+
+def for_a_spreadsheet(text: str) -> str:
+    """A name Excel would run as a formula (=..., +..., -..., @...) kept as text."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def dossier_row(dossier: dict[str, Any]) -> list[str]:
@@ -42,24 +37,6 @@ def dossier_row(dossier: dict[str, Any]) -> list[str]:
         dossier["einvoicing_status"],
         mandate["status"] if mandate else "",
     ]
-
-
-def fetch_all(http: httpx.Client, api_url: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every dossier the filters select, page after page."""
-    found: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        try:
-            answer = http.get(
-                "/v1/dossiers", params={**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
-            )
-        except httpx.TransportError as error:
-            raise unreachable(api_url, error) from None
-        refused_by_api(answer)
-        page = answer.json()
-        found += page["items"]
-        if not (cursor := page["next_cursor"]):
-            return found
 
 
 @dossiers_app.command("list")
@@ -91,8 +68,11 @@ def list_dossiers(
     if search:
         params["search"] = search
     with api_client(api_url, api_key) as http:
-        rows = [dossier_row(d) for d in fetch_all(http, api_url, params)]
+        rows = [dossier_row(d) for d in all_dossiers(http, api_url, params)]
     if csv_path is None:
+        if not rows:
+            console.print("No dossier matches.")
+            return
         print_rows(
             [
                 Column("dossier_id", no_wrap=True, min_width=36),
@@ -110,7 +90,8 @@ def list_dossiers(
         # Semicolons and a BOM: the CSV that French Excel opens as it is.
         with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out, delimiter=";")
-            writer.writerows([CSV_HEADER, *rows])
+            writer.writerow(CSV_HEADER)
+            writer.writerows([row[0], *map(for_a_spreadsheet, row[1:])] for row in rows)
     except OSError as error:
         raise typer.BadParameter(f"cannot write it: {error.strerror}", param_hint="--csv") from None
     console.print(f"{len(rows)} dossier(s) written to {escape(str(csv_path))}")

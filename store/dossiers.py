@@ -46,6 +46,25 @@ def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
     return Dossier.from_row(row), Mandate.model_validate(mandate) if mandate else None
 
 
+async def _locked_with_mandate_status(
+    conn: asyncpg.Connection, firm_id: UUID, dossier_id: UUID
+) -> tuple[asyncpg.Record, MandateStatus | None]:
+    """The dossier's row, locked as reserving a mandate locks it, and its live mandate's status.
+
+    Two statements: a join locking the dossier would, once it waited for a reservation, re-read the
+    dossier but not the mandates, and miss the mandate that reservation just made.
+    """
+    row = await conn.fetchrow(
+        "SELECT * FROM dossiers WHERE firm_id = $1 AND id = $2 FOR UPDATE", firm_id, dossier_id
+    )
+    if row is None:
+        raise NotFound(DOSSIER_NOT_FOUND)
+    status = await conn.fetchval(
+        "SELECT status FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'", dossier_id
+    )
+    return row, MandateStatus(status) if status else None
+
+
 async def refresh_status(conn: asyncpg.Connection, dossier_id: UUID) -> DossierStatus:
     """Recompute the dossier's status from its data and live mandate (call inside the writing transaction).
 
@@ -167,15 +186,7 @@ async def update_dossier(
         if value is not _UNSET
     }
     async with db.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT d.*, m.status AS mandate_status FROM dossiers d"
-            " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
-            " WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
-            firm_id,
-            dossier_id,
-        )
-        if row is None:
-            raise NotFound(DOSSIER_NOT_FOUND)
+        row, mandate_status = await _locked_with_mandate_status(conn, firm_id, dossier_id)
         current = Dossier.from_row(row)
         new_ref = external_ref is not _UNSET and external_ref != current.external_ref
         printed = changes_printed_data(current, requested)
@@ -191,9 +202,9 @@ async def update_dossier(
                 external_ref,
             )
             return Dossier.from_row(await conn.fetchrow("SELECT * FROM dossiers WHERE id = $1", dossier_id))
-        if row["mandate_status"] in LOCKING_MANDATE_STATUSES:
-            raise Conflict(f"the dossier cannot change while its mandate is {row['mandate_status']}")
-        if row["mandate_status"] == MandateStatus.DRAFT:
+        if mandate_status in LOCKING_MANDATE_STATUSES:
+            raise Conflict(f"the dossier cannot change while its mandate is {mandate_status}")
+        if mandate_status == MandateStatus.DRAFT:
             raise Conflict("the dossier's draft mandate shows the data this would change: delete it first")
         if siret is not _UNSET and siret != row["siret"]:
             await refuse_duplicate_siret(conn, firm_id, siret, dossier_id)
@@ -239,19 +250,10 @@ async def archive_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> 
     """Take a client who left off the list and the counts, keeping it and its mandates (a signed
     one stays readable). Refused while its mandate still waits for the firm or the client."""
     async with db.acquire() as conn, conn.transaction():
-        # Locked as reserving a mandate locks it: no mandate starts while the dossier is archived.
-        row = await conn.fetchrow(
-            "SELECT d.archived_at, m.status AS mandate_status FROM dossiers d"
-            " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted'"
-            " WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
-            firm_id,
-            dossier_id,
-        )
-        if row is None:
-            raise NotFound(DOSSIER_NOT_FOUND)
+        # No mandate is reserved meanwhile, and one reserved just before is seen.
+        row, mandate_status = await _locked_with_mandate_status(conn, firm_id, dossier_id)
         if row["archived_at"]:
             return
-        mandate_status = MandateStatus(row["mandate_status"]) if row["mandate_status"] else None
         if refusal := why_not_archivable(mandate_status):
             raise Conflict(f"the dossier cannot be archived: {refusal}")
         await conn.execute(

@@ -103,7 +103,12 @@ async def reserve_mandate(
                 current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
             )
             if not (failed_unsent and bulk_send_id and replace_failed_at):
-                raise Conflict(why_not_another(MandateStatus(current["status"])))
+                raise Conflict(
+                    why_not_another(
+                        MandateStatus(current["status"]),
+                        at_yousign=current["signature_request_id"] is not None,
+                    )
+                )
             await transition(
                 conn,
                 current["id"],

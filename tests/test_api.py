@@ -294,6 +294,10 @@ async def test_a_client_who_left_is_archived_off_the_list_and_restored(client, d
     stay = (await client.post("/v1/dossiers", json={"name": "Reste"})).json()
     assert (await client.post(f"{path}/mandate")).status_code == 201
     await mandate_reaches(client, dossier.id, "draft")
+    drafted = await client.get("/v1/dossiers", params={"mandate_status": "draft"})
+    assert [d["id"] for d in drafted.json()["items"]] == [str(dossier.id)]
+    never = await client.get("/v1/dossiers", params={"mandate_status": "deleted"})
+    assert never.status_code == 422 and never.json()["errors"][0]["field"] == "mandate_status.0"
     refused = await client.post(f"{path}/archive")  # its draft would wait for ever
     assert refused.status_code == 409 and "delete the mandate first" in refused.json()["detail"]
     assert (await client.delete(f"{path}/mandate")).status_code == 204
@@ -596,6 +600,8 @@ UNREADABLE_BODIES = [
     pytest.param(b'{"name": "X",}', "application/json", id="not JSON"),
     pytest.param('{"name": "Société"}'.encode("latin-1"), "application/json", id="not UTF-8"),
     pytest.param(b"--x\r\nbroken", "multipart/form-data; boundary=x", id="broken form"),
+    pytest.param(b'{"first_name": "X"}', "text/plain", id="JSON as text"),
+    pytest.param(b'{"first_name": "X"}', "application/json", id="JSON to a form"),
 ]
 
 
@@ -1009,6 +1015,12 @@ async def test_readiness_says_which_dependency_is_down():
             ready = await ops.get("/readyz")
             # A firm's request meanwhile: told to retry, not an internal error.
             listed = await ops.get("/v1/dossiers", headers={"Authorization": "Bearer mk_any"})
+            # Even one whose body cannot be read (its key is checked first, and cannot be).
+            unreadable = await ops.post(
+                "/v1/dossiers",
+                content=b"{",
+                headers={"content-type": "application/json", "Authorization": "Bearer mk_any"},
+            )
     finally:
         await db.close()
     assert (ready.status_code, ready.json()["status"]) == (503, "not ready")
@@ -1016,6 +1028,7 @@ async def test_readiness_says_which_dependency_is_down():
     assert checks["database"].startswith("unavailable") and checks["temporal"].startswith("unavailable")
     assert (listed.status_code, listed.headers["retry-after"]) == (503, "5")
     assert listed.json()["detail"].startswith("the database did not answer (ConnectionRefusedError)")
+    assert (unreadable.status_code, unreadable.headers.get("retry-after")) == (503, "5"), unreadable.text
 
 
 async def test_the_dossier_list_pages_with_its_cursor(client, db, firm):
@@ -1102,6 +1115,9 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkey
     assert "yousign_webhook_seconds_bucket" in scraped
 
 
+YOUSIGN_LIMITS = (60, 1200)  # per minute, per hour: YouSign's production limits
+
+
 async def test_a_status_no_mandate_has_any_more_is_counted_zero():
     from starter.api.routes import metrics
 
@@ -1115,8 +1131,12 @@ async def test_a_status_no_mandate_has_any_more_is_counted_zero():
         async def fetchval(self, query, *args):
             return 0
 
-    await metrics._count(Counts([{"status": "failed", "n": 1}, {"status": "pending", "n": 2}]))
-    await metrics._count(Counts([{"status": "pending", "n": 1}, {"status": "deleted", "n": 1}]))
+    await metrics._count(
+        Counts([{"status": "failed", "n": 1}, {"status": "pending", "n": 2}]), YOUSIGN_LIMITS
+    )
+    await metrics._count(
+        Counts([{"status": "pending", "n": 1}, {"status": "deleted", "n": 1}]), YOUSIGN_LIMITS
+    )
     scraped = metrics.generate_latest(metrics.REGISTRY).decode()
     assert 'mandates{status="failed"} 0.0' in scraped and 'mandates{status="pending"} 1.0' in scraped
 
@@ -1130,7 +1150,7 @@ async def test_bulk_items_are_counted_until_their_batch_is_done(db, firm):
         found = re.search(rf'^bulk_send_items\{{outcome="{outcome}"\}} (\S+)$', scraped, re.M)
         return float(found.group(1)) if found else 0.0
 
-    await metrics._count(db)
+    await metrics._count(db, YOUSIGN_LIMITS)
     before = {outcome: items(outcome) for outcome in ("sent", "sending")}
     batch = await bulk.create_bulk_send(db, firm.id, [uuid4(), uuid4()])
     # Its run has started its last page (finished_at), one mandate is still being sent.
@@ -1140,10 +1160,10 @@ async def test_bulk_items_are_counted_until_their_batch_is_done(db, firm):
         " WHERE bulk_send_id = $1",
         batch.id,
     )
-    await metrics._count(db)
+    await metrics._count(db, YOUSIGN_LIMITS)
     assert (items("sent") - before["sent"], items("sending") - before["sending"]) == (1, 1)
     await db.execute("UPDATE bulk_send_items SET outcome = 'sent' WHERE bulk_send_id = $1", batch.id)
-    await metrics._count(db)  # done: no longer counted
+    await metrics._count(db, YOUSIGN_LIMITS)  # done: no longer counted
     assert (items("sent"), items("sending")) == (before["sent"], before["sending"])
 
 
@@ -1156,10 +1176,11 @@ async def test_idle_bulk_sends_say_for_how_long_nothing_moved(db, firm):
         scraped = metrics.generate_latest(metrics.REGISTRY).decode()
         return float(re.search(r"^bulk_send_idle_seconds (\S+)$", scraped, re.M).group(1))
 
-    dossier = await dossiers.create_dossier(
-        db, firm.id, name="En file", siret=None, legal_representative=None
-    )
-    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    queued, moved = [
+        await dossiers.create_dossier(db, firm.id, name=name, siret=None, legal_representative=None)
+        for name in ("En file", "Écarté")
+    ]
+    batch = await bulk.create_bulk_send(db, firm.id, [queued.id, moved.id])
     async with db.acquire() as conn:
         # The database as if this batch were the only one in progress and nothing had been sent for
         # a day, its item queued 20 minutes ago; rolled back after.
@@ -1179,12 +1200,23 @@ async def test_idle_bulk_sends_say_for_how_long_nothing_moved(db, firm):
                 " WHERE bulk_send_id = $1",
                 batch.id,
             )
-            await metrics._count(conn)
+            await metrics._count(conn, YOUSIGN_LIMITS)
             assert 1195 <= idle() <= 1260
+            assert "bulk_send_stall_after_seconds 300.0" in metrics.generate_latest(metrics.REGISTRY).decode()
+            # One of its items settled a moment ago (skipped, no send): the batch moved, as its
+            # stalled_since counts it.
+            await conn.execute(
+                "UPDATE bulk_send_items SET outcome = 'skipped', updated_at = now() - interval '1 minute'"
+                " WHERE bulk_send_id = $1 AND dossier_id = $2",
+                batch.id,
+                moved.id,
+            )
+            await metrics._count(conn, YOUSIGN_LIMITS)
+            assert 55 <= idle() <= 120
             await conn.execute(
                 "UPDATE bulk_send_items SET outcome = 'skipped' WHERE bulk_send_id = $1", batch.id
             )
-            await metrics._count(conn)
+            await metrics._count(conn, YOUSIGN_LIMITS)
             assert idle() == 0  # nothing in progress: nothing idle, however long since the last send
         finally:
             await as_if.rollback()

@@ -475,7 +475,7 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
 
     pages = {
         None: ([listed_dossier(A1, "Société; Fils", True)], "c2"),
-        "c2": ([listed_dossier(B2, "B", False)], None),
+        "c2": ([listed_dossier(B2, "=HYPERLINK(1)", False)], None),
     }
 
     def api(request):
@@ -489,7 +489,7 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     assert shown.output.splitlines() == [
         "dossier_id\tname\tsiret\tlegal_representative\temail\tstatus\tmandate",
         f"{A1}\tSociété; Fils\t73282932000074\tHélène Dupré\thelene@client.example\tready_for_mandate\tdraft",
-        f"{B2}\tB\t\t\t\tmissing_information\t",
+        f"{B2}\t=HYPERLINK(1)\t\t\t\tmissing_information\t",
     ]
     assert made[0].url.params["archived"] == "false"
     out = tmp_path / "clients.csv"
@@ -511,7 +511,40 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     assert made[-1].url.params.get_list("mandate_status") == ["failed"]
     assert out.read_bytes().startswith("\ufeffdossier_id;name;".encode())  # what French Excel opens
     assert '"Société; Fils"' in out.read_text(encoding="utf-8-sig")
+    assert ";'=HYPERLINK(1);" in out.read_text(encoding="utf-8-sig")  # text for Excel, not a formula
     assert read_dossier_ids(out.read_bytes()) == [A1, B2]
+    pages[None] = ([], None)
+    nothing = CliRunner().invoke(app, ["dossiers", "list"], env=env)
+    assert nothing.exit_code == 0 and nothing.output == "No dossier matches.\n"
+    fake_api(
+        lambda request: httpx_response(
+            401, {"title": "Unauthorized", "detail": "a valid API key is required"}
+        )
+    )
+    refused = CliRunner().invoke(app, ["dossiers", "list"], env=env)
+    assert refused.exit_code == 1 and "401 a valid API key is required" in refused.output
+
+
+def test_ready_takes_the_10000_oldest_and_says_what_to_do_for_the_rest(fake_api):
+    import json
+
+    ids = [f"00000000-0000-4000-8000-{n:012x}" for n in range(11_000)]
+    pages = {None: (ids[:6000], "c2"), "c2": (ids[6000:], "c3"), "c3": ([], None)}
+
+    def api(request):
+        if request.method == "GET":
+            page, next_cursor = pages[request.url.params.get("cursor")]
+            return httpx_response(200, {"items": [{"id": i} for i in page], "next_cursor": next_cursor})
+        return httpx_response(202, {"id": BATCH, "total": len(json.loads(request.content)["dossier_ids"])})
+
+    made = fake_api(api)
+    sent = bulk("send", "--ready", "--detach")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(made[-1].content)["dossier_ids"] == ids[:10_000]
+    assert [r.method for r in made] == ["GET", "GET", "POST"]  # no page read past the 10,000th
+    assert (
+        "this batch takes the 10000 oldest" in sent.output and "once they show mandate_pending" in sent.output
+    )
 
 
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):

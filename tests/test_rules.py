@@ -129,6 +129,18 @@ def test_a_dossier_not_ready_for_a_mandate_says_what_to_do():
     assert why(DossierStatus.READY_FOR_DESIGNATION).endswith("its mandate is signed")
 
 
+def test_a_dossier_with_a_mandate_says_why_it_gets_no_other():
+    from domain.status import why_not_another
+
+    assert why_not_another(MandateStatus.FAILED, at_yousign=True).startswith(
+        "the dossier's mandate failed once YouSign had its request"
+    )
+    assert why_not_another(MandateStatus.FAILED, at_yousign=False) == (
+        "the dossier already has a failed mandate: delete it before generating a new one"
+    )
+    assert "already has a draft mandate" in why_not_another(MandateStatus.DRAFT, at_yousign=False)
+
+
 def test_only_a_dossier_whose_mandate_is_settled_for_good_is_archived():
     from domain.status import why_not_archivable
 

@@ -136,6 +136,51 @@ async def test_the_list_filters_on_the_current_mandates_status(db, firm):
     assert await listed(MandateStatus.FAILED) == [dossier.id]  # ready_for_mandate, its mandate failed
 
 
+async def test_only_a_dossier_whose_mandate_is_signed_or_deleted_is_archived(db, firm):
+    dossier = await ready_dossier(db, firm)
+    mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+    now = datetime.now(UTC)
+    for status, archivable in (
+        (MandateStatus.SENDING, False),
+        (MandateStatus.PENDING, False),
+        (MandateStatus.SIGNED, True),
+    ):
+        await mandates.transition(db, mandate.id, status, cause="test", at=now)
+        if not archivable:
+            with pytest.raises(Conflict, match="awaits the client's signature"):
+                await dossiers.archive_dossier(db, firm.id, dossier.id)
+    await dossiers.archive_dossier(db, firm.id, dossier.id)
+    archived, signed = await dossiers.get_dossier(db, firm.id, dossier.id)
+    assert archived.archived_at and signed.status == MandateStatus.SIGNED  # readable, as it was
+    assert archived.einvoicing_status == DossierStatus.READY_FOR_DESIGNATION
+    with pytest.raises(Conflict, match="archived"):
+        await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 11))
+
+
+async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
+    dossier = await ready_dossier(db, firm)
+    async with db.acquire() as conn:
+        reserving = conn.transaction()
+        await reserving.start()
+        # What reserving a bulk mandate does under the dossier's lock.
+        await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier.id)
+        await conn.execute(
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, status)"
+            " VALUES ($1, $2, 1, $3, $4, 'sending')",
+            dossier.id,
+            firm.id,
+            f"{dossier.siren}_552081317_20270110_{uuid4().int % 10**6:06d}",
+            mandates.workflow_id_for(dossier.id, 1),
+        )
+        archiving = asyncio.ensure_future(dossiers.archive_dossier(db, firm.id, dossier.id))
+        await asyncio.sleep(0.3)
+        assert not archiving.done()  # waits for the reservation's lock
+        await reserving.commit()
+    with pytest.raises(Conflict, match="awaits the client's signature"):
+        await archiving  # not archived with a mandate on its way to the client
+    assert (await dossiers.get_dossier(db, firm.id, dossier.id))[0].archived_at is None
+
+
 async def test_bad_cursor_is_a_value_error(db, firm):
     with pytest.raises(ValueError, match="cursor"):
         await dossiers.list_dossiers(db, firm.id, cursor="not-a-cursor")

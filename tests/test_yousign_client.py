@@ -336,6 +336,7 @@ async def test_a_yousign_timeout_fails_the_attempt_with_a_failure_temporal_keeps
     exceeds size limit." in the UI): the retry reason of a YouSign outage stays readable there, as
     one short error, not with the chain of httpx and httpcore errors (and their stacks) behind it."""
     from temporalio.api.failure.v1 import Failure
+    from temporalio.exceptions import ApplicationError
 
     from activities.yousign import yousign_errors
     from config.settings import Settings
@@ -355,6 +356,7 @@ async def test_a_yousign_timeout_fails_the_attempt_with_a_failure_temporal_keeps
     converter = data_converter(Settings(payload_encryption_keys=key, payload_encryption_key_id="k1"))
     failure = Failure()
     await converter.encode_failure(failed.value, failure)
+    assert isinstance(failed.value, ApplicationError) and failed.value.type == "YouSignRetryableError"
     assert failure.ByteSize() < 2048, failure.ByteSize()  # the server warns from 2 KiB on
     assert not failure.HasField("cause")
     decoded = await converter.decode_failure(failure)

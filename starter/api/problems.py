@@ -87,9 +87,24 @@ async def _unauthenticated(request: Request) -> JSONResponse | None:
     """A body FastAPI cannot read is refused before the route's dependencies run: a caller
     without a valid key is told that first, as for any other request, not what its body lacks."""
     route = request.scope.get("route")
-    if not _depends_on(getattr(route, "dependant", None), current_firm) or await firm_of_request(request):
+    if not _depends_on(getattr(route, "dependant", None), current_firm):
         return None
+    try:
+        if await firm_of_request(request):
+            return None
+    except DATABASE_UNAVAILABLE as error:  # the key cannot be checked: as any route then, a 503
+        return _database_down(error)
     return problem(401, "Unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _database_down(error: Exception) -> JSONResponse:
+    log.warning("database unavailable", error=type(error).__name__)
+    return problem(
+        503,
+        "Service unavailable",
+        f"the database did not answer ({type(error).__name__}): retry in a moment",
+        headers={"Retry-After": "5"},
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -100,7 +115,8 @@ def install(app: FastAPI) -> None:
             # `PATCH /v1/dossiers/status-counts` reaches `/{dossier_id}`, whose id it is not: the
             # literal path takes no PATCH.
             return method_not_allowed(allowed)
-        if refused := await _unauthenticated(request):
+        unreadable = [e for e in error.errors() if e["type"] == "json_invalid"]
+        if unreadable and (refused := await _unauthenticated(request)):  # the only one before the key's
             return refused
         if _form_sent_as_json(request):
             return problem(
@@ -116,7 +132,6 @@ def install(app: FastAPI) -> None:
                 f" {request.headers.get('content-type') or 'missing'}; `curl -d` sends"
                 " application/x-www-form-urlencoded unless told with -H)",
             )
-        unreadable = [e for e in error.errors() if e["type"] == "json_invalid"]
         if unreadable:  # its loc ends with the character position where decoding stopped
             where, why = unreadable[0]["loc"][-1], unreadable[0].get("ctx", {}).get("error", "")
             return problem(400, "Bad Request", f"the body is not valid JSON: {why} (at character {where})")
@@ -171,13 +186,7 @@ def install(app: FastAPI) -> None:
         return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
     async def database_down(_: Request, error: Exception) -> JSONResponse:
-        log.warning("database unavailable", error=type(error).__name__)
-        return problem(
-            503,
-            "Service unavailable",
-            f"the database did not answer ({type(error).__name__}): retry in a moment",
-            headers={"Retry-After": "5"},
-        )
+        return _database_down(error)
 
     for kind in DATABASE_UNAVAILABLE:  # a 503 to retry, not a 500
         app.add_exception_handler(kind, database_down)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from domain.errors import RuleViolation
 from domain.models import PlainText
-from domain.status import DossierStatus, MandateStatus
+from domain.status import CurrentMandateStatus, DossierStatus, MandateStatus
 from starter import mandate_actions
 from starter.api.deps import Db, FirmId, Temporal
 from starter.api.problems import located, problem_responses
@@ -50,10 +50,10 @@ async def list_dossiers(
         PlainText | None, Query(max_length=200, description="Part of the name, or the start of the SIRET")
     ] = None,
     mandate_status: Annotated[
-        list[MandateStatus] | None,
+        list[CurrentMandateStatus] | None,
         Query(
             description="Only dossiers whose current mandate is in this status (`failed`, say); repeat"
-            " for several"
+            " for several (a deleted mandate is no dossier's current one)"
         ),
     ] = None,
     archived: Annotated[
@@ -72,7 +72,7 @@ async def list_dossiers(
             firm_id,
             statuses=status,
             search=search or None,
-            mandate_statuses=mandate_status,
+            mandate_statuses=[MandateStatus(s) for s in mandate_status or []],
             archived=archived,
             limit=limit,
             cursor=cursor,

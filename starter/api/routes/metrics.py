@@ -14,8 +14,9 @@ from prometheus_client import (
     generate_latest,
 )
 
+from domain.pacing import MAX_CALLS_PER_ACTIVITY, stall_patience
 from domain.status import MandateStatus
-from starter.api.deps import Db
+from starter.api.deps import AppSettings, Db
 
 REGISTRY = CollectorRegistry()
 MANDATES = Gauge("mandates", "Mandates by status, all firms", ["status"], registry=REGISTRY)
@@ -31,15 +32,22 @@ BULK_ITEM_COUNTS = (
 )
 BULK_IDLE = Gauge(
     "bulk_send_idle_seconds",
-    "Seconds since bulk sends last moved while some are queued or being sent (0 when none is); past"
-    " the stall threshold (5 min at production limits) the API's stalled_since is set",
+    "Seconds since bulk sends last moved (any item of a batch in progress, or any send of the"
+    " service) while some are queued or being sent; 0 when none is",
     registry=REGISTRY,
 )
-# In-progress items from their partial index; the service's latest send from its own.
+BULK_STALL_AFTER = Gauge(
+    "bulk_send_stall_after_seconds",
+    "How long bulk sends may stand still at the configured YouSign limits before it is a stall (the"
+    " API's stalled_since): alert on bulk_send_idle_seconds > bulk_send_stall_after_seconds",
+    registry=REGISTRY,
+)
+# As a batch's stalled_since reads it, for every batch in progress at once.
 BULK_IDLE_SINCE = (
-    "SELECT CASE WHEN count(*) = 0 THEN 0 ELSE extract(epoch FROM now()"
-    " - greatest(max(i.updated_at), (SELECT max(sent_at) FROM mandates))) END"
-    " FROM bulk_send_items i WHERE i.outcome IN ('queued', 'sending')"
+    "WITH busy AS (SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending'))"
+    " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM busy) THEN 0 ELSE extract(epoch FROM now() - greatest("
+    "(SELECT max(updated_at) FROM bulk_send_items WHERE bulk_send_id IN (SELECT bulk_send_id FROM busy)),"
+    " (SELECT max(sent_at) FROM mandates))) END"
 )
 WEBHOOKS = Counter("yousign_webhooks", "YouSign webhook deliveries by result", ["result"], registry=REGISTRY)
 WEBHOOK_SECONDS = Histogram(
@@ -58,15 +66,15 @@ _counted_at = -COUNTS_INTERVAL
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(db: Db) -> Response:
+async def metrics(db: Db, settings: AppSettings) -> Response:
     global _counted_at
     if time.monotonic() - _counted_at >= COUNTS_INTERVAL:
         _counted_at = time.monotonic()
-        await _count(db)
+        await _count(db, (settings.yousign_requests_per_minute, settings.yousign_requests_per_hour))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _count(db) -> None:
+async def _count(db, limits: tuple[int, int]) -> None:
     # Read from the database at scrape time: the truth is there, whichever process wrote it.
     counts = {row["status"]: row["n"] for row in await db.fetch(MANDATE_COUNTS)}
     for status in MandateStatus:  # a status no mandate has any more reads 0, not its last count
@@ -75,3 +83,4 @@ async def _count(db) -> None:
     for row in await db.fetch(BULK_ITEM_COUNTS):
         BULK_ITEMS.labels(row["outcome"]).set(row["n"])
     BULK_IDLE.set(max(0.0, float(await db.fetchval(BULK_IDLE_SINCE) or 0)))
+    BULK_STALL_AFTER.set(stall_patience(*limits, MAX_CALLS_PER_ACTIVITY).total_seconds())
