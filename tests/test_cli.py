@@ -433,10 +433,9 @@ def test_the_reattach_command_works_from_anywhere_and_keeps_the_api_url(fake_api
     )
 
 
-def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api):
+def ready_then_batch(pages: dict):
+    """The API of `bulk send --ready`: the ready dossiers' ids in `pages` (by cursor), then the batch."""
     import json
-
-    pages = {None: ([A1], "c2"), "c2": ([B2], None)}  # the list's pages, as its cursor links them
 
     def api(request):
         if request.method == "GET":
@@ -445,7 +444,14 @@ def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api)
             return httpx_response(200, {"items": [{"id": i} for i in ids], "next_cursor": next_cursor})
         return httpx_response(202, {"id": BATCH, "total": len(json.loads(request.content)["dossier_ids"])})
 
-    made = fake_api(api)
+    return api
+
+
+def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api):
+    import json
+
+    pages = {None: ([A1], "c2"), "c2": ([B2], None)}  # the list's pages, as its cursor links them
+    made = fake_api(ready_then_batch(pages))
     sent = bulk("send", "--ready", "--detach")
     assert sent.exit_code == 0, sent.output
     assert json.loads(made[-1].content) == {"dossier_ids": [A1, B2]}
@@ -530,14 +536,7 @@ def test_ready_takes_the_10000_oldest_and_says_what_to_do_for_the_rest(fake_api)
 
     ids = [f"00000000-0000-4000-8000-{n:012x}" for n in range(11_000)]
     pages = {None: (ids[:6000], "c2"), "c2": (ids[6000:], "c3"), "c3": ([], None)}
-
-    def api(request):
-        if request.method == "GET":
-            page, next_cursor = pages[request.url.params.get("cursor")]
-            return httpx_response(200, {"items": [{"id": i} for i in page], "next_cursor": next_cursor})
-        return httpx_response(202, {"id": BATCH, "total": len(json.loads(request.content)["dossier_ids"])})
-
-    made = fake_api(api)
+    made = fake_api(ready_then_batch(pages))
     sent = bulk("send", "--ready", "--detach")
     assert sent.exit_code == 0, sent.output
     assert json.loads(made[-1].content)["dossier_ids"] == ids[:10_000]
