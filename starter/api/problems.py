@@ -178,10 +178,11 @@ def install(app: FastAPI) -> None:
         titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: "Request too large"}
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
-        if error.status_code == 400 and (refused := await _unauthenticated(request)):
-            return refused
         if error.status_code == 400 and detail == "There was an error parsing the body":
-            # FastAPI's words for a body it could not even decode (bytes that are not UTF-8, say).
+            # FastAPI's words for a body it could not even decode (bytes that are not UTF-8, say),
+            # before the route's dependencies: the key is checked first all the same.
+            if refused := await _unauthenticated(request):
+                return refused
             detail = "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
         return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
