@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import ScheduleOverlapPolicy
 
 from config.codec import EncryptionCodec
-from starter.workflows import ensure_reconciliation_schedule
+from starter.workflows import RECONCILIATION_SUMMARY, ensure_reconciliation_schedule
 from store import dossiers
 from tests.api_support import firm_client
 from tests.helpers import CLIENT_REP, FIRM_REP, eventually, test_settings, verified_firm_with_dossier
@@ -213,6 +213,10 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         action = described.schedule.action
         assert action.workflow == YouSignReconciliationWorkflow.__name__
         assert action.task_queue == slower.temporal_task_queue
+        # The sweep's runs are titled (sealed like every payload; the UI reads it through the codec).
+        assert await dev_env.client.data_converter.decode([action.static_summary], [str]) == [
+            RECONCILIATION_SUMMARY
+        ]
         # An operator paused it: a worker starting after does not resume it.
         await again.pause(note="YouSign maintenance")
         await ensure_reconciliation_schedule(dev_env.client, test_settings())
