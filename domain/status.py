@@ -25,6 +25,9 @@ class MandateStatus(StrEnum):
 CurrentMandateStatus = StrEnum(
     "CurrentMandateStatus", {s.name: s.value for s in MandateStatus if s != MandateStatus.DELETED}
 )
+CurrentMandateStatus.__doc__ = MandateStatus.__doc__.split(" `deleted`:")[0] + (
+    " (A deleted mandate is no dossier's current one: it is in the dossier's mandate history.)"
+)
 
 FINAL_MANDATE_STATUSES = frozenset(
     {MandateStatus.SIGNED, MandateStatus.REFUSED, MandateStatus.EXPIRED, MandateStatus.FAILED}

@@ -131,8 +131,8 @@ def _ready_ids(http: httpx.Client, api_url: str) -> list[str]:
     if len(ready) > MAX_DOSSIERS:
         console.print(
             f"Over {MAX_DOSSIERS} dossiers are ready_for_mandate: this batch takes the {MAX_DOSSIERS} oldest."
-            " Send --ready again for the rest once they show mandate_pending (the batch takes them"
-            " within minutes; until then they would only be skipped)."
+            " Send --ready again for the rest once this batch's dossiers show mandate_pending (it takes"
+            " them within minutes; until then they would be skipped, not the rest sent)."
         )
     return [dossier["id"] for dossier in ready[:MAX_DOSSIERS]]
 

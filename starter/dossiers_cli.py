@@ -70,7 +70,7 @@ def list_dossiers(
     with api_client(api_url, api_key) as http:
         rows = [dossier_row(d) for d in all_dossiers(http, api_url, params)]
     if csv_path is None:
-        if not rows:
+        if not rows and console.is_terminal:  # piped, the header alone: a script reads no rows
             console.print("No dossier matches.")
             return
         print_rows(

@@ -74,10 +74,8 @@ async def started_all_the_same(handle: WorkflowHandle) -> bool:
     return True
 
 
-RECONCILIATION_SUMMARY = (
-    "YouSign reconciliation sweep: mandates told of signatures and refusals whose webhook was lost (the"
-    " result counts them); lost starts of identity checks and bulk sends started"
-)
+# Sealed like any payload, within Temporal's 400 bytes for a summary.
+RECONCILIATION_SUMMARY = "YouSign reconciliation sweep (result: mandates told of a lost webhook's outcome)"
 
 
 def reconciliation_schedule(settings: Settings) -> Schedule:

@@ -602,6 +602,7 @@ UNREADABLE_BODIES = [
     pytest.param(b"--x\r\nbroken", "multipart/form-data; boundary=x", id="broken form"),
     pytest.param(b'{"first_name": "X"}', "text/plain", id="JSON as text"),
     pytest.param(b'{"first_name": "X"}', "application/json", id="JSON to a form"),
+    pytest.param(b"x", "multipart/form-data", id="form without boundary"),
 ]
 
 

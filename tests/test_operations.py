@@ -217,6 +217,7 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         assert await dev_env.client.data_converter.decode([action.static_summary], [str]) == [
             RECONCILIATION_SUMMARY
         ]
+        assert action.static_summary.ByteSize() < 400  # Temporal refuses a summary over 400 bytes
         # An operator paused it: a worker starting after does not resume it.
         await again.pause(note="YouSign maintenance")
         await ensure_reconciliation_schedule(dev_env.client, test_settings())

@@ -181,6 +181,28 @@ async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
     assert (await dossiers.get_dossier(db, firm.id, dossier.id))[0].archived_at is None
 
 
+async def test_a_change_waiting_for_a_reservation_sees_its_mandate(db, firm):
+    dossier = await ready_dossier(db, firm)
+    async with db.acquire() as conn:
+        reserving = conn.transaction()
+        await reserving.start()
+        await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier.id)
+        await conn.execute(
+            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, status)"
+            " VALUES ($1, $2, 1, $3, $4, 'sending')",
+            dossier.id,
+            firm.id,
+            f"{dossier.siren}_552081317_20270110_{uuid4().int % 10**6:06d}",
+            mandates.workflow_id_for(dossier.id, 1),
+        )
+        renaming = asyncio.ensure_future(dossiers.update_dossier(db, firm.id, dossier.id, name="Autre nom"))
+        await asyncio.sleep(0.3)
+        assert not renaming.done()  # waits for the reservation's lock
+        await reserving.commit()
+    with pytest.raises(Conflict, match="cannot change while its mandate is sending"):
+        await renaming  # what the mandate on its way prints stays as it is
+
+
 async def test_bad_cursor_is_a_value_error(db, firm):
     with pytest.raises(ValueError, match="cursor"):
         await dossiers.list_dossiers(db, firm.id, cursor="not-a-cursor")

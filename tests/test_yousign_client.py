@@ -331,6 +331,16 @@ async def test_worker_metrics_count_yousign_calls_by_outcome(emulator):
     assert 'yousign_requests{method="GET",outcome="200"' in text.replace("_total", "")
 
 
+def test_a_long_yousign_reason_is_cut_to_what_temporal_keeps():
+    from temporalio.exceptions import ApplicationError
+
+    from activities.yousign import MAX_FAILURE_MESSAGE, yousign_errors
+
+    with pytest.raises(ApplicationError) as failed, yousign_errors():
+        raise YouSignRetryableError("POST signature_requests: " + "invalid parameter; " * 500)
+    assert len(failed.value.message) == MAX_FAILURE_MESSAGE and failed.value.__cause__ is None
+
+
 async def test_a_yousign_timeout_fails_the_attempt_with_a_failure_temporal_keeps_whole(emulator):
     """Temporal keeps an activity's last failure only up to a few KiB (bigger ones become "Failure
     exceeds size limit." in the UI): the retry reason of a YouSign outage stays readable there, as

@@ -46,12 +46,13 @@ async def firm_of_request(request: Request) -> UUID | None:
 
 
 async def current_firm(
-    db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> UUID:
     """Every /v1 route but the webhook: the firm whose API key is presented, else 401."""
     firm_id = await _firm_of(db, credentials)
     if firm_id is None:
         raise HTTPException(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+    request.state.firm_id = firm_id  # an error after this one is not refused for want of a key
     return firm_id
 
 

@@ -85,9 +85,12 @@ def _depends_on(dependant: Any, call: Any) -> bool:
 
 async def _unauthenticated(request: Request) -> JSONResponse | None:
     """A body FastAPI cannot read is refused before the route's dependencies run: a caller
-    without a valid key is told that first, as for any other request, not what its body lacks."""
+    without a valid key is told that first, as for any other request, not what its body lacks.
+    (A request whose key was checked already, refused by its route after, is left as it is.)"""
     route = request.scope.get("route")
-    if not _depends_on(getattr(route, "dependant", None), current_firm):
+    if getattr(request.state, "firm_id", None) or not _depends_on(
+        getattr(route, "dependant", None), current_firm
+    ):
         return None
     try:
         if await firm_of_request(request):
@@ -178,11 +181,11 @@ def install(app: FastAPI) -> None:
         titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: "Request too large"}
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
+        # A body FastAPI or Starlette could not even decode (bytes that are not UTF-8, a multipart
+        # without its boundary...) is refused before the route's dependencies: the key comes first.
+        if error.status_code == 400 and (refused := await _unauthenticated(request)):
+            return refused
         if error.status_code == 400 and detail == "There was an error parsing the body":
-            # FastAPI's words for a body it could not even decode (bytes that are not UTF-8, say),
-            # before the route's dependencies: the key is checked first all the same.
-            if refused := await _unauthenticated(request):
-                return refused
             detail = "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
         return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
