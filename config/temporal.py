@@ -9,11 +9,12 @@ import structlog
 from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from config.codec import EncryptionCodec, parse_keys
+from config.failures import CompactEncodedFailureConverter, CompactFailureConverter
 from config.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -39,14 +40,14 @@ def data_converter(settings: Settings) -> DataConverter:
     """Pydantic payloads, sealed with AES-GCM (failure messages too) when keys are configured."""
     if not settings.payload_encryption_keys:
         log.warning("PAYLOAD_ENCRYPTION_KEYS is not set: Temporal payloads are stored in clear")
-        return pydantic_data_converter
+        return dataclasses.replace(pydantic_data_converter, failure_converter_class=CompactFailureConverter)
     codec = EncryptionCodec(
         parse_keys(settings.payload_encryption_keys.get_secret_value()), settings.payload_encryption_key_id
     )
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=codec,
-        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+        failure_converter_class=CompactEncodedFailureConverter,
     )
 
 
