@@ -157,12 +157,12 @@ async def test_only_a_dossier_whose_mandate_is_signed_or_deleted_is_archived(db,
         await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 11))
 
 
-async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
-    dossier = await ready_dossier(db, firm)
+async def waiting_on_a_reservation(db, firm, dossier, write):
+    """`write` started while a bulk mandate's reservation holds the dossier's lock (its mandate
+    inserted, not yet committed); returned once that reservation commits."""
     async with db.acquire() as conn:
         reserving = conn.transaction()
         await reserving.start()
-        # What reserving a bulk mandate does under the dossier's lock.
         await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier.id)
         await conn.execute(
             "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, status)"
@@ -172,10 +172,18 @@ async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
             f"{dossier.siren}_552081317_20270110_{uuid4().int % 10**6:06d}",
             mandates.workflow_id_for(dossier.id, 1),
         )
-        archiving = asyncio.ensure_future(dossiers.archive_dossier(db, firm.id, dossier.id))
+        waiting = asyncio.ensure_future(write())
         await asyncio.sleep(0.3)
-        assert not archiving.done()  # waits for the reservation's lock
+        assert not waiting.done()  # waits for the reservation's lock
         await reserving.commit()
+    return waiting
+
+
+async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
+    dossier = await ready_dossier(db, firm)
+    archiving = await waiting_on_a_reservation(
+        db, firm, dossier, lambda: dossiers.archive_dossier(db, firm.id, dossier.id)
+    )
     with pytest.raises(Conflict, match="awaits the client's signature"):
         await archiving  # not archived with a mandate on its way to the client
     assert (await dossiers.get_dossier(db, firm.id, dossier.id))[0].archived_at is None
@@ -183,22 +191,9 @@ async def test_an_archive_waiting_for_a_reservation_sees_its_mandate(db, firm):
 
 async def test_a_change_waiting_for_a_reservation_sees_its_mandate(db, firm):
     dossier = await ready_dossier(db, firm)
-    async with db.acquire() as conn:
-        reserving = conn.transaction()
-        await reserving.start()
-        await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier.id)
-        await conn.execute(
-            "INSERT INTO mandates (dossier_id, firm_id, seq, number, workflow_id, status)"
-            " VALUES ($1, $2, 1, $3, $4, 'sending')",
-            dossier.id,
-            firm.id,
-            f"{dossier.siren}_552081317_20270110_{uuid4().int % 10**6:06d}",
-            mandates.workflow_id_for(dossier.id, 1),
-        )
-        renaming = asyncio.ensure_future(dossiers.update_dossier(db, firm.id, dossier.id, name="Autre nom"))
-        await asyncio.sleep(0.3)
-        assert not renaming.done()  # waits for the reservation's lock
-        await reserving.commit()
+    renaming = await waiting_on_a_reservation(
+        db, firm, dossier, lambda: dossiers.update_dossier(db, firm.id, dossier.id, name="Autre nom")
+    )
     with pytest.raises(Conflict, match="cannot change while its mandate is sending"):
         await renaming  # what the mandate on its way prints stays as it is
 
