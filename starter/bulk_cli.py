@@ -39,7 +39,15 @@ from starter.api_client import (
     refused_by_api,
     unreachable,
 )
-from starter.dossier_csv import DossierCsvError, canonical_ids, canonical_uuid, read_dossier_ids
+from starter.dossier_csv import (
+    DOSSIER_ID,
+    SIRET,
+    DossierCsvError,
+    ListColumn,
+    canonical_ids,
+    canonical_uuid,
+    read_client_list,
+)
 
 EXIT_CODES = (
     "Exit codes: 0 done, none failed (or detached); 1 some dossiers failed, the API refused the"
@@ -99,18 +107,43 @@ def _print_watch_command(lead: str, bulk_send_id: str, api_url: str) -> None:
     console.print(f"  with the firm's API key in {KEY_VARIABLE} (or --api-key)")
 
 
-def _ids(csv_path: Path | None, dossier_ids: list[str] | None) -> list[str]:
+def _read_csv(csv_path: Path | None) -> tuple[ListColumn, list[str]]:
+    """The file's dossier ids, or its SIRETs when it has no id column (a firm's own export)."""
     try:
-        from_csv = read_dossier_ids(csv_path.read_bytes()) if csv_path else []
+        return read_client_list(csv_path.read_bytes()) if csv_path else (DOSSIER_ID, [])
     except DossierCsvError as error:
         raise typer.BadParameter(str(error), param_hint="--csv") from None
     except OSError as error:
         raise typer.BadParameter(f"cannot read it: {error.strerror}", param_hint="--csv") from None
+
+
+def _arguments(dossier_ids: list[str] | None) -> list[str]:
     arguments = [(f"argument {i}", value.strip()) for i, value in enumerate(dossier_ids or [], start=1)]
     try:
-        given = [*from_csv, *canonical_ids(arguments)]
+        return canonical_ids(arguments)
     except DossierCsvError as error:
         raise typer.BadParameter(str(error), param_hint="DOSSIER_IDS") from None
+
+
+def _ids_of_sirets(http: httpx.Client, api_url: str, sirets: list[str]) -> list[str]:
+    """The firm's dossiers with these SIRETs (archived ones aside), in the file's order."""
+    by_siret = {d["siret"]: d["id"] for d in all_dossiers(http, api_url, {}) if d["siret"]}
+    wanted = list(dict.fromkeys(sirets))
+    unknown = [siret for siret in wanted if siret not in by_siret]
+    if unknown:
+        console.print(
+            f"{len(unknown)} SIRET(s) of the file match none of the firm's dossiers and are left out:"
+            f" {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}"
+        )
+    found = [by_siret[siret] for siret in wanted if siret in by_siret]
+    if not found:
+        raise typer.BadParameter("no SIRET of the file is one of the firm's dossiers'", param_hint="--csv")
+    console.print(f"{len(found)} dossier(s) found by their SIRET")
+    return found
+
+
+def _ids(given: list[str]) -> list[str]:
+    """The distinct ids given (canonical already: `ABC...` and `{abc...}` are one dossier)."""
     ids = list(dict.fromkeys(given))  # canonical already: `ABC...` and `{abc...}` are one dossier
     if not ids:
         raise typer.BadParameter("give dossier ids, --csv or --ready")
@@ -147,8 +180,8 @@ def send(
             "--csv",
             exists=True,
             dir_okay=False,
-            help="Client list with a dossier_id (or id, Id dossier) column; comma, semicolon or tab"
-            " separated",
+            help="Client list with a dossier_id (or id, Id dossier) column, or else a SIRET column (your"
+            " own export: the firm's dossiers with those SIRETs); comma, semicolon or tab separated",
         ),
     ] = None,
     dossier_ids: Annotated[
@@ -172,11 +205,15 @@ def send(
         )
     if ready and (csv_path or dossier_ids):
         raise typer.BadParameter("--ready chooses the dossiers itself: give no ids or --csv with it")
-    ids = [] if ready else _ids(csv_path, dossier_ids)
+    column, from_csv = _read_csv(csv_path)
+    arguments = _arguments(dossier_ids)
+    ids = [] if ready or column is SIRET else _ids([*from_csv, *arguments])
     with api_client(api_url, api_key) as http:
         if ready and not (ids := _ready_ids(http, api_url)):
             console.print("No dossier is ready_for_mandate: nothing to send.")
             return
+        if column is SIRET:
+            ids = _ids([*_ids_of_sirets(http, api_url, from_csv), *arguments])
         try:
             answer = http.post("/v1/bulk-sends", json={"dossier_ids": ids})
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nothing reached the API

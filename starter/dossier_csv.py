@@ -11,6 +11,7 @@ import io
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from uuid import UUID
@@ -25,6 +26,16 @@ ID_COLUMNS = (
     "identifiant_dossier",
     "identifiant_du_dossier",
     "id",
+)
+# The SIRET column of a firm's own client list (its accounting software's export), when it has no ids.
+SIRET_COLUMNS = (
+    "siret",
+    "n°_siret",
+    "no_siret",
+    "num_siret",
+    "numero_siret",
+    "siret_client",
+    "siret_du_client",
 )
 SEPARATORS = (";", ",", "\t")  # ties go to the first: French Excel's
 HEADER_ROWS = 10  # non-blank rows in which the header is looked for (below a title, say)
@@ -47,17 +58,37 @@ def canonical_uuid(value: str) -> str | None:
         return None
 
 
-def canonical_ids(values: list[tuple[str, str]]) -> list[str]:
+def canonical_siret(value: str) -> str | None:
+    """14 digits once spaces are taken out (`732 829 320 00074`), or None; the API judges the rest."""
+    digits = "".join(value.split())
+    return digits if len(digits) == 14 and digits.isascii() and digits.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ListColumn:
+    """A column the CLI reads from a client list: its header names, and its values' canonical form."""
+
+    what: str  # as the errors name it
+    names: tuple[str, ...]
+    canonical: Callable[[str], str | None]
+
+
+DOSSIER_ID = ListColumn("dossier_id", ID_COLUMNS, canonical_uuid)
+SIRET = ListColumn("siret", SIRET_COLUMNS, canonical_siret)
+
+
+def canonical_ids(values: list[tuple[str, str]], column: ListColumn = DOSSIER_ID) -> list[str]:
     """The canonical ids of (where, value) pairs; DossierCsvError naming the first few bad ones, so
     that the firm finds them in its spreadsheet."""
     ids, bad = [], []
     for where, value in values:
-        if (canonical := canonical_uuid(value)) is None:
+        if (canonical := column.canonical(value)) is None:
             bad.append(f"{where}: {value!r}")
         else:
             ids.append(canonical)
     if bad:
-        raise DossierCsvError(f"not dossier ids: {_first(bad, '; ')}")
+        kind = "dossier ids" if column is DOSSIER_ID else "SIRETs (14 digits)"
+        raise DossierCsvError(f"not {kind}: {_first(bad, '; ')}")
     return ids
 
 
@@ -122,7 +153,7 @@ def _reader(text: str, separator: str) -> _csv.Reader:
     return csv.reader(io.StringIO(text, newline=""), delimiter=separator)
 
 
-def _layout(text: str, separator: str) -> _Layout | None:
+def _layout(text: str, separator: str, column: ListColumn) -> _Layout | None:
     """Where the header is with this separator, and how well the first rows fit it: ids found in
     its column, then rows with as many cells as it, then its number of columns."""
     rows: list[list[str]] = []
@@ -135,12 +166,12 @@ def _layout(text: str, separator: str) -> _Layout | None:
         if _blank(row):
             continue
         keys = [_column_key(cell) for cell in row]
-        column = next((keys.index(name) for name in ID_COLUMNS if name in keys), None)
-        if column is not None:
+        at = next((keys.index(name) for name in column.names if name in keys), None)
+        if at is not None:
             body = [r for r in rows[index + 1 :] if not _blank(r)]
-            ids = sum(1 for r in body if len(r) > column and canonical_uuid(r[column].strip()))
+            ids = sum(1 for r in body if len(r) > at and column.canonical(r[at].strip()))
             consistent = sum(1 for r in body if len(r) == len(row))
-            return _Layout(separator, index, row, column, (ids, consistent, len(row)))
+            return _Layout(separator, index, row, at, (ids, consistent, len(row)))
         seen += 1
         if seen == HEADER_ROWS:
             return None
@@ -165,35 +196,53 @@ def _no_id_column(text: str) -> DossierCsvError:
     headers = next((row for row in _reader(first, separator) if not _blank(row)), [])
     found = ", ".join(repr(h) for h in headers) or "none"
     return DossierCsvError(
-        "the CSV needs a dossier_id column (or id, Id dossier, Identifiant du dossier) in its first"
-        f" {HEADER_ROWS} rows; its columns: {found}"
+        "the CSV needs a dossier_id column (or id, Id dossier, Identifiant du dossier), or a siret"
+        f" column, in its first {HEADER_ROWS} rows; its columns: {found}"
     )
 
 
-def read_dossier_ids(content: bytes) -> list[str]:
-    """The values of the dossier id column, in file order and canonical form; the file is refused
-    when a value is no id or a row with data has none (blank rows are skipped)."""
+def read_client_list(content: bytes) -> tuple[ListColumn, list[str]]:
+    """The dossier ids of a client list, or, when it has no id column, its SIRETs (a firm's own
+    export), in file order and canonical form; the file is refused when a value is not one or a row
+    with data has none (blank rows are skipped)."""
     text = decode(content)
     if not text.strip():
         raise DossierCsvError("the file is empty")
+    for column in (DOSSIER_ID, SIRET):
+        if layout := _best_layout(text, column):
+            return column, _values(text, layout, column)
+    raise _no_id_column(text)
+
+
+def read_dossier_ids(content: bytes) -> list[str]:
+    """The values of the dossier id column (see read_client_list)."""
+    column, values = read_client_list(content)
+    if column is not DOSSIER_ID:
+        raise _no_id_column(decode(content))
+    return values
+
+
+def _best_layout(text: str, column: ListColumn) -> _Layout | None:
     forced = _forced_separator(text)
-    layouts = [found for s in ([forced] if forced else SEPARATORS) if (found := _layout(text, s))]
-    if not layouts:
-        raise _no_id_column(text)
-    layout = max(layouts, key=lambda found: found.score)
+    layouts = [found for s in ([forced] if forced else SEPARATORS) if (found := _layout(text, s, column))]
+    return max(layouts, key=lambda found: found.score) if layouts else None
+
+
+def _values(text: str, layout: _Layout, column: ListColumn) -> list[str]:
     values, without_id = _cells(text, layout)
     name = layout.header[layout.column].strip()
-    column = "the dossier_id column" + ("" if name == "dossier_id" else f" ({name!r})")
+    where = f"the {column.what} column" + ("" if name == column.what else f" ({name!r})")
     if not values:
-        raise DossierCsvError(f"{column} has no values")
+        raise DossierCsvError(f"{where} has no values")
     try:
-        ids = canonical_ids(values)
+        ids = canonical_ids(values, column)
     except DossierCsvError as error:
         bad = str(error)
     else:
         bad = ""
+    kind = "a dossier id" if column is DOSSIER_ID else "a SIRET"
     missing = (
-        f"rows without a dossier id (fill it in, or delete the row): {_first(without_id, ', ')}"
+        f"rows without {kind} (fill it in, or delete the row): {_first(without_id, ', ')}"
         if without_id
         else ""
     )

@@ -306,7 +306,7 @@ def test_french_names_of_the_id_column(header):
 
 def test_ids_are_counted_and_deduplicated_as_the_api_reads_them(capsys):
     from starter import dossier_csv
-    from starter.bulk_cli import _ids
+    from starter.bulk_cli import _arguments, _ids
     from starter.dossier_csv import DossierCsvError, read_dossier_ids
 
     upper, braced = A1.upper(), "{" + A1.upper() + "}"
@@ -316,7 +316,7 @@ def test_ids_are_counted_and_deduplicated_as_the_api_reads_them(capsys):
         assert dossier_csv.canonical_uuid(refused) is None
         with pytest.raises(DossierCsvError, match="not dossier ids: line 2"):
             read_dossier_ids(f"dossier_id\n{refused}\n".encode())
-    assert _ids(None, [A1, upper, braced, B2, B2.upper()]) == [A1, B2]
+    assert _ids(_arguments([A1, upper, braced, B2, B2.upper()])) == [A1, B2]
     assert "2 dossier(s) listed more than once, each counted once: 5 ids given, 2 distinct" in (
         capsys.readouterr().out
     )
@@ -545,6 +545,41 @@ def test_ready_takes_the_10000_oldest_and_says_what_to_do_for_the_rest(fake_api)
         "this batch takes the 10000 oldest" in sent.output
         and "once this batch's dossiers show mandate_pending" in sent.output
     )
+
+
+def test_a_firms_own_list_with_sirets_and_no_ids_sends_its_dossiers(fake_api, tmp_path):
+    import json
+
+    from starter.dossier_csv import SIRET, read_client_list
+
+    export = "Raison sociale;N° SIRET\nACME;732 829 320 00074\nInconnue;55208131700011\nBis;73282932000074\n"
+    assert read_client_list(export.encode("cp1252")) == (
+        SIRET,
+        ["73282932000074", "55208131700011", "73282932000074"],
+    )
+    clients = tmp_path / "export.csv"
+    clients.write_text(export, encoding="cp1252")
+
+    def api(request):
+        if request.method == "GET":  # the firm's dossiers, to find them by SIRET
+            items = [listed_dossier(A1, "ACME", True), listed_dossier(B2, "Sans SIRET", False)]
+            return httpx_response(200, {"items": items, "next_cursor": None})
+        return httpx_response(202, {"id": BATCH, "total": len(json.loads(request.content)["dossier_ids"])})
+
+    made = fake_api(api)
+    sent = bulk("send", "--csv", str(clients), "--detach")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(made[-1].content) == {"dossier_ids": [A1]}
+    assert "1 SIRET(s) of the file match none of the firm's dossiers and are left out: 55208131700011" in (
+        sent.output
+    )
+    clients.write_text("nom;siret\nInconnue;55208131700011\n", encoding="utf-8")
+    none = bulk("send", "--csv", str(clients))
+    assert none.exit_code == 2 and "no SIRET of the file" in none.output
+    assert made[-1].method == "GET"  # no batch
+    clients.write_text("nom;siret\nA;7328293200007\n", encoding="utf-8")
+    short = bulk("send", "--csv", str(clients))
+    assert short.exit_code == 2 and "not SIRETs (14 digits): line 2" in short.output
 
 
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):
