@@ -1,7 +1,7 @@
-"""Dossier ids from a firm's client list as a spreadsheet exports it: comma, semicolon (French
-Excel) or tab separated; any line ending (CR alone: Excel for Mac); UTF-8 (with or without BOM),
-UTF-16 ("Texte Unicode", with or without BOM) or Windows-1252; blank lines, Excel's `sep=;` line or
-a title above the header; the id column named in English or French."""
+"""Dossier ids (or, in a firm's own export without them, SIRETs) from a client list as a spreadsheet
+exports it: comma, semicolon (French Excel) or tab separated; any line ending (CR alone: Excel for
+Mac); UTF-8 (with or without BOM), UTF-16 ("Texte Unicode", with or without BOM) or Windows-1252;
+blank lines, Excel's `sep=;` line or a title above the header; the column named in English or French."""
 
 from __future__ import annotations
 
