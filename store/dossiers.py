@@ -46,19 +46,25 @@ def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
     return Dossier.from_row(row), Mandate.model_validate(mandate) if mandate else None
 
 
-async def _locked_with_mandate_status(
-    conn: asyncpg.Connection, firm_id: UUID, dossier_id: UUID
-) -> tuple[asyncpg.Record, MandateStatus | None]:
-    """The dossier's row, locked as reserving a mandate locks it, and its live mandate's status.
-
-    Two statements: a join locking the dossier would, once it waited for a reservation, re-read the
-    dossier but not the mandates, and miss the mandate that reservation just made.
-    """
+async def _locked(conn: asyncpg.Connection, firm_id: UUID, dossier_id: UUID) -> asyncpg.Record:
+    """The firm's dossier's row, locked as reserving a mandate locks it: no mandate starts meanwhile."""
     row = await conn.fetchrow(
         "SELECT * FROM dossiers WHERE firm_id = $1 AND id = $2 FOR UPDATE", firm_id, dossier_id
     )
     if row is None:
         raise NotFound(DOSSIER_NOT_FOUND)
+    return row
+
+
+async def _locked_with_mandate_status(
+    conn: asyncpg.Connection, firm_id: UUID, dossier_id: UUID
+) -> tuple[asyncpg.Record, MandateStatus | None]:
+    """The dossier's row, locked, and its live mandate's status.
+
+    Two statements: a join locking the dossier would, once it waited for a reservation, re-read the
+    dossier but not the mandates, and miss the mandate that reservation just made.
+    """
+    row = await _locked(conn, firm_id, dossier_id)
     status = await conn.fetchval(
         "SELECT status FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'", dossier_id
     )
@@ -230,15 +236,7 @@ async def delete_dossier(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> N
     """Delete a dossier created by mistake (or a client gone before any mandate). One that ever had
     a mandate is kept: its mandates' event log is append-only, the firm's record of what was done."""
     async with db.acquire() as conn, conn.transaction():
-        # Locked as reserving a mandate locks it: no mandate appears while it goes.
-        row = await conn.fetchrow(
-            "SELECT mandate_count FROM dossiers WHERE firm_id = $1 AND id = $2 FOR UPDATE",
-            firm_id,
-            dossier_id,
-        )
-        if row is None:
-            raise NotFound(DOSSIER_NOT_FOUND)
-        if row["mandate_count"]:
+        if (await _locked(conn, firm_id, dossier_id))["mandate_count"]:
             raise Conflict(
                 "the dossier had a mandate: it is kept with its mandates' history (archive it to take"
                 " it off the list)"

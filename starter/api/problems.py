@@ -96,11 +96,12 @@ async def _unauthenticated(request: Request) -> JSONResponse | None:
         if await firm_of_request(request):
             return None
     except DATABASE_UNAVAILABLE as error:  # the key cannot be checked: as any route then, a 503
-        return _database_down(error)
+        return database_unavailable(error)
     return problem(401, "Unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _database_down(error: Exception) -> JSONResponse:
+def database_unavailable(error: Exception) -> JSONResponse:
+    """The 503 to retry when PostgreSQL is out of reach, whichever route met it."""
     log.warning("database unavailable", error=type(error).__name__)
     return problem(
         503,
@@ -190,7 +191,7 @@ def install(app: FastAPI) -> None:
         return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
     async def database_down(_: Request, error: Exception) -> JSONResponse:
-        return _database_down(error)
+        return database_unavailable(error)
 
     for kind in DATABASE_UNAVAILABLE:  # a 503 to retry, not a 500
         app.add_exception_handler(kind, database_down)

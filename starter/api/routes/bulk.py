@@ -165,11 +165,12 @@ async def get_bulk_send(
             settings.yousign_requests_per_hour,
             MAX_CALLS_PER_ACTIVITY,
         )
-        own, others = await bulk.backlogs(db, batch)  # this batch's in_progress among its firm's
-        eta = datetime.now(UTC) + timedelta(seconds=remaining_time(sends_until_done(own, others), *limits))
         stalled = stalled_since(*await bulk.last_progress(db, batch.id), *limits)
-        if stalled:  # a time counted from a pace that is not being kept would only move on
-            eta = None
+        if not stalled:  # a time counted from a pace that is not being kept would only move on
+            own, others = await bulk.backlogs(db, batch)  # this batch's in_progress among its firm's
+            eta = datetime.now(UTC) + timedelta(
+                seconds=remaining_time(sends_until_done(own, others), *limits)
+            )
     return BulkSendOut.of(
         batch,
         counts,

@@ -25,9 +25,11 @@ BULK_ITEMS = Gauge(
 )
 # A batch is done once none of its items is queued or being sent (as the API says): its run ends
 # when it has started its last page, earlier.
+BATCHES_IN_PROGRESS = (
+    "SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending')"
+)
 BULK_ITEM_COUNTS = (
-    "SELECT outcome, count(*) AS n FROM bulk_send_items WHERE bulk_send_id IN"
-    " (SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending'))"
+    f"SELECT outcome, count(*) AS n FROM bulk_send_items WHERE bulk_send_id IN ({BATCHES_IN_PROGRESS})"
     " GROUP BY outcome"
 )
 BULK_IDLE = Gauge(
@@ -44,7 +46,7 @@ BULK_STALL_AFTER = Gauge(
 )
 # As a batch's stalled_since reads it, for every batch in progress at once.
 BULK_IDLE_SINCE = (
-    "WITH busy AS (SELECT DISTINCT bulk_send_id FROM bulk_send_items WHERE outcome IN ('queued', 'sending'))"
+    f"WITH busy AS ({BATCHES_IN_PROGRESS})"
     " SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM busy) THEN 0 ELSE extract(epoch FROM now() - greatest("
     "(SELECT max(updated_at) FROM bulk_send_items WHERE bulk_send_id IN (SELECT bulk_send_id FROM busy)),"
     " (SELECT max(sent_at) FROM mandates))) END"

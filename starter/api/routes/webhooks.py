@@ -14,7 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from domain.errors import NotFound
 from starter.api.deps import AppSettings, Db, Temporal
-from starter.api.problems import problem, problem_responses
+from starter.api.problems import database_unavailable, problem, problem_responses
 from starter.api.routes.metrics import WEBHOOK_SECONDS, WEBHOOKS
 from starter.api.schemas import WebhookAck
 from starter.webhook_events import kyc_signal, mandate_signal
@@ -89,12 +89,7 @@ async def _handle(request: Request, db, temporal: Client, settings) -> WebhookAc
     try:
         return await _hand_on(db, temporal, event)
     except DATABASE_FAILURES as error:
-        return problem(
-            503,
-            "Service unavailable",
-            f"the database did not answer ({type(error).__name__})",
-            headers={"Retry-After": "5"},
-        )
+        return database_unavailable(error)
 
 
 async def _hand_on(db, temporal: Client, event: WebhookEvent) -> WebhookAck | JSONResponse:
