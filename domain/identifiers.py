@@ -63,3 +63,9 @@ def normalize_siret(value: str, field: str = "siret") -> str:
 
 def siren_of(siret: str) -> str:
     return siret[:9]
+
+
+def spaced_siret(siret: str) -> str:
+    """As INSEE prints it, SIREN in threes then the establishment's five digits: a spreadsheet keeps
+    `732 829 320 00074` as text, where 14 bare digits become 7.32829E+13."""
+    return f"{siret[:3]} {siret[3:6]} {siret[6:9]} {siret[9:]}"

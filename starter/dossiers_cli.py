@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Column
 
+from domain.identifiers import spaced_siret
 from domain.status import DossierStatus, MandateStatus
 from starter.api_client import ApiKey, ApiUrl, all_dossiers, api_client, console, default_api_url
 from starter.cli_table import print_rows
@@ -37,6 +38,11 @@ def dossier_row(dossier: dict[str, Any]) -> list[str]:
         dossier["einvoicing_status"],
         mandate["status"] if mandate else "",
     ]
+
+
+def spreadsheet_row(row: list[str]) -> list[str]:
+    dossier_id, name, siret, *rest = row
+    return [dossier_id, for_a_spreadsheet(name), siret and spaced_siret(siret), *map(for_a_spreadsheet, rest)]
 
 
 @dossiers_app.command("list")
@@ -91,7 +97,7 @@ def list_dossiers(
         with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out, delimiter=";")
             writer.writerow(CSV_HEADER)
-            writer.writerows([row[0], *map(for_a_spreadsheet, row[1:])] for row in rows)
+            writer.writerows(spreadsheet_row(row) for row in rows)
     except OSError as error:
         raise typer.BadParameter(f"cannot write it: {error.strerror}", param_hint="--csv") from None
     console.print(f"{len(rows)} dossier(s) written to {escape(str(csv_path))}")

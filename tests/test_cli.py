@@ -518,6 +518,7 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     assert out.read_bytes().startswith("\ufeffdossier_id;name;".encode())  # what French Excel opens
     assert '"Société; Fils"' in out.read_text(encoding="utf-8-sig")
     assert ";'=HYPERLINK(1);" in out.read_text(encoding="utf-8-sig")  # text for Excel, not a formula
+    assert ";732 829 320 00074;" in out.read_text(encoding="utf-8-sig")  # text, not 7.32829E+13
     assert read_dossier_ids(out.read_bytes()) == [A1, B2]
     pages[None] = ([], None)
     nothing = CliRunner().invoke(app, ["dossiers", "list"], env=env)  # piped: the header, no rows

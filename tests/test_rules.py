@@ -18,7 +18,7 @@ from domain.calendar import (
 )
 from domain.durations import parse_iso_duration
 from domain.errors import RuleViolation
-from domain.identifiers import normalize_siren, normalize_siret
+from domain.identifiers import normalize_siren, normalize_siret, spaced_siret
 from domain.mandate_number import issued_on_of, mandate_number, platform_identifier
 from domain.models import LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus, dossier_status
@@ -35,6 +35,11 @@ def test_siret_spaces_are_removed():
     assert normalize_siret("732 829 320 00074") == "73282932000074"
     # French typography groups digits with (narrow) no-break spaces.
     assert normalize_siret("732\u202f829\u202f320\u00a000074") == "73282932000074"
+
+
+def test_a_spaced_siret_reads_back_as_itself():
+    assert spaced_siret("73282932000074") == "732 829 320 00074"
+    assert normalize_siret(spaced_siret("35600000049837")) == "35600000049837"
 
 
 @pytest.mark.parametrize(
