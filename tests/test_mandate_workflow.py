@@ -261,6 +261,8 @@ async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossi
     assert final.status == "signed"
     row = await mandates.get_mandate(db, run.mandate.id)
     assert row.status == "signed" and row.signed_at is not None
+    # The webhook's signal, not the expiry's last look at YouSign (it would find it signed too).
+    assert (await mandates.events(db, run.mandate.id))[-1].cause == "webhook signer.done"
     assert (await mandates.get_document(db, run.mandate.id, "signed")).startswith(b"%PDF")
     assert (await mandates.get_document(db, run.mandate.id, "audit_trail")).startswith(b"%PDF")
 

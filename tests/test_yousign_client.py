@@ -25,6 +25,7 @@ from clients.yousign_models import (
 )
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from tests.conftest import WEBHOOK_SECRET
+from tests.emulator.flows import limits_on_a_manual_clock
 from tests.helpers import eventually
 from tests.support.yousign_openapi import YousignOpenApi, default_spec_path
 from yousign_emulator import EmulatorSettings, running_emulator, sample_pdf
@@ -205,16 +206,17 @@ async def test_a_wrong_api_key_is_retried_until_it_is_set_right(emulator):
 
 
 async def test_429_is_honoured_with_retry_after():
-    limits = EmulatorSettings(api_key="k", requests_per_minute=2, minute_seconds=1.0)
+    limits = EmulatorSettings(api_key="k", requests_per_minute=2)
     async with running_emulator(limits) as limited, YouSignClient(limited.api_base_url, "k") as yousign:
-        limited.state.set_rate_limits(2, None, minute_seconds=1.0)  # the window starts now, not at start-up
+        clock = limits_on_a_manual_clock(limited, 2)
         await yousign.find_signature_request("a")
         await yousign.find_signature_request("b")
+        clock.advance(20)
         with pytest.raises(YouSignRetryableError) as throttled:
             await yousign.find_signature_request("c")
-        assert throttled.value.status == 429 and 0 < throttled.value.retry_after <= 1
+        assert throttled.value.status == 429 and throttled.value.retry_after == 40  # the minute's rest
         assert not throttled.value.maybe_done  # refused before any work
-        await asyncio.sleep(throttled.value.retry_after)
+        clock.advance(throttled.value.retry_after)
         assert await yousign.find_signature_request("c") is None  # waited as told: accepted
         assert len(limited.state.rejected_requests) == 1
 

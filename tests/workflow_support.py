@@ -102,7 +102,9 @@ def events_for(emulator, signature_request_id: str, event_name: str) -> list[Web
 
 async def deliver(emulator, run: MandateRun, signature_request_id: str, event_name: str) -> None:
     """Hand the emulator's webhook to the workflow, as the gateway's webhook route does."""
-    for event in events_for(emulator, signature_request_id, event_name):
+    events = events_for(emulator, signature_request_id, event_name)
+    assert events, f"the emulator sent no {event_name} webhook for {signature_request_id}"
+    for event in events:
         await run.handle.signal(MandateWorkflow.yousign_event, mandate_signal(event))
 
 

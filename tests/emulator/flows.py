@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 
 from yousign_emulator import Emulator, sample_pdf
+from yousign_emulator.rate_limit import RateLimiter
 
 API_KEY = "test-key"
 
@@ -80,3 +81,25 @@ async def ongoing(api: httpx.AsyncClient, signers: int = 1, **fields: Any) -> tu
     response = await api.post(f"/signature_requests/{sr['id']}/activate")
     assert response.status_code == 201, response.text
     return response.json(), document, people
+
+
+class ManualClock:
+    """The emulator's rate-limit clock, moved by the test: windows roll when told, not with the CPU."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def limits_on_a_manual_clock(
+    emu: Emulator, per_minute: int | None, per_hour: int | None = None
+) -> ManualClock:
+    """YouSign's minute and hour windows, their clock in the test's hands (windows start now)."""
+    clock = ManualClock()
+    emu.state.rate_limiter = RateLimiter(per_minute, per_hour, clock=clock)
+    return clock

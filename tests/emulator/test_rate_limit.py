@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
-from tests.emulator.flows import API_KEY
+from tests.emulator.flows import API_KEY, limits_on_a_manual_clock
 from yousign_emulator.rate_limit import UNLIMITED, RateLimiter
 
 LIMIT_HEADERS = (
@@ -38,9 +36,9 @@ async def test_headers_on_every_response_even_unlimited(api):
 
 
 async def test_minute_limit_429_then_retry_after_succeeds(start_emulator):
-    emu = await start_emulator(requests_per_minute=3, minute_seconds=1.0)
+    emu = await start_emulator(requests_per_minute=3)
+    clock = limits_on_a_manual_clock(emu, 3)
     async with _client(emu) as client:
-        emu.state.set_rate_limits(3, None, minute_seconds=1.0)  # the window starts now, not at start-up
         remaining = []
         for _ in range(3):
             response = await client.get("/signature_requests")
@@ -48,10 +46,11 @@ async def test_minute_limit_429_then_retry_after_succeeds(start_emulator):
             remaining.append(response.headers["x-ratelimit-remaining-minute"])
         assert remaining == ["2", "1", "0"] and response.headers["ratelimit-limit"] == "3"
 
+        clock.advance(59.5)
         refused = await client.get("/signature_requests")
         assert refused.status_code == 429 and refused.json() == {"message": "Too many requests"}
-        assert refused.headers["retry-after"] == "1"  # ceil of the time left in the 1-second window
-        await asyncio.sleep(int(refused.headers["retry-after"]))
+        assert refused.headers["retry-after"] == "1"  # ceil of the 0.5 s left in the minute
+        clock.advance(int(refused.headers["retry-after"]))
         assert (await client.get("/signature_requests")).status_code == 200
 
     assert len(emu.state.accepted_requests) == 4
@@ -61,34 +60,34 @@ async def test_minute_limit_429_then_retry_after_succeeds(start_emulator):
 
 
 async def test_a_client_honouring_retry_after_never_gets_two_429_in_a_row(start_emulator):
-    emu = await start_emulator(requests_per_minute=3, minute_seconds=0.5)
+    emu = await start_emulator(requests_per_minute=3)
+    clock = limits_on_a_manual_clock(emu, 3)
     async with _client(emu) as client:
-        emu.state.set_rate_limits(3, None, minute_seconds=0.5)  # the window starts now, not at start-up
-        done = 0
-        while done < 5:
+        refusals = 0
+        for _ in range(10):
+            clock.advance(7)  # a call every 7 s: the fourth of a minute is refused
             response = await client.get("/signature_requests")
             if response.status_code == 429:
-                await asyncio.sleep(int(response.headers["retry-after"]))
+                refusals += 1
+                clock.advance(int(response.headers["retry-after"]))
                 response = await client.get("/signature_requests")
                 assert response.status_code == 200
-            done += 1
-    assert len(emu.state.accepted_requests) == 5 and len(emu.state.rejected_requests) >= 1
+    assert len(emu.state.accepted_requests) == 10 and len(emu.state.rejected_requests) == refusals >= 1
 
 
 async def test_hour_limit_wins_when_it_is_the_full_window(start_emulator):
-    emu = await start_emulator(
-        requests_per_minute=10, requests_per_hour=2, minute_seconds=0.5, hour_seconds=1.5
-    )
+    emu = await start_emulator(requests_per_minute=10, requests_per_hour=2)
+    clock = limits_on_a_manual_clock(emu, 10, 2)
     async with _client(emu) as client:
-        emu.state.set_rate_limits(10, 2, minute_seconds=0.5, hour_seconds=1.5)  # windows start now
         first = await client.get("/signature_requests")
         assert first.headers["ratelimit-limit"] == "2" and first.headers["x-ratelimit-remaining-hour"] == "1"
         await client.get("/signature_requests")
+        clock.advance(1_800.2)
         refused = await client.get("/signature_requests")
         assert refused.status_code == 429
         assert refused.headers["x-ratelimit-remaining-hour"] == "0"
-        assert refused.headers["x-ratelimit-remaining-minute"] == "8"
-        assert refused.headers["retry-after"] == "2"  # ceil of the ~1.5 s left in the hour window
+        assert refused.headers["x-ratelimit-remaining-minute"] == "10"  # a new minute, the hour still full
+        assert refused.headers["retry-after"] == "1800"  # ceil of the 1,799.8 s left in the hour
 
 
 def test_retry_after_is_the_ceiling_of_the_time_left_in_the_full_window():
