@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -79,6 +79,18 @@ STARTING_GRACE = timedelta(minutes=1)
 
 class RunGone(Conflict):
     """The mandate's workflow run is over (signed, deleted) or was never started."""
+
+
+async def draft_run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
+    """Whether a draft still without its PDF has no run left to make it (never started, or ended by
+    an operator). Unknown while it may be starting, or when Temporal does not answer."""
+    if now - mandate.created_at < STARTING_GRACE:
+        return False
+    try:
+        run = await mandate_handle(client, mandate).describe()
+    except RPCError as error:
+        return error.status == RPCStatusCode.NOT_FOUND
+    return run.status != WorkflowExecutionStatus.RUNNING
 
 
 async def _update(client: Client, mandate: Mandate, update, result_type=None):

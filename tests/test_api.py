@@ -1067,7 +1067,8 @@ async def test_the_dossier_list_pages_with_its_cursor(client, db, firm):
     other_api = await firm_client(db, str(client.base_url).rstrip("/"), other)
     async with other_api.http as intruder:
         answer = await intruder.get("/v1/dossiers", params={"cursor": first["next_cursor"]})
-    assert answer.status_code in (200, 422) and not made & {d["id"] for d in answer.json().get("items", [])}
+    # (A cursor is a position, not a firm's: it is read as one, over the other firm's own dossiers.)
+    assert answer.status_code == 200 and not made & {d["id"] for d in answer.json()["items"]}
 
 
 async def test_empty_query_values_read_as_absent(client, db, firm):

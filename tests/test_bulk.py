@@ -113,7 +113,10 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     # outlived its run.
     workflow_id, runs, run_id = bulk_workflow_id(created.json()["id"]), 0, None
     while True:
-        history = await dev_env.client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        handle = dev_env.client.get_workflow_handle(workflow_id, run_id=run_id)
+        history = await handle.fetch_history()
+        # Each run replays: the last one finishes the batch, the others start a page and continue as new.
+        await replay_and_keep(handle, f"bulk_send_run_{'last' if runs == 0 else 'page'}")
         runs += 1
         if not (
             run_id := history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id

@@ -4,6 +4,7 @@ show as "Failure exceeds size limit." in the UI), so during an outage the reason
 from uuid import uuid4
 
 import asyncpg
+import pytest
 
 from config.failures import CUT
 from config.settings import Settings
@@ -16,11 +17,11 @@ async def test_a_database_outage_fails_an_activity_with_a_failure_temporal_keeps
 
     nowhere = await asyncpg.create_pool("postgresql://mandates@127.0.0.1:1/mandates", min_size=0)
     try:
-        await mandates.get_mandate(nowhere, uuid4())
-    except OSError as refused:
-        error = refused
+        with pytest.raises(OSError) as refused:
+            await mandates.get_mandate(nowhere, uuid4())
     finally:
         await nowhere.close()
+    error = refused.value
     key = "k1:" + "A" * 43 + "="  # a 32-byte key, as PAYLOAD_ENCRYPTION_KEYS holds them
     for settings in (Settings(payload_encryption_keys=key, payload_encryption_key_id="k1"), Settings()):
         converter = data_converter(settings)

@@ -277,14 +277,19 @@ def scheduled_priorities(events) -> dict[str, list[int]]:
     return found
 
 
-async def sweep(ts_env, settings) -> int:
-    """One round of the reconciliation sweep, as its schedule starts it."""
-    return await ts_env.client.execute_workflow(
+async def sweep(ts_env, settings, keep_as: str | None = None) -> int:
+    """One round of the reconciliation sweep, as its schedule starts it (its history replayed, and
+    kept under `keep_as` when given)."""
+    handle = await ts_env.client.start_workflow(
         YouSignReconciliationWorkflow.run,
         ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
         id=f"sweep-{uuid4()}",
         task_queue=settings.temporal_task_queue,
     )
+    told = await handle.result()
+    if keep_as:
+        await replay_and_keep(handle, keep_as)
+    return told
 
 
 async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
@@ -302,7 +307,7 @@ async def test_lost_webhooks_are_made_up_for_by_the_reconciliation_sweep(
     emulator.state.decline_signer(refused.signer_id, "pas d'accord")
     before = len(emulator.state.recorded_requests)
 
-    assert await sweep(ts_env, settings) == 2
+    assert await sweep(ts_env, settings, keep_as="reconciliation_sweep") == 2
     # One listing per outcome, however many mandates are pending.
     asked = emulator.state.recorded_requests[before:]
     listings = [parse_qs(r.query) for r in asked if r.method == "GET" and r.path == "/v3/signature_requests"]

@@ -72,10 +72,11 @@ def test_luhn_complete_appends_the_one_valid_digit():
 
 def test_la_poste_sum_rule_is_not_luhn():
     # 35600000049837 fails Luhn; accepted only through the La Poste digit-sum rule.
-    from domain.identifiers import luhn_valid
+    from domain.identifiers import luhn_valid, siret_checksum_valid
 
     assert not luhn_valid("35600000049837")
-    assert sum(map(int, "35600000049837")) % 5 == 0
+    assert siret_checksum_valid("35600000049837")
+    assert not siret_checksum_valid("35600000049838")  # digit sum not a multiple of 5, nor Luhn
 
 
 @pytest.mark.parametrize("siren", ["732829320", "552081317", "356000000"])

@@ -173,7 +173,7 @@ async def waiting_on_a_reservation(db, firm, dossier, write):
             mandates.workflow_id_for(dossier.id, 1),
         )
         waiting = asyncio.ensure_future(write())
-        await asyncio.sleep(0.3)
+        await eventually(lambda: db.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted"))
         assert not waiting.done()  # waits for the reservation's lock
         await reserving.commit()
     return waiting

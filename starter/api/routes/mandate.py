@@ -88,7 +88,7 @@ async def get_mandate(dossier_id: UUID, db: Db, firm_id: FirmId) -> MandateOut:
         200: {"content": {"application/pdf": {}}, "description": "The mandate PDF (signed once signed)"}
     },
 )
-async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
+async def get_document(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
     """The mandate PDF: the draft to preview, the one sent, or once signed the signed copy."""
     mandate = await mandate_actions.current_mandate(db, firm_id, dossier_id)
     signed = await mandates.get_document(db, mandate.id, "signed")
@@ -104,6 +104,11 @@ async def get_document(dossier_id: UUID, db: Db, firm_id: FirmId) -> Response:
         reason = f" ({mandate.failure_reason})" if mandate.failure_reason else ""
         made = f"the mandate failed before its document was made{reason}"
         raise Conflict(f"{made}; delete it and generate a new one")
+    if pdf is None and await mandate_actions.draft_run_is_gone(temporal, mandate, datetime.now(UTC)):
+        raise Conflict(
+            "the mandate's workflow is not running, so its document will not be made:"
+            " delete it and generate a new one"
+        )
     if pdf is None:
         raise Conflict("the mandate document is being generated; try again in a moment")
     filename = f"mandat-{mandate.number}{'-signe' if signed else ''}.pdf"

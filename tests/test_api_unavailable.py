@@ -1,0 +1,211 @@
+"""The API when Temporal does not answer, or answers in ways the happy path never meets.
+
+Over real HTTP, with the dev server, PostgreSQL and the emulator behind it (as tests/test_api.py);
+Temporal's failures are simulated on its client's handle, as tests/test_api.py and test_bulk.py do.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from clients.yousign_webhooks import sign_body
+from starter import mandate_actions
+from store import mandates, webhooks
+from tests.api_support import firm_client
+from tests.conftest import WEBHOOK_SECRET
+from tests.helpers import answer_lost, test_settings, verified_firm_with_dossier
+from tests.test_api import api_stack
+
+UNAVAILABLE = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+
+@pytest.fixture
+async def api(dev_env, db, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def client(api, db, firm):
+    firm_api = await firm_client(db, api, firm)
+    async with firm_api.http:
+        yield firm_api.http
+
+
+def raising(error: BaseException):
+    async def temporal_fails(*args, **kwargs):
+        raise error
+
+    return temporal_fails
+
+
+async def draft_with_its_document(client, db, firm) -> tuple[str, dict]:
+    """A dossier's draft, its workflow running and its PDF made (the run then waits for the firm)."""
+    dossier = await verified_firm_with_dossier(db, firm)
+    generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    assert generated.status_code == 201, generated.text
+    assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")).status_code == 200
+    return str(dossier.id), generated.json()
+
+
+async def stored(db, mandate_id: str) -> tuple:
+    """What the store holds of a mandate: its row and its event log."""
+    row = await db.fetchrow("SELECT * FROM mandates WHERE id = $1", UUID(mandate_id))
+    return dict(row), await mandates.events(db, UUID(mandate_id))
+
+
+async def test_a_mandate_whose_start_answer_was_lost_is_kept_and_generated(
+    client, db, firm, dev_env, monkeypatch
+):
+    monkeypatch.setattr(
+        mandate_actions, "start_mandate_workflow", answer_lost(mandate_actions.start_mandate_workflow)
+    )
+    dossier = await verified_firm_with_dossier(db, firm)
+    generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+    assert generated.status_code == 201, generated.text  # not the 503 of a start that did not happen
+    assert generated.headers["location"] == f"/v1/dossiers/{dossier.id}/mandate"
+    mandate = generated.json()
+    assert mandate["status"] == "draft"
+    # Not discarded: the dossier's current mandate is this one, and its run (started) makes its PDF.
+    assert (await mandates.get_mandate(db, UUID(mandate["id"]))).status == "draft"
+    assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()["id"] == mandate["id"]
+    workflow_id = await db.fetchval("SELECT workflow_id FROM mandates WHERE id = $1", UUID(mandate["id"]))
+    await dev_env.client.get_workflow_handle(workflow_id).describe()  # the run exists
+    document = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+    assert document.status_code == 200 and document.content.startswith(b"%PDF")
+
+
+async def test_send_remind_and_delete_are_503_and_change_nothing_when_temporal_does_not_answer(
+    client, db, firm, monkeypatch
+):
+    dossier_id, mandate = await draft_with_its_document(client, db, firm)
+    before = await stored(db, mandate["id"])
+    base = f"/v1/dossiers/{dossier_id}/mandate"
+    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(UNAVAILABLE))
+    for answer in [
+        await client.post(f"{base}/send"),
+        await client.post(f"{base}/reminders"),
+        await client.delete(base),
+    ]:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json()["detail"] == "the workflow service did not answer: connection refused"
+    assert await stored(db, mandate["id"]) == before  # still the draft, nothing logged
+
+    # An update that failed for a reason no refusal names: a 503 too, never a 409 or a 500.
+    unknown = WorkflowUpdateFailedError(ApplicationError("the handler broke", type="SomethingElse"))
+    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(unknown))
+    odd = await client.post(f"{base}/send")
+    assert (odd.status_code, odd.json()["detail"]) == (503, "the handler broke")
+    no_application_error = WorkflowUpdateFailedError(RuntimeError("cancelled"))
+    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(no_application_error))
+    odder = await client.delete(base)
+    assert (odder.status_code, odder.json()["detail"]) == (503, "Workflow update failed")
+    assert await stored(db, mandate["id"]) == before
+
+    monkeypatch.undo()  # Temporal back: the draft was left as it was, and goes as any draft
+    assert (await client.delete(base)).status_code == 204
+    assert (await mandates.get_mandate(db, UUID(mandate["id"]))).status == "deleted"
+
+
+def webhook(mandate_id: str) -> tuple[str, bytes, dict[str, str]]:
+    """A YouSign event about our mandate (named by its external id), validly signed."""
+    event_id = uuid4().hex
+    body = json.dumps(
+        {
+            "event_id": event_id,
+            "event_name": "signer.done",
+            "event_time": "1700000000",
+            "data": {"signature_request": {"external_id": mandate_id}},
+        }
+    ).encode()
+    return event_id, body, {"X-Yousign-Signature-256": sign_body(WEBHOOK_SECRET, body)}
+
+
+async def test_a_webhook_temporal_cannot_take_is_503_then_one_for_an_ended_run_is_recorded(
+    api, client, db, firm, dev_env, monkeypatch
+):
+    _, mandate = await draft_with_its_document(client, db, firm)
+    event_id, body, headers = webhook(mandate["id"])
+    async with httpx.AsyncClient(base_url=api) as yousign_side:
+        with monkeypatch.context() as down:
+            down.setattr(WorkflowHandle, "signal", raising(UNAVAILABLE))
+            refused = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "5"
+        assert (refused.json()["title"], refused.json()["detail"]) == (
+            "Service unavailable",
+            "connection refused",
+        )
+        assert not await webhooks.seen_webhook_event(db, event_id)  # so that YouSign's retry is processed
+
+        # The run has ended since (an operator terminated it): Temporal answers not found.
+        workflow_id = await db.fetchval("SELECT workflow_id FROM mandates WHERE id = $1", UUID(mandate["id"]))
+        await dev_env.client.get_workflow_handle(workflow_id).terminate("an operator's mistake")
+        before = await stored(db, mandate["id"])
+        retried = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert retried.status_code == 200 and retried.json() == {"status": "ignored"}, retried.text
+        assert await webhooks.seen_webhook_event(db, event_id)  # recorded: a redelivery is a duplicate
+        again = await yousign_side.post("/v1/webhooks/yousign", content=body, headers=headers)
+        assert again.json() == {"status": "duplicate"}
+    assert await stored(db, mandate["id"]) == before
+
+
+async def test_a_draft_whose_document_never_comes_says_so_once_it_is_not_just_starting(
+    client, db, firm, monkeypatch
+):
+    from datetime import date
+
+    from starter.api.routes import mandate as mandate_route
+
+    # A draft reserved and never started (the gateway stopped in between): no run makes its PDF.
+    # The wait is shortened: whatever its length, nothing will produce the document.
+    monkeypatch.setattr(mandate_route, "GENERATION_WAIT_SECONDS", 0.3)
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 2, 1))
+    answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["detail"] == "the mandate document is being generated; try again in a moment"
+    assert (await mandates.get_mandate(db, draft.id)).status == "draft"
+    # Once it is clearly not just being started, it says that no document will come, and what to do.
+    await db.execute("UPDATE mandates SET created_at = now() - interval '2 minutes' WHERE id = $1", draft.id)
+    stale = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+    assert stale.status_code == 409 and stale.json()["detail"] == (
+        "the mandate's workflow is not running, so its document will not be made:"
+        " delete it and generate a new one"
+    )
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+
+
+async def test_the_codec_is_404_when_payload_encryption_is_not_configured():
+    from starter.api.app import create_app
+
+    body = json_format.MessageToDict(
+        Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b'"x"')])
+    )
+
+    async def call(path: str, peer: str = "127.0.0.1", headers=None, **settings) -> httpx.Response:
+        app = create_app(test_settings(payload_encryption_keys=None, **settings))
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as operator:
+            return await operator.post(path, json=body, headers=headers)
+
+    for path in ("/codec/encode", "/codec/decode"):
+        answer = await call(path)
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["detail"] == "payload encryption is not configured"
+        authorized = await call(path, headers={"Authorization": "Bearer t"}, codec_auth_token="t")
+        assert authorized.status_code == 404
+    # Who may not use the codec is refused first: a caller learns nothing of its configuration.
+    assert (await call("/codec/decode", codec_auth_token="t")).status_code == 401
+    assert (await call("/codec/decode", peer="10.0.0.7")).status_code == 403
