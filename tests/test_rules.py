@@ -19,7 +19,12 @@ from domain.calendar import (
 from domain.durations import parse_iso_duration
 from domain.errors import RuleViolation
 from domain.identifiers import normalize_siren, normalize_siret, spaced_siret
-from domain.mandate_number import issued_on_of, mandate_number, platform_identifier
+from domain.mandate_number import (
+    issued_on_of,
+    mandate_number,
+    numbered_for_another_platform,
+    platform_identifier,
+)
 from domain.models import LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus, dossier_status
 
@@ -250,6 +255,15 @@ def test_mandate_number_refuses_bad_parts(siren, pa, counter, field):
     with pytest.raises(RuleViolation) as raised:
         mandate_number(siren, pa, date(2027, 1, 1), counter)
     assert raised.value.field == field
+
+
+def test_a_mandate_numbered_for_another_platform_cannot_go_out():
+    by_siren, by_matricule = "732829320_552081317_20270110_01", "732829320_0042_20270110_01"
+    assert numbered_for_another_platform(by_siren, "552081317", "0042") is None  # the SIREN wins
+    assert numbered_for_another_platform(by_matricule, None, "0042") is None
+    # The firm's PA gained a SIREN, or changed: the number and the text would name different PAs.
+    assert "numbered for 0042" in numbered_for_another_platform(by_matricule, "552081317", "0042")
+    assert "delete it and generate" in numbered_for_another_platform(by_siren, "356000000", None)
 
 
 def test_platform_identifier_needs_siren_or_matricule():

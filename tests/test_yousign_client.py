@@ -25,7 +25,7 @@ from clients.yousign_models import (
 )
 from clients.yousign_webhooks import SIGNATURE_HEADER, WebhookEvent, signature_is_valid
 from tests.conftest import WEBHOOK_SECRET
-from tests.emulator.flows import limits_on_a_manual_clock
+from tests.emulator.flows import api_client, limits_on_a_manual_clock, ready_draft, upload
 from tests.helpers import eventually
 from tests.support.yousign_openapi import YousignOpenApi, default_spec_path
 from yousign_emulator import EmulatorSettings, running_emulator, sample_pdf
@@ -241,8 +241,6 @@ def test_a_429_waits_as_long_as_its_headers_say(headers, wait):
 
 
 async def test_downloads_ask_for_one_pdf_and_refuse_anything_else(yousign, emulator):
-    from clients.yousign import _pdf_of
-
     activated, signer = await send_for_signature(yousign)
     emulator.state.sign_signer(signer.id)
     before = len(emulator.state.recorded_requests)
@@ -250,11 +248,16 @@ async def test_downloads_ask_for_one_pdf_and_refuse_anything_else(yousign, emula
     await yousign.download_audit_trail(activated.id)
     asked = [parse_qs(r.query) for r in emulator.state.recorded_requests[before:]]
     assert asked == [{"version": ["completed"], "archive": ["false"]}, {"merge": ["true"]}]
-    archive = httpx.Response(200, content=b"PK\x03\x04...", headers={"content-type": "application/zip"})
+    # A request with two documents (not one of ours) downloads as a ZIP even when asked for no archive.
+    async with api_client(emulator) as api:
+        draft, _, [person] = await ready_draft(api)
+        await upload(api, draft["id"])
+        assert (await api.post(f"/signature_requests/{draft['id']}/activate")).status_code == 201
+    emulator.state.sign_signer(person["id"])
     with pytest.raises(YouSignFinalError) as refused:
-        _pdf_of(archive, "the audit trail")
+        await yousign.download_signed_documents(draft["id"])
     assert refused.value.describe() == (
-        "YouSign 200 not_a_pdf - the audit trail came as application/zip, not a PDF"
+        "YouSign 200 not_a_pdf - the signed document came as application/zip, not a PDF"
     )  # what the activity's failure, and the operator, read
 
 
