@@ -69,11 +69,17 @@ class MandateActivities:
             log.warning("confirmation email not sent: no SMTP_URL", mandate_id=str(mandate.id))
             return ""
         signed = await mandates.get_document(self._db, mandate.id, "signed")
+        # Without the copy (YouSign's download failed for days), the firm has it to ask for.
+        where = (
+            "en pièce jointe"
+            if signed
+            else f"auprès du cabinet {firm.name}, qui vous l'adressera sur demande"
+        )
         body = (
             f"Bonjour {rep.first_name} {rep.last_name},\n\n"
             f"Le mandat n° {mandate.number} confiant au cabinet {firm.name} la désignation de la "
             f"plateforme de réception des factures électroniques de {dossier.name} a bien été signé.\n"
-            "Vous trouverez le document signé en pièce jointe. Vous pouvez révoquer ce mandat à tout "
+            f"Vous trouverez le document signé {where}. Vous pouvez révoquer ce mandat à tout "
             "moment par écrit auprès du cabinet.\n\nCordialement,\n" + firm.name
         )
         return await self._mailer.send(

@@ -222,13 +222,14 @@ class MandateWorkflow:
             )
         except ActivityError:
             # YouSign out of reach for days: a webhook that came meanwhile (a signature in the last
-            # minute) still counts; else the validity is over all the same, and YouSign closes the
-            # request itself the next day (its expiration date is set one day after ours).
+            # minute) still counts; else the validity is over all the same, since its end (not now,
+            # days later), and YouSign closes the request itself the next day (its expiration date
+            # is set one day after ours).
             if self._outcome is None:
                 self._outcome = Outcome(
                     status=MandateStatus.EXPIRED,
                     cause="validity elapsed; YouSign unreachable",
-                    at=workflow.now(),
+                    at=self.state.expires_at,
                 )
             return
         status = outcome_of_status(state.status)

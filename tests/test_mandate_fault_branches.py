@@ -1,0 +1,159 @@
+"""The mandate workflow when YouSign fails it at the edges: expiry, archiving, a decline's reason,
+a webhook ahead of the send's result. Time-skipping server, real activities, store and emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from temporalio import activity
+
+from activities.models import SendMandateInput, SendMandateOutput
+from activities.yousign import YouSignActivities
+from starter.webhook_events import mandate_signal
+from store import mandates
+from tests.helpers import CLIENT_REP, eventually, test_settings, verified_firm_with_dossier
+from tests.workflow_support import (
+    deliver,
+    events_for,
+    generate_mandate,
+    running_workers,
+    send_and_wait_pending,
+)
+from workflows.mandate import MandateWorkflow
+
+
+@pytest.fixture
+def settings():
+    return test_settings()
+
+
+@pytest.fixture
+async def dossier(db, firm):
+    return await verified_firm_with_dossier(db, firm)
+
+
+@pytest.fixture
+async def workers(ts_env, settings, db, yousign):
+    async with running_workers(ts_env.client, settings, db, yousign) as running:
+        yield running
+
+
+def request_read(sr_id: str) -> str:
+    """The one GET the expiry and the decline-reason look-up make of a request."""
+    return rf"^/v3/signature_requests/{sr_id}$"
+
+
+async def test_validity_elapsing_while_yousign_is_unreachable_expires_the_mandate_all_the_same(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    sr = state.signature_request_id
+    outage = emulator.state.add_fault(method="GET", path_regex=request_read(sr), kind="503", times=None)
+    # Past the expiry, then past the week the expiry's YouSign activity keeps retrying.
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now + timedelta(days=7, minutes=30))
+    await run.wait_for("expired", within=60)
+    last = (await mandates.events(db, run.mandate.id))[-1]
+    assert (last.to_status, last.cause) == ("expired", "validity elapsed; YouSign unreachable")
+    # Expired when its validity ended, not a week later when YouSign gave up answering.
+    assert (await mandates.get_mandate(db, run.mandate.id)).expired_at == state.expires_at
+    # Never cancelled: YouSign closes it itself, a day after our validity.
+    assert outage.fired > 1 and emulator.state.signature_requests[sr].status == "ongoing"
+
+
+async def test_a_signed_mandate_whose_download_keeps_failing_stays_signed_and_is_confirmed_anyway(
+    ts_env, settings, db, emulator, yousign, dossier, smtp_sink
+):
+    async with running_workers(ts_env.client, settings, db, yousign, smtp_url=smtp_sink.url):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        state = await send_and_wait_pending(run)
+        sr = state.signature_request_id
+        outage = emulator.state.add_fault(
+            method="GET",
+            path_regex=rf"^/v3/signature_requests/{sr}/documents/download$",
+            kind="503",
+            times=None,
+        )
+        emulator.state.sign_signer(state.signer_id)
+        await deliver(emulator, run, sr, "signer.done")
+        final = await run.handle.result()  # skips the week the archiving is retried
+    assert final.status == "signed" and outage.fired > 1
+    log = await mandates.events(db, run.mandate.id)
+    assert [(e.to_status, e.cause) for e in log][-1] == ("signed", "webhook signer.done")
+    assert (await mandates.get_mandate(db, run.mandate.id)).status == "signed"
+    # Nothing archived: the copy stays at YouSign (the audit trail is never asked for).
+    assert await mandates.get_document(db, run.mandate.id, "signed") is None
+    assert await mandates.get_document(db, run.mandate.id, "audit_trail") is None
+    # The client is told all the same, once, without the PDF that could not be had.
+    [mail] = [
+        m
+        for m in smtp_sink.to(CLIENT_REP.email)
+        if run.mandate.number in m.get_body(("plain",)).get_content()
+    ]
+    assert list(mail.iter_attachments()) == []
+    text = mail.get_body(("plain",)).get_content()
+    assert "pièce jointe" not in text and "qui vous l'adressera sur demande" in text
+
+
+async def test_a_decline_whose_reason_cannot_be_looked_up_is_recorded_refused_without_one(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    sr = state.signature_request_id
+    emulator.state.decline_signer(state.signer_id, "pas d'accord")
+    # The webhook comes without the reason (as the sweep's does), and YouSign cannot be read.
+    [webhook] = events_for(emulator, sr, "signer.declined")
+    event = mandate_signal(webhook).model_copy(update={"decline_reason": None})
+    outage = emulator.state.add_fault(method="GET", path_regex=request_read(sr), kind="503", times=None)
+    await run.handle.signal(MandateWorkflow.yousign_event, event)
+    await ts_env.sleep(timedelta(hours=1, minutes=10))  # past the look-up's hour of retries
+    await run.wait_for("refused")
+    last = (await mandates.events(db, run.mandate.id))[-1]
+    assert (last.to_status, last.cause, last.detail) == ("refused", "webhook signer.declined", {})
+    assert outage.fired > 1  # it was looked up, and failed
+    row = await mandates.get_mandate(db, run.mandate.id)
+    assert row.refused_at == event.occurred_at  # the webhook's time: the look-up gave no better one
+    assert await mandates.refusal_reason(db, run.mandate.id) is None
+
+
+async def test_a_signature_webhook_ahead_of_the_send_result_is_kept_and_signs_the_mandate(
+    ts_env, settings, db, emulator, yousign, dossier
+):
+    # The send activity has activated the request (the client is e-mailed and signs at once), but
+    # its result is held until the webhook has reached the workflow: deterministic, unlike a
+    # delayed YouSign answer racing the test.
+    real, activated, release = YouSignActivities(db, yousign), asyncio.Event(), asyncio.Event()
+
+    @activity.defn(name="send_mandate_for_signature")
+    async def result_held(request: SendMandateInput) -> SendMandateOutput:
+        sent = await real.send_mandate_for_signature(request)
+        activated.set()
+        await release.wait()
+        return sent
+
+    async with running_workers(ts_env.client, settings, db, yousign, replace=[result_held]):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        await run.handle.execute_update(MandateWorkflow.send)
+        await asyncio.wait_for(activated.wait(), 15)
+        sr = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
+        [signer] = [s for s in emulator.state.signers.values() if s.signature_request_id == sr]
+        emulator.state.sign_signer(signer.id)
+        await deliver(emulator, run, sr, "signer.done")
+
+        async def kept():  # the signal is taken: the event is kept, not applied (nor dropped)
+            state = await run.state()
+            return state if state.early_events else None
+
+        early = await eventually(kept)
+        assert (early.status, early.signature_request_id) == ("sending", None)
+        assert [e.event_name for e in early.early_events] == ["signer.done"]
+        release.set()
+        final = await run.handle.result()
+    assert final.status == "signed" and final.early_events == []
+    # Signed by the kept webhook, not by the expiry's last look at YouSign a month later.
+    last = (await mandates.events(db, run.mandate.id))[-1]
+    assert (last.to_status, last.cause) == ("signed", "webhook signer.done")
