@@ -163,6 +163,11 @@ async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID
             raise Conflict(changed)
     try:
         await _update(client, mandate, MandateWorkflow.send)
+    except Unavailable:
+        # Temporal's answer may be what was lost, not the send: the store says what happened.
+        if (stored := await mandates.get_mandate(db, mandate.id)).status != MandateStatus.DRAFT:
+            return stored
+        raise
     except Conflict as refusal:
         # A draft that failed (its firm's platform or representative changed since): say why.
         failed = await mandates.get_mandate(db, mandate.id)
@@ -178,4 +183,10 @@ async def remind(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UU
 
 
 async def delete(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID, *, now: datetime) -> None:
-    await _delete(db, client, await current_mandate(db, firm_id, dossier_id), now)
+    mandate = await current_mandate(db, firm_id, dossier_id)
+    try:
+        await _delete(db, client, mandate, now)
+    except Unavailable:
+        # Temporal's answer may be what was lost, not the delete: the store says what happened.
+        if (await mandates.get_mandate(db, mandate.id)).status != MandateStatus.DELETED:
+            raise

@@ -22,7 +22,7 @@ from starter import mandate_actions
 from store import mandates, webhooks
 from tests.api_support import firm_client
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import answer_lost, test_settings, verified_firm_with_dossier
+from tests.helpers import answer_lost, establishment_siret, test_settings, verified_firm_with_dossier
 from tests.test_api import api_stack
 
 UNAVAILABLE = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
@@ -48,9 +48,9 @@ def raising(error: BaseException):
     return temporal_fails
 
 
-async def draft_with_its_document(client, db, firm) -> tuple[str, dict]:
+async def draft_with_its_document(client, db, firm, siret: str = "73282932000074") -> tuple[str, dict]:
     """A dossier's draft, its workflow running and its PDF made (the run then waits for the firm)."""
-    dossier = await verified_firm_with_dossier(db, firm)
+    dossier = await verified_firm_with_dossier(db, firm, siret)
     generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
     assert generated.status_code == 201, generated.text
     assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")).status_code == 200
@@ -116,6 +116,26 @@ async def test_send_remind_and_delete_are_503_and_change_nothing_when_temporal_d
     monkeypatch.undo()  # Temporal back: the draft was left as it was, and goes as any draft
     assert (await client.delete(base)).status_code == 204
     assert (await mandates.get_mandate(db, UUID(mandate["id"]))).status == "deleted"
+
+
+async def test_a_send_or_delete_whose_answer_was_lost_is_answered_as_done(client, db, firm, monkeypatch):
+    dossier_id, mandate = await draft_with_its_document(client, db, firm)
+    other_dossier_id, other = await draft_with_its_document(client, db, firm, establishment_siret(2))
+    base = f"/v1/dossiers/{dossier_id}/mandate"
+    run_update = WorkflowHandle.execute_update
+
+    async def done_then_lost(self, *args, **kwargs):
+        await run_update(self, *args, **kwargs)
+        raise RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
+
+    monkeypatch.setattr(WorkflowHandle, "execute_update", done_then_lost)
+    sent = await client.post(f"{base}/send")
+    assert sent.status_code == 202 and sent.json()["status"] in ("sending", "pending"), sent.text
+    # Not a 503 that a retry would meet as a 409 ("already being sent"): it was sent.
+    assert (await mandates.get_mandate(db, UUID(mandate["id"]))).status in ("sending", "pending")
+    deleted = await client.delete(f"/v1/dossiers/{other_dossier_id}/mandate")
+    assert deleted.status_code == 204, deleted.text  # not a 503 that a retry would meet as a 404
+    assert (await mandates.get_mandate(db, UUID(other["id"]))).status == "deleted"
 
 
 def webhook(mandate_id: str) -> tuple[str, bytes, dict[str, str]]:
