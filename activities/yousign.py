@@ -31,7 +31,7 @@ from activities.models import (
 )
 from clients.yousign import YouSignClient, retry_after_seconds
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
-from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest
+from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest, signature_request_name
 from domain.calendar import mandate_expires_at, paris_day
 from domain.pacing import MAX_CALLS_PER_ACTIVITY
 from domain.signer_names import check_signer_name
@@ -142,7 +142,7 @@ class YouSignActivities:
             else:
                 pdf, signer = await self._document_and_signer(request, mandate, dossier)
                 new = NewSignatureRequest(
-                    name=f"Mandat facturation électronique - {dossier.name}"[:128],
+                    name=signature_request_name(dossier.name),
                     external_id=str(mandate.id),
                     # The day after ours: YouSign must never close the request before our timer does.
                     expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity))

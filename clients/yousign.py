@@ -24,6 +24,8 @@ from clients.yousign_models import (
 )
 
 PDF = "application/pdf"
+# A download not ready yet answers a JSON error: asking for the PDF alone could get a 406 instead.
+PDF_OR_ERROR = f"{PDF}, application/json"
 # httpcore checks every pooled connection (a poll each) on every request, so a big pool costs CPU per
 # call: 32 concurrent sends took about 17 ms of worker CPU each with the default 100, 14 ms with 8.
 # YouSign's own limits (60 requests a minute) never need more at once.
@@ -299,7 +301,7 @@ class YouSignClient:
             "GET",
             f"signature_requests/{signature_request_id}/documents/download",
             params={"version": "completed", "archive": "false"},
-            headers={"Accept": PDF},
+            headers={"Accept": PDF_OR_ERROR},
         )
         return _pdf_of(response, "the signed document")
 
@@ -308,7 +310,7 @@ class YouSignClient:
             "GET",
             f"signature_requests/{signature_request_id}/audit_trails/download",
             params={"merge": "true"},
-            headers={"Accept": PDF},
+            headers={"Accept": PDF_OR_ERROR},
         )
         return _pdf_of(response, "the audit trail")
 

@@ -246,8 +246,13 @@ async def test_downloads_ask_for_one_pdf_and_refuse_anything_else(yousign, emula
     before = len(emulator.state.recorded_requests)
     await yousign.download_signed_documents(activated.id)
     await yousign.download_audit_trail(activated.id)
-    asked = [parse_qs(r.query) for r in emulator.state.recorded_requests[before:]]
-    assert asked == [{"version": ["completed"], "archive": ["false"]}, {"merge": ["true"]}]
+    downloads = emulator.state.recorded_requests[before:]
+    assert [parse_qs(r.query) for r in downloads] == [
+        {"version": ["completed"], "archive": ["false"]},
+        {"merge": ["true"]},
+    ]
+    # The PDF, or YouSign's JSON error when it is not ready yet (not a 406 that hides it).
+    assert {r.headers.get("accept") for r in downloads} == {"application/pdf, application/json"}
     # A request with two documents (not one of ours) downloads as a ZIP even when asked for no archive.
     async with api_client(emulator) as api:
         draft, _, [person] = await ready_draft(api)
@@ -376,3 +381,17 @@ async def test_a_yousign_timeout_fails_the_attempt_with_a_failure_temporal_keeps
     assert not failure.HasField("cause")
     decoded = await converter.decode_failure(failure)
     assert decoded.message == "POST signature_requests: timed out (ReadTimeout)", decoded.message
+
+
+def test_a_request_is_named_with_the_company_in_letters_digits_and_plain_punctuation():
+    from clients.yousign_models import signature_request_name
+
+    prefix = "Mandat facturation électronique - "
+    assert signature_request_name("Boulangerie L'Épi d'Or (SARL)") == prefix + "Boulangerie L'Épi d'Or (SARL)"
+    # No address or markup YouSign's "Safe String" might refuse.
+    assert signature_request_name("acme.fr SAS") == prefix + "acme fr SAS"
+    assert signature_request_name("<b>Durand</b> & Fils") == prefix + "b Durand b & Fils"
+    assert signature_request_name("contact@durand.fr") == prefix + "contact durand fr"
+    long = signature_request_name("Société " + "très " * 40)
+    assert len(long) <= 128 and long == long.rstrip() and long.startswith(prefix + "Société très")
+    assert signature_request_name("@@@") == "Mandat facturation électronique"
