@@ -213,9 +213,12 @@ class YouSignActivities:
             self._db, mandate.id, sr.id
         ):
             # Another attempt of this send (one that timed out, still running) recorded its own
-            # request meanwhile: this one stays an unactivated draft at YouSign, never e-mailed.
-            # Retried, the send goes on with the recorded one (a stale attempt's retry is moot).
-            raise ApplicationError(f"signature request {sr.id} lost to another attempt's")
+            # request meanwhile, or the mandate is no longer being sent (failed, deleted): this one
+            # stays an unactivated draft at YouSign, never e-mailed. Retried, the send goes on with
+            # the recorded one (a stale attempt's retry is moot).
+            raise ApplicationError(
+                f"signature request {sr.id} lost to another attempt's, or the mandate is no longer being sent"
+            )
 
     async def _complete_and_activate(
         self, sr: SignatureRequest, pdf: bytes, signer: NewSigner
@@ -351,8 +354,8 @@ class YouSignActivities:
                 file=files["front"],
                 additional_file=files.get("back"),
             )
-        await kyc.set_verification_id(self._db, ref.submission_id, verification.id)
-        return VerificationRef(verification_id=verification.id)
+        kept = await kyc.set_verification_id(self._db, ref.submission_id, verification.id)
+        return VerificationRef(verification_id=kept)
 
     @activity.defn
     async def get_identity_verification(self, ref: VerificationRef) -> VerificationState:

@@ -11,6 +11,7 @@ import asyncpg
 
 from domain.errors import Conflict, NotFound
 from store.cursors import decode_cursor, encode_cursor
+from store.database import transaction
 from store.dossiers import DOSSIER_NOT_FOUND
 from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
@@ -165,9 +166,10 @@ async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit:
 async def _set_outcome(
     conn: Any, bulk_send_id: UUID, position: int, outcome: str, reason: str | None
 ) -> None:
+    # Only a queued item: one settled meanwhile (by the retry of an attempt that outlived it) stays so.
     await conn.execute(
         "UPDATE bulk_send_items SET outcome = $3, reason = $4, updated_at = now()"
-        " WHERE bulk_send_id = $1 AND position = $2",
+        " WHERE bulk_send_id = $1 AND position = $2 AND outcome = 'queued'",
         bulk_send_id,
         position,
         outcome,
@@ -210,27 +212,20 @@ async def reserve_page(
         if item.outcome != "queued":
             continue
         try:
-            mandate = await reserve_mandate(
-                db,
-                bulk.firm_id,
-                item.dossier_id,
-                issued_on=issued_on,
-                bulk_send_id=bulk.id,
-                replace_failed_at=at,
-            )
+            mandate = await _reserve_item(db, bulk, item, at=at, issued_on=issued_on)
         except (Conflict, NotFound) as refusal:
-            # Reserved by an earlier attempt that stopped before recording it on the item, or a draft
-            # the firm previewed: either is this batch's to send.
+            # Reserved by an attempt of an earlier version, which recorded it on the item apart, or a
+            # draft the firm previewed: either is this batch's to send.
             mandate = await _reserved_by(db, bulk.id, item.dossier_id)
+            if mandate is not None:
+                await _set_sending(db, bulk.id, item.position, mandate.id)
+            else:
+                mandate = await _adopt_draft(db, bulk, item)
             if mandate is None:
-                adopted = await _adopt_draft(db, bulk, item.position, item.dossier_id)
-                if adopted is not None:  # its item is marked already, with it
-                    to_start.append(adopted)
-                else:
-                    await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
+                await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
                 continue
-        await _set_sending(db, bulk.id, item.position, mandate.id)
-        to_start.append(mandate)
+        if mandate is not None:
+            to_start.append(mandate)
     more = bool(
         await db.fetchval(
             "SELECT 1 FROM bulk_send_items WHERE bulk_send_id = $1 AND position >= $2 LIMIT 1",
@@ -266,18 +261,54 @@ async def _reserved_by(db: asyncpg.Pool, bulk_send_id: UUID, dossier_id: UUID) -
 async def _set_sending(conn: Any, bulk_send_id: UUID, position: int, mandate_id: UUID) -> None:
     await conn.execute(
         "UPDATE bulk_send_items SET outcome = 'sending', mandate_id = $3, updated_at = now()"
-        " WHERE bulk_send_id = $1 AND position = $2",
+        " WHERE bulk_send_id = $1 AND position = $2 AND outcome = 'queued'",
         bulk_send_id,
         position,
         mandate_id,
     )
 
 
-async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, position: int, dossier_id: UUID) -> Mandate | None:
+async def _queued_item(conn: asyncpg.Connection, bulk_send_id: UUID, item: BulkItem) -> bool:
+    """Lock the item's dossier, then the item (in the order every writer takes them), and say
+    whether it is still queued. An attempt of the page that outlived its retry (Temporal gave up on
+    it, the database still answers it) finds the item reserved or settled by the retry: it leaves it."""
+    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", item.dossier_id)
+    return bool(
+        await conn.fetchval(
+            "SELECT 1 FROM bulk_send_items WHERE bulk_send_id = $1 AND position = $2"
+            " AND outcome = 'queued' AND mandate_id IS NULL FOR UPDATE",
+            bulk_send_id,
+            item.position,
+        )
+    )
+
+
+async def _reserve_item(
+    db: asyncpg.Pool, bulk: BulkSend, item: BulkItem, *, at: datetime, issued_on: date
+) -> Mandate | None:
+    """Reserve the item's mandate and mark the item, in one transaction; None if it was not queued."""
+    async with transaction(db) as conn:
+        if not await _queued_item(conn, bulk.id, item):
+            return None
+        mandate = await reserve_mandate(
+            conn,
+            bulk.firm_id,
+            item.dossier_id,
+            issued_on=issued_on,
+            bulk_send_id=bulk.id,
+            replace_failed_at=at,
+        )
+        await _set_sending(conn, bulk.id, item.position, mandate.id)
+    return mandate
+
+
+async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mandate | None:
     """The firm's own draft for the dossier, once generated (so its workflow runs and waits to be
     sent), now this batch's: sent as the firm previewed it, number included. The item says so in
     the same transaction, so that the draft's deletion, whenever it comes, settles the item."""
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
+        if not await _queued_item(conn, bulk.id, item):
+            return None
         row = await conn.fetchrow(
             "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
             " WHERE m.dossier_id = $2 AND m.firm_id = $3 AND m.status = 'draft' AND m.bulk_send_id IS NULL"
@@ -285,11 +316,11 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, position: int, dossier_
             " WHERE d.mandate_id = m.id AND d.kind = 'generated')"
             " RETURNING m.*",
             bulk.id,
-            dossier_id,
+            item.dossier_id,
             bulk.firm_id,
         )
         if row is not None:
-            await _set_sending(conn, bulk.id, position, row["id"])
+            await _set_sending(conn, bulk.id, item.position, row["id"])
     return Mandate.from_row(row) if row else None
 
 

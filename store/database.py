@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +118,17 @@ async def connect_database(dsn: str | None, data_dir: Path, *, max_size: int = 1
     pool = await open_database(dsn, data_dir, max_size=max_size)
     await migrate(pool)
     return pool
+
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+
+@asynccontextmanager
+async def transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on a pooled connection, or within the caller's own (a savepoint)."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db

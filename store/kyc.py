@@ -10,9 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from domain.models import LegalRepresentative
+from store.database import Db, transaction
 from store.records import KycFile, KycSubmission
-
-Db = asyncpg.Pool | asyncpg.Connection
 
 
 @asynccontextmanager
@@ -35,17 +34,6 @@ async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIter
             raise
 
 
-@asynccontextmanager
-async def _transaction(db: Db) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction on a pooled connection, or on the caller's own."""
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn, conn.transaction():
-            yield conn
-    else:
-        async with db.transaction():
-            yield db
-
-
 async def create_submission(
     db: Db,
     firm_id: UUID,
@@ -57,7 +45,7 @@ async def create_submission(
 ) -> KycSubmission:
     """Record a new submission with its files; a pending older one is superseded, unless told not
     to yet (then `supersede_older` does it once the new verification has started)."""
-    async with _transaction(db) as conn:
+    async with transaction(db) as conn:
         if supersede:
             await _supersede_pending(conn, firm_id)
         row = await conn.fetchrow(
@@ -92,13 +80,13 @@ async def _supersede_pending(conn: asyncpg.Connection, firm_id: UUID, keep: UUID
 
 
 async def supersede_older(db: Db, submission: KycSubmission) -> None:
-    async with _transaction(db) as conn:
+    async with transaction(db) as conn:
         await _supersede_pending(conn, submission.firm_id, keep=submission.id)
 
 
 async def discard_submission(db: Db, submission_id: UUID) -> None:
     """A submission whose verification never started: as if never made (its files go with it)."""
-    async with _transaction(db) as conn:
+    async with transaction(db) as conn:
         await conn.execute("DELETE FROM kyc_submissions WHERE id = $1", submission_id)
 
 
@@ -152,13 +140,19 @@ async def load_files(db: asyncpg.Pool, submission_id: UUID) -> list[KycFile]:
     return [KycFile.from_row(r) for r in rows]
 
 
-async def set_verification_id(db: asyncpg.Pool, submission_id: UUID, verification_id: str) -> None:
-    """YouSign has the document now: its files are deleted with it (data minimisation)."""
-    async with _transaction(db) as conn:
-        await conn.execute(
-            "UPDATE kyc_submissions SET verification_id = $2 WHERE id = $1", submission_id, verification_id
+async def set_verification_id(db: asyncpg.Pool, submission_id: UUID, verification_id: str) -> str:
+    """YouSign has the document now: its files are deleted with it (data minimisation). Returns the
+    verification kept: the first recorded, should two attempts of the upload have run at once (one
+    that timed out, still alive), so that both tell the workflow the one YouSign's events name."""
+    async with transaction(db) as conn:
+        kept = await conn.fetchval(
+            "UPDATE kyc_submissions SET verification_id = coalesce(verification_id, $2) WHERE id = $1"
+            " RETURNING verification_id",
+            submission_id,
+            verification_id,
         )
         await conn.execute("DELETE FROM kyc_files WHERE submission_id = $1", submission_id)
+    return kept
 
 
 async def complete_submission(
@@ -171,7 +165,7 @@ async def complete_submission(
     completed_at: datetime,
 ) -> None:
     """Record the outcome and drop the identity files: they are not needed once YouSign decided."""
-    async with _transaction(db) as conn:
+    async with transaction(db) as conn:
         await conn.execute(
             "UPDATE kyc_submissions SET status = $2, reason = $3, status_codes = $4, completed_at = $5"
             " WHERE id = $1 AND status = 'pending'",

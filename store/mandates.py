@@ -19,6 +19,7 @@ from domain.status import (
     why_no_mandate,
     why_not_another,
 )
+from store.database import Db, transaction
 from store.dossiers import DOSSIER_NOT_FOUND, refresh_status
 from store.records import Mandate, MandateEvent
 
@@ -57,7 +58,7 @@ def replaced_by_bulk_send(bulk_send_id: UUID) -> str:
 
 
 async def reserve_mandate(
-    db: asyncpg.Pool,
+    db: Db,
     firm_id: UUID,
     dossier_id: UUID,
     *,
@@ -72,7 +73,7 @@ async def reserve_mandate(
     With `replace_failed_at`, a bulk send's mandate replaces one that failed before YouSign had it
     (nothing to withdraw), deleted in the same transaction, as a single generate replaces it.
     """
-    async with db.acquire() as conn, conn.transaction():
+    async with transaction(db) as conn:
         dossier = await conn.fetchrow(
             "SELECT d.*, f.platform_siren, f.platform_matricule, f.platform_name FROM dossiers d"
             " JOIN firms f ON f.id = d.firm_id WHERE d.firm_id = $1 AND d.id = $2 FOR UPDATE OF d",
@@ -276,14 +277,18 @@ async def transition(
 
 
 async def claim_signature_request(db: asyncpg.Pool, mandate_id: UUID, signature_request_id: str) -> bool:
-    """Record the mandate's YouSign request, unless it has another already: False then.
+    """Record the mandate's YouSign request, unless it has another already, or is no longer being
+    sent: False then.
 
     Of two attempts of a send running at once (one timed out but still alive), only the first to
     record its request may go on to activate it: the client is e-mailed once.
     """
+    # Only while it is being sent: a mandate failed meanwhile may be replaced as never sent (a new
+    # mandate for its dossier), and a late attempt must not then e-mail the client this one.
     claimed = await db.fetchval(
         "UPDATE mandates SET signature_request_id = $2, updated_at = now()"
-        " WHERE id = $1 AND (signature_request_id IS NULL OR signature_request_id = $2) RETURNING 1",
+        " WHERE id = $1 AND status IN ('draft', 'sending')"
+        " AND (signature_request_id IS NULL OR signature_request_id = $2) RETURNING 1",
         mandate_id,
         signature_request_id,
     )

@@ -552,10 +552,11 @@ async def test_a_page_replaces_only_a_mandate_that_failed_before_yousign_had_it(
     failed = {}
     for dossier in (unsent, sent_then_failed, incomplete):
         mandate = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=date(2027, 1, 10))
+        if dossier is sent_then_failed:  # YouSign may have it
+            assert await mandates.claim_signature_request(db, mandate.id, "sr-1")
         failed[dossier.id] = await mandates.transition(
             db, mandate.id, MandateStatus.FAILED, cause="sending failed", at=NOW
         )
-    await mandates.claim_signature_request(db, failed[sent_then_failed.id].id, "sr-1")  # YouSign may have it
     await db.execute("UPDATE dossiers SET siret = NULL WHERE id = $1", incomplete.id)
     await dossiers.refresh_status(db, incomplete.id)
     batch = await bulk.create_bulk_send(db, firm.id, [unsent.id, sent_then_failed.id, incomplete.id])
@@ -617,3 +618,55 @@ async def test_replacing_a_failed_mandate_while_the_firm_deletes_it_never_deadlo
         assert not isinstance(deleting, BaseException), deleting
         assert not isinstance(replacing, BaseException), replacing
         assert (await mandates.get_mandate(db, failed.id)).status == "deleted"
+
+
+# An activity attempt can outlive its retry: Temporal gave up on it (its heartbeat or timeout), yet
+# it still reaches the database, with what it read before the retry ran.
+
+
+async def a_stale_page_attempt(db, batch, snapshot, monkeypatch):
+    """The page attempt that read `snapshot`, then stalled while its retry did the page."""
+    from store import bulk
+
+    monkeypatch.setattr(bulk, "items", lambda *args, **kwargs: asyncio.sleep(0, snapshot))
+    try:
+        return await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=NOW.date())
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("settled", [MandateStatus.FAILED, MandateStatus.PENDING])
+async def test_a_stale_bulk_page_attempt_leaves_the_items_its_retry_reserved(db, firm, monkeypatch, settled):
+    from store import bulk
+
+    dossier = await ready_dossier(db, firm)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    snapshot = await bulk.items(db, batch.id)  # the stale attempt's read: queued, no mandate
+    [mandate], _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=NOW.date())
+    await mandates.transition(db, mandate.id, settled, cause="its run went on", at=NOW, failure_reason="x")
+
+    await a_stale_page_attempt(db, batch, snapshot, monkeypatch)
+    # No second mandate that no workflow would run (the dossier stuck `sending`), and the item keeps
+    # its outcome: the batch is done.
+    assert [m.id for m in await mandates.history(db, dossier.id, before_seq=None, limit=5)] == [mandate.id]
+    [item] = await bulk.items(db, batch.id)
+    assert (item.outcome, item.mandate_id) == ({"failed": "failed", "pending": "sent"}[settled], mandate.id)
+
+
+async def test_a_stale_send_attempt_cannot_claim_a_request_for_a_failed_mandate(db, firm):
+    dossier = await ready_dossier(db, firm)
+    failed = await mandates.reserve_mandate(db, firm.id, dossier.id, issued_on=NOW.date())
+    await mandates.transition(db, failed.id, MandateStatus.SENDING, cause="send requested", at=NOW)
+    await mandates.transition(db, failed.id, MandateStatus.FAILED, cause="sending failed", at=NOW)
+    # Failed before YouSign had it: replaceable as never sent, so a late attempt must not e-mail it.
+    assert not await mandates.claim_signature_request(db, failed.id, "sr-late")
+    assert (await mandates.get_mandate(db, failed.id)).signature_request_id is None
+
+
+async def test_two_identity_uploads_at_once_keep_the_first_verification(db, firm):
+    rep = LegalRepresentative(first_name="Camille", last_name="Durand", email="camille@cabinet.example")
+    files = [KycFile(side="front", content_type="image/png", content=b"x")]
+    submission = await kyc.create_submission(db, firm.id, rep, "passport", files)
+    assert await kyc.set_verification_id(db, submission.id, "first") == "first"
+    assert await kyc.set_verification_id(db, submission.id, "late") == "first"
+    assert (await kyc.get_submission(db, submission.id)).verification_id == "first"
