@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -91,21 +90,6 @@ def _check_signer_names(dossier: Dossier) -> None:
             ) from None
 
 
-class ActivityClock:
-    """Now, on the Temporal service's clock: the attempt's start plus the time elapsed since.
-
-    The workflow's timers run on that clock, so a mandate's expiry counts from it too (with the
-    time-skipping test server, it is the skipped time, not the machine's).
-    """
-
-    def __init__(self) -> None:
-        self._started_at = activity.info().started_time
-        self._started = time.monotonic()
-
-    def now(self) -> datetime:
-        return self._started_at + timedelta(seconds=time.monotonic() - self._started)
-
-
 class YouSignActivities:
     def __init__(self, db: asyncpg.Pool, yousign: YouSignClient) -> None:
         self._db = db
@@ -125,7 +109,11 @@ class YouSignActivities:
         after a worker died between creating the request and storing its id) finds the request
         instead of creating another. A bulk send renders the document here, in the same attempt.
         """
-        clock = ActivityClock()
+        # One instant for YouSign's expiration date and ours: taken apart, a send across midnight at a
+        # month's end (28 Feb 23:59, then 1 Mar) would have YouSign close the request days before us.
+        # The attempt's start on the Temporal service's clock, which the workflow's timers run on
+        # (with the time-skipping test server, the skipped time, not the machine's).
+        sent_at = activity.info().started_time
         mandate = await mandates.get_mandate(self._db, request.mandate_id)
         dossier, _ = await dossiers.get_dossier(self._db, mandate.firm_id, mandate.dossier_id)
         with self._calls():
@@ -139,13 +127,16 @@ class YouSignActivities:
                 # whatever changed since (a bulk mandate is not rendered, nor refused, again).
                 sr = found
                 await self._claim(mandate, sr)
+                # Its expiry counts from then, as YouSign's own date did, not from this late retry.
+                if sr.activated_at is not None:
+                    sent_at = min(sent_at, sr.activated_at)
             else:
                 pdf, signer = await self._document_and_signer(request, mandate, dossier)
                 new = NewSignatureRequest(
                     name=signature_request_name(dossier.name),
                     external_id=str(mandate.id),
                     # The day after ours: YouSign must never close the request before our timer does.
-                    expiration_date=paris_day(mandate_expires_at(clock.now(), request.validity))
+                    expiration_date=paris_day(mandate_expires_at(sent_at, request.validity))
                     + timedelta(days=1),
                 )
                 sr = found or await self._yousign.ensure_signature_request(new, look_up_first=False)
@@ -161,7 +152,6 @@ class YouSignActivities:
                 type=YOUSIGN_FINAL_ERROR,
                 non_retryable=True,
             )
-        sent_at = clock.now()
         # A repeated attempt finds the mandate already pending and keeps the times recorded then.
         recorded = await mandates.transition(
             self._db,
@@ -282,6 +272,16 @@ class YouSignActivities:
             self._db, reminder.mandate_id
         ):
             return
+        if activity.info().heartbeat_details:  # an earlier attempt called YouSign, then was cut off
+            with contextlib.suppress(ApplicationError):
+                await self._record_reminder(reminder)
+            raise ApplicationError(
+                "an earlier attempt called YouSign and was cut off before its answer; the reminder may"
+                " have reached the client",
+                type=REMINDER_UNCONFIRMED,
+                non_retryable=True,
+            )
+        activity.heartbeat("calling YouSign")  # what a retry after a timeout reads above
         with self._calls():
             try:
                 await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)

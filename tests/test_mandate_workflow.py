@@ -40,6 +40,7 @@ from tests.workflow_support import (
     running_workers,
     send_and_wait_pending,
 )
+from workflows import policies
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
@@ -145,6 +146,35 @@ async def test_a_reminder_whose_answer_is_lost_is_not_emailed_again_that_day(
         assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent, not retried
     assert emulator.state.signers[state.signer_id].reminders_sent == 1
     assert len(await mandates.reminders(db, run.mandate.id)) == 1
+
+
+@pytest.mark.parametrize(
+    "overall",
+    [
+        timedelta(minutes=2),  # retried: the next attempt sees the call was made (its heartbeat)
+        timedelta(seconds=1.5),  # no time left to retry: the workflow sees the timeout
+    ],
+)
+async def test_a_reminder_attempt_cut_off_by_its_timeout_is_not_emailed_again(
+    ts_env, settings, db, emulator, dossier, workers, monkeypatch, overall
+):
+    # The worker's own YouSign timeout is longer than the attempt's: Temporal cuts the attempt off
+    # while YouSign, which has e-mailed the client, has not answered yet.
+    monkeypatch.setitem(policies.YOUSIGN_INTERACTIVE, "start_to_close_timeout", timedelta(seconds=1))
+    monkeypatch.setitem(policies.YOUSIGN_INTERACTIVE, "schedule_to_close_timeout", overall)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    emulator.state.add_fault(
+        method="POST", path_regex=r"/send_reminder$", kind="timeout_after_processing", delay_seconds=3
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert "may have reached the client" in unconfirmed.value.cause.message
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent
+    assert emulator.state.signers[state.signer_id].reminders_sent == 1  # the retry did not call again
+    await replay_and_keep(run.handle, f"mandate_reminder_cut_off_{overall.seconds}s")
 
 
 @pytest.mark.parametrize(
@@ -652,6 +682,9 @@ async def test_a_bulk_mandate_activated_before_a_failed_attempt_is_recorded_not_
     ours = [s for s in emulator.state.signature_requests.values() if s.external_id == str(mandate["id"])]
     assert [(s.id, s.status) for s in ours] == [(mandate["signature_request_id"], "ongoing")]
     assert (await bulk.outcome_counts(db, batch.id))["sent"] == 1
+    # Sent when YouSign activated it (its expiry counts from then, as YouSign's own date does), not
+    # when the retry recorded it (on this server's clock, skipped ahead).
+    assert abs(mandate["sent_at"] - ours[0].activated_at) < timedelta(seconds=1)
 
 
 async def test_a_batch_goes_on_when_an_adopted_draft_was_deleted_before_its_signal(

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TimedOut
 
 with workflow.unsafe.imports_passed_through():
     from activities.mandates import MandateActivities
@@ -390,6 +391,11 @@ class MandateWorkflow:
             )
         except ActivityError as error:
             outcome = error.cause.type if isinstance(error.cause, ApplicationError) else None
+            reason = policies.failure_reason(error)
+            # Timed out: an attempt may have reached YouSign, which may have e-mailed the client.
+            if isinstance(error.cause, TimedOut) and workflow.patched("reminder-timeout-kept"):
+                outcome = policies.REMINDER_UNCONFIRMED
+                reason = "YouSign did not answer in time; the reminder may have reached the client"
             if outcome == policies.REMINDER_NOT_RECORDED:  # e-mailed: the firm is told so
                 workflow.logger.error(
                     "reminder sent but not recorded", extra={"sent_at": sent_at.isoformat()}
@@ -397,7 +403,7 @@ class MandateWorkflow:
             elif outcome == policies.REMINDER_UNCONFIRMED:  # kept: the client may have been e-mailed
                 allowed_at = next_reminder_allowed_at(sent_at).isoformat()
                 raise ApplicationError(
-                    f"{policies.failure_reason(error)}; the next reminder is allowed from {allowed_at}",
+                    f"{reason}; the next reminder is allowed from {allowed_at}",
                     type="ReminderFailed",
                 ) from None
             else:
