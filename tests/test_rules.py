@@ -194,6 +194,23 @@ def test_expiry_is_one_calendar_month_in_paris(sent, expires):
     assert mandate_expires_at(sent.astimezone(UTC)) == expires.astimezone(UTC)
 
 
+def test_expiry_on_paris_clock_edges():
+    # Sent at a wall time the expiry's day skips (clocks forward at 02:00 on 28 March 2027): it ends
+    # at the same instant of the hour after, 03:30, never before the month is out.
+    assert mandate_expires_at(paris(2027, 2, 28, 2, 30).astimezone(UTC)) == datetime(
+        2027, 3, 28, 1, 30, tzinfo=UTC
+    )
+    # A wall time the expiry's day has twice (clocks back at 03:00 on 31 October 2027): the first.
+    sent = paris(2027, 8, 31, 2, 30).astimezone(UTC)
+    assert mandate_expires_at(sent, "P2M") == datetime(2027, 10, 31, 0, 30, tzinfo=UTC)
+    # Already the next day in Paris: 31 January 23:30 UTC is 1 February, which ends on 1 March.
+    assert mandate_expires_at(datetime(2027, 1, 31, 23, 30, tzinfo=UTC)) == paris(
+        2027, 3, 1, 0, 30
+    ).astimezone(UTC)
+    # 29 February plus a year of months: 28 February.
+    assert add_calendar_months(date(2028, 2, 29), 12) == date(2029, 2, 28)
+
+
 def test_expiry_uses_the_configured_duration():
     sent = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
     assert mandate_expires_at(sent, "PT30S") == datetime(2027, 1, 10, 12, 0, 30, tzinfo=UTC)
