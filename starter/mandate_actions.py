@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -19,6 +19,7 @@ from domain.status import MandateStatus
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import dossiers, firms, kyc, mandates
 from store.records import Mandate
+from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import ReminderAccepted
 
@@ -81,16 +82,19 @@ class RunGone(Conflict):
     """The mandate's workflow run is over (signed, deleted) or was never started."""
 
 
-async def draft_run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
-    """Whether a draft still without its PDF has no run left to make it (never started, or ended by
-    an operator). Unknown while it may be starting, or when Temporal does not answer."""
-    if now - mandate.created_at < STARTING_GRACE:
-        return False
+async def _run_is_over(handle: WorkflowHandle) -> bool:
+    """Whether the run ended or never was (Temporal forgets closed runs); False without an answer."""
     try:
-        run = await mandate_handle(client, mandate).describe()
+        run = await handle.describe()
     except RPCError as error:
         return error.status == RPCStatusCode.NOT_FOUND
     return run.status != WorkflowExecutionStatus.RUNNING
+
+
+async def draft_run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
+    """Whether a draft still without its PDF has no run left to make it (never started, or ended by
+    an operator). Unknown while it may be starting, or when Temporal does not answer."""
+    return now - mandate.created_at >= STARTING_GRACE and await _run_is_over(mandate_handle(client, mandate))
 
 
 async def _update(client: Client, mandate: Mandate, update, result_type=None):
@@ -122,11 +126,19 @@ async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datet
     """Delete through the mandate's workflow. A draft without a run (the gateway stopped between
     reserving it and starting its workflow, or an operator terminated it), or one failed for that
     reason, has sent nothing: it is set aside in the store, as a failed start is, once it is
-    clearly not just being started."""
+    clearly not just being started. So is a bulk send's mandate whose batch run ended (an operator
+    terminated it) between reserving its page and starting its mandates: no one will send it."""
     try:
         await _update(client, mandate, MandateWorkflow.delete)
     except RunGone:
         never_sent = mandate.signature_request_id is None
+        if never_sent and mandate.status == MandateStatus.SENDING and mandate.bulk_send_id:
+            batch = client.get_workflow_handle(bulk_workflow_id(mandate.bulk_send_id))
+            if not await _run_is_over(batch):
+                raise
+            cause = "its bulk send's run ended before starting it"
+            await mandates.discard_reservation(db, mandate.id, now, cause=cause)
+            return
         if mandate.status not in (MandateStatus.DRAFT, MandateStatus.FAILED) or not never_sent:
             raise
         if mandate.status == MandateStatus.DRAFT and now - mandate.created_at < STARTING_GRACE:

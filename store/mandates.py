@@ -161,12 +161,12 @@ async def reserve_mandate(
         return Mandate.from_row(row)
 
 
-async def discard_reservation(db: asyncpg.Pool, mandate_id: UUID, at: datetime) -> None:
-    """Set aside a reservation whose workflow could not be started (nothing was sent): `deleted`, as
+async def discard_reservation(
+    db: asyncpg.Pool, mandate_id: UUID, at: datetime, cause: str = "the workflow service did not accept it"
+) -> None:
+    """Set aside a reservation whose workflow was never started (nothing was sent): `deleted`, as
     its event log is append-only; the dossier can have a new mandate at once."""
-    await transition(
-        db, mandate_id, MandateStatus.DELETED, cause="the workflow service did not accept it", at=at
-    )
+    await transition(db, mandate_id, MandateStatus.DELETED, cause=cause, at=at)
 
 
 async def get_mandate(db: asyncpg.Pool, mandate_id: UUID) -> Mandate:

@@ -156,6 +156,25 @@ async def test_a_draft_whose_workflow_is_gone_fails_saying_so(client, db, firm, 
     assert (await client.post(f"/v1/dossiers/{ready[0].id}/mandate")).status_code == 201
 
 
+async def test_a_mandate_reserved_by_a_batch_terminated_before_starting_it_can_be_deleted(
+    client, db, firm, dev_env
+):
+    [dossier] = await ready_dossiers(db, firm, 1)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    run = await start_bulk_send_workflow(dev_env.client, test_settings(), batch)  # (a queue no one polls)
+    # Its page reserved, then the run terminated before it started the mandate's own run.
+    now = datetime.now(UTC)
+    reserved, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=now, issued_on=now.date())
+    assert [m.dossier_id for m in reserved] == [dossier.id]
+    await run.terminate("stopped by an operator")
+    path = f"/v1/dossiers/{dossier.id}/mandate"
+    assert (await client.get(path)).json()["status"] == "sending"  # and would stay so for ever
+    assert (await client.delete(path)).status_code == 204
+    [item] = await bulk.items(db, batch.id)
+    assert (item.outcome, item.reason) == ("skipped", "its bulk send's run ended before starting it")
+    assert (await client.post(path)).status_code == 201  # the dossier can have its mandate
+
+
 async def _preview(client, dossier_id) -> bytes | None:
     answer = await client.get(f"/v1/dossiers/{dossier_id}/mandate/document")
     return answer.content if answer.status_code == 200 else None
