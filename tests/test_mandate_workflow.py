@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qs
 from uuid import uuid4
 
@@ -30,6 +30,7 @@ from config.temporal import MANDATE_STATUS
 from domain.calendar import mandate_expires_at, next_reminder_allowed_at, paris_day
 from domain.status import MandateStatus
 from starter.bulk_runs import start_bulk_send_workflow
+from starter.workflows import start_mandate_workflow
 from store import bulk, mandates
 from tests.helpers import establishment_siret, eventually, test_settings, verified_firm_with_dossier
 from tests.workflow_support import (
@@ -716,3 +717,15 @@ async def test_a_batch_goes_on_when_an_adopted_draft_was_deleted_before_its_sign
         await ts_env.client.get_workflow_handle(bulk_workflow_id(batch.id)).result()  # not failed
     assert (await mandates.get_mandate(db, draft.id)).status == "deleted"
     assert (await bulk.get_bulk_send(db, firm.id, batch.id)).finished_at is not None
+
+
+async def test_a_run_whose_mandate_was_set_aside_meanwhile_ends_without_failing(
+    ts_env, settings, db, dossier, workers
+):
+    # The gateway took the start for failed (its answer lost) and set the reservation aside; the
+    # start had happened all the same.
+    mandate = await mandates.reserve_mandate(db, dossier.firm_id, dossier.id, issued_on=date.today())
+    await mandates.discard_reservation(db, mandate.id, datetime.now(UTC))
+    handle = await start_mandate_workflow(ts_env.client, settings, mandate)
+    assert (await handle.result()).status == "deleted"  # not a run failed for operators to look at
+    assert (await mandates.get_mandate(db, mandate.id)).status == "deleted"

@@ -143,7 +143,13 @@ class MandateWorkflow:
     async def _fail(self, cause: str, error: ActivityError) -> None:
         reason = policies.failure_reason(error)
         self.state.failure_reason = reason
-        await self._record(MandateStatus.FAILED, cause, failure_reason=reason)
+        try:
+            await self._record(MandateStatus.FAILED, cause, failure_reason=reason)
+        except ActivityError:
+            # Refused: the store set the mandate aside already (the gateway took its start for
+            # failed, the answer lost): nothing left to fail, and the run ends as deleted.
+            workflow.logger.warning("mandate set aside before it failed", extra={"cause": cause})
+            self.state.status = MandateStatus.DELETED
 
     async def _generate(self) -> bool:
         """Render the draft the firm previews; one that cannot be printed fails, saying why."""
