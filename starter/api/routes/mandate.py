@@ -136,6 +136,7 @@ async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) 
 @router.delete("", status_code=204, response_class=Response)
 async def delete_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> Response:
     """Delete a draft, refused, expired or failed mandate, so that a new one can be generated (its
-    history is kept). A sending, pending or signed mandate cannot be deleted (409)."""
+    history is kept). A sending, pending or signed mandate cannot be deleted (409), except one a
+    bulk send reserved and never started because its run was stopped."""
     await mandate_actions.delete(db, temporal, firm_id, dossier_id, now=datetime.now(UTC))
     return Response(status_code=204)
