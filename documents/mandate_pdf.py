@@ -126,6 +126,8 @@ def _accord_formel(pdf: MandateCanvas, data: MandateDocumentData) -> None:
     pdf.block_title(6, titles[5])
     pdf.key_values([("Numéro du mandat", data.mandate_number)])
     pdf.note(txt.MANDATE_NUMBER_FORMAT)
+    pdf.set_y(pdf.get_y() + 8)
+    pdf.paragraph([(txt.ACCORD_CONSENT, False)])
 
 
 def _signature_block(pdf: MandateCanvas, data: MandateDocumentData) -> SignatureField:

@@ -66,7 +66,8 @@ def platform_ids(platform: PlatformParty) -> str:
 
 
 def _party(company: CompanyParty, person: Person, kind: str, role: str) -> list[Run]:
-    ids = f", {kind} immatriculée sous le numéro SIREN {company.siren}"
+    # A SIREN identifies; "immatriculée" would say the RCS or RNE, which a client may not be in.
+    ids = f", {kind} identifiée sous le numéro SIREN {company.siren}"
     if company.siret:
         ids += f" (SIRET {company.siret})"
     if company.address:
@@ -83,13 +84,18 @@ def _party(company: CompanyParty, person: Person, kind: str, role: str) -> list[
 def parties(data: MandateDocumentData) -> list[list[Run]]:
     return [
         # "Entreprise", as the DGFiP model says: the client may be a sole trader or an association.
-        _party(data.client, data.client_representative, "entreprise", "ci-après « le Client », mandant,"),
+        _party(
+            data.client,
+            data.client_representative,
+            "entreprise",
+            "ci-après «\u00a0le Client\u00a0», mandant,",
+        ),
         [("ET", True)],
         _party(
             data.firm,
             data.firm_representative,
             "société d'expertise comptable",
-            "ci-après « le Cabinet », mandataire.",
+            "ci-après «\u00a0le Cabinet\u00a0», mandataire.",
         ),
     ]
 
@@ -114,12 +120,22 @@ ARTICLE_2_LIMITS = (
 ARTICLE_4_REVOCATION = (
     "Le Client peut révoquer le présent mandat à tout moment, sans avoir à en justifier le motif, "
     "conformément à l'article 2004 du Code civil, par notification écrite adressée au Cabinet (courrier "
-    "ou courriel). La révocation prend effet à la réception de cette notification et vaut pour l'avenir. "
-    "Le Client reste libre de désigner lui-même, à tout moment, sa plateforme agréée."
+    "ou courriel). La révocation prend effet à la réception de cette notification et vaut pour l'avenir : "
+    "elle ne retire pas, par elle-même, la désignation déjà inscrite dans l'annuaire. Le Client reste "
+    "libre de désigner lui-même, à tout moment, une autre plateforme agréée."
 )
 ARTICLE_5_PROOF = (
     "Le Cabinet conserve l'exemplaire signé du présent document afin de justifier de son pouvoir. Il le "
-    "présente, à leur demande, à la plateforme agréée désignée et à l'administration fiscale."
+    "présente, à leur demande, à la plateforme agréée désignée et à l'administration fiscale. Les noms et "
+    "adresses électroniques qu'il contient ne servent qu'au présent mandat (signature électronique, "
+    "plateforme agréée) ; leur accès et leur rectification se demandent au Cabinet."
+)
+# Part B may be filed with the platform on its own: it says what the signature does. (No-break
+# spaces keep each block's number with its word.)
+ACCORD_CONSENT = (
+    "Par sa signature au bloc\u00a07, le représentant légal de l'entreprise désigne la plateforme agréée "
+    "du bloc\u00a02 pour recevoir ses factures électroniques et lui demande la mise à jour, dans "
+    "l'annuaire, des adresses cochées au bloc\u00a04."
 )
 ARTICLE_6_SIGNATURE = (
     "Le présent document est signé électroniquement. Conformément aux articles 1366 et 1367 du Code "
@@ -162,7 +178,7 @@ def delegation_articles(data: MandateDocumentData) -> list[Article]:
         Article("Article 2 - Limites du mandat", [(ARTICLE_2_LIMITS, False)]),
         Article("Article 3 - Prise d'effet et durée", effect),
         Article("Article 4 - Révocation", [(ARTICLE_4_REVOCATION, False)]),
-        Article("Article 5 - Conservation et preuve", [(ARTICLE_5_PROOF, False)]),
+        Article("Article 5 - Conservation, preuve et données personnelles", [(ARTICLE_5_PROOF, False)]),
         Article("Article 6 - Signature électronique", [(ARTICLE_6_SIGNATURE, False)]),
     ]
 

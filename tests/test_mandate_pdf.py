@@ -129,7 +129,7 @@ def text(rendered: RenderedMandate) -> str:
         "ACCORD FORMEL DE DÉSIGNATION DE LA PLATEFORME DE RÉCEPTION DES FACTURES",
         "MISE À JOUR DES ADRESSES DE FACTURATION ÉLECTRONIQUE DE RÉCEPTION DE FACTURES",
         "Boulangerie Dupré & Fils",
-        "entreprise immatriculée sous le numéro SIREN 732829320",
+        "entreprise identifiée sous le numéro SIREN 732829320",
         "SIRET 73282932000074",
         "12 rue de la Paix, 75002 Paris",
         "représentée par Hélène Dupré (nom de naissance : Lefèvre), en sa qualité de représentant légal",
@@ -150,6 +150,10 @@ def text(rendered: RenderedMandate) -> str:
         "mise à jour de ses adresses de réception",
         "articles 1366 et 1367 du Code civil",
         "conserve l'exemplaire signé",
+        # Revoking the firm's mandate is not undoing the designation; who sees the names; what signing does.
+        "elle ne retire pas, par elle-même, la désignation déjà inscrite dans l'annuaire",
+        "leur accès et leur rectification se demandent au Cabinet",
+        "le représentant légal de l'entreprise désigne la plateforme agréée du bloc 2",
         "Adresse principale : 732829320",
         "732829320_XXX (format SIREN_SUFFIXE",
         "732829320_XXX (format SIREN_SIRET ; XXX : tous les SIRET existants et futurs)",
@@ -248,7 +252,9 @@ def line_ends(rendered: RenderedMandate, page_index: int) -> dict[float, tuple[f
         elif operator == b"Td":
             x, y = float(operands[0]), float(operands[1])
         elif operator == b"Tj":
-            ink = operands[0].rstrip(" ")
+            # The string's own bytes (WinAnsi, as Helvetica is set): pypdf would read a no-break space
+            # in PDFDocEncoding, as a euro sign.
+            ink = operands[0].get_original_bytes().decode("cp1252").rstrip(" ")
             meter.set_font("Helvetica", "B" if "Bold" in font else "", size)
             ends[y] = (x + meter.get_string_width(ink) + word_spacing * ink.count(" "), word_spacing)
     return ends
