@@ -9,22 +9,33 @@ from uuid import UUID
 
 import asyncpg
 
+from domain.errors import Conflict
 from domain.models import LegalRepresentative
 from store.database import Db, transaction
 from store.records import KycFile, KycSubmission
 
 
 @asynccontextmanager
-async def one_submission_at_a_time(db: asyncpg.Pool, firm_id: UUID) -> AsyncIterator[asyncpg.Connection]:
+async def one_submission_at_a_time(
+    db: asyncpg.Pool, firm_id: UUID, wait_seconds: float = 15.0
+) -> AsyncIterator[asyncpg.Connection]:
     """Held while a submission is stored and its verification started: of two at once (a double
     click), the later is stored after, and started after, the first, so it is the one verified.
 
     Its connection is the one to store with: waiting for a second one while holding the lock
-    could empty the pool when many firms submit at once.
+    could empty the pool when many firms submit at once. A submission waits `wait_seconds` at
+    most (Conflict then): a firm's burst of uploads cannot hold the pool's connections for long.
     """
     async with db.acquire() as conn:
         try:
-            await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
+            await conn.execute(f"SET lock_timeout = {int(wait_seconds * 1000)}")
+            try:
+                await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kyc:{firm_id}")
+            except asyncpg.LockNotAvailableError:
+                raise Conflict(
+                    "another identity document of the firm is being submitted: try again in a moment"
+                ) from None
+            await conn.execute("RESET lock_timeout")
             yield conn
             await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kyc:{firm_id}")
         except BaseException:

@@ -670,3 +670,14 @@ async def test_two_identity_uploads_at_once_keep_the_first_verification(db, firm
     assert await kyc.set_verification_id(db, submission.id, "first") == "first"
     assert await kyc.set_verification_id(db, submission.id, "late") == "first"
     assert (await kyc.get_submission(db, submission.id)).verification_id == "first"
+
+
+async def test_a_submission_waits_a_bounded_time_for_the_firms_lock(db, firm):
+    # A firm's earlier upload holds the lock (its verification being started): a burst of others
+    # is refused after a short wait rather than each holding a pooled connection for as long.
+    async with kyc.one_submission_at_a_time(db, firm.id):
+        with pytest.raises(Conflict, match="being submitted"):
+            async with kyc.one_submission_at_a_time(db, firm.id, wait_seconds=0.2):
+                pass
+    async with asyncio.timeout(5), kyc.one_submission_at_a_time(db, firm.id) as conn:
+        assert await conn.fetchval("SHOW lock_timeout") == "0"  # the pool's connection as it was
