@@ -78,6 +78,7 @@ def worker_configs(
         "activities": [
             mandate_activities.generate_mandate_document,
             mandate_activities.record_mandate_status,
+            mandate_activities.record_unconfirmed_reminder,
             mandate_activities.send_signed_confirmation,
             kyc_activities.record_kyc_outcome,
             bulk_activities.reserve_bulk_page,

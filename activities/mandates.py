@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mandate_document import render_and_store
-from activities.models import GeneratedDocument, MandateRef, RecordStatusInput
+from activities.models import GeneratedDocument, MandateRef, RecordStatusInput, ReminderInput
 from clients.mailer import Mailer
 from domain.errors import Conflict
 from domain.status import MandateStatus
@@ -57,6 +57,11 @@ class MandateActivities:
             status=change.status.value,
             cause=change.cause,
         )
+
+    @activity.defn
+    async def record_unconfirmed_reminder(self, reminder: ReminderInput) -> None:
+        """A reminder whose YouSign call timed out: it may have reached the client, so the day is spent."""
+        await mandates.record_reminder(self._db, reminder.mandate_id, reminder.sent_at)
 
     @activity.defn
     async def send_signed_confirmation(self, ref: MandateRef) -> str:

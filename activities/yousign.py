@@ -31,7 +31,7 @@ from activities.models import (
 from clients.yousign import YouSignClient, retry_after_seconds
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
 from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest, signature_request_name
-from domain.calendar import mandate_expires_at, paris_day
+from domain.calendar import mandate_expires_at, paris_day, start_of_paris_day
 from domain.pacing import MAX_CALLS_PER_ACTIVITY
 from domain.signer_names import check_signer_name
 from domain.status import MandateStatus
@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 # Once YouSign has e-mailed a reminder, its record is retried here (a retried activity would e-mail again).
 RECORD_RETRY_PAUSES = (0.5, 1.0, 2.0)
+# A reminder attempt's heartbeat, which its retry reads: whether it was cut off inside YouSign's call.
+CALLING_YOUSIGN, NOT_CALLED = "calling YouSign", "YouSign did not act"
 RECORD_TIMEOUT_SECONDS = 2.5  # each try: with a slow YouSign answer (15 s), all stay inside the 30 s
 
 
@@ -127,7 +129,7 @@ class YouSignActivities:
                 # whatever changed since (a bulk mandate is not rendered, nor refused, again).
                 sr = found
                 await self._claim(mandate, sr)
-                # Its expiry counts from then, as YouSign's own date did, not from this late retry.
+                # Its expiry counts from then, not from this late retry.
                 if sr.activated_at is not None:
                     sent_at = min(sent_at, sr.activated_at)
             else:
@@ -152,6 +154,10 @@ class YouSignActivities:
                 type=YOUSIGN_FINAL_ERROR,
                 non_retryable=True,
             )
+        expires_at = mandate_expires_at(sent_at, request.validity)
+        if sr.expiration_date is not None:
+            # Never after YouSign closes the request (on the date whichever attempt created it set).
+            expires_at = min(expires_at, start_of_paris_day(paris_day(sr.expiration_date)))
         # A repeated attempt finds the mandate already pending and keeps the times recorded then.
         recorded = await mandates.transition(
             self._db,
@@ -161,7 +167,7 @@ class YouSignActivities:
             at=sent_at,
             signer_id=sr.signers[0].id,
             sent_at=sent_at,
-            expires_at=mandate_expires_at(sent_at, request.validity),
+            expires_at=expires_at,
         )
         return SendMandateOutput(
             signature_request_id=sr.id,
@@ -272,7 +278,7 @@ class YouSignActivities:
             self._db, reminder.mandate_id
         ):
             return
-        if activity.info().heartbeat_details:  # an earlier attempt called YouSign, then was cut off
+        if activity.info().heartbeat_details[-1:] == [CALLING_YOUSIGN]:  # an attempt cut off in its call
             with contextlib.suppress(ApplicationError):
                 await self._record_reminder(reminder)
             raise ApplicationError(
@@ -281,12 +287,13 @@ class YouSignActivities:
                 type=REMINDER_UNCONFIRMED,
                 non_retryable=True,
             )
-        activity.heartbeat("calling YouSign")  # what a retry after a timeout reads above
+        activity.heartbeat(CALLING_YOUSIGN)  # what a retry after a timeout reads above
         with self._calls():
             try:
                 await self._yousign.send_reminder(reminder.signature_request_id, reminder.signer_id)
             except YouSignRetryableError as error:
                 if not error.maybe_done:
+                    activity.heartbeat(NOT_CALLED)  # certainly not acted on (a 429...): a retry calls
                     raise
                 with contextlib.suppress(ApplicationError):  # unrecorded: still unconfirmed, and spent
                     await self._record_reminder(reminder)

@@ -73,10 +73,10 @@ def signature_request_name(company: str) -> str:
     """The request's name in YouSign (its dashboard, its e-mails): the mandate and the company.
 
     The name is a "Safe String", which YouSign's OpenAPI does not define: a company name carrying a
-    web or e-mail address (acme.fr, contact@...) or markup may be refused, after the mandate was
-    numbered. Only letters, digits and plain punctuation go.
+    web or e-mail address (https://..., contact@...) or markup may be refused, after the mandate was
+    numbered. Only letters, digits and plain punctuation go (S.A.R.L. and L’Épi keep theirs).
     """
-    kept = "".join(c if c.isalnum() or c in " '-&,()" else " " for c in company)
+    kept = "".join(c if c.isalnum() or c in " '’.-&,()" else " " for c in company)
     return " ".join(f"Mandat facturation électronique - {kept}".split())[:128].rstrip(" -,(&'")
 
 

@@ -113,7 +113,9 @@ def _accord_formel(pdf: MandateCanvas, data: MandateDocumentData) -> None:
     pdf.block_title(2, titles[1])
     pdf.key_values(txt.platform_rows(data.platform))
     pdf.block_title(3, titles[2])
-    effective = txt.fr_date(data.effective_from) if data.effective_from else f"{txt.SIGNATURE_DATE} (bloc 7)"
+    effective = (
+        txt.fr_date(data.effective_from) if data.effective_from else f"{txt.SIGNATURE_DATE} (bloc\u00a07)"
+    )
     pdf.key_values([("Date de prise d'effet", effective)])
     pdf.block_title(4, titles[3])
     for checked, label, detail in txt.scope_lines(data.client.siren, data.address_scope):

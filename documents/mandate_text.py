@@ -107,7 +107,7 @@ ARTICLE_1_BEFORE_PA = (
 )
 ARTICLE_1_AFTER_PA = (
     "et de demander à cette plateforme la mise à jour de ses adresses de réception dans l'annuaire, dans "
-    "le périmètre défini au bloc 4 de l'accord formel ci-après. À cette fin, le Cabinet transmet à la "
+    "le périmètre défini au bloc\u00a04 de l'accord formel ci-après. À cette fin, le Cabinet transmet à la "
     "plateforme agréée l'accord formel signé par le Client."
 )
 ARTICLE_2_LIMITS = (
@@ -120,15 +120,15 @@ ARTICLE_2_LIMITS = (
 ARTICLE_4_REVOCATION = (
     "Le Client peut révoquer le présent mandat à tout moment, sans avoir à en justifier le motif, "
     "conformément à l'article 2004 du Code civil, par notification écrite adressée au Cabinet (courrier "
-    "ou courriel). La révocation prend effet à la réception de cette notification et vaut pour l'avenir : "
-    "elle ne retire pas, par elle-même, la désignation déjà inscrite dans l'annuaire. Le Client reste "
-    "libre de désigner lui-même, à tout moment, une autre plateforme agréée."
+    "ou courriel). La révocation prend effet à la réception de cette notification et vaut pour l'avenir, "
+    "sans retirer par elle-même la désignation inscrite dans l'annuaire. Le Client reste libre de "
+    "désigner lui-même, à tout moment, une autre plateforme agréée."
 )
 ARTICLE_5_PROOF = (
     "Le Cabinet conserve l'exemplaire signé du présent document afin de justifier de son pouvoir. Il le "
-    "présente, à leur demande, à la plateforme agréée désignée et à l'administration fiscale. Les noms et "
-    "adresses électroniques qu'il contient ne servent qu'au présent mandat (signature électronique, "
-    "plateforme agréée) ; leur accès et leur rectification se demandent au Cabinet."
+    "présente, à leur demande, à la plateforme agréée désignée et à l'administration fiscale. Les données "
+    "personnelles qu'il contient ne servent qu'à son exécution et à sa preuve ; l'accès à ces données et "
+    "leur rectification se demandent au Cabinet."
 )
 # Part B may be filed with the platform on its own: it says what the signature does. (No-break
 # spaces keep each block's number with its word.)
@@ -142,7 +142,7 @@ ARTICLE_6_SIGNATURE = (
     "civil, l'écrit sous forme électronique a la même force probante que l'écrit sur support papier, et "
     "la signature électronique consiste en l'usage d'un procédé fiable d'identification garantissant son "
     "lien avec l'acte auquel elle s'attache. La signature apposée par le représentant légal du Client au "
-    "bloc 7 de l'accord formel ci-après vaut signature du présent mandat et de l'accord formel, qui "
+    "bloc\u00a07 de l'accord formel ci-après vaut signature du présent mandat et de l'accord formel, qui "
     "forment un document unique."
 )
 
@@ -157,7 +157,9 @@ def delegation_articles(data: MandateDocumentData) -> list[Article]:
             "et prend fin de plein droit au terme de cette durée."
         )
     if data.effective_from is None:
-        effect = [("Le présent mandat prend effet à la date de sa signature électronique (bloc 7). ", False)]
+        effect = [
+            ("Le présent mandat prend effet à la date de sa signature électronique (bloc\u00a07). ", False)
+        ]
     else:
         effect = [
             ("Le présent mandat prend effet le ", False),

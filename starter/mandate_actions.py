@@ -177,7 +177,11 @@ async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID
         await _update(client, mandate, MandateWorkflow.send)
     except Unavailable:
         # Temporal's answer may be what was lost, not the send: the store says what happened.
-        if (stored := await mandates.get_mandate(db, mandate.id)).status != MandateStatus.DRAFT:
+        stored = await mandates.get_mandate(db, mandate.id)
+        if mandate.status == MandateStatus.DRAFT and stored.status in (
+            MandateStatus.SENDING,
+            MandateStatus.PENDING,
+        ):
             return stored
         raise
     except Conflict as refusal:

@@ -268,37 +268,52 @@ async def _set_sending(conn: Any, bulk_send_id: UUID, position: int, mandate_id:
     )
 
 
-async def _queued_item(conn: asyncpg.Connection, bulk_send_id: UUID, item: BulkItem) -> bool:
-    """Lock the item's dossier, then the item (in the order every writer takes them), and say
-    whether it is still queued. An attempt of the page that outlived its retry (Temporal gave up on
-    it, the database still answers it) finds the item reserved or settled by the retry: it leaves it."""
+class _Taken(Exception):
+    """The item is no longer queued: reserved (its mandate, to start) or settled (None)."""
+
+    def __init__(self, mandate: Mandate | None) -> None:
+        self.mandate = mandate
+
+
+async def _lock_queued_item(conn: asyncpg.Connection, bulk_send_id: UUID, item: BulkItem) -> None:
+    """Lock the item's dossier, then the item (in the order every writer takes them); raise _Taken
+    if it is no longer queued. Two attempts of a page can overlap (one outlived its retry: Temporal
+    gave up on it, the database still answers it): whichever comes second finds the item the other
+    reserved, and starts its mandate too (starting a started run is a no-op), or finds it settled."""
     await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", item.dossier_id)
-    return bool(
-        await conn.fetchval(
-            "SELECT 1 FROM bulk_send_items WHERE bulk_send_id = $1 AND position = $2"
-            " AND outcome = 'queued' AND mandate_id IS NULL FOR UPDATE",
-            bulk_send_id,
-            item.position,
-        )
+    row = await conn.fetchrow(
+        "SELECT outcome, mandate_id FROM bulk_send_items"
+        " WHERE bulk_send_id = $1 AND position = $2 FOR UPDATE",
+        bulk_send_id,
+        item.position,
     )
+    if row["mandate_id"] is not None:
+        raise _Taken(
+            Mandate.from_row(await conn.fetchrow("SELECT * FROM mandates WHERE id = $1", row["mandate_id"]))
+        )
+    if row["outcome"] != "queued":
+        raise _Taken(None)
 
 
 async def _reserve_item(
     db: asyncpg.Pool, bulk: BulkSend, item: BulkItem, *, at: datetime, issued_on: date
 ) -> Mandate | None:
-    """Reserve the item's mandate and mark the item, in one transaction; None if it was not queued."""
-    async with transaction(db) as conn:
-        if not await _queued_item(conn, bulk.id, item):
-            return None
-        mandate = await reserve_mandate(
-            conn,
-            bulk.firm_id,
-            item.dossier_id,
-            issued_on=issued_on,
-            bulk_send_id=bulk.id,
-            replace_failed_at=at,
-        )
-        await _set_sending(conn, bulk.id, item.position, mandate.id)
+    """Reserve the item's mandate and mark the item, in one transaction; the mandate another attempt
+    reserved for it, or None if it was settled."""
+    try:
+        async with transaction(db) as conn:
+            await _lock_queued_item(conn, bulk.id, item)
+            mandate = await reserve_mandate(
+                conn,
+                bulk.firm_id,
+                item.dossier_id,
+                issued_on=issued_on,
+                bulk_send_id=bulk.id,
+                replace_failed_at=at,
+            )
+            await _set_sending(conn, bulk.id, item.position, mandate.id)
+    except _Taken as taken:
+        return taken.mandate
     return mandate
 
 
@@ -306,21 +321,24 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mand
     """The firm's own draft for the dossier, once generated (so its workflow runs and waits to be
     sent), now this batch's: sent as the firm previewed it, number included. The item says so in
     the same transaction, so that the draft's deletion, whenever it comes, settles the item."""
-    async with transaction(db) as conn:
-        if not await _queued_item(conn, bulk.id, item):
-            return None
-        row = await conn.fetchrow(
-            "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
-            " WHERE m.dossier_id = $2 AND m.firm_id = $3 AND m.status = 'draft' AND m.bulk_send_id IS NULL"
-            " AND EXISTS (SELECT 1 FROM mandate_documents d"
-            " WHERE d.mandate_id = m.id AND d.kind = 'generated')"
-            " RETURNING m.*",
-            bulk.id,
-            item.dossier_id,
-            bulk.firm_id,
-        )
-        if row is not None:
-            await _set_sending(conn, bulk.id, item.position, row["id"])
+    try:
+        async with transaction(db) as conn:
+            await _lock_queued_item(conn, bulk.id, item)
+            row = await conn.fetchrow(
+                "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
+                " WHERE m.dossier_id = $2 AND m.firm_id = $3 AND m.status = 'draft'"
+                " AND m.bulk_send_id IS NULL"
+                " AND EXISTS (SELECT 1 FROM mandate_documents d"
+                " WHERE d.mandate_id = m.id AND d.kind = 'generated')"
+                " RETURNING m.*",
+                bulk.id,
+                item.dossier_id,
+                bulk.firm_id,
+            )
+            if row is not None:
+                await _set_sending(conn, bulk.id, item.position, row["id"])
+    except _Taken as taken:
+        return taken.mandate
     return Mandate.from_row(row) if row else None
 
 

@@ -206,7 +206,7 @@ async def pending_with_signature_requests(
 
 
 async def transition(
-    db: asyncpg.Pool | asyncpg.Connection,
+    db: Db,
     mandate_id: UUID,
     to_status: MandateStatus,
     *,
@@ -221,11 +221,7 @@ async def transition(
     Repeating the transition it is already in changes nothing (activities may run twice), and a
     final status only ever moves on to `deleted`.
     """
-    if isinstance(db, asyncpg.Pool):
-        async with db.acquire() as conn:
-            return await transition(conn, mandate_id, to_status, cause=cause, at=at, detail=detail, **fields)
-    conn = db
-    async with conn.transaction():  # (a savepoint within the caller's transaction)
+    async with transaction(db) as conn:  # (a savepoint within the caller's transaction)
         unknown = set(fields) - TRANSITION_FIELDS
         if unknown:
             raise ValueError(f"not transition fields: {sorted(unknown)}")

@@ -151,8 +151,8 @@ def text(rendered: RenderedMandate) -> str:
         "articles 1366 et 1367 du Code civil",
         "conserve l'exemplaire signé",
         # Revoking the firm's mandate is not undoing the designation; who sees the names; what signing does.
-        "elle ne retire pas, par elle-même, la désignation déjà inscrite dans l'annuaire",
-        "leur accès et leur rectification se demandent au Cabinet",
+        "sans retirer par elle-même la désignation inscrite dans l'annuaire",
+        "l'accès à ces données et leur rectification se demandent au Cabinet",
         "le représentant légal de l'entreprise désigne la plateforme agréée du bloc 2",
         "Adresse principale : 732829320",
         "732829320_XXX (format SIREN_SUFFIXE",
@@ -220,6 +220,38 @@ def test_signature_field_on_last_page_within_bounds(rendered: RenderedMandate) -
     assert 85 <= field.width <= 2000 and 37 <= field.height <= 1000
     assert 0 <= field.x and field.x + field.width <= width
     assert 0 <= field.y and field.y + field.height <= height
+
+
+def test_long_production_names_still_fit_two_pages() -> None:
+    # What a send prints (no client address, no fixed date or duration), every name long: the
+    # mandate on page 1, the accord formel on page 2.
+    long = make_data(
+        effective_from=None,
+        place=None,
+        client=CompanyParty(
+            name="Société Coopérative Agricole des Producteurs de Lait de la Vallée de la Dordogne",
+            siren="732829320",
+            siret="73282932000074",
+        ),
+        client_representative=Person(
+            first_name="Marie-Françoise",
+            last_name="de La Rochefoucauld-Montmorency",
+            birth_name="Duchêne-Villeneuve",
+            email="marie-francoise@cooperative-dordogne.fr",
+        ),
+        firm=CompanyParty(
+            name="Cabinet Martin Expertise Comptable et Associés",
+            siren="552081317",
+            address="145 avenue des Champs-Élysées, Bâtiment B, 75008 Paris",
+        ),
+        platform=PlatformParty(
+            name="Plateforme Agréée Exemple Services Numériques SAS", siren="987654325", matricule="0042"
+        ),
+        previous_platform=PlatformParty(
+            name="Ancienne Plateforme de Dématérialisation SAS", siren="356000000", matricule="0815"
+        ),
+    )
+    assert render_mandate_pdf(long).page_count == 2
 
 
 def test_signature_box_drawn_exactly_at_the_field(rendered: RenderedMandate) -> None:

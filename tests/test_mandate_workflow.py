@@ -149,6 +149,20 @@ async def test_a_reminder_whose_answer_is_lost_is_not_emailed_again_that_day(
     assert len(await mandates.reminders(db, run.mandate.id)) == 1
 
 
+async def test_a_reminder_yousign_refused_with_a_429_is_sent_on_the_retry(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    # Certainly not acted on (a 429 comes before any work): the retry calls again, and it goes.
+    emulator.state.add_fault(
+        method="POST", path_regex=r"/send_reminder$", kind="429", times=1, delay_seconds=0.1
+    )
+    await run.handle.execute_update(MandateWorkflow.remind)
+    assert emulator.state.signers[state.signer_id].reminders_sent == 1
+    assert len(await mandates.reminders(db, run.mandate.id)) == 1
+
+
 @pytest.mark.parametrize(
     "overall",
     [
@@ -175,6 +189,7 @@ async def test_a_reminder_attempt_cut_off_by_its_timeout_is_not_emailed_again(
         await run.handle.execute_update(MandateWorkflow.remind)
     assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent
     assert emulator.state.signers[state.signer_id].reminders_sent == 1  # the retry did not call again
+    assert len(await mandates.reminders(db, run.mandate.id)) == 1  # spent, as the firm reads it
     await replay_and_keep(run.handle, f"mandate_reminder_cut_off_{overall.seconds}s")
 
 
@@ -729,3 +744,31 @@ async def test_a_run_whose_mandate_was_set_aside_meanwhile_ends_without_failing(
     handle = await start_mandate_workflow(ts_env.client, settings, mandate)
     assert (await handle.result()).status == "deleted"  # not a run failed for operators to look at
     assert (await mandates.get_mandate(db, mandate.id)).status == "deleted"
+
+
+async def test_a_request_an_earlier_attempt_activated_never_outlives_yousigns_date(
+    ts_env, settings, db, dossier, workers, yousign
+):
+    from clients.yousign_models import NewSignatureRequest
+    from domain.calendar import PARIS
+    from tests.test_yousign_client import SIGNER
+    from yousign_emulator import sample_pdf
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.wait_for("draft")
+    # An earlier attempt created and activated the request (its date set from its own clock, say
+    # just before a month-end midnight), then its answer was lost: YouSign closes it sooner.
+    closes_on = date.today() + timedelta(days=10)
+    sr = await yousign.create_signature_request(
+        NewSignatureRequest(name="Mandat", external_id=str(run.mandate.id), expiration_date=closes_on)
+    )
+    document = await yousign.upload_document(sr.id, "mandat.pdf", sample_pdf())
+    await yousign.add_signer(sr.id, document.id, SIGNER)
+    await yousign.activate(sr.id)
+    assert await mandates.claim_signature_request(db, run.mandate.id, sr.id)
+    state = await send_and_wait_pending(run)
+    assert state.signature_request_id == sr.id
+    # Its expiry is YouSign's day at the latest, not a month on: no pending mandate nobody can sign.
+    assert state.expires_at.astimezone(PARIS) == datetime.combine(
+        closes_on, datetime.min.time(), tzinfo=PARIS
+    )

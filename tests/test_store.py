@@ -681,3 +681,16 @@ async def test_a_submission_waits_a_bounded_time_for_the_firms_lock(db, firm):
                 pass
     async with asyncio.timeout(5), kyc.one_submission_at_a_time(db, firm.id) as conn:
         assert await conn.fetchval("SHOW lock_timeout") == "0"  # the pool's connection as it was
+
+
+async def test_a_bulk_page_retry_starts_what_a_stale_attempt_reserved_after_its_read(db, firm, monkeypatch):
+    from store import bulk
+
+    dossier = await ready_dossier(db, firm)
+    batch = await bulk.create_bulk_send(db, firm.id, [dossier.id])
+    snapshot = await bulk.items(db, batch.id)  # the retry's read: queued
+    # Meanwhile the attempt it replaced, still alive, reserves the item.
+    [reserved], _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=NOW.date())
+    # The retry, whose result Temporal keeps, must start that mandate (else no run ever sends it).
+    started, _ = await a_stale_page_attempt(db, batch, snapshot, monkeypatch)
+    assert [m.id for m in started] == [reserved.id]

@@ -389,9 +389,10 @@ def test_a_request_is_named_with_the_company_in_letters_digits_and_plain_punctua
     prefix = "Mandat facturation électronique - "
     assert signature_request_name("Boulangerie L'Épi d'Or (SARL)") == prefix + "Boulangerie L'Épi d'Or (SARL)"
     # No address or markup YouSign's "Safe String" might refuse.
-    assert signature_request_name("acme.fr SAS") == prefix + "acme fr SAS"
+    assert signature_request_name("L’Épi S.A.R.L.") == prefix + "L’Épi S.A.R.L."
+    assert signature_request_name("https://acme.fr SAS") == prefix + "https acme.fr SAS"
     assert signature_request_name("<b>Durand</b> & Fils") == prefix + "b Durand b & Fils"
-    assert signature_request_name("contact@durand.fr") == prefix + "contact durand fr"
+    assert signature_request_name("contact@durand.fr") == prefix + "contact durand.fr"
     long = signature_request_name("Société " + "très " * 40)
     assert len(long) <= 128 and long == long.rstrip() and long.startswith(prefix + "Société très")
     assert signature_request_name("@@@") == "Mandat facturation électronique"

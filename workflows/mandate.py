@@ -150,6 +150,7 @@ class MandateWorkflow:
             # failed, the answer lost): nothing left to fail, and the run ends as deleted.
             workflow.logger.warning("mandate set aside before it failed", extra={"cause": cause})
             self.state.status = MandateStatus.DELETED
+            self._publish()
 
     async def _generate(self) -> bool:
         """Render the draft the firm previews; one that cannot be printed fails, saying why."""
@@ -383,15 +384,16 @@ class MandateWorkflow:
     async def remind(self) -> ReminderAccepted:
         sent_at = workflow.now()
         self.state.reminders.append(sent_at)
+        reminder = ReminderInput(
+            mandate_id=self._input.mandate_id,
+            signature_request_id=self.state.signature_request_id,
+            signer_id=self.state.signer_id,
+            sent_at=sent_at,
+        )
         try:
             await workflow.execute_activity_method(
                 YouSignActivities.send_signature_reminder,
-                ReminderInput(
-                    mandate_id=self._input.mandate_id,
-                    signature_request_id=self.state.signature_request_id,
-                    signer_id=self.state.signer_id,
-                    sent_at=sent_at,
-                ),
+                reminder,
                 task_queue=self._input.options.yousign_task_queue,
                 **policies.YOUSIGN_INTERACTIVE,
             )
@@ -402,6 +404,10 @@ class MandateWorkflow:
             if isinstance(error.cause, TimedOut) and workflow.patched("reminder-timeout-kept"):
                 outcome = policies.REMINDER_UNCONFIRMED
                 reason = "YouSign did not answer in time; the reminder may have reached the client"
+                # Spent for the day in the store too, where the firm reads it (GET .../mandate).
+                await workflow.execute_activity_method(
+                    MandateActivities.record_unconfirmed_reminder, reminder, **policies.DATABASE
+                )
             if outcome == policies.REMINDER_NOT_RECORDED:  # e-mailed: the firm is told so
                 workflow.logger.error(
                     "reminder sent but not recorded", extra={"sent_at": sent_at.isoformat()}
