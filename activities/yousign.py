@@ -31,7 +31,7 @@ from activities.models import (
 from clients.yousign import YouSignClient, retry_after_seconds
 from clients.yousign_errors import YouSignFinalError, YouSignRetryableError
 from clients.yousign_models import NewSignatureRequest, NewSigner, SignatureRequest, signature_request_name
-from domain.calendar import mandate_expires_at, paris_day, start_of_paris_day
+from domain.calendar import mandate_expires_at, paris_day
 from domain.pacing import MAX_CALLS_PER_ACTIVITY
 from domain.signer_names import check_signer_name
 from domain.status import MandateStatus
@@ -156,8 +156,9 @@ class YouSignActivities:
             )
         expires_at = mandate_expires_at(sent_at, request.validity)
         if sr.expiration_date is not None:
-            # Never after YouSign closes the request (on the date whichever attempt created it set).
-            expires_at = min(expires_at, start_of_paris_day(paris_day(sr.expiration_date)))
+            # Never after YouSign closes the request (at the end of the day whichever attempt created
+            # it set).
+            expires_at = min(expires_at, sr.expiration_date)
         # A repeated attempt finds the mandate already pending and keeps the times recorded then.
         recorded = await mandates.transition(
             self._db,

@@ -144,7 +144,9 @@ class YouSignClient:
         budget = _calls_left.get()
         if budget is not None:
             if budget[0] <= 0:
-                raise YouSignRetryableError(f"{method} {path}: not sent, this attempt's call budget is spent")
+                raise YouSignRetryableError(
+                    f"{method} {path}: not sent, this attempt's call budget is spent", maybe_done=False
+                )
             budget[0] -= 1
         try:
             response = await self._http.request(method, path.lstrip("/"), **kwargs)

@@ -61,12 +61,9 @@ def paris_day(instant: datetime) -> date:
     return instant.astimezone(PARIS).date()
 
 
-def start_of_paris_day(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=PARIS).astimezone(UTC)
-
-
 def start_of_next_paris_day(instant: datetime) -> datetime:
-    return start_of_paris_day(paris_day(instant) + timedelta(days=1))
+    next_day = paris_day(instant) + timedelta(days=1)
+    return datetime.combine(next_day, time(0), tzinfo=PARIS).astimezone(UTC)
 
 
 def next_reminder_allowed_at(last_reminder_at: datetime | None) -> datetime | None:

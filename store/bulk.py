@@ -269,7 +269,8 @@ async def _set_sending(conn: Any, bulk_send_id: UUID, position: int, mandate_id:
 
 
 class _Taken(Exception):
-    """The item is no longer queued: reserved (its mandate, to start) or settled (None)."""
+    """The item is no longer queued: its mandate, if it has one (to start again: starting a started
+    run is refused, and logged), else None (settled without one)."""
 
     def __init__(self, mandate: Mandate | None) -> None:
         self.mandate = mandate

@@ -768,7 +768,7 @@ async def test_a_request_an_earlier_attempt_activated_never_outlives_yousigns_da
     assert await mandates.claim_signature_request(db, run.mandate.id, sr.id)
     state = await send_and_wait_pending(run)
     assert state.signature_request_id == sr.id
-    # Its expiry is YouSign's day at the latest, not a month on: no pending mandate nobody can sign.
-    assert state.expires_at.astimezone(PARIS) == datetime.combine(
-        closes_on, datetime.min.time(), tzinfo=PARIS
-    )
+    # It expires when YouSign closes the request (the end of that day), not a month on: no pending
+    # mandate that nobody can sign.
+    closes_at = (await yousign.get_signature_request(sr.id)).expiration_date
+    assert state.expires_at == closes_at and closes_at.astimezone(PARIS).date() == closes_on

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -404,10 +404,14 @@ class MandateWorkflow:
             if isinstance(error.cause, TimedOut) and workflow.patched("reminder-timeout-kept"):
                 outcome = policies.REMINDER_UNCONFIRMED
                 reason = "YouSign did not answer in time; the reminder may have reached the client"
-                # Spent for the day in the store too, where the firm reads it (GET .../mandate).
-                await workflow.execute_activity_method(
-                    MandateActivities.record_unconfirmed_reminder, reminder, **policies.DATABASE
-                )
+                # Spent for the day in the store too, where the firm reads it (GET .../mandate): best
+                # effort, the firm is waiting (the run keeps the day whatever happens).
+                with contextlib.suppress(ActivityError):
+                    await workflow.execute_activity_method(
+                        MandateActivities.record_unconfirmed_reminder,
+                        reminder,
+                        **{**policies.DATABASE, "schedule_to_close_timeout": timedelta(minutes=1)},
+                    )
             if outcome == policies.REMINDER_NOT_RECORDED:  # e-mailed: the firm is told so
                 workflow.logger.error(
                     "reminder sent but not recorded", extra={"sent_at": sent_at.isoformat()}
