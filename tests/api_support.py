@@ -14,7 +14,8 @@ from config.settings import Settings
 from starter.api.app import create_app
 from store import firms
 from store.records import Firm
-from tests.helpers import free_port
+from tests.helpers import WEBHOOK_SECRET, free_port, test_settings
+from tests.workflow_support import running_workers
 
 
 @asynccontextmanager
@@ -48,3 +49,17 @@ async def firm_client(db, base_url: str, firm: Firm) -> FirmClient:
     key = await firms.issue_api_key(db, firm.id)
     http = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     return FirmClient(firm, http)
+
+
+@asynccontextmanager
+async def api_stack(dev_env, db, emulator, yousign, smtp_sink, **overrides):
+    settings = test_settings(yousign_webhook_secret=WEBHOOK_SECRET, **overrides)
+    async with (
+        running_workers(dev_env.client, settings, db, yousign, smtp_url=smtp_sink.url),
+        serving_api(settings, db, dev_env.client) as base_url,
+    ):
+        emulator.state.set_webhook_urls([f"{base_url}/v1/webhooks/yousign"])
+        try:
+            yield base_url
+        finally:
+            emulator.state.set_webhook_urls([])

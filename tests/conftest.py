@@ -23,10 +23,12 @@ from starter.stack_config import DEV_SERVER_DYNAMIC_CONFIG
 from store.database import create_pool, embedded_postgres, migrate
 from store.firms import create_firm
 from store.records import Firm
-from tests.helpers import TEST_CONVERTER, SmtpSink
+from tests.api_support import api_stack, firm_client
+from tests.helpers import TEST_CONVERTER, WEBHOOK_SECRET, SmtpSink, test_settings, verified_firm_with_dossier
+from tests.workflow_support import running_workers
 from yousign_emulator import EmulatorSettings, running_emulator
 
-WEBHOOK_SECRET = "test-webhook-secret"
+__all__ = ["WEBHOOK_SECRET"]  # (tests import it from here)
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -135,3 +137,38 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink.start()
     yield sink
     sink.stop()
+
+
+# Workflow tests: the production workers on the time-skipping server, and a dossier ready for a mandate.
+
+
+@pytest.fixture
+def settings():
+    return test_settings()
+
+
+@pytest_asyncio.fixture
+async def dossier(db, firm):
+    return await verified_firm_with_dossier(db, firm)
+
+
+@pytest_asyncio.fixture
+async def workers(ts_env, settings, db, yousign):
+    async with running_workers(ts_env.client, settings, db, yousign) as running:
+        yield running
+
+
+# API tests: the API over HTTP with its workers on the dev server, and a firm's client of it.
+
+
+@pytest_asyncio.fixture
+async def api(dev_env, db, emulator, yousign, smtp_sink):
+    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as base_url:
+        yield base_url
+
+
+@pytest_asyncio.fixture
+async def client(api, db, firm):
+    firm_api = await firm_client(db, api, firm)
+    async with firm_api.http:
+        yield firm_api.http

@@ -29,6 +29,8 @@ CLIENT_REP = LegalRepresentative(
 )
 FIRM_REP = LegalRepresentative(first_name="Paul", last_name="Expert", email="paul@cabinet.example")
 
+WEBHOOK_SECRET = "test-webhook-secret"
+
 
 async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 10.0, interval: float = 0.05) -> T:
     """Await `check` until it returns a truthy value, or fail with its last result."""

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import re
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from uuid import UUID, uuid4
 
@@ -20,7 +19,7 @@ from clients.yousign_webhooks import sign_body
 from domain.errors import Conflict
 from store import dossiers, firms, mandates, webhooks
 from store.firms import create_firm
-from tests.api_support import firm_client, serving_api
+from tests.api_support import api_stack, firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import (
     CLIENT_REP,
@@ -30,7 +29,6 @@ from tests.helpers import (
     test_settings,
     verified_firm_with_dossier,
 )
-from tests.workflow_support import running_workers
 from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 
 REP = CLIENT_REP.model_dump(mode="json")
@@ -40,33 +38,6 @@ def jpeg(width: int = 640, height: int = 400) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buffer, format="JPEG")
     return buffer.getvalue()
-
-
-@asynccontextmanager
-async def api_stack(dev_env, db, emulator, yousign, smtp_sink, **overrides):
-    settings = test_settings(yousign_webhook_secret=WEBHOOK_SECRET, **overrides)
-    async with (
-        running_workers(dev_env.client, settings, db, yousign, smtp_url=smtp_sink.url),
-        serving_api(settings, db, dev_env.client) as base_url,
-    ):
-        emulator.state.set_webhook_urls([f"{base_url}/v1/webhooks/yousign"])
-        try:
-            yield base_url
-        finally:
-            emulator.state.set_webhook_urls([])
-
-
-@pytest.fixture
-async def api(dev_env, db, emulator, yousign, smtp_sink):
-    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-async def client(api, db, firm):
-    firm_api = await firm_client(db, api, firm)
-    async with firm_api.http:
-        yield firm_api.http
 
 
 async def status_of(client: httpx.AsyncClient, dossier_id: str) -> str:

@@ -10,7 +10,6 @@ import json
 from uuid import UUID, uuid4
 
 import httpx
-import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -20,25 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from clients.yousign_webhooks import sign_body
 from starter import mandate_actions
 from store import mandates, webhooks
-from tests.api_support import firm_client
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import answer_lost, establishment_siret, test_settings, verified_firm_with_dossier
-from tests.test_api import api_stack
 
 UNAVAILABLE = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
-
-
-@pytest.fixture
-async def api(dev_env, db, emulator, yousign, smtp_sink):
-    async with api_stack(dev_env, db, emulator, yousign, smtp_sink) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-async def client(api, db, firm):
-    firm_api = await firm_client(db, api, firm)
-    async with firm_api.http:
-        yield firm_api.http
 
 
 def raising(error: BaseException):

@@ -14,7 +14,7 @@ from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from starter.bulk_runs import start_bulk_send_workflow
 from store import bulk, dossiers, firms, kyc
 from store.records import KycFile
-from tests.api_support import firm_client
+from tests.api_support import api_stack, firm_client
 from tests.helpers import (
     CLIENT_REP,
     FIRM_REP,
@@ -24,7 +24,6 @@ from tests.helpers import (
     test_settings,
     verified_firm_with_dossier,
 )
-from tests.test_api import api_stack
 from tests.workflow_support import replay_and_keep, running_workers
 from workflows.bulk import bulk_workflow_id
 
@@ -33,13 +32,6 @@ from workflows.bulk import bulk_workflow_id
 async def api(dev_env, db, emulator, yousign, smtp_sink):
     async with api_stack(dev_env, db, emulator, yousign, smtp_sink, bulk_page_size=2) as base_url:
         yield base_url
-
-
-@pytest.fixture
-async def client(api, db, firm):
-    firm_api = await firm_client(db, api, firm)
-    async with firm_api.http:
-        yield firm_api.http
 
 
 async def ready_dossiers(db, firm, count: int) -> list:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-import pytest
 from PIL import Image
 
 from clients.yousign_webhooks import WebhookEvent
@@ -14,8 +13,8 @@ from starter.kyc_runs import start_kyc_workflow
 from starter.webhook_events import kyc_signal
 from store import kyc
 from store.records import KycFile
-from tests.helpers import eventually, test_settings
-from tests.workflow_support import replay_and_keep, running_workers
+from tests.helpers import eventually
+from tests.workflow_support import replay_and_keep
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 
 
@@ -23,17 +22,6 @@ def png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture
-def settings():
-    return test_settings()
-
-
-@pytest.fixture
-async def workers(ts_env, settings, db, yousign):
-    async with running_workers(ts_env.client, settings, db, yousign) as running:
-        yield running
 
 
 async def submit(db, firm, last_name: str, image: bytes, document_type: str = "identity_card"):

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
 from temporalio import activity
 
 from activities.models import SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
 from starter.webhook_events import mandate_signal
 from store import mandates
-from tests.helpers import CLIENT_REP, eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import CLIENT_REP, eventually
 from tests.workflow_support import (
     deliver,
     events_for,
@@ -22,22 +21,6 @@ from tests.workflow_support import (
     send_and_wait_pending,
 )
 from workflows.mandate import MandateWorkflow
-
-
-@pytest.fixture
-def settings():
-    return test_settings()
-
-
-@pytest.fixture
-async def dossier(db, firm):
-    return await verified_firm_with_dossier(db, firm)
-
-
-@pytest.fixture
-async def workers(ts_env, settings, db, yousign):
-    async with running_workers(ts_env.client, settings, db, yousign) as running:
-        yield running
 
 
 def request_read(sr_id: str) -> str:

@@ -32,7 +32,7 @@ from domain.status import MandateStatus
 from starter.bulk_runs import start_bulk_send_workflow
 from starter.workflows import start_mandate_workflow
 from store import bulk, mandates
-from tests.helpers import establishment_siret, eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import establishment_siret, eventually, verified_firm_with_dossier
 from tests.workflow_support import (
     deliver,
     events_for,
@@ -45,22 +45,6 @@ from workflows import policies
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
-
-
-@pytest.fixture
-def settings():
-    return test_settings()
-
-
-@pytest.fixture
-async def dossier(db, firm):
-    return await verified_firm_with_dossier(db, firm)
-
-
-@pytest.fixture
-async def workers(ts_env, settings, db, yousign):
-    async with running_workers(ts_env.client, settings, db, yousign) as running:
-        yield running
 
 
 async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, yousign, dossier, workers):

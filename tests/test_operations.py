@@ -15,9 +15,9 @@ from temporalio.client import ScheduleOverlapPolicy
 from config.codec import EncryptionCodec
 from starter.workflows import RECONCILIATION_SUMMARY, ensure_reconciliation_schedule
 from store import dossiers
-from tests.api_support import firm_client
+from tests.api_support import api_stack, firm_client
 from tests.helpers import CLIENT_REP, FIRM_REP, eventually, test_settings, verified_firm_with_dossier
-from tests.test_api import api_stack, mandate_reaches
+from tests.test_api import mandate_reaches
 from workflows.reconciliation import RECONCILIATION_SCHEDULE_ID, YouSignReconciliationWorkflow
 
 CODEC_TOKEN = "codec-test-token"
