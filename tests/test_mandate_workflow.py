@@ -119,18 +119,26 @@ async def test_a_reminder_whose_answer_is_lost_is_not_emailed_again_that_day(
         running_workers(ts_env.client, settings, db, impatient),
     ):
         run = await generate_mandate(ts_env.client, settings, db, dossier)
-        state = await send_and_wait_pending(run)
-        emulator.state.add_fault(
-            method="POST", path_regex=r"/send_reminder$", kind="timeout_after_processing", delay_seconds=1
-        )
-        with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
-            await run.handle.execute_update(MandateWorkflow.remind)
-        assert "may have reached the client" in unconfirmed.value.cause.message
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await run.handle.execute_update(MandateWorkflow.remind)
-        assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent, not retried
+        await emailed_once_then_the_day_is_spent(run, emulator, answer_after_seconds=1)
+
+
+async def emailed_once_then_the_day_is_spent(run, emulator, *, answer_after_seconds: float) -> None:
+    """A reminder YouSign e-mails but answers too late: unconfirmed, never e-mailed again that day."""
+    state = await send_and_wait_pending(run)
+    emulator.state.add_fault(
+        method="POST",
+        path_regex=r"/send_reminder$",
+        kind="timeout_after_processing",
+        delay_seconds=answer_after_seconds,
+    )
+    with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert "may have reached the client" in unconfirmed.value.cause.message
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent, not retried
     assert emulator.state.signers[state.signer_id].reminders_sent == 1
-    assert len(await mandates.reminders(db, run.mandate.id)) == 1
+    assert len(await mandates.reminders(run.db, run.mandate.id)) == 1  # as the firm reads it
 
 
 async def test_a_reminder_yousign_refused_with_a_429_is_sent_on_the_retry(
@@ -162,18 +170,7 @@ async def test_a_reminder_attempt_cut_off_by_its_timeout_is_not_emailed_again(
     monkeypatch.setitem(policies.YOUSIGN_INTERACTIVE, "start_to_close_timeout", timedelta(seconds=1))
     monkeypatch.setitem(policies.YOUSIGN_INTERACTIVE, "schedule_to_close_timeout", overall)
     run = await generate_mandate(ts_env.client, settings, db, dossier)
-    state = await send_and_wait_pending(run)
-    emulator.state.add_fault(
-        method="POST", path_regex=r"/send_reminder$", kind="timeout_after_processing", delay_seconds=3
-    )
-    with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
-        await run.handle.execute_update(MandateWorkflow.remind)
-    assert "may have reached the client" in unconfirmed.value.cause.message
-    with pytest.raises(WorkflowUpdateFailedError) as refused:
-        await run.handle.execute_update(MandateWorkflow.remind)
-    assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent
-    assert emulator.state.signers[state.signer_id].reminders_sent == 1  # the retry did not call again
-    assert len(await mandates.reminders(db, run.mandate.id)) == 1  # spent, as the firm reads it
+    await emailed_once_then_the_day_is_spent(run, emulator, answer_after_seconds=3)
     await replay_and_keep(run.handle, f"mandate_reminder_cut_off_{overall.seconds}s")
 
 
