@@ -123,25 +123,36 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
 
 
 async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datetime) -> None:
-    """Delete through the mandate's workflow. A draft without a run (the gateway stopped between
-    reserving it and starting its workflow, or an operator terminated it), or one failed for that
-    reason, has sent nothing: it is set aside in the store, as a failed start is, once it is
-    clearly not just being started. So is a bulk send's mandate whose batch run ended (an operator
-    terminated it) between reserving its page and starting its mandates: no one will send it."""
+    """Delete through the mandate's workflow. Without a run, what the run's delete would do is done
+    in the store (it only records the deletion), where that is safe:
+    - a refused, expired or failed mandate whose run has closed (kept open 90 days, or ended by an
+      operator);
+    - a draft whose run was never started (the gateway stopped between reserving it and starting
+      its workflow) or was ended, once it is clearly not just being started;
+    - a bulk send's mandate whose batch run ended (an operator terminated it) between reserving its
+      page and starting its mandates: no one will send it."""
     try:
         await _update(client, mandate, MandateWorkflow.delete)
     except RunGone:
-        never_sent = mandate.signature_request_id is None
-        if never_sent and mandate.status == MandateStatus.SENDING and mandate.bulk_send_id:
+        if mandate.status in (MandateStatus.REFUSED, MandateStatus.EXPIRED, MandateStatus.FAILED):
+            await mandates.transition(
+                db, mandate.id, MandateStatus.DELETED, cause="deleted by the firm", at=now
+            )
+            return
+        if (
+            mandate.signature_request_id is None
+            and mandate.status == MandateStatus.SENDING
+            and mandate.bulk_send_id
+        ):
             batch = client.get_workflow_handle(bulk_workflow_id(mandate.bulk_send_id))
             if not await _run_is_over(batch):
                 raise
             cause = "its bulk send's run ended before starting it"
             await mandates.discard_reservation(db, mandate.id, now, cause=cause)
             return
-        if mandate.status not in (MandateStatus.DRAFT, MandateStatus.FAILED) or not never_sent:
+        if mandate.status != MandateStatus.DRAFT:
             raise
-        if mandate.status == MandateStatus.DRAFT and now - mandate.created_at < STARTING_GRACE:
+        if now - mandate.created_at < STARTING_GRACE:
             raise Conflict("the mandate is being started: try again in a minute") from None
         await mandates.discard_reservation(db, mandate.id, now)
 

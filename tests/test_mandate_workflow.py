@@ -400,6 +400,29 @@ async def test_decline_then_delete_then_regenerate(ts_env, settings, db, emulato
     await replay_and_keep(run.handle, "mandate_refused_deleted")
 
 
+async def test_a_refused_mandate_left_undeleted_closes_its_run_and_is_deleted_in_the_store(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    from starter import mandate_actions
+    from workflows.mandate import SETTLED_RUN_KEPT_OPEN
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    emulator.state.decline_signer(state.signer_id, "Je ne souhaite pas")
+    await deliver(emulator, run, state.signature_request_id, "signer.declined")
+    await run.wait_for("refused")
+    # The firm leaves it there: after a while its run closes, nothing lost (the store has it all).
+    await ts_env.sleep(SETTLED_RUN_KEPT_OPEN + timedelta(days=1))
+    assert (await run.handle.result()).status == "refused"
+    await replay_and_keep(run.handle, "mandate_refused_closed")
+    # Deleted later all the same, in the store (all the run's delete would do), to start over.
+    await mandate_actions.delete(db, ts_env.client, dossier.firm_id, dossier.id, now=datetime.now(UTC))
+    deleted = await mandates.get_mandate(db, run.mandate.id)
+    assert deleted.status == "deleted" and deleted.refused_at is not None
+    assert (await mandates.events(db, run.mandate.id))[-1].cause == "deleted by the firm"
+    assert (await generate_mandate(ts_env.client, settings, db, dossier)).mandate.seq == 2
+
+
 async def test_a_delete_while_the_refusal_is_being_recorded_comes_after_it(
     ts_env, settings, db, emulator, yousign, dossier
 ):

@@ -42,6 +42,10 @@ class Outcome(BaseModel):
     reason: str | None = None
 
 
+# How long a refused, expired or failed mandate's run waits for the firm to delete it.
+SETTLED_RUN_KEPT_OPEN = timedelta(days=90)
+
+
 def mandate_summary(number: str) -> str:
     """The run's title in the Temporal UI: the mandate number (company SIREN, PA, date), no person."""
     return f"Mandate {number}"
@@ -95,8 +99,17 @@ class MandateWorkflow:
             await self._await_outcome()
         if self.state.status == MandateStatus.SIGNED:
             await self._archive_and_confirm()
+        elif workflow.patched("settled-runs-close"):
+            # Refused, expired or failed: open for the firm to delete it and start over, for a while;
+            # then the run ends (a delete is the store's alone then: the run's delete records nothing
+            # else), so that open runs, and the patches they replay through, do not pile up for ever.
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._deleted,
+                    timeout=SETTLED_RUN_KEPT_OPEN,
+                    timeout_summary="settled mandate closes",
+                )
         else:
-            # Refused, expired or failed: kept open until the firm deletes it to start over.
             await workflow.wait_condition(lambda: self._deleted)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
