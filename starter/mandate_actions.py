@@ -15,7 +15,7 @@ from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
 from domain.mandate_number import numbered_for_another_platform
-from domain.status import MandateStatus
+from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import dossiers, firms, kyc, mandates
 from store.records import Mandate
@@ -109,8 +109,8 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
             raise Conflict(refusal.message) from error
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, or deleted)
-            if mandate.status in (MandateStatus.DRAFT, MandateStatus.FAILED):
+        if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, settled long ago...)
+            if mandate.status in DELETABLE_MANDATE_STATUSES:
                 raise RunGone(
                     f"the mandate is {mandate.status} but its workflow is not running: delete it and"
                     " generate a new one"

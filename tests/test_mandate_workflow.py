@@ -415,6 +415,8 @@ async def test_a_refused_mandate_left_undeleted_closes_its_run_and_is_deleted_in
     await ts_env.sleep(SETTLED_RUN_KEPT_OPEN + timedelta(days=1))
     assert (await run.handle.result()).status == "refused"
     await replay_and_keep(run.handle, "mandate_refused_closed")
+    with pytest.raises(mandate_actions.RunGone, match="delete it and generate a new one"):
+        await mandate_actions.remind(db, ts_env.client, dossier.firm_id, dossier.id)
     # Deleted later all the same, in the store (all the run's delete would do), to start over.
     await mandate_actions.delete(db, ts_env.client, dossier.firm_id, dossier.id, now=datetime.now(UTC))
     deleted = await mandates.get_mandate(db, run.mandate.id)
