@@ -279,7 +279,8 @@ class YouSignActivities:
             self._db, reminder.mandate_id
         ):
             return
-        if activity.info().heartbeat_details[-1:] == [CALLING_YOUSIGN]:  # an attempt cut off in its call
+        details = activity.info().heartbeat_details
+        if details and details[-1] == CALLING_YOUSIGN:  # an earlier attempt was cut off in its call
             with contextlib.suppress(ApplicationError):
                 await self._record_reminder(reminder)
             raise ApplicationError(

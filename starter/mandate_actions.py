@@ -91,9 +91,10 @@ async def _run_is_over(handle: WorkflowHandle) -> bool:
     return run.status != WorkflowExecutionStatus.RUNNING
 
 
-async def draft_run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
-    """Whether a draft still without its PDF has no run left to make it (never started, or ended by
-    an operator). Unknown while it may be starting, or when Temporal does not answer."""
+async def run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
+    """Whether a mandate still without its PDF (a draft, or a bulk send's before its send) has no
+    run left to make it: never started, or ended by an operator. Unknown while it may be starting,
+    or when Temporal does not answer."""
     return now - mandate.created_at >= STARTING_GRACE and await _run_is_over(mandate_handle(client, mandate))
 
 

@@ -221,7 +221,7 @@ async def transition(
     Repeating the transition it is already in changes nothing (activities may run twice), and a
     final status only ever moves on to `deleted`.
     """
-    async with transaction(db) as conn:  # (a savepoint within the caller's transaction)
+    async with transaction(db) as conn:  # (given a connection, a savepoint in the caller's transaction)
         unknown = set(fields) - TRANSITION_FIELDS
         if unknown:
             raise ValueError(f"not transition fields: {sorted(unknown)}")

@@ -104,7 +104,7 @@ async def get_document(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: Fi
         reason = f" ({mandate.failure_reason})" if mandate.failure_reason else ""
         made = f"the mandate failed before its document was made{reason}"
         raise Conflict(f"{made}; delete it and generate a new one")
-    if pdf is None and await mandate_actions.draft_run_is_gone(temporal, mandate, datetime.now(UTC)):
+    if pdf is None and await mandate_actions.run_is_gone(temporal, mandate, datetime.now(UTC)):
         raise Conflict(
             "the mandate's workflow is not running, so its document will not be made:"
             " delete it and generate a new one"
