@@ -96,6 +96,7 @@ def worker_configs(
             yousign_activities.send_mandate_for_signature,
             yousign_activities.list_settled_signature_requests,
             yousign_activities.cancel_signature_request,
+            yousign_activities.withdraw_failed_send,
             yousign_activities.get_signature_request_state,
             yousign_activities.send_signature_reminder,
             yousign_activities.archive_signed_mandate,

@@ -17,6 +17,7 @@ from activities.mandate_document import date_mention_under, ensure_still_current
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
+    MandateRef,
     ReminderInput,
     SendMandateInput,
     SendMandateOutput,
@@ -252,11 +253,24 @@ class YouSignActivities:
     async def cancel_signature_request(self, ref: SignatureRequestRef) -> SignatureRequestState:
         """Cancel at expiry a request still open; one YouSign settled first is left as it is and
         reported (a signature in the last minute wins over the timer)."""
+        return await self._cancel_if_open(ref.signature_request_id, "Mandat expiré")
+
+    @activity.defn
+    async def withdraw_failed_send(self, ref: MandateRef) -> SignatureRequestState | None:
+        """Cancel the request of a mandate whose send failed, if YouSign still offers it to the client
+        (activated before the failure): a failed mandate is never signed, the firm starts over.
+        None when YouSign never had it (no call then); a draft there was never e-mailed: left."""
+        mandate = await mandates.get_mandate(self._db, ref.mandate_id)
+        if mandate.signature_request_id is None:
+            return None
+        return await self._cancel_if_open(mandate.signature_request_id, "Envoi du mandat interrompu")
+
+    async def _cancel_if_open(self, signature_request_id: str, note: str) -> SignatureRequestState:
         with self._calls():
-            sr = await self._yousign.get_signature_request(ref.signature_request_id)
+            sr = await self._yousign.get_signature_request(signature_request_id)
             if sr.status in ("ongoing", "approval"):
                 try:
-                    sr = await self._yousign.cancel(sr.id, "contractualization_aborted", "Mandat expiré")
+                    sr = await self._yousign.cancel(sr.id, "contractualization_aborted", note)
                 except YouSignFinalError:
                     # Settled between our read and the cancel (the client signed just then): say how.
                     sr = await self._yousign.get_signature_request(sr.id)

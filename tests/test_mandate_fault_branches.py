@@ -7,6 +7,8 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
 
 from activities.models import SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
@@ -17,6 +19,7 @@ from tests.workflow_support import (
     deliver,
     events_for,
     generate_mandate,
+    replay_and_keep,
     running_workers,
     send_and_wait_pending,
 )
@@ -140,3 +143,85 @@ async def test_a_signature_webhook_ahead_of_the_send_result_is_kept_and_signs_th
     # Signed by the kept webhook, not by the expiry's last look at YouSign a month later.
     last = (await mandates.events(db, run.mandate.id))[-1]
     assert (last.to_status, last.cause) == ("signed", "webhook signer.done")
+
+
+def scheduled_activities(events) -> list[str]:
+    return [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+async def delete_and_finish(run) -> list[str]:
+    """The firm deletes the failed mandate; the run ends once its send is over: what it scheduled."""
+    await run.handle.execute_update(MandateWorkflow.delete)
+    await run.handle.result()
+    return scheduled_activities([e async for e in run.handle.fetch_history_events()])
+
+
+async def test_a_send_failing_once_yousign_e_mailed_the_client_cancels_the_request(
+    ts_env, settings, db, emulator, yousign, dossier
+):
+    real = YouSignActivities(db, yousign)
+
+    async def set_aside(*args, **kwargs):
+        raise ApplicationError("the mandate was set aside", type="Conflict", non_retryable=True)
+
+    @activity.defn(name="send_mandate_for_signature")
+    async def activates_then_cannot_record(request: SendMandateInput) -> SendMandateOutput:
+        # YouSign creates, fills and activates the request (the client is e-mailed), then the store
+        # refuses `pending`: the send fails for good.
+        transition, mandates.transition = mandates.transition, set_aside
+        try:
+            return await real.send_mandate_for_signature(request)
+        finally:
+            mandates.transition = transition
+
+    async with running_workers(
+        ts_env.client, settings, db, yousign, replace=[activates_then_cannot_record]
+    ):
+        run = await generate_mandate(ts_env.client, settings, db, dossier)
+        await run.handle.execute_update(MandateWorkflow.send)
+        state = await run.wait_for("failed")
+        assert "set aside" in state.failure_reason
+        sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
+        sr = emulator.state.signature_requests[sr_id]
+        # The client cannot sign a mandate the firm reads as failed (and will replace).
+        await eventually(lambda: _when(sr.status == "canceled"))
+        assert sr.cancel_information == {
+            "reason": "contractualization_aborted",
+            "custom_note": "Envoi du mandat interrompu",
+        }
+        assert "withdraw_failed_send" in await delete_and_finish(run)
+        await replay_and_keep(run.handle, "mandate_failed_send_withdrawn")
+
+
+async def test_a_request_yousign_never_e_mailed_is_left_as_a_draft_when_the_send_fails(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+    await run.wait_for("failed")
+    sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
+    assert "withdraw_failed_send" in await delete_and_finish(run)
+    sr = emulator.state.signature_requests[sr_id]
+    assert (sr.status, sr.cancel_information) == ("draft", None)
+
+
+async def test_a_send_refused_before_calling_yousign_withdraws_nothing(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    # Stored before the API held names to YouSign's rule: printable, refused by the send.
+    await db.execute("UPDATE dossiers SET rep_first_name = 'J.-P.' WHERE id = $1", dossier.id)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+    state = await run.wait_for("failed")
+    assert "correct the dossier" in state.failure_reason
+    assert "withdraw_failed_send" not in await delete_and_finish(run)
+    assert not [s for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)]
+
+
+async def _when(condition: bool) -> bool | None:
+    return condition or None

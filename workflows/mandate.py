@@ -198,7 +198,9 @@ class MandateWorkflow:
             )
         except ActivityError as error:
             await self._fail("sending failed", error)
-            self._busy = False
+            self._busy = False  # the firm may delete it meanwhile: the withdrawal is YouSign's alone
+            if workflow.patched("failed-send-withdrawn"):
+                await self._withdraw_failed_send(error)
             return
         # The activity recorded `pending` with the request and its times: adopt them. (Until this
         # task runs, a reminder is refused as for a mandate still sending: a moment at most.)
@@ -212,6 +214,27 @@ class MandateWorkflow:
         for event in self.state.early_events:
             self._apply_event(event)
         self.state.early_events.clear()
+
+    async def _withdraw_failed_send(self, error: ActivityError) -> None:
+        """A request activated before the send failed would still let the client sign a mandate the
+        firm reads as failed (and replaces): it is cancelled. Data refused before YouSign was called
+        (names, a stale draft) costs no turn on the rate-capped queue."""
+        if isinstance(error.cause, ApplicationError) and error.cause.type == "IncompleteData":
+            return
+        mandate_id = str(self._input.mandate_id)
+        try:
+            left = await workflow.execute_activity_method(
+                YouSignActivities.withdraw_failed_send,
+                self._ref(),
+                task_queue=self._input.options.yousign_task_queue,
+                **policies.YOUSIGN_BEST_EFFORT,
+            )
+        except ActivityError:
+            workflow.logger.error("failed mandate's request not cancelled", extra={"mandate_id": mandate_id})
+            return
+        if left is not None and left.status == "done":
+            # Signed at YouSign although the send failed: an operator settles it with the firm.
+            workflow.logger.error("failed mandate signed at YouSign", extra={"mandate_id": mandate_id})
 
     # Waiting for the client
 
