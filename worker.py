@@ -125,7 +125,7 @@ def yousign_client(settings: Settings, runtime: Runtime | None = None) -> YouSig
     observe = None
     if runtime is not None:
         # Exported with the SDK's metrics: calls by method and outcome (status code, timeout...).
-        calls = runtime.metric_meter.create_counter("yousign_requests", "YouSign API calls by outcome")
+        calls = runtime.metric_meter.create_counter("yousign_requests_total", "YouSign API calls by outcome")
 
         def observe(method: str, outcome: str) -> None:
             calls.add(1, {"method": method, "outcome": outcome})

@@ -338,7 +338,7 @@ async def test_worker_metrics_count_yousign_calls_by_outcome(emulator):
         return text if 'outcome="404"' in text else None
 
     text = await eventually(scraped)
-    assert 'yousign_requests{method="GET",outcome="200"' in text.replace("_total", "")
+    assert 'yousign_requests_total{method="GET",outcome="200"' in text
 
 
 def test_a_long_yousign_reason_is_cut_to_what_temporal_keeps():
