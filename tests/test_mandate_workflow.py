@@ -425,6 +425,24 @@ async def test_a_refused_mandate_left_undeleted_closes_its_run_and_is_deleted_in
     assert (await generate_mandate(ts_env.client, settings, db, dossier)).mandate.seq == 2
 
 
+async def test_a_draft_left_unsent_is_deleted_and_its_run_ends(ts_env, settings, db, dossier, workers):
+    from store import dossiers
+    from workflows.mandate import UNSENT_DRAFT_KEPT
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.wait_generated()
+    await ts_env.sleep(UNSENT_DRAFT_KEPT - timedelta(days=1))
+    assert (await run.state()).status == "draft"  # a day before, still there to send
+    await ts_env.sleep(timedelta(days=2))
+    assert (await run.handle.result()).status == "deleted"
+    assert (await mandates.events(db, run.mandate.id))[-1].cause == "draft not sent within 90 days"
+    # The dossier is ready for a new mandate, dated the day it goes out.
+    refreshed, _ = await dossiers.get_dossier(db, dossier.firm_id, dossier.id)
+    assert refreshed.einvoicing_status == "ready_for_mandate"
+    assert (await generate_mandate(ts_env.client, settings, db, dossier)).mandate.seq == 2
+    await replay_and_keep(run.handle, "mandate_draft_unsent_deleted")
+
+
 async def test_a_delete_while_the_refusal_is_being_recorded_comes_after_it(
     ts_env, settings, db, emulator, yousign, dossier
 ):

@@ -44,6 +44,8 @@ class Outcome(BaseModel):
 
 # How long a refused, expired or failed mandate's run waits for the firm to delete it.
 SETTLED_RUN_KEPT_OPEN = timedelta(days=90)
+# How long a draft waits to be sent; then it is deleted (it would go out dated months back).
+UNSENT_DRAFT_KEPT = timedelta(days=90)
 
 
 def mandate_summary(number: str) -> str:
@@ -92,7 +94,7 @@ class MandateWorkflow:
     async def run(self, input: MandateWorkflowInput) -> MandateState:
         self._publish()
         if self.state.status == MandateStatus.DRAFT and await self._generate():
-            await workflow.wait_condition(lambda: self._send_requested or self._deleted)
+            await self._await_send()
         if self._send_requested and self.state.status in (MandateStatus.DRAFT, MandateStatus.SENDING):
             await self._send()
         if self.state.status == MandateStatus.PENDING:
@@ -177,6 +179,29 @@ class MandateWorkflow:
             return False
         self.state.signature_field = generated.signature_field
         return True
+
+    async def _await_send(self) -> None:
+        """Until the firm (or a bulk send) sends the draft or deletes it; one left unsent for
+        UNSENT_DRAFT_KEPT is deleted, so that its run, and the patches it replays through, end."""
+        if not workflow.patched("unsent-drafts-close"):
+            await workflow.wait_condition(lambda: self._send_requested or self._deleted)
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self._send_requested or self._deleted,
+                timeout=UNSENT_DRAFT_KEPT,
+                timeout_summary="unsent draft deleted",
+            )
+        except TimeoutError:
+            if self._busy:  # a firm's delete under way: it settles the draft
+                await workflow.wait_condition(lambda: not self._busy)
+                return
+            self._busy = True
+            try:
+                await self._record(MandateStatus.DELETED, "draft not sent within 90 days")
+            except ActivityError:  # the store settled it otherwise meanwhile: the run ends all the same
+                workflow.logger.warning("unsent draft's deletion refused by the store")
+            self._busy = False
 
     # Sending
 
