@@ -178,9 +178,7 @@ async def test_a_send_failing_once_yousign_e_mailed_the_client_cancels_the_reque
         finally:
             mandates.transition = transition
 
-    async with running_workers(
-        ts_env.client, settings, db, yousign, replace=[activates_then_cannot_record]
-    ):
+    async with running_workers(ts_env.client, settings, db, yousign, replace=[activates_then_cannot_record]):
         run = await generate_mandate(ts_env.client, settings, db, dossier)
         await run.handle.execute_update(MandateWorkflow.send)
         state = await run.wait_for("failed")
