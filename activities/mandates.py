@@ -8,7 +8,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.mandate_document import render_and_store
-from activities.models import GeneratedDocument, MandateRef, RecordStatusInput, ReminderInput
+from activities.models import (
+    GeneratedDocument,
+    MandateRef,
+    RecordStatusInput,
+    ReminderInput,
+    SignatureRequestRef,
+)
 from clients.mailer import Mailer
 from domain.errors import Conflict
 from domain.status import MandateStatus
@@ -57,6 +63,12 @@ class MandateActivities:
             status=change.status.value,
             cause=change.cause,
         )
+
+    @activity.defn
+    async def recorded_signature_request(self, ref: MandateRef) -> SignatureRequestRef | None:
+        """The YouSign request recorded for the mandate, if its send got that far."""
+        found = (await mandates.get_mandate(self._db, ref.mandate_id)).signature_request_id
+        return SignatureRequestRef(signature_request_id=found) if found else None
 
     @activity.defn
     async def record_unconfirmed_reminder(self, reminder: ReminderInput) -> None:

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 import structlog
@@ -17,7 +18,6 @@ from activities.mandate_document import date_mention_under, ensure_still_current
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
-    MandateRef,
     ReminderInput,
     SendMandateInput,
     SendMandateOutput,
@@ -148,7 +148,7 @@ class YouSignActivities:
                     # Created by an attempt days ago (a long outage, a retry behind a big batch): YouSign
                     # must not close it before our timer, which counts from the activation.
                     sr = await self._yousign.update_expiration_date(sr.id, new.expiration_date)
-                sr = await self._complete_and_activate(sr, pdf, signer)
+                sr = await self._complete_and_activate(mandate.id, sr, pdf, signer)
         if sr.status not in ("ongoing", "approval", "done", "declined"):
             raise ApplicationError(
                 f"signature request {sr.id} is {sr.status} at YouSign",
@@ -219,7 +219,7 @@ class YouSignActivities:
             )
 
     async def _complete_and_activate(
-        self, sr: SignatureRequest, pdf: bytes, signer: NewSigner
+        self, mandate_id: UUID, sr: SignatureRequest, pdf: bytes, signer: NewSigner
     ) -> SignatureRequest:
         if sr.status != "draft":
             return sr
@@ -228,6 +228,14 @@ class YouSignActivities:
             document_id = (await self._yousign.upload_document(sr.id, "mandat.pdf", pdf)).id
         if not sr.signers:
             await self._yousign.add_signer(sr.id, document_id, signer)
+        if not await mandates.still_being_sent(self._db, mandate_id, sr.id):
+            # Failed meanwhile (this attempt outlived its time; a later one gave up): the withdrawal
+            # saw a draft and left it, so activating now would e-mail a mandate the firm reads as failed.
+            raise ApplicationError(
+                "the mandate is no longer being sent: its request is left unactivated",
+                type="Conflict",
+                non_retryable=True,
+            )
         return await self._yousign.activate(sr.id)
 
     @activity.defn
@@ -256,14 +264,11 @@ class YouSignActivities:
         return await self._cancel_if_open(ref.signature_request_id, "Mandat expiré")
 
     @activity.defn
-    async def withdraw_failed_send(self, ref: MandateRef) -> SignatureRequestState | None:
-        """Cancel the request of a mandate whose send failed, if YouSign still offers it to the client
-        (activated before the failure): a failed mandate is never signed, the firm starts over.
-        None when YouSign never had it (no call then); a draft there was never e-mailed: left."""
-        mandate = await mandates.get_mandate(self._db, ref.mandate_id)
-        if mandate.signature_request_id is None:
-            return None
-        return await self._cancel_if_open(mandate.signature_request_id, "Envoi du mandat interrompu")
+    async def withdraw_signature_request(self, ref: SignatureRequestRef) -> SignatureRequestState:
+        """Cancel the request of a mandate whose send failed, if YouSign offers it to the client
+        (activated before the failure): a failed mandate is never signed, the firm starts over. A
+        draft there was never e-mailed (and is never activated now): left as it is."""
+        return await self._cancel_if_open(ref.signature_request_id, "Envoi du mandat interrompu")
 
     async def _cancel_if_open(self, signature_request_id: str, note: str) -> SignatureRequestState:
         with self._calls():

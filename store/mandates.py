@@ -291,6 +291,17 @@ async def claim_signature_request(db: asyncpg.Pool, mandate_id: UUID, signature_
     return claimed is not None
 
 
+async def still_being_sent(db: asyncpg.Pool, mandate_id: UUID, signature_request_id: str) -> bool:
+    """Whether the mandate is still being sent with this request (what its activation waits for)."""
+    found = await db.fetchval(
+        "SELECT 1 FROM mandates WHERE id = $1 AND status IN ('draft', 'sending')"
+        " AND signature_request_id = $2",
+        mandate_id,
+        signature_request_id,
+    )
+    return found is not None
+
+
 async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:
     rows = await db.fetch("SELECT * FROM mandate_events WHERE mandate_id = $1 ORDER BY id", mandate_id)
     return [MandateEvent.from_row(r) for r in rows]

@@ -4,8 +4,10 @@ a webhook ahead of the send's result. Time-skipping server, real activities, sto
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import dataclasses
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
@@ -191,7 +193,7 @@ async def test_a_send_failing_once_yousign_e_mailed_the_client_cancels_the_reque
             "reason": "contractualization_aborted",
             "custom_note": "Envoi du mandat interrompu",
         }
-        assert "withdraw_failed_send" in await delete_and_finish(run)
+        assert "withdraw_signature_request" in await delete_and_finish(run)
         await replay_and_keep(run.handle, "mandate_failed_send_withdrawn")
 
 
@@ -203,9 +205,56 @@ async def test_a_request_yousign_never_e_mailed_is_left_as_a_draft_when_the_send
     await run.handle.execute_update(MandateWorkflow.send)
     await run.wait_for("failed")
     sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
-    assert "withdraw_failed_send" in await delete_and_finish(run)
+    assert "withdraw_signature_request" in await delete_and_finish(run)
     sr = emulator.state.signature_requests[sr_id]
     assert (sr.status, sr.cancel_information) == ("draft", None)
+
+
+async def test_a_send_yousign_refused_at_once_has_nothing_to_withdraw(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    emulator.state.add_fault(method="POST", path_regex=r"^/v3/signature_requests$", kind="400", times=1)
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+    await run.wait_for("failed")
+    scheduled = await delete_and_finish(run)
+    # No request recorded: nothing is asked of YouSign (no turn taken on its capped queue).
+    assert "recorded_signature_request" in scheduled and "withdraw_signature_request" not in scheduled
+
+
+async def test_an_attempt_that_outlived_a_failed_send_does_not_activate_its_request(
+    ts_env, settings, db, emulator, yousign, dossier, workers
+):
+    from temporalio.testing import ActivityEnvironment
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    generated = await run.wait_generated()
+    await db.execute("UPDATE mandates SET status = 'sending' WHERE id = $1", run.mandate.id)
+    # YouSign takes the signer but answers late; meanwhile a later attempt gave up: the mandate failed.
+    emulator.state.add_fault(
+        method="POST", path_regex=r"/signers$", kind="timeout_after_processing", delay_seconds=1, times=1
+    )
+    request = SendMandateInput(
+        mandate_id=run.mandate.id, validity="P1M", signature_field=generated.signature_field
+    )
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, started_time=datetime.now(UTC))
+    sending = YouSignActivities(db, yousign).send_mandate_for_signature
+    stale = asyncio.ensure_future(env.run(sending, request))
+
+    async def signer_added():
+        ours = [
+            s.id for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)
+        ]
+        return [s for s in emulator.state.signers.values() if s.signature_request_id in ours]
+
+    await eventually(signer_added)
+    await db.execute("UPDATE mandates SET status = 'failed' WHERE id = $1", run.mandate.id)
+    with pytest.raises(ApplicationError, match="no longer being sent") as refused:
+        await stale
+    assert refused.value.non_retryable
+    [sr] = [s for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)]
+    assert sr.status == "draft"  # never activated: the client is not e-mailed
 
 
 async def test_a_send_refused_before_calling_yousign_withdraws_nothing(
@@ -217,7 +266,7 @@ async def test_a_send_refused_before_calling_yousign_withdraws_nothing(
     await run.handle.execute_update(MandateWorkflow.send)
     state = await run.wait_for("failed")
     assert "correct the dossier" in state.failure_reason
-    assert "withdraw_failed_send" not in await delete_and_finish(run)
+    assert "recorded_signature_request" not in await delete_and_finish(run)
     assert not [s for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)]
 
 

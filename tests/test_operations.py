@@ -115,6 +115,7 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
         patch_markers = _all_payloads(
             [e for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_patch"]
         )
+        assert patch_markers  # a draft's wait is gated by a patch
         assert all(p.metadata["encoding"] == b"json/plain" and b'"id":' in p.data for p in patch_markers)
         payloads = [p for p in stored if "type" not in p.metadata and p not in patch_markers]
         assert payloads and {p.metadata["encoding"] for p in payloads} == {b"binary/encrypted"}

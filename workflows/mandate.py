@@ -194,7 +194,7 @@ class MandateWorkflow:
             )
         except TimeoutError:
             if self._busy:  # a firm's delete under way: it settles the draft
-                await workflow.wait_condition(lambda: not self._busy)
+                await workflow.wait_condition(lambda: not self._busy or self._deleted)
                 return
             self._busy = True
             try:
@@ -242,22 +242,28 @@ class MandateWorkflow:
 
     async def _withdraw_failed_send(self, error: ActivityError) -> None:
         """A request activated before the send failed would still let the client sign a mandate the
-        firm reads as failed (and replaces): it is cancelled. Data refused before YouSign was called
-        (names, a stale draft) costs no turn on the rate-capped queue."""
+        firm reads as failed (and replaces): it is cancelled, for as long as a send is retried. Data
+        refused before YouSign was called (names, a stale draft), or a send that never got a request,
+        costs no turn on the rate-capped YouSign queue."""
         if isinstance(error.cause, ApplicationError) and error.cause.type == "IncompleteData":
+            return
+        recorded = await workflow.execute_activity_method(
+            MandateActivities.recorded_signature_request, self._ref(), **policies.DATABASE
+        )
+        if recorded is None:
             return
         mandate_id = str(self._input.mandate_id)
         try:
             left = await workflow.execute_activity_method(
-                YouSignActivities.withdraw_failed_send,
-                self._ref(),
+                YouSignActivities.withdraw_signature_request,
+                recorded,
                 task_queue=self._input.options.yousign_task_queue,
-                **policies.YOUSIGN_BEST_EFFORT,
+                **policies.YOUSIGN,
             )
         except ActivityError:
             workflow.logger.error("failed mandate's request not cancelled", extra={"mandate_id": mandate_id})
             return
-        if left is not None and left.status == "done":
+        if left.status == "done":
             # Signed at YouSign although the send failed: an operator settles it with the firm.
             workflow.logger.error("failed mandate signed at YouSign", extra={"mandate_id": mandate_id})
 
