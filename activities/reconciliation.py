@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
@@ -15,6 +15,7 @@ from config.settings import Settings
 from starter.bulk_runs import start_bulk_send_workflow
 from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
 from store import bulk, kyc, mandates
+from store.bulk import BulkSend
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import YouSignEvent
@@ -26,6 +27,8 @@ log = structlog.get_logger(__name__)
 # is running: one still without a verification (a batch still without a run) after this long was
 # never started.
 STALLED_AFTER = timedelta(minutes=10)
+# A run's state, as _run_status reads it (else how it ended: "terminated", "completed"...).
+RUNNING, UNKNOWN = "running", "unknown"
 
 
 class ReconciliationActivities:
@@ -84,25 +87,43 @@ class ReconciliationActivities:
     @activity.defn
     async def resume_unstarted_bulk_sends(self) -> int:
         """Start the batches whose start was lost (the gateway stopped between recording the batch and
-        starting its run): else their dossiers would stay queued, and count in every later batch's
-        ETA. Returns how many were started."""
+        starting its run), and settle those whose run ended with dossiers left (an operator terminated
+        it): else these would stay queued or `sending` for ever, count in every later batch's ETA and
+        keep the stall alert firing. Returns how many were started."""
         started = 0
-        for batch in await bulk.untouched(self._db, older_than=STALLED_AFTER):
-            try:
-                run = await self._client.get_workflow_handle(bulk_workflow_id(batch.id)).describe()
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
-            else:
-                if run.status != WorkflowExecutionStatus.RUNNING:
-                    # Stopped (an operator terminated it) before its first page: settled so, so that
-                    # it is not started again once Temporal has forgotten its run.
-                    status = run.status.name.lower() if run.status else "closed"
-                    await bulk.skip_all_queued(self._db, batch.id, f"the bulk send's run ended ({status})")
-                    await bulk.finish(self._db, batch.id, datetime.now(UTC))
-                continue  # running: waiting for a worker
-            await start_bulk_send_workflow(self._client, self._settings, batch)
-            log.warning("bulk send started late", bulk_send_id=str(batch.id))
-            started += 1
-            activity.heartbeat(started)
+        for batch, untouched in await bulk.with_dossiers_left(self._db, older_than=STALLED_AFTER):
+            run = await self._run_status(bulk_workflow_id(batch.id))
+            if run == RUNNING:
+                continue  # paced, or waiting for a worker
+            if run == UNKNOWN and untouched:
+                await start_bulk_send_workflow(self._client, self._settings, batch)
+                log.warning("bulk send started late", bulk_send_id=str(batch.id))
+                started += 1
+                activity.heartbeat(started)
+                continue
+            # Ended (or closed past Temporal's retention) with dossiers left.
+            await self._settle_ended_batch(batch, "no longer known to Temporal" if run == UNKNOWN else run)
         return started
+
+    async def _run_status(self, workflow_id: str) -> str:
+        """RUNNING, UNKNOWN (never started, or closed past its retention), or how it ended."""
+        try:
+            run = await self._client.get_workflow_handle(workflow_id).describe()
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return UNKNOWN
+        return run.status.name.lower() if run.status else "closed"
+
+    async def _settle_ended_batch(self, batch: BulkSend, ended: str) -> None:
+        """Settled so, so that it is not started again once Temporal has forgotten its run: its queued
+        dossiers skipped, and the mandates its last page reserved but never started set aside (nothing
+        was sent; the firm generates them again)."""
+        now = datetime.now(UTC)
+        await bulk.skip_all_queued(self._db, batch.id, f"the bulk send's run ended ({ended})")
+        for mandate in await bulk.reserved_unsent(self._db, batch.id):
+            if await self._run_status(mandate.workflow_id) == UNKNOWN:
+                cause = "its bulk send's run ended before starting it"
+                await mandates.discard_reservation(self._db, mandate.id, now, cause=cause)
+        await bulk.finish(self._db, batch.id, now)
+        log.warning("bulk send's run ended with dossiers left", bulk_send_id=str(batch.id), ended=ended)

@@ -64,20 +64,34 @@ async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UU
     return BulkSend.from_row(row)
 
 
-async def untouched(db: asyncpg.Pool, *, older_than: timedelta) -> list[BulkSend]:
-    """Batches older than that of which no dossier has left the queue: a started batch reserves (or
-    skips) its first page within seconds, so these were never started (the gateway stopped between
-    recording one and starting its run), or their run waits for a worker."""
+async def with_dossiers_left(db: asyncpg.Pool, *, older_than: timedelta) -> list[tuple[BulkSend, bool]]:
+    """Unfinished batches older than that with dossiers still queued or being sent, each with
+    whether none has left the queue yet (untouched). A started batch reserves (or skips) its first
+    page within seconds, so an untouched one was never started (the gateway stopped between
+    recording it and starting its run), or its run waits for a worker; a touched one is being
+    paced, or its run was stopped (an operator terminated it) with dossiers left."""
     rows = await db.fetch(
-        "SELECT * FROM bulk_sends b WHERE b.finished_at IS NULL AND b.created_at < now() - $1::interval"
+        "SELECT b.*, NOT EXISTS (SELECT 1 FROM bulk_send_items i WHERE i.bulk_send_id = b.id"
         # (Ids that are no dossier of the firm are skipped as the batch is recorded: not a sign of a run.)
-        " AND NOT EXISTS (SELECT 1 FROM bulk_send_items i"
-        " WHERE i.bulk_send_id = b.id AND i.outcome <> 'queued' AND i.reason IS DISTINCT FROM $2)"
+        "  AND i.outcome <> 'queued' AND i.reason IS DISTINCT FROM $2) AS untouched"
+        " FROM bulk_sends b WHERE b.finished_at IS NULL AND b.created_at < now() - $1::interval"
+        " AND EXISTS (SELECT 1 FROM bulk_send_items i"
+        "  WHERE i.bulk_send_id = b.id AND i.outcome IN ('queued', 'sending'))"
         " ORDER BY b.created_at",
         older_than,
         DOSSIER_NOT_FOUND,
     )
-    return [BulkSend.from_row(row) for row in rows]
+    return [(BulkSend.from_row(row), row["untouched"]) for row in rows]
+
+
+async def reserved_unsent(db: asyncpg.Pool, bulk_send_id: UUID) -> list[Mandate]:
+    """The batch's mandates reserved as `sending` that YouSign never had: started since, or not."""
+    rows = await db.fetch(
+        "SELECT * FROM mandates WHERE bulk_send_id = $1 AND status = 'sending'"
+        " AND signature_request_id IS NULL",
+        bulk_send_id,
+    )
+    return [Mandate.from_row(row) for row in rows]
 
 
 async def get_bulk_send(db: asyncpg.Pool, firm_id: UUID, bulk_send_id: UUID) -> BulkSend:

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.models import Platform
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from starter.bulk_runs import start_bulk_send_workflow
-from store import bulk, dossiers, firms, kyc
+from store import bulk, dossiers, firms, kyc, mandates
 from store.records import KycFile
 from tests.api_support import api_stack, firm_client
 from tests.helpers import (
@@ -335,6 +335,39 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
     [item] = await bulk.items(db, stopped.id)
     assert (item.outcome, item.reason) == ("skipped", "the bulk send's run ended (terminated)")
     assert (await bulk.get_bulk_send(db, firm.id, stopped.id)).finished_at is not None
+
+
+async def test_a_batch_terminated_mid_way_is_settled_by_the_sweep(db, firm, dev_env, yousign):
+    from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
+
+    ready = await ready_dossiers(db, firm, 3)
+    batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
+    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
+    run = await start_bulk_send_workflow(dev_env.client, test_settings(), batch)  # (a queue no one polls)
+    # Its first page reserved (one dossier), then an operator terminated it before it started that
+    # mandate's run: two dossiers left queued, one mandate `sending` that no one will send.
+    now = datetime.now(UTC)
+    [reserved], _ = await bulk.reserve_page(db, batch, start=0, size=1, at=now, issued_on=now.date())
+    await run.terminate("stopped by an operator")
+    settings = test_settings()
+    async with running_workers(dev_env.client, settings, db, yousign):
+        await dev_env.client.execute_workflow(
+            YouSignReconciliationWorkflow.run,
+            ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
+            id=f"sweep-{uuid4()}",
+            task_queue=settings.temporal_task_queue,
+        )
+    assert [(i.outcome, i.reason) for i in await bulk.items(db, batch.id)] == [
+        ("skipped", "its bulk send's run ended before starting it"),
+        ("skipped", "the bulk send's run ended (terminated)"),
+        ("skipped", "the bulk send's run ended (terminated)"),
+    ]
+    assert (await mandates.get_mandate(db, reserved.id)).status == "deleted"
+    assert (await bulk.get_bulk_send(db, firm.id, batch.id)).finished_at is not None
+    # Every dossier can have its mandate again, and no batch counts these as still to send.
+    for dossier in ready:
+        refreshed, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
+        assert refreshed.einvoicing_status == "ready_for_mandate"
 
 
 async def test_a_batch_of_unknown_ids_is_done_at_once_without_a_run(client, dev_env):
