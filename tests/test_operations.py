@@ -142,6 +142,29 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
             assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
 
 
+async def test_only_the_codec_answers_the_temporal_ui_across_origins():
+    from starter.api.app import create_app
+
+    app = create_app(test_settings())  # a preflight needs neither database nor Temporal
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as browser:
+
+        async def allowed_origin(path: str) -> str | None:
+            preflight = await browser.options(
+                path,
+                headers={
+                    "Origin": "http://localhost:8233",
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization",
+                },
+            )
+            return preflight.headers.get("access-control-allow-origin")
+
+        assert await allowed_origin("/codec/decode") == "http://localhost:8233"
+        # The firms' API is no page's to call from the operator's browser, key or not.
+        assert await allowed_origin("/v1/dossiers") is None
+        assert await allowed_origin("/v1/bulk-sends") is None
+
+
 async def test_without_a_token_the_codec_answers_loopback_callers_under_its_own_names_only():
     from starter.api.app import create_app
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
 from config.settings import Settings
@@ -17,6 +19,7 @@ from starter.api.deps import firm_of_request
 from starter.api.limits import BodySizeLimit
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
+from starter.api.routes.codec import CODEC_PREFIX
 
 API_DESCRIPTION = """Accounting firms get their clients' e-invoicing mandates signed through YouSign.
 
@@ -31,6 +34,20 @@ representative verified (`PUT /v1/firm/legal-representative`); create the client
 declines from YouSign's e-mail, and the dossier becomes `ready_for_designation` or
 `mandate_refused`. `POST /v1/bulk-sends` generates and sends many at once.
 """
+
+
+class CodecCors:
+    """CORS for the codec server's paths only: the firms' API answers no browser of another origin."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(CODEC_PREFIX):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def create_app(
@@ -61,9 +78,9 @@ def create_app(
     app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
     app.add_middleware(BodySizeLimit, firm_of=firm_of_request)
     app.add_middleware(EmptyQueryValuesAbsent)
-    # The Temporal UI calls the codec server from the operator's browser.
+    # The Temporal UI calls the codec server from the operator's browser (and nothing else, cross-origin).
     app.add_middleware(
-        CORSMiddleware,
+        CodecCors,
         allow_origins=[o.strip() for o in settings.codec_cors_origins.split(",") if o.strip()],
         allow_methods=["POST"],
         allow_headers=["content-type", "x-namespace", "authorization"],

@@ -22,8 +22,9 @@ from config.codec import EncryptionCodec, parse_keys
 from starter.api.deps import AppSettings
 from starter.api.problems import problem_responses
 
+CODEC_PREFIX = "/codec"
 router = APIRouter(
-    prefix="/codec", tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 415, 422)
+    prefix=CODEC_PREFIX, tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 415, 422)
 )
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
