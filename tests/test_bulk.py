@@ -318,12 +318,13 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
     await run.terminate("stopped by an operator")
     settings = test_settings()
     async with running_workers(dev_env.client, settings, db, yousign):
-        await dev_env.client.execute_workflow(
+        swept = await dev_env.client.execute_workflow(
             YouSignReconciliationWorkflow.run,
             ReconciliationInput(yousign_task_queue=settings.yousign_task_queue),
             id=f"sweep-{uuid4()}",
             task_queue=settings.temporal_task_queue,
         )
+        assert swept.bulk_sends_started == 1  # what operators read as the round's result
 
         async def sent():
             return (await bulk.outcome_counts(db, lost.id))["sent"] == 2

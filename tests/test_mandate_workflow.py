@@ -313,7 +313,7 @@ async def sweep(ts_env, settings, keep_as: str | None = None) -> int:
         id=f"sweep-{uuid4()}",
         task_queue=settings.temporal_task_queue,
     )
-    told = await handle.result()
+    told = (await handle.result()).webhooks_made_up
     if keep_as:
         await replay_and_keep(handle, keep_as)
     return told

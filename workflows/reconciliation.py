@@ -34,6 +34,14 @@ NOTIFY = {
 }
 
 
+class ReconciliationResult(BaseModel):
+    """What a round did, as operators read it in the Temporal UI (each run's result)."""
+
+    webhooks_made_up: int = 0  # mandates told of a signature or refusal whose webhook was lost
+    identity_checks_started: int = 0  # whose start was lost
+    bulk_sends_started: int = 0  # whose start was lost
+
+
 class ReconciliationInput(BaseModel):
     yousign_task_queue: str = "yousign"
     # Days looked back: more than one round's interval, whatever time zone YouSign's days are in.
@@ -43,24 +51,24 @@ class ReconciliationInput(BaseModel):
 @workflow.defn
 class YouSignReconciliationWorkflow:
     @workflow.run
-    async def run(self, input: ReconciliationInput) -> int:
+    async def run(self, input: ReconciliationInput) -> ReconciliationResult:
+        result = ReconciliationResult()
         if workflow.patched("resume-stalled-identity-checks"):
             # First: it needs no YouSign, whose listing below may fail for an hour at a time.
             try:
-                await workflow.execute_activity_method(
+                result.identity_checks_started = await workflow.execute_activity_method(
                     ReconciliationActivities.resume_stalled_identity_checks, **NOTIFY
                 )
             except ActivityError:  # the next round tries again
                 workflow.logger.warning("stalled identity checks not resumed")
         if workflow.patched("resume-unstarted-bulk-sends"):
             try:
-                await workflow.execute_activity_method(
+                result.bulk_sends_started = await workflow.execute_activity_method(
                     ReconciliationActivities.resume_unstarted_bulk_sends, **NOTIFY
                 )
             except ActivityError:
                 workflow.logger.warning("unstarted bulk sends not resumed")
         since = paris_day(workflow.now()) - timedelta(days=input.lookback_days)
-        notified = 0
         for status in ("done", "declined"):
             cursor: str | None = None
             while True:
@@ -71,10 +79,10 @@ class YouSignReconciliationWorkflow:
                     **policies.YOUSIGN_BEST_EFFORT,
                 )
                 if page.requests:
-                    notified += await workflow.execute_activity_method(
+                    result.webhooks_made_up += await workflow.execute_activity_method(
                         ReconciliationActivities.notify_settled_mandates, page, **NOTIFY
                     )
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-        return notified
+        return result
