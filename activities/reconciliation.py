@@ -91,7 +91,7 @@ class ReconciliationActivities:
         it): else these would stay queued or `sending` for ever, count in every later batch's ETA and
         keep the stall alert firing. Returns how many were started."""
         started = 0
-        for batch, untouched in await bulk.with_dossiers_left(self._db, older_than=STALLED_AFTER):
+        for batch, untouched in await bulk.unfinished(self._db, older_than=STALLED_AFTER):
             run = await self._run_status(bulk_workflow_id(batch.id))
             if run == RUNNING:
                 continue  # paced, or waiting for a worker
@@ -101,7 +101,7 @@ class ReconciliationActivities:
                 started += 1
                 activity.heartbeat(started)
                 continue
-            # Ended (or closed past Temporal's retention) with dossiers left.
+            # Ended (or closed past Temporal's retention) before it finished.
             await self._settle_ended_batch(batch, "no longer known to Temporal" if run == UNKNOWN else run)
         return started
 
@@ -117,13 +117,16 @@ class ReconciliationActivities:
 
     async def _settle_ended_batch(self, batch: BulkSend, ended: str) -> None:
         """Settled so, so that it is not started again once Temporal has forgotten its run: its queued
-        dossiers skipped, and the mandates its last page reserved but never started set aside (nothing
-        was sent; the firm generates them again)."""
+        dossiers skipped, the mandates its last page reserved but never got sent set aside (nothing
+        was sent; the firm generates them again), the drafts it adopted the firm's own again."""
         now = datetime.now(UTC)
-        await bulk.skip_all_queued(self._db, batch.id, f"the bulk send's run ended ({ended})")
-        for mandate in await bulk.reserved_unsent(self._db, batch.id):
-            if await self._run_status(mandate.workflow_id) == UNKNOWN:
+        reason = f"the bulk send's run ended ({ended})"
+        await bulk.skip_all_queued(self._db, batch.id, reason)
+        await bulk.release_adopted_drafts(self._db, batch, f"{reason}: the draft stays the firm's")
+        for mandate in await bulk.reserved_unsent(self._db, batch):
+            # Not running (never started, or ended by an operator): no request was ever activated.
+            if await self._run_status(mandate.workflow_id) != RUNNING:
                 cause = "its bulk send's run ended before starting it"
                 await mandates.discard_reservation(self._db, mandate.id, now, cause=cause)
         await bulk.finish(self._db, batch.id, now)
-        log.warning("bulk send's run ended with dossiers left", bulk_send_id=str(batch.id), ended=ended)
+        log.warning("bulk send's run ended before it finished", bulk_send_id=str(batch.id), ended=ended)

@@ -75,7 +75,7 @@ async def started_all_the_same(handle: WorkflowHandle) -> bool:
 
 
 # Sealed like any payload, within Temporal's 400 bytes for a summary.
-RECONCILIATION_SUMMARY = "YouSign reconciliation sweep (result: mandates told of a lost webhook's outcome)"
+RECONCILIATION_SUMMARY = "YouSign reconciliation sweep (result: lost webhooks made up, lost starts resumed)"
 
 
 def reconciliation_schedule(settings: Settings) -> Schedule:

@@ -64,19 +64,17 @@ async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UU
     return BulkSend.from_row(row)
 
 
-async def with_dossiers_left(db: asyncpg.Pool, *, older_than: timedelta) -> list[tuple[BulkSend, bool]]:
-    """Unfinished batches older than that with dossiers still queued or being sent, each with
-    whether none has left the queue yet (untouched). A started batch reserves (or skips) its first
-    page within seconds, so an untouched one was never started (the gateway stopped between
-    recording it and starting its run), or its run waits for a worker; a touched one is being
-    paced, or its run was stopped (an operator terminated it) with dossiers left."""
+async def unfinished(db: asyncpg.Pool, *, older_than: timedelta) -> list[tuple[BulkSend, bool]]:
+    """Unfinished batches older than that, each with whether none of its dossiers has left the
+    queue yet (untouched). A started batch reserves (or skips) its first page within seconds, so an
+    untouched one was never started (the gateway stopped between recording it and starting its
+    run), or its run waits for a worker; a touched one is being paced, or its run was stopped (an
+    operator terminated it) before it finished."""
     rows = await db.fetch(
         "SELECT b.*, NOT EXISTS (SELECT 1 FROM bulk_send_items i WHERE i.bulk_send_id = b.id"
         # (Ids that are no dossier of the firm are skipped as the batch is recorded: not a sign of a run.)
         "  AND i.outcome <> 'queued' AND i.reason IS DISTINCT FROM $2) AS untouched"
         " FROM bulk_sends b WHERE b.finished_at IS NULL AND b.created_at < now() - $1::interval"
-        " AND EXISTS (SELECT 1 FROM bulk_send_items i"
-        "  WHERE i.bulk_send_id = b.id AND i.outcome IN ('queued', 'sending'))"
         " ORDER BY b.created_at",
         older_than,
         DOSSIER_NOT_FOUND,
@@ -84,14 +82,34 @@ async def with_dossiers_left(db: asyncpg.Pool, *, older_than: timedelta) -> list
     return [(BulkSend.from_row(row), row["untouched"]) for row in rows]
 
 
-async def reserved_unsent(db: asyncpg.Pool, bulk_send_id: UUID) -> list[Mandate]:
+async def reserved_unsent(db: asyncpg.Pool, bulk: BulkSend) -> list[Mandate]:
     """The batch's mandates reserved as `sending` that YouSign never had: started since, or not."""
     rows = await db.fetch(
-        "SELECT * FROM mandates WHERE bulk_send_id = $1 AND status = 'sending'"
+        "SELECT * FROM mandates WHERE firm_id = $1 AND status = 'sending' AND bulk_send_id = $2"
         " AND signature_request_id IS NULL",
-        bulk_send_id,
+        bulk.firm_id,
+        bulk.id,
     )
     return [Mandate.from_row(row) for row in rows]
+
+
+async def release_adopted_drafts(db: asyncpg.Pool, bulk: BulkSend, reason: str) -> None:
+    """The firm's drafts the batch adopted but never got to send: the firm's own again, their items
+    skipped (a draft adopted and sent is `sending` by now, its own run long since told)."""
+    async with transaction(db) as conn:
+        released = await conn.fetch(
+            "UPDATE mandates SET bulk_send_id = NULL, updated_at = now()"
+            " WHERE firm_id = $1 AND status = 'draft' AND bulk_send_id = $2 RETURNING id",
+            bulk.firm_id,
+            bulk.id,
+        )
+        await conn.execute(
+            "UPDATE bulk_send_items SET outcome = 'skipped', reason = $3, updated_at = now()"
+            " WHERE bulk_send_id = $1 AND mandate_id = ANY($2::uuid[]) AND outcome = 'sending'",
+            bulk.id,
+            [row["id"] for row in released],
+            reason,
+        )
 
 
 async def get_bulk_send(db: asyncpg.Pool, firm_id: UUID, bulk_send_id: UUID) -> BulkSend:

@@ -341,15 +341,28 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
 async def test_a_batch_terminated_mid_way_is_settled_by_the_sweep(db, firm, dev_env, yousign):
     from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
 
-    ready = await ready_dossiers(db, firm, 3)
+    *ready, other = await ready_dossiers(db, firm, 5)
+    now = datetime.now(UTC)
+    # The firm previewed a draft for the third dossier: the batch adopts it rather than number another.
+    draft = await mandates.reserve_mandate(db, firm.id, ready[2].id, issued_on=now.date())
+    await mandates.save_document(db, draft.id, "generated", b"%PDF-1.4 previewed")
     batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
     await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
     run = await start_bulk_send_workflow(dev_env.client, test_settings(), batch)  # (a queue no one polls)
-    # Its first page reserved (one dossier), then an operator terminated it before it started that
-    # mandate's run: two dossiers left queued, one mandate `sending` that no one will send.
-    now = datetime.now(UTC)
-    [reserved], _ = await bulk.reserve_page(db, batch, start=0, size=1, at=now, issued_on=now.date())
+    # Its first page reserved, then an operator terminated the batch's run before it started the
+    # mandates' runs or signalled the draft (and, by its BulkSendId, the one mandate run it had started).
+    reserved, _ = await bulk.reserve_page(db, batch, start=0, size=3, at=now, issued_on=now.date())
+    assert [m.id for m in reserved][2] == draft.id
     await run.terminate("stopped by an operator")
+    started = await dev_env.client.start_workflow(
+        "MandateWorkflow", id=reserved[1].workflow_id, task_queue="nobody-polls-this"
+    )
+    await started.terminate("stopped by an operator")
+    # And a batch an hour old whose run goes on (paced, or waiting for a worker): left alone.
+    paced = await bulk.create_bulk_send(db, firm.id, [other.id])
+    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", paced.id)
+    await start_bulk_send_workflow(dev_env.client, test_settings(), paced)  # (a queue no one polls)
+    await bulk.reserve_page(db, paced, start=0, size=1, at=now, issued_on=now.date())
     settings = test_settings()
     async with running_workers(dev_env.client, settings, db, yousign):
         await dev_env.client.execute_workflow(
@@ -358,17 +371,22 @@ async def test_a_batch_terminated_mid_way_is_settled_by_the_sweep(db, firm, dev_
             id=f"sweep-{uuid4()}",
             task_queue=settings.temporal_task_queue,
         )
+    ended = "the bulk send's run ended (terminated)"
     assert [(i.outcome, i.reason) for i in await bulk.items(db, batch.id)] == [
         ("skipped", "its bulk send's run ended before starting it"),
-        ("skipped", "the bulk send's run ended (terminated)"),
-        ("skipped", "the bulk send's run ended (terminated)"),
+        ("skipped", "its bulk send's run ended before starting it"),
+        ("skipped", f"{ended}: the draft stays the firm's"),
+        ("skipped", ended),
     ]
-    assert (await mandates.get_mandate(db, reserved.id)).status == "deleted"
+    assert [(await mandates.get_mandate(db, m.id)).status for m in reserved[:2]] == ["deleted", "deleted"]
+    released = await mandates.get_mandate(db, draft.id)
+    assert (released.status, released.bulk_send_id) == ("draft", None)
     assert (await bulk.get_bulk_send(db, firm.id, batch.id)).finished_at is not None
-    # Every dossier can have its mandate again, and no batch counts these as still to send.
-    for dossier in ready:
-        refreshed, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
-        assert refreshed.einvoicing_status == "ready_for_mandate"
+    # Every dossier can have its mandate (the third has its draft), and no batch counts them as left.
+    statuses = [(await dossiers.get_dossier(db, firm.id, d.id))[0].einvoicing_status for d in ready]
+    assert statuses == ["ready_for_mandate"] * 4
+    assert [i.outcome for i in await bulk.items(db, paced.id)] == ["sending"]
+    assert (await bulk.get_bulk_send(db, firm.id, paced.id)).finished_at is None
 
 
 async def test_a_batch_of_unknown_ids_is_done_at_once_without_a_run(client, dev_env):

@@ -476,7 +476,7 @@ async def test_ids_that_are_none_of_the_firms_dossiers_are_skipped_as_the_batch_
     await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
 
     async def untouched() -> bool:
-        found = await bulk.with_dossiers_left(db, older_than=timedelta(minutes=10))
+        found = await bulk.unfinished(db, older_than=timedelta(minutes=10))
         return {b.id: untouched for b, untouched in found}[batch.id]
 
     assert await untouched()

@@ -44,7 +44,8 @@ class CodecCors:
         self.cors = CORSMiddleware(app, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(CODEC_PREFIX):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == CODEC_PREFIX or path.startswith(CODEC_PREFIX + "/"):
             await self.cors(scope, receive, send)
         else:
             await self.app(scope, receive, send)
