@@ -59,6 +59,14 @@ def mandate_shaped(queue: str) -> BareShape:
     return BareShape(activity_queue=f"{queue}-capped", search_attributes=True)
 
 
+def feature_shapes(queue: str) -> dict[str, BareShape]:
+    """The mandate's Temporal features one at a time: what each costs of the ceiling."""
+    return {
+        "the search attributes": BareShape(search_attributes=True),
+        "the capped second queue": BareShape(activity_queue=f"{queue}-capped"),
+    }
+
+
 class Progress:
     """First steps completed in this worker process, written to a file the benchmark polls."""
 

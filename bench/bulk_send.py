@@ -22,7 +22,8 @@ The tree is copied to a temporary directory at the start and every process runs 
 made meanwhile cannot mix two versions in one run (`--live` runs the tree itself). Other knobs:
 `--workers N` worker processes, `--page-size`, `--temporal-dc KEY=VALUE` dev-server dynamic config
 beyond `make run`'s (one partition per task queue), `--profile-worker` (sampled Python stacks of the
-worker, bench/_profiled.py), `--timeout`. SIGINT/SIGTERM stop every child before exiting.
+worker, bench/_profiled.py), `--features` (b: also the bare workflow with each of the mandate's Temporal
+features alone), `--timeout`. SIGINT/SIGTERM stop every child before exiting.
 """
 
 from __future__ import annotations
@@ -686,8 +687,8 @@ class BareBaseline:
             return json.loads(self.progress.read_text())["first_steps"]
         return 0
 
-    async def run(self, count: int, page_size: int, limit_s: float, shaped: bool = False) -> dict[str, Any]:
-        from _bare import BareParent, BareParentInput, BareShape, mandate_shaped
+    async def run(self, count: int, page_size: int, limit_s: float, shape: Any = None) -> dict[str, Any]:
+        from _bare import BareParent, BareParentInput, BareShape
 
         assert self.worker is not None and self.client is not None
         done_before = self.first_steps()
@@ -701,7 +702,7 @@ class BareBaseline:
                 total=count,
                 page_size=page_size,
                 task_queue=self.queue,
-                shape=mandate_shaped(self.queue) if shaped else BareShape(),
+                shape=shape or BareShape(),
             ),
             id=prefix,
             task_queue=self.queue,
@@ -748,6 +749,8 @@ async def mandate_workflow_ids(db: asyncpg.Pool, batch_id: uuid.UUID) -> list[st
 
 
 async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.Pool) -> dict[str, Any]:
+    from _bare import feature_shapes, mandate_shaped
+
     count = args.dossiers or 1000
     timeout = args.timeout or 1800
     async with scenario_stack(args, "b", pg, db, {}, UNLIMITED_PER_MINUTE, UNLIMITED_PER_HOUR) as stack:
@@ -768,8 +771,14 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
         bare_runs.append(await baseline.run(count, page_size, timeout))
         say(f"[b] bare baseline: {bare_runs[1]['rate']:.2f}/s")
         say("[b] bare workflow with the mandate's Temporal features")
-        shaped = await baseline.run(count, page_size, timeout, shaped=True)
+        shaped = await baseline.run(count, page_size, timeout, mandate_shaped(baseline.queue))
         say(f"[b] mandate-shaped bare: {shaped['rate']:.2f}/s")
+        # Each feature alone (--features): what the ceiling's two parts cost.
+        features = {}
+        if args.features:
+            for name, shape in feature_shapes(baseline.queue).items():
+                say(f"[b] bare workflow with {name} alone")
+                features[name] = await baseline.run(count, page_size, timeout, shape)
         bare_hwm = baseline.stop()
     sent = result.counts["sent"]
     lines = [f"(b) throughput, limits lifted; {count} dossiers; page size {page_size}"]
@@ -812,6 +821,12 @@ async def scenario_b(args: argparse.Namespace, pg: _stack.Postgres, db: asyncpg.
     for label, bare in zip(("before", "after"), bare_runs, strict=True):
         lines.append(per_item_line(f"bare ({label})", bare["cpu"], max(bare["waiting"], 1)))
     lines.append(per_item_line("mandate-shaped bare", shaped["cpu"], max(shaped["waiting"], 1)))
+    for name, run in features.items():
+        lines.append(
+            f"bare workflow with {name} alone: {run['rate']:.2f}/s,"
+            f" {run['rate'] / bare_rate:.2f} of the plain bare; "
+            + per_item_line("run", run["cpu"], max(run["waiting"], 1))
+        )
     for label, bare in zip(("before", "after"), bare_runs, strict=True):
         lines += [f"  bare baseline {label}: " + cpu_lines(bare["cpu"], bare["wall"])[0]]
     lines.append(f"worker peak RSS (VmHWM) {fmt_kib(hwm)}; bare worker {fmt_kib(bare_hwm)}")
@@ -1056,6 +1071,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--worker-log-level", default="WARNING")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (python worker.py)")
     parser.add_argument("--profile-worker", action="store_true", help="sample the worker's Python stacks")
+    parser.add_argument(
+        "--features", action="store_true", help="(b) also the bare workflow with each Temporal feature alone"
+    )
     parser.add_argument(
         "--live", action="store_true", help="run the tree itself, not a snapshot taken at the start"
     )
