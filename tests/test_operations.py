@@ -163,6 +163,14 @@ async def test_only_the_codec_answers_the_temporal_ui_across_origins():
         # The firms' API is no page's to call from the operator's browser, key or not.
         assert await allowed_origin("/v1/dossiers") is None
         assert await allowed_origin("/v1/bulk-sends") is None
+        assert await allowed_origin("/codecs") is None  # the codec's own paths only
+        ui = {"Origin": "http://localhost:8233"}
+        # The UI reads the codec's refusals too (here: no token, from a host that is not loopback's).
+        refused = await browser.post("/codec/decode", json={"payloads": []}, headers=ui)
+        assert refused.status_code == 403
+        assert refused.headers["access-control-allow-origin"] == "http://localhost:8233"
+        answered = await browser.get("/v1/dossiers", headers=ui)
+        assert answered.status_code == 401 and "access-control-allow-origin" not in answered.headers
 
 
 async def test_without_a_token_the_codec_answers_loopback_callers_under_its_own_names_only():
