@@ -198,7 +198,9 @@ class MandateWorkflow:
                 return
             self._busy = True
             try:
-                await self._record(MandateStatus.DELETED, "draft not sent within 90 days")
+                await self._record(
+                    MandateStatus.DELETED, f"draft not sent within {UNSENT_DRAFT_KEPT.days} days"
+                )
             except ActivityError:  # the store settled it otherwise meanwhile: the run ends all the same
                 workflow.logger.warning("unsent draft's deletion refused by the store")
             self._busy = False
