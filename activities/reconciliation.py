@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import structlog
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import SettledPage
@@ -92,6 +92,7 @@ class ReconciliationActivities:
         keep the stall alert firing. Returns how many were started."""
         started = 0
         for batch, untouched in await bulk.unfinished(self._db, older_than=STALLED_AFTER):
+            activity.heartbeat(started)  # each batch is a look-up in Temporal: alive between them
             run = await self._run_status(bulk_workflow_id(batch.id))
             if run == RUNNING:
                 continue  # paced, or waiting for a worker
@@ -99,7 +100,6 @@ class ReconciliationActivities:
                 await start_bulk_send_workflow(self._client, self._settings, batch)
                 log.warning("bulk send started late", bulk_send_id=str(batch.id))
                 started += 1
-                activity.heartbeat(started)
                 continue
             # Ended (or closed past Temporal's retention) before it finished.
             await self._settle_ended_batch(batch, "no longer known to Temporal" if run == UNKNOWN else run)
@@ -113,6 +113,8 @@ class ReconciliationActivities:
             if error.status != RPCStatusCode.NOT_FOUND:
                 raise
             return UNKNOWN
+        if run.status == WorkflowExecutionStatus.RUNNING:
+            return RUNNING
         return run.status.name.lower() if run.status else "closed"
 
     async def _settle_ended_batch(self, batch: BulkSend, ended: str) -> None:
@@ -126,7 +128,6 @@ class ReconciliationActivities:
         for mandate in await bulk.reserved_unsent(self._db, batch):
             # Not running (never started, or ended by an operator): no request was ever activated.
             if await self._run_status(mandate.workflow_id) != RUNNING:
-                cause = "its bulk send's run ended before starting it"
-                await mandates.discard_reservation(self._db, mandate.id, now, cause=cause)
+                await mandates.discard_reservation(self._db, mandate.id, now, cause=bulk.RUN_ENDED_UNSENT)
         await bulk.finish(self._db, batch.id, now)
         log.warning("bulk send's run ended before it finished", bulk_send_id=str(batch.id), ended=ended)

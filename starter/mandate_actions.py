@@ -17,7 +17,7 @@ from domain.errors import Conflict, NotFound, TooSoon, Unavailable
 from domain.mandate_number import numbered_for_another_platform
 from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
-from store import dossiers, firms, kyc, mandates
+from store import bulk, dossiers, firms, kyc, mandates
 from store.records import Mandate
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
@@ -148,8 +148,7 @@ async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datet
             batch = client.get_workflow_handle(bulk_workflow_id(mandate.bulk_send_id))
             if not await _run_is_over(batch):
                 raise
-            cause = "its bulk send's run ended before starting it"
-            await mandates.discard_reservation(db, mandate.id, now, cause=cause)
+            await mandates.discard_reservation(db, mandate.id, now, cause=bulk.RUN_ENDED_UNSENT)
             return
         if mandate.status != MandateStatus.DRAFT:
             raise

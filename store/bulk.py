@@ -17,6 +17,8 @@ from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
 OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
+# A mandate a batch reserved whose run ended before it was sent: set aside (nothing was sent).
+RUN_ENDED_UNSENT = "its bulk send's run ended before it was sent"
 IN_PROGRESS = ("queued", "sending")  # a batch is done once none of its dossiers is in these
 
 

@@ -44,6 +44,11 @@ async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 10.0,
         await asyncio.sleep(interval)
 
 
+async def truthy_or_none(value: T) -> T | None:
+    """`value` as an awaitable for `eventually`, when the check needs no await of its own."""
+    return value or None
+
+
 # A fixed key, so tests encrypt Temporal payloads exactly as production does.
 TEST_ENCRYPTION_KEYS = "test:" + base64.b64encode(bytes(range(32))).decode()
 

@@ -163,7 +163,7 @@ async def test_a_mandate_reserved_by_a_batch_terminated_before_starting_it_can_b
     assert (await client.get(path)).json()["status"] == "sending"  # and would stay so for ever
     assert (await client.delete(path)).status_code == 204
     [item] = await bulk.items(db, batch.id)
-    assert (item.outcome, item.reason) == ("skipped", "its bulk send's run ended before starting it")
+    assert (item.outcome, item.reason) == ("skipped", "its bulk send's run ended before it was sent")
     assert (await client.post(path)).status_code == 201  # the dossier can have its mandate
 
 
@@ -341,28 +341,32 @@ async def test_a_batch_whose_start_was_lost_is_started_by_the_sweep(db, firm, de
 async def test_a_batch_terminated_mid_way_is_settled_by_the_sweep(db, firm, dev_env, yousign):
     from workflows.reconciliation import ReconciliationInput, YouSignReconciliationWorkflow
 
-    *ready, other = await ready_dossiers(db, firm, 5)
+    *ready, other, forgotten_one = await ready_dossiers(db, firm, 7)
     now = datetime.now(UTC)
     # The firm previewed a draft for the third dossier: the batch adopts it rather than number another.
     draft = await mandates.reserve_mandate(db, firm.id, ready[2].id, issued_on=now.date())
     await mandates.save_document(db, draft.id, "generated", b"%PDF-1.4 previewed")
     batch = await bulk.create_bulk_send(db, firm.id, [d.id for d in ready])
-    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
     run = await start_bulk_send_workflow(dev_env.client, test_settings(), batch)  # (a queue no one polls)
-    # Its first page reserved, then an operator terminated the batch's run before it started the
-    # mandates' runs or signalled the draft (and, by its BulkSendId, the one mandate run it had started).
-    reserved, _ = await bulk.reserve_page(db, batch, start=0, size=3, at=now, issued_on=now.date())
-    assert [m.id for m in reserved][2] == draft.id
+    # Its first page reserved (four dossiers), then an operator terminated the run: it had started
+    # the second and fourth mandates' runs (and terminated the second's too, by its BulkSendId), not
+    # the first's, and had not signalled the draft. The fifth dossier is still queued.
+    reserved, _ = await bulk.reserve_page(db, batch, start=0, size=4, at=now, issued_on=now.date())
+    assert reserved[2].id == draft.id
     await run.terminate("stopped by an operator")
-    started = await dev_env.client.start_workflow(
-        "MandateWorkflow", id=reserved[1].workflow_id, task_queue="nobody-polls-this"
-    )
-    await started.terminate("stopped by an operator")
-    # And a batch an hour old whose run goes on (paced, or waiting for a worker): left alone.
+    for mandate in (reserved[1], reserved[3]):  # (a queue no one polls: they never get further)
+        await dev_env.client.start_workflow("MandateWorkflow", id=mandate.workflow_id, task_queue="nobody")
+    await dev_env.client.get_workflow_handle(reserved[1].workflow_id).terminate("stopped by an operator")
+    # A batch whose run goes on (paced, or waiting for a worker): left alone.
     paced = await bulk.create_bulk_send(db, firm.id, [other.id])
-    await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", paced.id)
     await start_bulk_send_workflow(dev_env.client, test_settings(), paced)  # (a queue no one polls)
     await bulk.reserve_page(db, paced, start=0, size=1, at=now, issued_on=now.date())
+    # And one whose run Temporal no longer knows (closed past its retention) after its first page.
+    forgotten = await bulk.create_bulk_send(db, firm.id, [forgotten_one.id])
+    await bulk.reserve_page(db, forgotten, start=0, size=1, at=now, issued_on=now.date())
+    await db.execute(
+        "UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE firm_id = $1", firm.id
+    )
     settings = test_settings()
     async with running_workers(dev_env.client, settings, db, yousign):
         await dev_env.client.execute_workflow(
@@ -371,22 +375,26 @@ async def test_a_batch_terminated_mid_way_is_settled_by_the_sweep(db, firm, dev_
             id=f"sweep-{uuid4()}",
             task_queue=settings.temporal_task_queue,
         )
-    ended = "the bulk send's run ended (terminated)"
+    ended, unsent = "the bulk send's run ended (terminated)", bulk.RUN_ENDED_UNSENT
     assert [(i.outcome, i.reason) for i in await bulk.items(db, batch.id)] == [
-        ("skipped", "its bulk send's run ended before starting it"),
-        ("skipped", "its bulk send's run ended before starting it"),
+        ("skipped", unsent),
+        ("skipped", unsent),
         ("skipped", f"{ended}: the draft stays the firm's"),
+        ("sending", None),  # its own run goes on: it settles the item
         ("skipped", ended),
     ]
-    assert [(await mandates.get_mandate(db, m.id)).status for m in reserved[:2]] == ["deleted", "deleted"]
-    released = await mandates.get_mandate(db, draft.id)
-    assert (released.status, released.bulk_send_id) == ("draft", None)
+    statuses = [(await mandates.get_mandate(db, m.id)).status for m in reserved]
+    assert statuses == ["deleted", "deleted", "draft", "sending"]
+    assert (await mandates.get_mandate(db, draft.id)).bulk_send_id is None  # the firm's draft again
     assert (await bulk.get_bulk_send(db, firm.id, batch.id)).finished_at is not None
-    # Every dossier can have its mandate (the third has its draft), and no batch counts them as left.
-    statuses = [(await dossiers.get_dossier(db, firm.id, d.id))[0].einvoicing_status for d in ready]
-    assert statuses == ["ready_for_mandate"] * 4
+    assert [(i.outcome, i.reason) for i in await bulk.items(db, forgotten.id)] == [("skipped", unsent)]
+    assert (await bulk.get_bulk_send(db, firm.id, forgotten.id)).finished_at is not None
     assert [i.outcome for i in await bulk.items(db, paced.id)] == ["sending"]
     assert (await bulk.get_bulk_send(db, firm.id, paced.id)).finished_at is None
+    # The dossiers set aside can have their mandate again; no batch counts them as left to send.
+    for dossier in (ready[0], ready[1], ready[4], forgotten_one):
+        refreshed, _ = await dossiers.get_dossier(db, firm.id, dossier.id)
+        assert refreshed.einvoicing_status == "ready_for_mandate"
 
 
 async def test_a_batch_of_unknown_ids_is_done_at_once_without_a_run(client, dev_env):

@@ -16,7 +16,7 @@ from activities.models import SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
 from starter.webhook_events import mandate_signal
 from store import mandates
-from tests.helpers import CLIENT_REP, eventually
+from tests.helpers import CLIENT_REP, eventually, truthy_or_none
 from tests.workflow_support import (
     deliver,
     events_for,
@@ -188,7 +188,7 @@ async def test_a_send_failing_once_yousign_e_mailed_the_client_cancels_the_reque
         sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
         sr = emulator.state.signature_requests[sr_id]
         # The client cannot sign a mandate the firm reads as failed (and will replace).
-        await eventually(lambda: _when(sr.status == "canceled"))
+        await eventually(lambda: truthy_or_none(sr.status == "canceled"))
         assert sr.cancel_information == {
             "reason": "contractualization_aborted",
             "custom_note": "Envoi du mandat interrompu",
@@ -268,7 +268,3 @@ async def test_a_send_refused_before_calling_yousign_withdraws_nothing(
     assert "correct the dossier" in state.failure_reason
     assert "recorded_signature_request" not in await delete_and_finish(run)
     assert not [s for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)]
-
-
-async def _when(condition: bool) -> bool | None:
-    return condition or None

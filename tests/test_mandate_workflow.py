@@ -32,7 +32,7 @@ from domain.status import MandateStatus
 from starter.bulk_runs import start_bulk_send_workflow
 from starter.workflows import start_mandate_workflow
 from store import bulk, mandates
-from tests.helpers import establishment_siret, eventually, verified_firm_with_dossier
+from tests.helpers import establishment_siret, eventually, truthy_or_none, verified_firm_with_dossier
 from tests.workflow_support import (
     deliver,
     events_for,
@@ -226,7 +226,7 @@ async def test_the_echo_of_our_own_cancel_at_expiry_leaves_the_mandate_expired(
     )
     now = await ts_env.get_current_time()
     await ts_env.sleep(state.expires_at - now + timedelta(seconds=1))
-    await eventually(lambda: _async(events_for(emulator, sr, "signature_request.canceled")))
+    await eventually(lambda: truthy_or_none(events_for(emulator, sr, "signature_request.canceled")))
     await deliver(emulator, run, sr, "signature_request.canceled")  # the webhook beats the answer
     final = await run.wait_for("expired")  # not `failed`: the expiry's own reading decides
     assert final.failure_reason is None
@@ -250,10 +250,6 @@ async def test_a_request_yousign_cancels_on_a_signing_error_fails_saying_so(
     )
     assert (await mandates.get_mandate(db, run.mandate.id)).failure_reason == final.failure_reason
     await replay_and_keep(run.handle, "mandate_failed_on_signer_error")
-
-
-async def _async(value):
-    return value or None
 
 
 async def test_one_reminder_per_paris_day(ts_env, settings, db, dossier, workers):

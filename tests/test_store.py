@@ -475,13 +475,13 @@ async def test_ids_that_are_none_of_the_firms_dossiers_are_skipped_as_the_batch_
     # Its run has not started: the sweep still finds it (once old enough), skipped items and all.
     await db.execute("UPDATE bulk_sends SET created_at = now() - interval '1 hour' WHERE id = $1", batch.id)
 
-    async def untouched() -> bool:
+    async def is_untouched() -> bool:
         found = await bulk.unfinished(db, older_than=timedelta(minutes=10))
-        return {b.id: untouched for b, untouched in found}[batch.id]
+        return {b.id: flag for b, flag in found}[batch.id]
 
-    assert await untouched()
+    assert await is_untouched()
     await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10))
-    assert not await untouched()  # its run has started (its dossier is being sent)
+    assert not await is_untouched()  # its run has started (its dossier is being sent)
 
 
 async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
