@@ -14,6 +14,7 @@ from activities.models import SettledPage
 from config.settings import Settings
 from starter.bulk_runs import start_bulk_send_workflow
 from starter.kyc_runs import kyc_run_is_for, start_kyc_workflow
+from starter.run_status import described
 from store import bulk, kyc, mandates
 from store.bulk import BulkSend
 from workflows.bulk import bulk_workflow_id
@@ -27,8 +28,6 @@ log = structlog.get_logger(__name__)
 # is running: one still without a verification (a batch still without a run) after this long was
 # never started.
 STALLED_AFTER = timedelta(minutes=10)
-# A run's state, as _run_status reads it (else how it ended: "terminated", "completed"...).
-RUNNING, UNKNOWN = "running", "unknown"
 
 
 class ReconciliationActivities:
@@ -93,29 +92,21 @@ class ReconciliationActivities:
         started = 0
         for batch, untouched in await bulk.unfinished(self._db, older_than=STALLED_AFTER):
             activity.heartbeat(started)  # each batch is a look-up in Temporal: alive between them
-            run = await self._run_status(bulk_workflow_id(batch.id))
-            if run == RUNNING:
+            run = await described(self._client.get_workflow_handle(bulk_workflow_id(batch.id)))
+            if run is not None and run.status == WorkflowExecutionStatus.RUNNING:
                 continue  # paced, or waiting for a worker
-            if run == UNKNOWN and untouched:
+            if run is None and untouched:
                 await start_bulk_send_workflow(self._client, self._settings, batch)
                 log.warning("bulk send started late", bulk_send_id=str(batch.id))
                 started += 1
                 continue
             # Ended (or closed past Temporal's retention) before it finished.
-            await self._settle_ended_batch(batch, "no longer known to Temporal" if run == UNKNOWN else run)
+            if run is None:
+                ended = "no longer known to Temporal"
+            else:
+                ended = run.status.name.lower() if run.status else "closed"
+            await self._settle_ended_batch(batch, ended)
         return started
-
-    async def _run_status(self, workflow_id: str) -> str:
-        """RUNNING, UNKNOWN (never started, or closed past its retention), or how it ended."""
-        try:
-            run = await self._client.get_workflow_handle(workflow_id).describe()
-        except RPCError as error:
-            if error.status != RPCStatusCode.NOT_FOUND:
-                raise
-            return UNKNOWN
-        if run.status == WorkflowExecutionStatus.RUNNING:
-            return RUNNING
-        return run.status.name.lower() if run.status else "closed"
 
     async def _settle_ended_batch(self, batch: BulkSend, ended: str) -> None:
         """Settled so, so that it is not started again once Temporal has forgotten its run: its queued
@@ -127,7 +118,8 @@ class ReconciliationActivities:
         await bulk.release_adopted_drafts(self._db, batch, f"{reason}: the draft stays the firm's")
         for mandate in await bulk.reserved_unsent(self._db, batch):
             # Not running (never started, or ended by an operator): no request was ever activated.
-            if await self._run_status(mandate.workflow_id) != RUNNING:
+            run = await described(self._client.get_workflow_handle(mandate.workflow_id))
+            if run is None or run.status != WorkflowExecutionStatus.RUNNING:
                 await mandates.discard_reservation(self._db, mandate.id, now, cause=bulk.RUN_ENDED_UNSENT)
         await bulk.finish(self._db, batch.id, now)
         log.warning("bulk send's run ended before it finished", bulk_send_id=str(batch.id), ended=ended)

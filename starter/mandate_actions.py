@@ -16,6 +16,7 @@ from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
 from domain.mandate_number import numbered_for_another_platform
 from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
+from starter.run_status import described
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import bulk, dossiers, firms, kyc, mandates
 from store.records import Mandate
@@ -85,10 +86,10 @@ class RunGone(Conflict):
 async def _run_is_over(handle: WorkflowHandle) -> bool:
     """Whether the run ended or never was (Temporal forgets closed runs); False without an answer."""
     try:
-        run = await handle.describe()
-    except RPCError as error:
-        return error.status == RPCStatusCode.NOT_FOUND
-    return run.status != WorkflowExecutionStatus.RUNNING
+        run = await described(handle)
+    except RPCError:
+        return False
+    return run is None or run.status != WorkflowExecutionStatus.RUNNING
 
 
 async def run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:

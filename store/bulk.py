@@ -12,7 +12,7 @@ import asyncpg
 from domain.errors import Conflict, NotFound
 from store.cursors import decode_cursor, encode_cursor
 from store.database import transaction
-from store.dossiers import DOSSIER_NOT_FOUND
+from store.dossiers import DOSSIER_NOT_FOUND, lock_dossier
 from store.mandates import replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
@@ -315,7 +315,7 @@ async def _lock_queued_item(conn: asyncpg.Connection, bulk_send_id: UUID, item: 
     if it is no longer queued. Two attempts of a page can overlap (one outlived its retry: Temporal
     gave up on it, the database still answers it): whichever comes second finds the item the other
     reserved, and starts its mandate too (starting a started run is a no-op), or finds it settled."""
-    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", item.dossier_id)
+    await lock_dossier(conn, item.dossier_id)
     row = await conn.fetchrow(
         "SELECT outcome, mandate_id FROM bulk_send_items"
         " WHERE bulk_send_id = $1 AND position = $2 FOR UPDATE",

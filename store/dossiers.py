@@ -46,6 +46,12 @@ def _with_mandate(row: asyncpg.Record) -> tuple[Dossier, Mandate | None]:
     return Dossier.from_row(row), Mandate.model_validate(mandate) if mandate else None
 
 
+async def lock_dossier(conn: asyncpg.Connection, dossier_id: UUID) -> None:
+    """Lock the dossier's row, the first lock every writer of a dossier or its mandates takes (then
+    its mandate's, its bulk item's): two transactions never wait on each other's second lock."""
+    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
+
+
 async def _locked(conn: asyncpg.Connection, firm_id: UUID, dossier_id: UUID) -> asyncpg.Record:
     """The firm's dossier's row, locked as reserving a mandate locks it: no mandate starts meanwhile."""
     row = await conn.fetchrow(
@@ -77,7 +83,7 @@ async def refresh_status(conn: asyncpg.Connection, dossier_id: UUID) -> DossierS
     The dossier's row is locked first: a concurrent edit of the dossier (say, its representative
     removed) then waits, or is waited for, instead of being overwritten with a status read before it.
     """
-    await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
+    await lock_dossier(conn, dossier_id)
     row = await conn.fetchrow(
         "SELECT d.siret, d.rep_first_name, m.status AS mandate_status FROM dossiers d"
         " LEFT JOIN mandates m ON m.dossier_id = d.id AND m.status <> 'deleted' WHERE d.id = $1",

@@ -20,7 +20,7 @@ from domain.status import (
     why_not_another,
 )
 from store.database import Db, transaction
-from store.dossiers import DOSSIER_NOT_FOUND, refresh_status
+from store.dossiers import DOSSIER_NOT_FOUND, lock_dossier, refresh_status
 from store.records import Mandate, MandateEvent
 
 # Columns a transition may set besides the status; each is named explicitly so no caller
@@ -230,7 +230,7 @@ async def transition(
         dossier_id = await conn.fetchval("SELECT dossier_id FROM mandates WHERE id = $1", mandate_id)
         if dossier_id is None:
             raise NotFound("mandate not found")
-        await conn.execute("SELECT 1 FROM dossiers WHERE id = $1 FOR UPDATE", dossier_id)
+        await lock_dossier(conn, dossier_id)
         current = await conn.fetchrow("SELECT * FROM mandates WHERE id = $1 FOR UPDATE", mandate_id)
         from_status = MandateStatus(current["status"])
         if from_status == to_status:
