@@ -26,8 +26,9 @@ from clients.mailer import Mailer
 from clients.yousign import YouSignClient
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
-from config.startup import Unreachable, connect_services
+from config.startup import Unreachable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
+from starter.deployment import connect_deployment, warn_if_yousign_cap_differs
 from starter.workflows import ensure_reconciliation_schedule
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
@@ -105,13 +106,17 @@ def worker_configs(
             yousign_activities.get_identity_verification,
         ],
         # Enforced by the server across all workers on the queue, so N workers share one budget.
-        "max_task_queue_activities_per_second": activity_rate_limit(
-            settings.yousign_requests_per_minute, settings.yousign_requests_per_hour, MAX_CALLS_PER_ACTIVITY
-        ),
+        "max_task_queue_activities_per_second": yousign_activity_rate(settings),
         "graceful_shutdown_timeout": shutdown,
         **AUTOSCALED_POLLERS,
     }
     return [main, yousign_queue]
+
+
+def yousign_activity_rate(settings: Settings) -> float:
+    return activity_rate_limit(
+        settings.yousign_requests_per_minute, settings.yousign_requests_per_hour, MAX_CALLS_PER_ACTIVITY
+    )
 
 
 def build_workers(
@@ -141,11 +146,17 @@ def yousign_client(settings: Settings, runtime: Runtime | None = None) -> YouSig
 
 def metrics_runtime(settings: Settings) -> Runtime | None:
     """The SDK's Prometheus endpoint (workflow/activity metrics, plus ours) when an address is set."""
-    if not settings.worker_metrics_address:
+    address = settings.worker_metrics_address
+    if not address:
         return None
-    return Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=settings.worker_metrics_address))
-    )
+    try:
+        return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=address)))
+    except ValueError as error:  # the SDK's words for a port in use or an address not of this host
+        reason = str(error).removeprefix("Failed starting Prometheus exporter: ")
+        raise Unreachable(
+            f"cannot serve metrics on {address} (WORKER_METRICS_ADDRESS): {reason}; give each worker"
+            " of a host its own port, or set it empty to serve none"
+        ) from None
 
 
 def mailer_for(settings: Settings) -> Mailer | None:
@@ -154,11 +165,13 @@ def mailer_for(settings: Settings) -> Mailer | None:
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     runtime = metrics_runtime(settings)
-    db, client = await connect_services(settings, runtime)
+    db, client, installation = await connect_deployment(settings, runtime)
     async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
+        rate = yousign_activity_rate(settings)
+        await warn_if_yousign_cap_differs(client, settings.yousign_task_queue, rate)
         try:
-            await ensure_reconciliation_schedule(client, settings)
+            await ensure_reconciliation_schedule(client, settings, installation)
         except RPCError as error:
             # Mandates still run (webhooks, expiry checks); only the safety-net sweep is missing.
             log.warning("reconciliation schedule not set", error=str(error))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from uuid import UUID
 
+import structlog
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import (
     Client,
     Schedule,
@@ -26,6 +29,7 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from config.temporal import firm_fairness
 from starter.bulk_runs import mandate_options
+from starter.deployment import INSTALLATION_MEMO, live_pollers
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateWorkflowInput
@@ -34,6 +38,8 @@ from workflows.reconciliation import (
     ReconciliationInput,
     YouSignReconciliationWorkflow,
 )
+
+log = structlog.get_logger(__name__)
 
 
 async def start_mandate_workflow(client: Client, settings: Settings, mandate: Mandate) -> WorkflowHandle:
@@ -78,7 +84,7 @@ async def started_all_the_same(handle: WorkflowHandle) -> bool:
 RECONCILIATION_SUMMARY = "YouSign reconciliation sweep (result: lost webhooks made up, lost starts resumed)"
 
 
-def reconciliation_schedule(settings: Settings) -> Schedule:
+def reconciliation_schedule(settings: Settings, installation: UUID) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             YouSignReconciliationWorkflow.run,
@@ -89,6 +95,8 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
             execution_timeout=settings.reconciliation_every,
             # Its title in the UI's list of runs; its result is the number of mandates it told.
             static_summary=RECONCILIATION_SUMMARY,
+            # Which database's deployment serves this namespace (starter/deployment.py checks it).
+            memo={INSTALLATION_MEMO: str(installation)},
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=settings.reconciliation_every)]),
         # A sweep still running when the next is due (a long YouSign outage) is not doubled.
@@ -96,18 +104,32 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
     )
 
 
-async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> ScheduleHandle:
+async def ensure_reconciliation_schedule(
+    client: Client, settings: Settings, installation: UUID
+) -> ScheduleHandle:
     """Create the sweep's schedule, or bring an existing one to the current settings (every worker
-    does this at start; the result is the same whichever comes first)."""
-    schedule = reconciliation_schedule(settings)
+    does this at start; the result is the same whichever comes first). One whose task queue other
+    workers still serve is left as it is: a second deployment on the namespace (a canary on a queue
+    of its own) would otherwise take the sweep away from the first, and lose it when it stops."""
+    schedule = reconciliation_schedule(settings, installation)
     try:
         return await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
     except ScheduleAlreadyRunningError:
         handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
-        # The settings' parts only: an operator's pause (and its note) stays as it was.
-        await handle.update(
-            lambda current: ScheduleUpdate(
-                schedule=replace(schedule, state=current.description.schedule.state)
+    current = (await handle.describe()).schedule
+    queue = current.action.task_queue if isinstance(current.action, ScheduleActionStartWorkflow) else None
+    if queue and queue != settings.temporal_task_queue:
+        if await live_pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
+            log.error(
+                "the reconciliation schedule runs on a task queue other workers serve: left as it is;"
+                " give every worker of the namespace the same TEMPORAL_TASK_QUEUE",
+                schedule_queue=queue,
+                this_worker_queue=settings.temporal_task_queue,
             )
-        )
-        return handle
+            return handle
+        log.warning("reconciliation schedule moved to this worker's task queue", schedule_queue=queue)
+    # The settings' parts only: an operator's pause (and its note) stays as it was.
+    await handle.update(
+        lambda now: ScheduleUpdate(schedule=replace(schedule, state=now.description.schedule.state))
+    )
+    return handle

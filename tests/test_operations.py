@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import timedelta
+from functools import partial
 from uuid import uuid4
 
 import httpx
 import pytest
 from google.protobuf import json_format
+from structlog.testing import capture_logs
+from temporalio import activity
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.client import ScheduleOverlapPolicy
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.client import Client, ScheduleOverlapPolicy
+from temporalio.worker import Worker
 
 from config.codec import EncryptionCodec
+from config.startup import Unreachable
+from config.temporal import data_converter
+from starter.deployment import (
+    installation_id,
+    live_pollers,
+    refuse_foreign_namespace,
+    warn_if_yousign_cap_differs,
+)
 from starter.workflows import RECONCILIATION_SUMMARY, ensure_reconciliation_schedule
 from store import dossiers
 from tests.api_support import api_stack, firm_client
@@ -21,6 +35,7 @@ from tests.test_api import mandate_reaches
 from workflows.reconciliation import RECONCILIATION_SCHEDULE_ID, YouSignReconciliationWorkflow
 
 CODEC_TOKEN = "codec-test-token"
+INSTALLATION = uuid4()  # another deployment's database
 
 
 async def test_runs_are_found_by_status_and_by_bulk_send(dev_env, db, firm, emulator, yousign, smtp_sink):
@@ -238,11 +253,14 @@ async def test_a_process_does_not_start_on_a_namespace_it_cannot_use(dev_env):
 
 
 async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env):
-    first = await ensure_reconciliation_schedule(dev_env.client, test_settings())
+    settings = test_settings()
+    first = await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
     try:
         # Every worker runs this at start: the second finds the schedule and updates it in place.
-        slower = test_settings(reconciliation_interval="PT3H")
-        again = await ensure_reconciliation_schedule(dev_env.client, slower)
+        slower = test_settings(
+            reconciliation_interval="PT3H", temporal_task_queue=settings.temporal_task_queue
+        )
+        again = await ensure_reconciliation_schedule(dev_env.client, slower, INSTALLATION)
         assert again.id == first.id == RECONCILIATION_SCHEDULE_ID
         described = await again.describe()
         assert [spec.every for spec in described.schedule.spec.intervals] == [timedelta(hours=3)]
@@ -257,8 +275,85 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         assert action.static_summary.ByteSize() < 400  # Temporal refuses a summary over 400 bytes
         # An operator paused it: a worker starting after does not resume it.
         await again.pause(note="YouSign maintenance")
-        await ensure_reconciliation_schedule(dev_env.client, test_settings())
+        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
         state = (await again.describe()).schedule.state
         assert (state.paused, state.note) == (True, "YouSign maintenance")
     finally:
         await first.delete()
+
+
+async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db):
+    ours = await installation_id(db)
+    assert await refuse_foreign_namespace(dev_env.client, db) == ours  # no schedule yet: nothing to compare
+    # A worker of another deployment (its own database) set the namespace's sweep up.
+    handle = await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION)
+    try:
+        refused = f"served by another database \\(installation {INSTALLATION}; DATABASE_URL here is"
+        with pytest.raises(Unreachable, match=refused):
+            await refuse_foreign_namespace(dev_env.client, db)
+        # Written with keys this process does not have: another deployment's too, or a key missing.
+        other_keys = "other:" + base64.b64encode(os.urandom(32)).decode()
+        stranger = Client(
+            dev_env.client.service_client,
+            namespace=dev_env.client.namespace,
+            data_converter=data_converter(
+                test_settings(payload_encryption_keys=other_keys, payload_encryption_key_id="other")
+            ),
+        )
+        await ensure_reconciliation_schedule(stranger, test_settings(), INSTALLATION)
+        with pytest.raises(Unreachable, match="set up with encryption keys this process does not have"):
+            await refuse_foreign_namespace(dev_env.client, db)
+        # Its own deployment's schedule: accepted.
+        await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
+        assert await refuse_foreign_namespace(dev_env.client, db) == ours
+    finally:
+        await handle.delete()
+
+
+async def test_the_sweep_stays_on_a_task_queue_other_workers_serve(dev_env, db):
+    ours = await installation_id(db)
+    served = test_settings().temporal_task_queue
+    polled = partial(live_pollers, dev_env.client, served, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+    handle = dev_env.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+    try:
+        async with Worker(dev_env.client, task_queue=served, workflows=[YouSignReconciliationWorkflow]):
+            assert await eventually(polled)
+            await ensure_reconciliation_schedule(
+                dev_env.client, test_settings(temporal_task_queue=served), ours
+            )
+            # A canary on a queue of its own starts: the sweep stays where workers poll for it.
+            with capture_logs() as logs:
+                await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
+            assert (await handle.describe()).schedule.action.task_queue == served
+            [error] = [e for e in logs if e["log_level"] == "error"]
+            assert error["schedule_queue"] == served and "TEMPORAL_TASK_QUEUE" in error["event"]
+        # A queue nobody polls (renamed on every worker): the next worker takes the sweep.
+        await handle.delete()
+        await ensure_reconciliation_schedule(
+            dev_env.client, test_settings(temporal_task_queue="retired"), ours
+        )
+        renamed = test_settings()
+        await ensure_reconciliation_schedule(dev_env.client, renamed, ours)
+        assert (await handle.describe()).schedule.action.task_queue == renamed.temporal_task_queue
+    finally:
+        await handle.delete()
+
+
+async def test_a_worker_with_other_yousign_limits_is_reported(dev_env):
+    queue = f"yousign-{uuid4().hex[:6]}"
+    polled = partial(live_pollers, dev_env.client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+
+    @activity.defn(name="noop")
+    async def noop() -> None: ...
+
+    capped = {"activities": [noop], "max_task_queue_activities_per_second": 2.5}
+    async with Worker(dev_env.client, task_queue=queue, **capped):
+        assert await eventually(polled)
+        with capture_logs() as same:
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 2.5)
+        with capture_logs() as other:
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25)
+    assert same == []
+    [error] = other
+    assert error["log_level"] == "error" and error["others_per_second"] == [2.5]
+    assert "YOUSIGN_REQUESTS_PER_MINUTE" in error["event"]

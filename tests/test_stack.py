@@ -473,6 +473,26 @@ def test_a_missing_service_is_named_without_a_traceback(program: list[str], data
     assert "Traceback" not in no_temporal.stderr
 
 
+@pytest.mark.parametrize(
+    ("program", "variable"),
+    [(["worker.py"], "WORKER_METRICS_ADDRESS"), (["-m", "starter.api"], "API_PORT")],
+)
+def test_a_port_in_use_is_named_without_a_traceback(program: list[str], variable: str):
+    with socket.socket() as taken:  # another worker's metrics, another API on this host
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        address = {"WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}", "API_PORT": str(port)}[variable]
+        env = {**os.environ, variable: address, "API_HOST": "127.0.0.1"}
+        done = subprocess.run(
+            [sys.executable, *program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1, done.stderr
+    line = done.stderr.strip()
+    assert f"127.0.0.1:{port} (" in line and variable in line and "in use" in line, line
+    assert "Traceback" not in done.stderr
+
+
 def test_yousign_limits_too_low_for_one_send_are_refused_at_start():
     from pydantic import ValidationError
 

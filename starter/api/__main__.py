@@ -1,6 +1,7 @@
 """`python -m starter.api`: serve the API on API_PORT."""
 
 import asyncio
+import socket
 import sys
 
 import structlog
@@ -8,16 +9,35 @@ import uvicorn
 
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
-from config.startup import Unreachable, connect_services
+from config.startup import Unreachable
 from starter.api.app import create_app
+from starter.deployment import connect_deployment
 
 log = structlog.get_logger("api")
 
 
+def listening_socket(settings: Settings) -> socket.socket:
+    """The API's socket, bound before anything else so that a port in use is one line naming it."""
+    family = socket.AF_INET6 if ":" in settings.api_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
+    try:
+        sock.bind((settings.api_host, settings.api_port))
+    except OSError as error:
+        sock.close()
+        raise Unreachable(
+            f"cannot listen on {settings.api_host}:{settings.api_port} (API_HOST, API_PORT):"
+            f" {error.strerror or error}"
+        ) from None
+    return sock
+
+
 async def serve(settings: Settings) -> None:
-    """Connect first (a missing database or Temporal is said plainly), then serve until a signal;
-    the app's shutdown closes the pool (uvicorn re-raises the signal once it has stopped)."""
-    db, temporal = await connect_services(settings)
+    """Take the port and connect first (a port in use, a missing database or Temporal is said
+    plainly), then serve until a signal; the app's shutdown closes the pool (uvicorn re-raises the
+    signal once it has stopped)."""
+    sockets = [listening_socket(settings)]
+    db, temporal, _ = await connect_deployment(settings)
     if settings.codec_allow_any_client and settings.codec_auth_token is None:
         # Whoever reaches the API can decrypt and encrypt payloads: say it where operators look.
         log.warning(
@@ -33,7 +53,7 @@ async def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # its records go through ours: JSON, access log without query strings
     )
-    await uvicorn.Server(config).serve()
+    await uvicorn.Server(config).serve(sockets=sockets)
 
 
 def main() -> None:
