@@ -112,6 +112,12 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         raise Unavailable(refusal.message if refusal else str(error)) from error
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, settled long ago...)
+            reserved = mandate.status == MandateStatus.SENDING and not mandate.signature_request_id
+            if reserved and mandate.bulk_send_id:
+                # Reserved by its batch's page, whose next step starts the runs (or its batch ended).
+                raise RunGone(
+                    "the mandate is waiting for its bulk send to start it: try again in a moment"
+                ) from error
             if mandate.status in DELETABLE_MANDATE_STATUSES:
                 raise RunGone(
                     f"the mandate is {mandate.status} but its workflow is not running: delete it and"

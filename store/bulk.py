@@ -19,6 +19,8 @@ from store.records import Mandate, Record
 OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
 # A mandate a batch reserved whose run ended before it was sent: set aside (nothing was sent).
 RUN_ENDED_UNSENT = "its bulk send's run ended before it was sent"
+# A draft the firm asked for a moment ago: its run may not be there yet to be told to send it.
+DRAFT_BEING_GENERATED = "its draft mandate is being generated: send this dossier again in a moment"
 IN_PROGRESS = ("queued", "sending")  # a batch is done once none of its dossiers is in these
 
 
@@ -256,7 +258,9 @@ async def reserve_page(
             else:
                 mandate = await _adopt_draft(db, bulk, item)
             if mandate is None:
-                await _set_outcome(db, bulk.id, item.position, "skipped", str(refusal))
+                being_generated = await _has_unrendered_draft(db, bulk.firm_id, item.dossier_id)
+                reason = DRAFT_BEING_GENERATED if being_generated else str(refusal)
+                await _set_outcome(db, bulk.id, item.position, "skipped", reason)
                 continue
         if mandate is not None:
             to_start.append(mandate)
@@ -375,6 +379,18 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mand
     except _Taken as taken:
         return taken.mandate
     return Mandate.from_row(row) if row else None
+
+
+async def _has_unrendered_draft(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> bool:
+    return bool(
+        await db.fetchval(
+            "SELECT 1 FROM mandates m WHERE m.dossier_id = $1 AND m.firm_id = $2 AND m.status = 'draft'"
+            " AND NOT EXISTS (SELECT 1 FROM mandate_documents d"
+            " WHERE d.mandate_id = m.id AND d.kind = 'generated')",
+            dossier_id,
+            firm_id,
+        )
+    )
 
 
 async def finish(db: asyncpg.Pool, bulk_send_id: UUID, at: datetime) -> None:

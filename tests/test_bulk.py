@@ -158,8 +158,12 @@ async def test_a_mandate_reserved_by_a_batch_terminated_before_starting_it_can_b
     now = datetime.now(UTC)
     reserved, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=now, issued_on=now.date())
     assert [m.dossier_id for m in reserved] == [dossier.id]
-    await run.terminate("stopped by an operator")
     path = f"/v1/dossiers/{dossier.id}/mandate"
+    # While its batch runs, its next step starts the mandate's run: not "over", just not started yet.
+    for refused in (await client.delete(path), await client.post(f"{path}/reminders")):
+        assert refused.status_code == 409
+        assert refused.json()["detail"].startswith("the mandate is waiting for its bulk send to start it")
+    await run.terminate("stopped by an operator")
     assert (await client.get(path)).json()["status"] == "sending"  # and would stay so for ever
     assert (await client.delete(path)).status_code == 204
     [item] = await bulk.items(db, batch.id)

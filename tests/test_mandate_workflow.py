@@ -275,6 +275,65 @@ async def test_one_reminder_per_paris_day(ts_env, settings, db, dossier, workers
     await replay_and_keep(run.handle, "mandate_reminded")
 
 
+async def test_a_second_reminder_while_the_first_is_being_sent_is_asked_to_wait(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await send_and_wait_pending(run)
+    emulator.state.add_fault(method="POST", path_regex=r"/send_reminder$", kind="400", delay_seconds=2)
+    first = asyncio.ensure_future(run.handle.execute_update(MandateWorkflow.remind))
+    assert await eventually(lambda: _pending_activity(run.handle, "send_signature_reminder"))
+    with pytest.raises(WorkflowUpdateFailedError) as second:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    # Not "already sent today": the first may still be refused, as it is here.
+    assert second.value.cause.type == "InvalidState"
+    assert second.value.cause.message == "a reminder is being sent: try again in a moment"
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await first
+    assert refused.value.cause.type == "ReminderRefused"
+    accepted = await run.handle.execute_update(MandateWorkflow.remind)  # none was sent: accepted
+    assert await mandates.reminders(db, run.mandate.id) == [accepted.sent_at]
+
+
+async def _pending_activity(handle, activity_type: str) -> bool:
+    described = await handle.describe()
+    return any(a.activity_type.name == activity_type for a in described.raw_description.pending_activities)
+
+
+async def test_a_reminder_asked_as_the_refusal_comes_in_names_the_refusal(
+    ts_env, settings, db, emulator, dossier, workers
+):
+    from workflows.mandate_models import YouSignEvent
+
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    # A refusal without its reason (as the sweep finds them): its reason is read from YouSign first.
+    emulator.state.add_fault(method="GET", path_regex=state.signature_request_id, kind="503", delay_seconds=2)
+    declined = YouSignEvent(
+        event_id="sweep-1", event_name="signer.declined", signature_request_id=state.signature_request_id
+    )
+    await run.handle.signal(MandateWorkflow.yousign_event, declined)
+    assert await eventually(lambda: _pending_activity(run.handle, "get_signature_request_state"))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await run.handle.execute_update(MandateWorkflow.remind)
+    assert refused.value.cause.type == "InvalidState"
+    assert refused.value.cause.message.startswith("the mandate is refused (being recorded)")
+    await run.wait_for("refused")
+
+
+async def test_two_deletes_at_once_are_one_deletion(ts_env, settings, db, dossier, workers):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.wait_generated()
+    # Two requests at once discard the same draft (two PATCHes of the dossier, say): both succeed.
+    both = await asyncio.gather(
+        run.handle.execute_update(MandateWorkflow.delete), run.handle.execute_update(MandateWorkflow.delete)
+    )
+    assert [state.status for state in both] == ["deleted", "deleted"]
+    log = await mandates.events(db, run.mandate.id)
+    assert [e.to_status for e in log] == ["draft", "deleted"]
+    assert (await run.handle.result()).status == "deleted"
+
+
 async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossier, workers):
     run = await generate_mandate(ts_env.client, settings, db, dossier)
     state = await send_and_wait_pending(run)

@@ -44,6 +44,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0007_bulk_items_in_progress",
         "0008_mandates_sent_at",
         "0009_dossier_archive",
+        "0010_installation",
     ]
 
 
@@ -531,7 +532,8 @@ async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcom
     items = {i.dossier_id: (i.outcome, i.reason) for i in await bulk.items(db, batch.id, after=-1, limit=10)}
     assert items[previewed.id] == ("skipped", "deleted by the firm")
     assert items[sent.id] == ("sent", None)
-    assert items[unrendered.id][0] == "skipped"  # its workflow may not run yet: not adopted
+    # Its workflow may not run yet to be told to send it: not adopted, and the firm is told why.
+    assert items[unrendered.id] == ("skipped", bulk.DRAFT_BEING_GENERATED)
 
 
 async def test_another_firms_batch_never_adopts_a_draft(db, firm):

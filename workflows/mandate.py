@@ -81,6 +81,8 @@ class MandateWorkflow:
         self.state = MandateState()
         self._send_requested = input.send_on_start
         self._busy = False  # a send or delete is under way: other updates wait their turn
+        self._deleting = False  # the firm's delete: a second one at once is answered with it
+        self._reminding = False  # a reminder's call to YouSign: a second one at once waits for it
         self._outcome: Outcome | None = None
         self._expiring = False  # cancelling at expiry: a `canceled` event then is our own echo
         self._sending_recorded = False
@@ -451,6 +453,13 @@ class MandateWorkflow:
 
     @workflow.update
     async def remind(self) -> ReminderAccepted:
+        self._reminding = True
+        try:
+            return await self._remind()
+        finally:
+            self._reminding = False
+
+    async def _remind(self) -> ReminderAccepted:
         sent_at = workflow.now()
         self.state.reminders.append(sent_at)
         reminder = ReminderInput(
@@ -503,13 +512,20 @@ class MandateWorkflow:
 
     @remind.validator
     def _validate_remind(self) -> None:
-        if self.state.status != MandateStatus.PENDING or self._outcome is not None:
+        if self.state.status != MandateStatus.PENDING:
             raise rejected(
                 f"the mandate is {self.state.status}; only a pending one can be reminded", "InvalidState"
+            )
+        if self._outcome is not None:  # YouSign's word came a moment ago: the store has it next
+            raise rejected(
+                f"the mandate is {self._outcome.status} (being recorded); only a pending one can be reminded",
+                "InvalidState",
             )
         if self._expiring or workflow.now() >= self.state.expires_at:
             # Its cancellation may still wait on the YouSign queue: the client is not urged to sign.
             raise rejected("the mandate's validity has ended; it is being expired", "InvalidState")
+        if self._reminding:  # not a sent one yet: YouSign may still refuse it
+            raise rejected("a reminder is being sent: try again in a moment", "InvalidState")
         last = self.state.reminders[-1] if self.state.reminders else None
         if not reminder_allowed(workflow.now(), last):
             allowed_at = next_reminder_allowed_at(last)
@@ -522,17 +538,24 @@ class MandateWorkflow:
 
     @workflow.update
     async def delete(self) -> MandateState:
-        self._busy = True
-        # A refusal, expiry or failure adopted a moment ago may still be on its way to the database:
-        # the deletion is written after it (the store never moves a final state back).
-        if workflow.patched("delete-after-records"):
-            await workflow.wait_condition(lambda: self._records_in_flight == 0)
-        await self._record(MandateStatus.DELETED, "deleted by the firm")
-        self._busy = False
+        if self._deleting:  # asked twice at once (two requests changing the draft): one deletion
+            await workflow.wait_condition(lambda: not self._deleting)
+            return self.state
+        self._busy = self._deleting = True
+        try:
+            # A refusal, expiry or failure adopted a moment ago may still be on its way to the
+            # database: the deletion is written after it (the store never moves a final state back).
+            if workflow.patched("delete-after-records"):
+                await workflow.wait_condition(lambda: self._records_in_flight == 0)
+            await self._record(MandateStatus.DELETED, "deleted by the firm")
+        finally:
+            self._busy = self._deleting = False
         return self.state
 
     @delete.validator
     def _validate_delete(self) -> None:
+        if self._deleting:
+            return
         if self._busy or (self.state.status == MandateStatus.DRAFT and self._send_requested):
             raise rejected("the mandate is being sent or deleted", "InvalidState")
         if self.state.status not in DELETABLE_MANDATE_STATUSES:
