@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -75,10 +75,6 @@ def _refusal(error: WorkflowUpdateFailedError) -> ApplicationError | None:
     return error.cause if isinstance(error.cause, ApplicationError) else None
 
 
-# A draft's workflow is started right after its row is reserved: one missing after this never started.
-STARTING_GRACE = timedelta(minutes=1)
-
-
 class RunGone(Conflict):
     """The mandate's workflow run is over (signed, deleted) or was never started."""
 
@@ -96,7 +92,9 @@ async def run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
     """Whether a mandate still without its PDF (a draft, or a bulk send's before its send) has no
     run left to make it: never started, or ended by an operator. Unknown while it may be starting,
     or when Temporal does not answer."""
-    return now - mandate.created_at >= STARTING_GRACE and await _run_is_over(mandate_handle(client, mandate))
+    if now - mandate.created_at < mandates.STARTING_GRACE:
+        return False
+    return await _run_is_over(mandate_handle(client, mandate))
 
 
 async def _update(client: Client, mandate: Mandate, update, result_type=None):
@@ -159,7 +157,7 @@ async def _delete(db: asyncpg.Pool, client: Client, mandate: Mandate, now: datet
             return
         if mandate.status != MandateStatus.DRAFT:
             raise
-        if now - mandate.created_at < STARTING_GRACE:
+        if now - mandate.created_at < mandates.STARTING_GRACE:
             raise Conflict("the mandate is being started: try again in a minute") from None
         await mandates.discard_reservation(db, mandate.id, now)
 

@@ -13,7 +13,7 @@ from domain.errors import Conflict, NotFound
 from store.cursors import decode_cursor, encode_cursor
 from store.database import transaction
 from store.dossiers import DOSSIER_NOT_FOUND, lock_dossier
-from store.mandates import replaced_by_bulk_send, reserve_mandate
+from store.mandates import STARTING_GRACE, replaced_by_bulk_send, reserve_mandate
 from store.records import Mandate, Record
 
 OUTCOMES = ("queued", "sending", "sent", "skipped", "failed")
@@ -382,13 +382,15 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mand
 
 
 async def _has_unrendered_draft(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> bool:
+    """A draft asked for a moment ago, not rendered yet (one older never had its run started)."""
     return bool(
         await db.fetchval(
             "SELECT 1 FROM mandates m WHERE m.dossier_id = $1 AND m.firm_id = $2 AND m.status = 'draft'"
-            " AND NOT EXISTS (SELECT 1 FROM mandate_documents d"
+            " AND m.created_at > now() - $3::interval AND NOT EXISTS (SELECT 1 FROM mandate_documents d"
             " WHERE d.mandate_id = m.id AND d.kind = 'generated')",
             dossier_id,
             firm_id,
+            STARTING_GRACE,
         )
     )
 

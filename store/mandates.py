@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +25,9 @@ from store.records import Mandate, MandateEvent
 
 # Columns a transition may set besides the status; each is named explicitly so no caller
 # can write an arbitrary column.
+# A mandate's workflow is started right after its row is reserved: one missing after this never started.
+STARTING_GRACE = timedelta(minutes=1)
+
 TRANSITION_FIELDS = frozenset(
     {
         "sent_at",

@@ -1168,7 +1168,9 @@ async def test_idle_bulk_sends_say_for_how_long_nothing_moved(db, firm):
                 batch.id,
             )
             await conn.execute(
-                "UPDATE mandates SET sent_at = sent_at - interval '1 day' WHERE sent_at IS NOT NULL"
+                # (Other tests' mandates may be stamped with their own, later, clock.)
+                "UPDATE mandates SET sent_at = least(sent_at, now()) - interval '1 day'"
+                " WHERE sent_at IS NOT NULL"
             )
             await conn.execute(
                 "UPDATE bulk_send_items SET updated_at = now() - interval '20 minutes'"

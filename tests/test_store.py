@@ -511,15 +511,19 @@ async def test_a_page_reserved_before_a_crash_is_adopted_not_skipped(db, firm):
 async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcome(db, firm):
     from store import bulk
 
-    previewed, unrendered, sent = [
-        await ready_dossier(db, firm, name=f"Client {i}", establishment=i + 1) for i in range(3)
+    previewed, unrendered, sent, orphaned = [
+        await ready_dossier(db, firm, name=f"Client {i}", establishment=i + 1) for i in range(4)
     ]
     drafts = [
         await mandates.reserve_mandate(db, firm.id, d.id, issued_on=date(2027, 1, 10))
-        for d in (previewed, unrendered)
+        for d in (previewed, unrendered, orphaned)
     ]
     await mandates.save_document(db, drafts[0].id, "generated", b"%PDF-")  # only the first is rendered yet
-    batch = await bulk.create_bulk_send(db, firm.id, [previewed.id, unrendered.id, sent.id])
+    # Reserved long ago and never rendered: its run never started (the gateway stopped in between).
+    await db.execute(
+        "UPDATE mandates SET created_at = now() - interval '2 minutes' WHERE id = $1", drafts[2].id
+    )
+    batch = await bulk.create_bulk_send(db, firm.id, [previewed.id, unrendered.id, sent.id, orphaned.id])
     to_start, _ = await bulk.reserve_page(db, batch, start=0, size=10, at=NOW, issued_on=date(2027, 1, 10))
     assert [(m.dossier_id, m.status) for m in to_start] == [(previewed.id, "draft"), (sent.id, "sending")]
     assert (await mandates.get_mandate(db, drafts[0].id)).bulk_send_id == batch.id
@@ -534,6 +538,10 @@ async def test_a_previewed_draft_is_adopted_and_each_item_keeps_its_first_outcom
     assert items[sent.id] == ("sent", None)
     # Its workflow may not run yet to be told to send it: not adopted, and the firm is told why.
     assert items[unrendered.id] == ("skipped", bulk.DRAFT_BEING_GENERATED)
+    assert items[orphaned.id] == (
+        "skipped",
+        "the dossier already has a draft mandate: delete it before generating a new one",
+    )
 
 
 async def test_another_firms_batch_never_adopts_a_draft(db, firm):
