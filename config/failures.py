@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DefaultFailureConverter, PayloadConverter
 
@@ -22,14 +20,24 @@ def innermost(stack_trace: str, limit: int = MAX_STACK_TRACE) -> str:
 
 
 class CompactFailureConverter(DefaultFailureConverter):
-    def _error_to_failure(self, error: Any, payload_converter: PayloadConverter, failure: Failure) -> None:
-        # Called for the error and each of its causes, before the message and stack are encoded.
-        super()._error_to_failure(error, payload_converter, failure)
+    """The SDK's conversion, then each stack trace cut to its innermost frames (the SDK converts an
+    error's causes through `to_failure` too, so each level is cut on its way back)."""
+
+    seal = False  # message and stack trace moved into a payload, which the codec encrypts
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        super().to_failure(exception, payload_converter, failure)
         failure.stack_trace = innermost(failure.stack_trace)
+        if self.seal:  # as the SDK's DefaultFailureConverterWithEncodedAttributes, after the cut
+            sealed = {"message": failure.message, "stack_trace": failure.stack_trace}
+            failure.encoded_attributes.CopyFrom(payload_converter.to_payloads([sealed])[0])
+            failure.message = "Encoded failure"
+            failure.stack_trace = ""
 
 
 class CompactEncodedFailureConverter(CompactFailureConverter):
-    """As the SDK's DefaultFailureConverterWithEncodedAttributes: message and stack sealed by the codec."""
+    """Message and stack trace sealed by the codec, as Temporal's encoded failure attributes."""
 
-    def __init__(self) -> None:
-        super().__init__(encode_common_attributes=True)
+    seal = True

@@ -32,3 +32,7 @@ async def test_a_database_outage_fails_an_activity_with_a_failure_temporal_keeps
         assert decoded.type == "ConnectionRefusedError"
         # Where it was raised is kept: the innermost frames, asyncpg's connect among them.
         assert decoded.failure.stack_trace.startswith(CUT) and "asyncpg" in decoded.failure.stack_trace
+        assert decoded.message == str(error)
+        # With keys, message and trace travel in a payload (which the worker's codec encrypts).
+        sealed = settings.payload_encryption_keys is not None
+        assert (failure.message == "Encoded failure" and not failure.stack_trace) is sealed
