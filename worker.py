@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -28,7 +30,7 @@ from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
 from config.startup import Unreachable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
-from starter.deployment import connect_deployment, warn_if_yousign_cap_differs
+from starter.deployment import LIVE_POLLER, connect_deployment, warn_if_yousign_cap_differs
 from starter.workflows import ensure_reconciliation_schedule
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
@@ -164,21 +166,58 @@ def mailer_for(settings: Settings) -> Mailer | None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    started_at = datetime.now(UTC)
     runtime = metrics_runtime(settings)
     db, client, installation = await connect_deployment(settings, runtime)
     async with yousign_client(settings, runtime) as yousign:
         workers = build_workers(client, settings, db, yousign, mailer_for(settings))
-        rate = yousign_activity_rate(settings)
-        await warn_if_yousign_cap_differs(client, settings.yousign_task_queue, rate)
-        try:
-            await ensure_reconciliation_schedule(client, settings, installation)
-        except RPCError as error:
-            # Mandates still run (webhooks, expiry checks); only the safety-net sweep is missing.
-            log.warning("reconciliation schedule not set", error=str(error))
+        schedule = partial(
+            ensure_reconciliation_schedule, client, settings, installation, started_at=started_at
+        )
+        settled = await _set_schedule(schedule)
+        later = asyncio.ensure_future(
+            _checks_once_polled(client, settings, started_at, settled, schedule, stop)
+        )
         try:
             await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
         finally:
+            later.cancel()
             await db.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            if problem := await later:  # the namespace found another database's: say so, exit 1
+                raise problem
+
+
+async def _set_schedule(schedule: Callable[[], Awaitable[bool]]) -> bool:
+    try:
+        return await schedule()
+    except RPCError as error:
+        # Mandates still run (webhooks, expiry checks); only the safety-net sweep is missing.
+        log.warning("reconciliation schedule not set", error=str(error))
+        return True
+
+
+async def _checks_once_polled(
+    client: Client,
+    settings: Settings,
+    started_at: datetime,
+    settled: bool,
+    schedule: Callable[[], Awaitable[bool]],
+    stop: asyncio.Event,
+) -> Unreachable | None:
+    """What only a while of polling tells: whether the live workers cap the YouSign queue otherwise,
+    and, when the sweep's queue was polled just before this start, whether anyone still serves it.
+    A schedule found to be another database's by then stops this worker (returned, then raised)."""
+    await asyncio.sleep(LIVE_POLLER.total_seconds())
+    rate = yousign_activity_rate(settings)
+    await warn_if_yousign_cap_differs(client, settings.yousign_task_queue, rate, since=started_at)
+    if not settled:
+        try:
+            await _set_schedule(schedule)
+        except Unreachable as problem:
+            stop.set()
+            return problem
+    return None
 
 
 async def _stop_on(stop: asyncio.Event, workers: list[Worker]) -> None:

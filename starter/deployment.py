@@ -28,52 +28,58 @@ log = structlog.get_logger(__name__)
 # The reconciliation schedule's action carries the installation id of the database that set it.
 INSTALLATION_MEMO = "installation"
 
-# A poller that polled this recently is a live worker (a long poll lasts about a minute).
+# A live worker polls each of its queues at least this often (a long poll lasts about a minute): a
+# poller not seen for longer is gone, and one seen since a moment after a process started is alive.
 LIVE_POLLER = timedelta(seconds=90)
+
+# What a restricted API key may not ask (Temporal Cloud): then the ownership is not checked.
+_NOT_ALLOWED = (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED)
 
 
 async def installation_id(db: asyncpg.Pool) -> UUID:
     return await db.fetchval("SELECT id FROM installation")
 
 
-async def claimed_installation(client: Client) -> UUID | None:
-    """The installation the namespace's reconciliation schedule was set by: None without schedule
-    (a new namespace) or without the mark (set by an earlier version)."""
-    try:
-        described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
-    except RPCError as error:
-        if error.status == RPCStatusCode.NOT_FOUND:
-            return None
-        raise
-    action = described.schedule.action
+def served_elsewhere(namespace: str, theirs: UUID, ours: UUID) -> Unreachable:
+    return Unreachable(
+        f"Temporal namespace {namespace!r} (TEMPORAL_NAMESPACE) is served by another database"
+        f" (installation {theirs}; DATABASE_URL here is installation {ours}): give each deployment its"
+        " own namespace"
+    )
+
+
+async def installation_in(client: Client, action: object) -> UUID | None:
+    """The installation a schedule's action names: None without the mark (set by an earlier version)."""
     memo = action.memo if isinstance(action, ScheduleActionStartWorkflow) else None
     if not memo or INSTALLATION_MEMO not in memo:
         return None
     try:
         [value] = await client.data_converter.decode([memo[INSTALLATION_MEMO]], [str])
-    except Exception:  # sealed with keys this process lacks
+        return UUID(value)
+    except Exception:  # sealed with keys this process lacks, or not ours at all
         raise Unreachable(
             f"Temporal namespace {client.namespace!r} (TEMPORAL_NAMESPACE) was set up with encryption"
             " keys this process does not have (PAYLOAD_ENCRYPTION_KEYS): another deployment's"
             " namespace, or a key missing here"
         ) from None
-    return UUID(value)
 
 
 async def refuse_foreign_namespace(client: Client, db: asyncpg.Pool) -> UUID:
-    """This database's installation id, unless the namespace is another database's: Unreachable."""
+    """This database's installation id, unless the namespace is another database's: Unreachable.
+    (Workers check again as they update the schedule: two deployments starting at once.)"""
     ours = await installation_id(db)
     try:
-        theirs = await claimed_installation(client)
-    except RPCError as error:  # not allowed to read schedules (a restricted key): not checked
-        log.warning("namespace ownership not checked", error=error.message)
-        return ours
+        described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:  # a new namespace: the first worker marks it
+            return ours
+        if error.status in _NOT_ALLOWED:
+            log.warning("namespace ownership not checked", error=error.message)
+            return ours
+        raise Unreachable(f"Temporal did not answer (TEMPORAL_ADDRESS): {error.message}") from None
+    theirs = await installation_in(client, described.schedule.action)
     if theirs is not None and theirs != ours:
-        raise Unreachable(
-            f"Temporal namespace {client.namespace!r} (TEMPORAL_NAMESPACE) is served by another"
-            f" database (installation {theirs}; DATABASE_URL here is installation {ours}): give each"
-            " deployment its own namespace"
-        )
+        raise served_elsewhere(client.namespace, theirs, ours)
     return ours
 
 
@@ -89,22 +95,24 @@ async def connect_deployment(
         raise
 
 
-async def live_pollers(client: Client, task_queue: str, kind: TaskQueueType.ValueType) -> list:
-    """The pollers Temporal saw on the queue in the last minute and a half."""
+async def live_pollers(
+    client: Client, task_queue: str, kind: TaskQueueType.ValueType, since: datetime
+) -> list:
+    """The pollers Temporal saw on the queue since then."""
     described = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(
             namespace=client.namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
         )
     )
-    since = datetime.now(UTC) - LIVE_POLLER
     return [p for p in described.pollers if p.last_access_time.ToDatetime(tzinfo=UTC) >= since]
 
 
-async def warn_if_yousign_cap_differs(client: Client, task_queue: str, rate: float) -> None:
+async def warn_if_yousign_cap_differs(client: Client, task_queue: str, rate: float, since: datetime) -> None:
     """The server applies the cap the latest poller sent to every worker of the queue: a worker with
-    other YouSign limits makes the whole deployment send too fast (429s) or too slowly."""
+    other YouSign limits makes the whole deployment send too fast (429s) or too slowly. Only pollers
+    seen since `since` count: the workers a rollout replaced are not compared."""
     try:
-        pollers = await live_pollers(client, task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
+        pollers = await live_pollers(client, task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, since)
     except RPCError as error:
         log.warning("YouSign queue's cap not compared", error=error.message)
         return
@@ -118,3 +126,7 @@ async def warn_if_yousign_cap_differs(client: Client, task_queue: str, rate: flo
             this_worker_per_second=round(rate, 6),
             others_per_second=others,
         )
+
+
+def seen_recently() -> datetime:
+    return datetime.now(UTC) - LIVE_POLLER

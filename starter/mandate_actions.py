@@ -112,7 +112,11 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         if error.status == RPCStatusCode.NOT_FOUND:  # the run is over (signed, settled long ago...)
             reserved = mandate.status == MandateStatus.SENDING and not mandate.signature_request_id
             if reserved and mandate.bulk_send_id:
-                # Reserved by its batch's page, whose next step starts the runs (or its batch ended).
+                # Reserved by its batch's page, whose next step starts the runs, unless the batch ended.
+                if await _run_is_over(client.get_workflow_handle(bulk_workflow_id(mandate.bulk_send_id))):
+                    raise RunGone(
+                        "the mandate's bulk send ended before sending it: delete it and generate a new one"
+                    ) from error
                 raise RunGone(
                     "the mandate is waiting for its bulk send to start it: try again in a moment"
                 ) from error

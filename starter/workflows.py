@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from uuid import UUID
 
 import structlog
@@ -12,12 +13,12 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
-    ScheduleHandle,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleUpdate,
+    ScheduleUpdateInput,
     WorkflowHandle,
 )
 from temporalio.common import (
@@ -29,7 +30,13 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from config.temporal import firm_fairness
 from starter.bulk_runs import mandate_options
-from starter.deployment import INSTALLATION_MEMO, live_pollers
+from starter.deployment import (
+    INSTALLATION_MEMO,
+    installation_in,
+    live_pollers,
+    seen_recently,
+    served_elsewhere,
+)
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateWorkflowInput
@@ -105,31 +112,48 @@ def reconciliation_schedule(settings: Settings, installation: UUID) -> Schedule:
 
 
 async def ensure_reconciliation_schedule(
-    client: Client, settings: Settings, installation: UUID
-) -> ScheduleHandle:
+    client: Client, settings: Settings, installation: UUID, *, started_at: datetime
+) -> bool:
     """Create the sweep's schedule, or bring an existing one to the current settings (every worker
-    does this at start; the result is the same whichever comes first). One whose task queue other
-    workers still serve is left as it is: a second deployment on the namespace (a canary on a queue
-    of its own) would otherwise take the sweep away from the first, and lose it when it stops."""
+    does this at start; the result is the same whichever comes first). Refused (Unreachable) when the
+    schedule is another database's. One on a task queue that workers polled since `started_at` is
+    left there: a second deployment on the namespace (a canary on a queue of its own) would otherwise
+    take the sweep away from the first, and lose it when it stops. Returns False when that cannot be
+    told yet (the queue was polled a moment before this process started: a live worker polls again
+    within a minute, a stopped one never): ask again LIVE_POLLER after `started_at`."""
     schedule = reconciliation_schedule(settings, installation)
     try:
-        return await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+        await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
+        return True
     except ScheduleAlreadyRunningError:
-        handle = client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
-    current = (await handle.describe()).schedule
-    queue = current.action.task_queue if isinstance(current.action, ScheduleActionStartWorkflow) else None
-    if queue and queue != settings.temporal_task_queue:
-        if await live_pollers(client, queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW):
-            log.error(
-                "the reconciliation schedule runs on a task queue other workers serve: left as it is;"
-                " give every worker of the namespace the same TEMPORAL_TASK_QUEUE",
-                schedule_queue=queue,
-                this_worker_queue=settings.temporal_task_queue,
-            )
-            return handle
-        log.warning("reconciliation schedule moved to this worker's task queue", schedule_queue=queue)
-    # The settings' parts only: an operator's pause (and its note) stays as it was.
-    await handle.update(
-        lambda now: ScheduleUpdate(schedule=replace(schedule, state=now.description.schedule.state))
-    )
-    return handle
+        pass
+    undecided = False
+
+    async def settings_of_this_worker(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
+        nonlocal undecided
+        described = current.description.schedule
+        theirs = await installation_in(client, described.action)
+        if theirs not in (None, installation):
+            raise served_elsewhere(client.namespace, theirs, installation)
+        queue = (
+            described.action.task_queue if isinstance(described.action, ScheduleActionStartWorkflow) else None
+        )
+        if queue and queue != settings.temporal_task_queue:
+            workflow_tasks = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+            if await live_pollers(client, queue, workflow_tasks, since=started_at):
+                log.error(
+                    "the reconciliation schedule runs on a task queue other workers serve: left as it"
+                    " is; give every worker of the namespace the same TEMPORAL_TASK_QUEUE",
+                    schedule_queue=queue,
+                    this_worker_queue=settings.temporal_task_queue,
+                )
+                return None
+            if await live_pollers(client, queue, workflow_tasks, since=seen_recently()):
+                undecided = True
+                return None
+            log.warning("reconciliation schedule moved to this worker's task queue", schedule_queue=queue)
+        # The settings' parts only: an operator's pause (and its note) stays as it was.
+        return ScheduleUpdate(schedule=replace(schedule, state=described.state))
+
+    await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).update(settings_of_this_worker)
+    return not undecided

@@ -382,7 +382,7 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mand
 
 
 async def _has_unrendered_draft(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> bool:
-    """A draft asked for a moment ago, not rendered yet (one older never had its run started)."""
+    """A draft asked for within the starting grace, not rendered yet: its run may not be there yet."""
     return bool(
         await db.fetchval(
             "SELECT 1 FROM mandates m WHERE m.dossier_id = $1 AND m.firm_id = $2 AND m.status = 'draft'"

@@ -25,9 +25,6 @@ from store.records import Mandate, MandateEvent
 
 # Columns a transition may set besides the status; each is named explicitly so no caller
 # can write an arbitrary column.
-# A mandate's workflow is started right after its row is reserved: one missing after this never started.
-STARTING_GRACE = timedelta(minutes=1)
-
 TRANSITION_FIELDS = frozenset(
     {
         "sent_at",
@@ -58,6 +55,10 @@ def workflow_id_for(dossier_id: UUID, seq: int) -> str:
 def replaced_by_bulk_send(bulk_send_id: UUID) -> str:
     """The cause recorded on a failed mandate a bulk send replaced (found by it again on a retry)."""
     return f"replaced by bulk send {bulk_send_id}"
+
+
+# A mandate's workflow is started right after its row is reserved: one missing after this never started.
+STARTING_GRACE = timedelta(minutes=1)
 
 
 async def reserve_mandate(

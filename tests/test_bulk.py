@@ -165,6 +165,9 @@ async def test_a_mandate_reserved_by_a_batch_terminated_before_starting_it_can_b
         assert refused.json()["detail"].startswith("the mandate is waiting for its bulk send to start it")
     await run.terminate("stopped by an operator")
     assert (await client.get(path)).json()["status"] == "sending"  # and would stay so for ever
+    reminded = await client.post(f"{path}/reminders")
+    assert reminded.status_code == 409
+    assert reminded.json()["detail"].startswith("the mandate's bulk send ended before sending it: delete it")
     assert (await client.delete(path)).status_code == 204
     [item] = await bulk.items(db, batch.id)
     assert (item.outcome, item.reason) == ("skipped", "its bulk send's run ended before it was sent")

@@ -332,6 +332,7 @@ async def test_two_deletes_at_once_are_one_deletion(ts_env, settings, db, dossie
     log = await mandates.events(db, run.mandate.id)
     assert [e.to_status for e in log] == ["draft", "deleted"]
     assert (await run.handle.result()).status == "deleted"
+    await replay_and_keep(run.handle, "mandate_deleted_twice_at_once")
 
 
 async def test_signature_by_webhook_signal(ts_env, settings, db, emulator, dossier, workers):

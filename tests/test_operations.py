@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
-from datetime import timedelta
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -16,6 +21,7 @@ from temporalio import activity
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import Client, ScheduleOverlapPolicy
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from config.codec import EncryptionCodec
@@ -30,10 +36,19 @@ from starter.deployment import (
 from starter.workflows import RECONCILIATION_SUMMARY, ensure_reconciliation_schedule
 from store import dossiers
 from tests.api_support import api_stack, firm_client
-from tests.helpers import CLIENT_REP, FIRM_REP, eventually, test_settings, verified_firm_with_dossier
+from tests.helpers import (
+    CLIENT_REP,
+    FIRM_REP,
+    TEST_ENCRYPTION_KEYS,
+    eventually,
+    free_port,
+    test_settings,
+    verified_firm_with_dossier,
+)
 from tests.test_api import mandate_reaches
 from workflows.reconciliation import RECONCILIATION_SCHEDULE_ID, YouSignReconciliationWorkflow
 
+ROOT = Path(__file__).resolve().parent.parent
 CODEC_TOKEN = "codec-test-token"
 INSTALLATION = uuid4()  # another deployment's database
 
@@ -252,17 +267,30 @@ async def test_a_process_does_not_start_on_a_namespace_it_cannot_use(dev_env):
         await _namespace_ready(await Client.connect(target, namespace=bare), bare)
 
 
-async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env):
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def schedule(dev_env):
+    """The namespace's sweep schedule (each test sets it up its own way, and deletes it)."""
+    return dev_env.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+
+
+async def _delete(handle) -> None:
+    with contextlib.suppress(RPCError):  # not there: nothing to delete
+        await handle.delete()
+
+
+async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env, schedule):
     settings = test_settings()
-    first = await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
     try:
+        assert await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION, started_at=now())
         # Every worker runs this at start: the second finds the schedule and updates it in place.
-        slower = test_settings(
-            reconciliation_interval="PT3H", temporal_task_queue=settings.temporal_task_queue
-        )
-        again = await ensure_reconciliation_schedule(dev_env.client, slower, INSTALLATION)
-        assert again.id == first.id == RECONCILIATION_SCHEDULE_ID
-        described = await again.describe()
+        queue = settings.temporal_task_queue
+        slower = test_settings(reconciliation_interval="PT3H", temporal_task_queue=queue)
+        assert await ensure_reconciliation_schedule(dev_env.client, slower, INSTALLATION, started_at=now())
+        described = await schedule.describe()
         assert [spec.every for spec in described.schedule.spec.intervals] == [timedelta(hours=3)]
         assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
         action = described.schedule.action
@@ -274,23 +302,32 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         ]
         assert action.static_summary.ByteSize() < 400  # Temporal refuses a summary over 400 bytes
         # An operator paused it: a worker starting after does not resume it.
-        await again.pause(note="YouSign maintenance")
-        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
-        state = (await again.describe()).schedule.state
+        await schedule.pause(note="YouSign maintenance")
+        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION, started_at=now())
+        state = (await schedule.describe()).schedule.state
         assert (state.paused, state.note) == (True, "YouSign maintenance")
     finally:
-        await first.delete()
+        await _delete(schedule)
 
 
-async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db):
+async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db, schedule, database_url):
     ours = await installation_id(db)
-    assert await refuse_foreign_namespace(dev_env.client, db) == ours  # no schedule yet: nothing to compare
-    # A worker of another deployment (its own database) set the namespace's sweep up.
-    handle = await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION)
     try:
+        assert await refuse_foreign_namespace(dev_env.client, db) == ours  # a new namespace: accepted
+        # A worker of another deployment (its own database) set the namespace's sweep up.
+        await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION, started_at=now())
         refused = f"served by another database \\(installation {INSTALLATION}; DATABASE_URL here is"
         with pytest.raises(Unreachable, match=refused):
             await refuse_foreign_namespace(dev_env.client, db)
+        # ...and so does a worker of ours setting the schedule (two deployments starting at once).
+        with pytest.raises(Unreachable, match=refused.replace(str(INSTALLATION), ".*")):
+            await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours, started_at=now())
+        # The processes themselves stop at once, saying so in one line.
+        target = dev_env.client.service_client.config.target_host
+        for program in (["worker.py"], ["-m", "starter.api"]):
+            started = await asyncio.to_thread(_run_against, program, target, database_url)
+            assert started.returncode == 1, started.stderr
+            assert "is served by another database" in started.stderr and "Traceback" not in started.stderr
         # Written with keys this process does not have: another deployment's too, or a key missing.
         other_keys = "other:" + base64.b64encode(os.urandom(32)).decode()
         stranger = Client(
@@ -300,43 +337,63 @@ async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db):
                 test_settings(payload_encryption_keys=other_keys, payload_encryption_key_id="other")
             ),
         )
-        await ensure_reconciliation_schedule(stranger, test_settings(), INSTALLATION)
+        await _delete(schedule)
+        await ensure_reconciliation_schedule(stranger, test_settings(), INSTALLATION, started_at=now())
         with pytest.raises(Unreachable, match="set up with encryption keys this process does not have"):
             await refuse_foreign_namespace(dev_env.client, db)
-        # Its own deployment's schedule: accepted.
-        await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
+        # Its own deployment's schedule (or one set by a version before the mark): accepted.
+        await _delete(schedule)
+        await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours, started_at=now())
         assert await refuse_foreign_namespace(dev_env.client, db) == ours
     finally:
-        await handle.delete()
+        await _delete(schedule)
 
 
-async def test_the_sweep_stays_on_a_task_queue_other_workers_serve(dev_env, db):
+def _run_against(program: list[str], temporal: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal,
+        "DATABASE_URL": database_url,
+        "PAYLOAD_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+        "PAYLOAD_ENCRYPTION_KEY_ID": "test",
+        "WORKER_METRICS_ADDRESS": "",
+        "API_PORT": str(free_port()),
+    }
+    return subprocess.run(
+        [sys.executable, *program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_the_sweep_stays_on_a_task_queue_other_workers_serve(dev_env, db, schedule, monkeypatch):
     ours = await installation_id(db)
     served = test_settings().temporal_task_queue
     polled = partial(live_pollers, dev_env.client, served, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
-    handle = dev_env.client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID)
+    before_the_worker = now()
     try:
         async with Worker(dev_env.client, task_queue=served, workflows=[YouSignReconciliationWorkflow]):
-            assert await eventually(polled)
-            await ensure_reconciliation_schedule(
-                dev_env.client, test_settings(temporal_task_queue=served), ours
-            )
-            # A canary on a queue of its own starts: the sweep stays where workers poll for it.
+            assert await eventually(lambda: polled(since=before_the_worker))
+            served_settings = test_settings(temporal_task_queue=served)
+            await ensure_reconciliation_schedule(dev_env.client, served_settings, ours, started_at=now())
+            # A canary on a queue of its own: the sweep stays where workers polled since it started.
             with capture_logs() as logs:
-                await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
-            assert (await handle.describe()).schedule.action.task_queue == served
+                settled = await ensure_reconciliation_schedule(
+                    dev_env.client, test_settings(), ours, started_at=before_the_worker
+                )
+            assert settled and (await schedule.describe()).schedule.action.task_queue == served
             [error] = [e for e in logs if e["log_level"] == "error"]
             assert error["schedule_queue"] == served and "TEMPORAL_TASK_QUEUE" in error["event"]
-        # A queue nobody polls (renamed on every worker): the next worker takes the sweep.
-        await handle.delete()
-        await ensure_reconciliation_schedule(
-            dev_env.client, test_settings(temporal_task_queue="retired"), ours
-        )
+        # Every worker renamed its queue and restarted: the old queue was polled just before this
+        # start, as a live worker's would be. Undecided until a live worker would have polled again.
         renamed = test_settings()
-        await ensure_reconciliation_schedule(dev_env.client, renamed, ours)
-        assert (await handle.describe()).schedule.action.task_queue == renamed.temporal_task_queue
+        restarted = now()
+        assert not await ensure_reconciliation_schedule(dev_env.client, renamed, ours, started_at=restarted)
+        assert (await schedule.describe()).schedule.action.task_queue == served
+        monkeypatch.setattr("starter.deployment.LIVE_POLLER", timedelta(seconds=1))
+        await asyncio.sleep(1.5)  # (instead of LIVE_POLLER's minute and a half)
+        assert await ensure_reconciliation_schedule(dev_env.client, renamed, ours, started_at=restarted)
+        assert (await schedule.describe()).schedule.action.task_queue == renamed.temporal_task_queue
     finally:
-        await handle.delete()
+        await _delete(schedule)
 
 
 async def test_a_worker_with_other_yousign_limits_is_reported(dev_env):
@@ -347,13 +404,17 @@ async def test_a_worker_with_other_yousign_limits_is_reported(dev_env):
     async def noop() -> None: ...
 
     capped = {"activities": [noop], "max_task_queue_activities_per_second": 2.5}
+    before = now()
     async with Worker(dev_env.client, task_queue=queue, **capped):
-        assert await eventually(polled)
+        assert await eventually(lambda: polled(since=before))
         with capture_logs() as same:
-            await warn_if_yousign_cap_differs(dev_env.client, queue, 2.5)
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 2.5, since=before)
         with capture_logs() as other:
-            await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25)
-    assert same == []
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, since=before)
+    # All the workers replaced at once with new limits: the old ones, not seen since, are not compared.
+    with capture_logs() as replaced:
+        await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, since=now())
+    assert same == [] and replaced == []
     [error] = other
     assert error["log_level"] == "error" and error["others_per_second"] == [2.5]
     assert "YOUSIGN_REQUESTS_PER_MINUTE" in error["event"]

@@ -23,6 +23,8 @@ def listening_socket(settings: Settings) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
     try:
         sock.bind((settings.api_host, settings.api_port))
+        # Ours from here: a second process's bind passes until one of them listens.
+        sock.listen(2048)  # uvicorn's backlog
     except OSError as error:
         sock.close()
         raise Unreachable(
