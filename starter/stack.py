@@ -173,8 +173,11 @@ class Stack:
             # Shielded: cancelling this watcher must not cancel the future `stop()` waits on.
             code = await asyncio.shield(child.exited)  # type: ignore[arg-type]
             if not self.stopping:
+                said = child.reason_given()
+                log = display_path(child.log_path)
                 self._fail(
-                    f"{name} stopped unexpectedly ({describe_exit(code)}): see {display_path(child.log_path)}"
+                    f"{name} stopped unexpectedly ({describe_exit(code)}): "
+                    + (f"{said} (log: {log})" if said else f"see {log}")
                 )
 
         self.background.append(asyncio.ensure_future(watch()))

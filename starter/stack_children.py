@@ -60,6 +60,14 @@ class Child:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
+    def reason_given(self) -> str | None:
+        """The one line a program of ours ends with when it cannot start (`worker: ...`), if any."""
+        with contextlib.suppress(OSError):
+            lines = self.log_path.read_bytes()[-4096:].decode(errors="replace").strip().splitlines()
+            if lines and lines[-1].startswith(f"{self.name}: "):
+                return lines[-1]
+        return None
+
     async def start(self) -> None:
         self.started_at = time.time()
         with _open_log(self.log_path, self.argv) as log:  # the child keeps its own descriptor

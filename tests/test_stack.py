@@ -536,3 +536,15 @@ async def test_the_end_of_the_embedded_postgresql_is_seen(tmp_path: Path):
     await asyncio.wait_for(ended, 5)
     await postmaster.wait()
     assert EmbeddedPostgres(tmp_path / "none").postmaster_pid() is None
+
+
+def test_a_part_that_cannot_start_is_reported_with_its_own_line(tmp_path: Path):
+    from starter.stack_children import Child
+
+    worker = Child("worker", ["python", "worker.py"], {}, tmp_path / "worker.log")
+    assert worker.reason_given() is None  # no log yet
+    said = "worker: Temporal namespace 'default' (TEMPORAL_NAMESPACE) is served by another database"
+    worker.log_path.write_text(f'{{"event": "migration applied"}}\n{said}\n\n')
+    assert worker.reason_given() == said
+    worker.log_path.write_text("Traceback (most recent call last):\n  ...\nValueError: a bug\n")
+    assert worker.reason_given() is None  # a crash: the log says more than a line
