@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -30,7 +29,12 @@ from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
 from config.startup import Unreachable
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
-from starter.deployment import LIVE_POLLER, connect_deployment, warn_if_yousign_cap_differs
+from starter.deployment import (
+    LIVE_POLLER,
+    connect_deployment,
+    warn_if_yousign_cap_differs,
+    yousign_poll_marks,
+)
 from starter.workflows import ensure_reconciliation_schedule
 from workflows.bulk import BulkSendWorkflow
 from workflows.kyc import KycWorkflow
@@ -166,57 +170,60 @@ def mailer_for(settings: Settings) -> Mailer | None:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    started_at = datetime.now(UTC)
     runtime = metrics_runtime(settings)
     db, client, installation = await connect_deployment(settings, runtime)
-    async with yousign_client(settings, runtime) as yousign:
-        workers = build_workers(client, settings, db, yousign, mailer_for(settings))
-        schedule = partial(
-            ensure_reconciliation_schedule, client, settings, installation, started_at=started_at
-        )
-        settled = await _set_schedule(schedule)
-        later = asyncio.ensure_future(
-            _checks_once_polled(client, settings, started_at, settled, schedule, stop)
-        )
-        try:
-            await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
-        finally:
-            later.cancel()
-            await db.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            if problem := await later:  # the namespace found another database's: say so, exit 1
-                raise problem
-
-
-async def _set_schedule(schedule: Callable[[], Awaitable[bool]]) -> bool:
     try:
-        return await schedule()
-    except RPCError as error:
-        # Mandates still run (webhooks, expiry checks); only the safety-net sweep is missing.
-        log.warning("reconciliation schedule not set", error=str(error))
+        async with yousign_client(settings, runtime) as yousign:
+            workers = build_workers(client, settings, db, yousign, mailer_for(settings))
+            marks = await yousign_poll_marks(client, settings.yousign_task_queue)
+            schedule = partial(ensure_reconciliation_schedule, client, settings, installation)
+            checks = _checks_once_polled(
+                client, settings, marks, await _set_schedule(schedule), schedule, stop
+            )
+            later = asyncio.ensure_future(checks)
+            try:
+                await asyncio.gather(*(w.run() for w in workers), _stop_on(stop, workers))
+            finally:
+                later.cancel()
+            if later.done() and not later.cancelled() and (problem := later.result()):
+                raise problem  # the namespace turned out to be another database's: say so, exit 1
+    finally:
+        await db.close()
+
+
+async def _set_schedule(schedule: Callable[[], Awaitable[None]]) -> bool:
+    """Whether the sweep's schedule is set; Temporal failing to, it is tried again later."""
+    try:
+        await schedule()
         return True
+    except RPCError as error:
+        # Mandates still run (webhooks, expiry checks); only the safety-net sweep may be missing.
+        log.warning("reconciliation schedule not set", error=str(error))
+        return False
 
 
 async def _checks_once_polled(
     client: Client,
     settings: Settings,
-    started_at: datetime,
-    settled: bool,
-    schedule: Callable[[], Awaitable[bool]],
+    marks: dict[str, datetime],
+    schedule_set: bool,
+    schedule: Callable[[], Awaitable[None]],
     stop: asyncio.Event,
 ) -> Unreachable | None:
-    """What only a while of polling tells: whether the live workers cap the YouSign queue otherwise,
-    and, when the sweep's queue was polled just before this start, whether anyone still serves it.
-    A schedule found to be another database's by then stops this worker (returned, then raised)."""
+    """A while after start, once every live worker has polled again: whether they cap the YouSign
+    queue otherwise, and the sweep's schedule again if Temporal did not take it at start. A schedule
+    found to be another database's by then stops this worker (returned, then raised)."""
     await asyncio.sleep(LIVE_POLLER.total_seconds())
-    rate = yousign_activity_rate(settings)
-    await warn_if_yousign_cap_differs(client, settings.yousign_task_queue, rate, since=started_at)
-    if not settled:
-        try:
+    try:
+        rate = yousign_activity_rate(settings)
+        await warn_if_yousign_cap_differs(client, settings.yousign_task_queue, rate, marks)
+        if not schedule_set:
             await _set_schedule(schedule)
-        except Unreachable as problem:
-            stop.set()
-            return problem
+    except Unreachable as problem:
+        stop.set()
+        return problem
+    except Exception:  # a bug here is said now, not at the shutdown
+        log.exception("start-up checks failed")
     return None
 
 

@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import structlog
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.runtime import Runtime
@@ -28,8 +28,7 @@ log = structlog.get_logger(__name__)
 # The reconciliation schedule's action carries the installation id of the database that set it.
 INSTALLATION_MEMO = "installation"
 
-# A live worker polls each of its queues at least this often (a long poll lasts about a minute): a
-# poller not seen for longer is gone, and one seen since a moment after a process started is alive.
+# A live worker polls each of its queues at least this often (a long poll lasts about a minute).
 LIVE_POLLER = timedelta(seconds=90)
 
 # What a restricted API key may not ask (Temporal Cloud): then the ownership is not checked.
@@ -59,8 +58,8 @@ async def installation_in(client: Client, action: object) -> UUID | None:
     except Exception:  # sealed with keys this process lacks, or not ours at all
         raise Unreachable(
             f"Temporal namespace {client.namespace!r} (TEMPORAL_NAMESPACE) was set up with encryption"
-            " keys this process does not have (PAYLOAD_ENCRYPTION_KEYS): another deployment's"
-            " namespace, or a key missing here"
+            " keys this process does not have (PAYLOAD_ENCRYPTION_KEYS), or by another program:"
+            " another deployment's namespace, or a key missing here"
         ) from None
 
 
@@ -76,7 +75,10 @@ async def refuse_foreign_namespace(client: Client, db: asyncpg.Pool) -> UUID:
         if error.status in _NOT_ALLOWED:
             log.warning("namespace ownership not checked", error=error.message)
             return ours
-        raise Unreachable(f"Temporal did not answer (TEMPORAL_ADDRESS): {error.message}") from None
+        raise Unreachable(
+            f"Temporal refused to describe the namespace's schedule (TEMPORAL_ADDRESS,"
+            f" TEMPORAL_NAMESPACE): {error.status.name}: {error.message}"
+        ) from None
     theirs = await installation_in(client, described.schedule.action)
     if theirs is not None and theirs != ours:
         raise served_elsewhere(client.namespace, theirs, ours)
@@ -95,28 +97,30 @@ async def connect_deployment(
         raise
 
 
-async def live_pollers(
-    client: Client, task_queue: str, kind: TaskQueueType.ValueType, since: datetime
-) -> list:
-    """The pollers Temporal saw on the queue since then."""
-    described = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace, task_queue=TaskQueue(name=task_queue), task_queue_type=kind
-        )
-    )
-    return [p for p in described.pollers if p.last_access_time.ToDatetime(tzinfo=UTC) >= since]
-
-
-async def warn_if_yousign_cap_differs(client: Client, task_queue: str, rate: float, since: datetime) -> None:
-    """The server applies the cap the latest poller sent to every worker of the queue: a worker with
-    other YouSign limits makes the whole deployment send too fast (429s) or too slowly. Only pollers
-    seen since `since` count: the workers a rollout replaced are not compared."""
+async def yousign_poll_marks(client: Client, task_queue: str) -> dict[str, datetime]:
+    """When each worker last polled the YouSign queue, by Temporal's clock ({} if it cannot say)."""
     try:
-        pollers = await live_pollers(client, task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, since)
+        return {p.identity: _polled_at(p) for p in await _pollers(client, task_queue)}
+    except RPCError as error:
+        log.warning("YouSign queue's pollers not read", error=error.message)
+        return {}
+
+
+async def warn_if_yousign_cap_differs(
+    client: Client, task_queue: str, rate: float, marks_at_start: dict[str, datetime]
+) -> None:
+    """The server applies the cap the latest poller sent to every worker of the queue: a worker with
+    other YouSign limits makes the whole deployment send too fast (429s) or too slowly. Asked a while
+    after start, so that every live worker has polled again: only workers that polled since the marks
+    taken at start count (not the ones a rollout replaced), whatever the clocks of the machines."""
+    try:
+        pollers = await _pollers(client, task_queue)
     except RPCError as error:
         log.warning("YouSign queue's cap not compared", error=error.message)
         return
-    others = sorted({round(p.rate_per_second, 6) for p in pollers} - {round(rate, 6)})
+    never = datetime.min.replace(tzinfo=UTC)
+    live = [p for p in pollers if _polled_at(p) > marks_at_start.get(p.identity, never)]
+    others = sorted({round(p.rate_per_second, 6) for p in live} - {round(rate, 6)})
     if others:
         log.error(
             "other workers cap the YouSign queue differently: the last to poll sets the cap for all;"
@@ -128,5 +132,16 @@ async def warn_if_yousign_cap_differs(client: Client, task_queue: str, rate: flo
         )
 
 
-def seen_recently() -> datetime:
-    return datetime.now(UTC) - LIVE_POLLER
+async def _pollers(client: Client, task_queue: str) -> list[PollerInfo]:
+    described = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        )
+    )
+    return list(described.pollers)
+
+
+def _polled_at(poller: PollerInfo) -> datetime:
+    return poller.last_access_time.ToDatetime(tzinfo=UTC)

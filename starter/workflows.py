@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from uuid import UUID
 
 import structlog
-from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import (
     Client,
     Schedule,
@@ -33,8 +31,6 @@ from starter.bulk_runs import mandate_options
 from starter.deployment import (
     INSTALLATION_MEMO,
     installation_in,
-    live_pollers,
-    seen_recently,
     served_elsewhere,
 )
 from store.records import Mandate
@@ -111,49 +107,34 @@ def reconciliation_schedule(settings: Settings, installation: UUID) -> Schedule:
     )
 
 
-async def ensure_reconciliation_schedule(
-    client: Client, settings: Settings, installation: UUID, *, started_at: datetime
-) -> bool:
+async def ensure_reconciliation_schedule(client: Client, settings: Settings, installation: UUID) -> None:
     """Create the sweep's schedule, or bring an existing one to the current settings (every worker
     does this at start; the result is the same whichever comes first). Refused (Unreachable) when the
-    schedule is another database's. One on a task queue that workers polled since `started_at` is
-    left there: a second deployment on the namespace (a canary on a queue of its own) would otherwise
-    take the sweep away from the first, and lose it when it stops. Returns False when that cannot be
-    told yet (the queue was polled a moment before this process started: a live worker polls again
-    within a minute, a stopped one never): ask again LIVE_POLLER after `started_at`."""
+    schedule is another database's: the namespace is checked again here, for a deployment that
+    started while this one was starting too."""
     schedule = reconciliation_schedule(settings, installation)
     try:
         await client.create_schedule(RECONCILIATION_SCHEDULE_ID, schedule)
-        return True
+        return
     except ScheduleAlreadyRunningError:
         pass
-    undecided = False
 
-    async def settings_of_this_worker(current: ScheduleUpdateInput) -> ScheduleUpdate | None:
-        nonlocal undecided
+    async def settings_of_this_worker(current: ScheduleUpdateInput) -> ScheduleUpdate:
         described = current.description.schedule
         theirs = await installation_in(client, described.action)
         if theirs not in (None, installation):
             raise served_elsewhere(client.namespace, theirs, installation)
-        queue = (
-            described.action.task_queue if isinstance(described.action, ScheduleActionStartWorkflow) else None
-        )
+        action = described.action
+        queue = action.task_queue if isinstance(action, ScheduleActionStartWorkflow) else None
         if queue and queue != settings.temporal_task_queue:
-            workflow_tasks = TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
-            if await live_pollers(client, queue, workflow_tasks, since=started_at):
-                log.error(
-                    "the reconciliation schedule runs on a task queue other workers serve: left as it"
-                    " is; give every worker of the namespace the same TEMPORAL_TASK_QUEUE",
-                    schedule_queue=queue,
-                    this_worker_queue=settings.temporal_task_queue,
-                )
-                return None
-            if await live_pollers(client, queue, workflow_tasks, since=seen_recently()):
-                undecided = True
-                return None
-            log.warning("reconciliation schedule moved to this worker's task queue", schedule_queue=queue)
+            # Renamed everywhere, or a worker set up otherwise (which then takes the sweep with it).
+            log.warning(
+                "reconciliation schedule moved to this worker's task queue: every worker of a"
+                " namespace needs the same TEMPORAL_TASK_QUEUE",
+                schedule_queue=queue,
+                this_worker_queue=settings.temporal_task_queue,
+            )
         # The settings' parts only: an operator's pause (and its note) stays as it was.
         return ScheduleUpdate(schedule=replace(schedule, state=described.state))
 
     await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).update(settings_of_this_worker)
-    return not undecided

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -19,7 +18,6 @@ from google.protobuf import json_format
 from structlog.testing import capture_logs
 from temporalio import activity
 from temporalio.api.common.v1 import Payload, Payloads
-from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import Client, ScheduleOverlapPolicy
 from temporalio.service import RPCError
 from temporalio.worker import Worker
@@ -29,9 +27,9 @@ from config.startup import Unreachable
 from config.temporal import data_converter
 from starter.deployment import (
     installation_id,
-    live_pollers,
     refuse_foreign_namespace,
     warn_if_yousign_cap_differs,
+    yousign_poll_marks,
 )
 from starter.workflows import RECONCILIATION_SUMMARY, ensure_reconciliation_schedule
 from store import dossiers
@@ -285,11 +283,11 @@ async def _delete(handle) -> None:
 async def test_the_reconciliation_schedule_is_created_once_and_follows_the_settings(dev_env, schedule):
     settings = test_settings()
     try:
-        assert await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION, started_at=now())
+        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
         # Every worker runs this at start: the second finds the schedule and updates it in place.
         queue = settings.temporal_task_queue
         slower = test_settings(reconciliation_interval="PT3H", temporal_task_queue=queue)
-        assert await ensure_reconciliation_schedule(dev_env.client, slower, INSTALLATION, started_at=now())
+        await ensure_reconciliation_schedule(dev_env.client, slower, INSTALLATION)
         described = await schedule.describe()
         assert [spec.every for spec in described.schedule.spec.intervals] == [timedelta(hours=3)]
         assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
@@ -303,7 +301,7 @@ async def test_the_reconciliation_schedule_is_created_once_and_follows_the_setti
         assert action.static_summary.ByteSize() < 400  # Temporal refuses a summary over 400 bytes
         # An operator paused it: a worker starting after does not resume it.
         await schedule.pause(note="YouSign maintenance")
-        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION, started_at=now())
+        await ensure_reconciliation_schedule(dev_env.client, settings, INSTALLATION)
         state = (await schedule.describe()).schedule.state
         assert (state.paused, state.note) == (True, "YouSign maintenance")
     finally:
@@ -315,13 +313,13 @@ async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db, 
     try:
         assert await refuse_foreign_namespace(dev_env.client, db) == ours  # a new namespace: accepted
         # A worker of another deployment (its own database) set the namespace's sweep up.
-        await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION, started_at=now())
+        await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION)
         refused = f"served by another database \\(installation {INSTALLATION}; DATABASE_URL here is"
         with pytest.raises(Unreachable, match=refused):
             await refuse_foreign_namespace(dev_env.client, db)
         # ...and so does a worker of ours setting the schedule (two deployments starting at once).
         with pytest.raises(Unreachable, match=refused.replace(str(INSTALLATION), ".*")):
-            await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours, started_at=now())
+            await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
         # The processes themselves stop at once, saying so in one line.
         target = dev_env.client.service_client.config.target_host
         for program in (["worker.py"], ["-m", "starter.api"]):
@@ -338,12 +336,12 @@ async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db, 
             ),
         )
         await _delete(schedule)
-        await ensure_reconciliation_schedule(stranger, test_settings(), INSTALLATION, started_at=now())
+        await ensure_reconciliation_schedule(stranger, test_settings(), INSTALLATION)
         with pytest.raises(Unreachable, match="set up with encryption keys this process does not have"):
             await refuse_foreign_namespace(dev_env.client, db)
         # Its own deployment's schedule (or one set by a version before the mark): accepted.
         await _delete(schedule)
-        await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours, started_at=now())
+        await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)
         assert await refuse_foreign_namespace(dev_env.client, db) == ours
     finally:
         await _delete(schedule)
@@ -364,57 +362,52 @@ def _run_against(program: list[str], temporal: str, database_url: str) -> subpro
     )
 
 
-async def test_the_sweep_stays_on_a_task_queue_other_workers_serve(dev_env, db, schedule, monkeypatch):
+async def test_the_sweep_follows_a_renamed_task_queue_and_says_so(dev_env, db, schedule):
     ours = await installation_id(db)
-    served = test_settings().temporal_task_queue
-    polled = partial(live_pollers, dev_env.client, served, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
-    before_the_worker = now()
     try:
-        async with Worker(dev_env.client, task_queue=served, workflows=[YouSignReconciliationWorkflow]):
-            assert await eventually(lambda: polled(since=before_the_worker))
-            served_settings = test_settings(temporal_task_queue=served)
-            await ensure_reconciliation_schedule(dev_env.client, served_settings, ours, started_at=now())
-            # A canary on a queue of its own: the sweep stays where workers polled since it started.
-            with capture_logs() as logs:
-                settled = await ensure_reconciliation_schedule(
-                    dev_env.client, test_settings(), ours, started_at=before_the_worker
-                )
-            assert settled and (await schedule.describe()).schedule.action.task_queue == served
-            [error] = [e for e in logs if e["log_level"] == "error"]
-            assert error["schedule_queue"] == served and "TEMPORAL_TASK_QUEUE" in error["event"]
-        # Every worker renamed its queue and restarted: the old queue was polled just before this
-        # start, as a live worker's would be. Undecided until a live worker would have polled again.
+        before = test_settings()
+        await ensure_reconciliation_schedule(dev_env.client, before, ours)
         renamed = test_settings()
-        restarted = now()
-        assert not await ensure_reconciliation_schedule(dev_env.client, renamed, ours, started_at=restarted)
-        assert (await schedule.describe()).schedule.action.task_queue == served
-        monkeypatch.setattr("starter.deployment.LIVE_POLLER", timedelta(seconds=1))
-        await asyncio.sleep(1.5)  # (instead of LIVE_POLLER's minute and a half)
-        assert await ensure_reconciliation_schedule(dev_env.client, renamed, ours, started_at=restarted)
+        with capture_logs() as logs:
+            await ensure_reconciliation_schedule(dev_env.client, renamed, ours)
         assert (await schedule.describe()).schedule.action.task_queue == renamed.temporal_task_queue
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["schedule_queue"] == before.temporal_task_queue
+        assert "TEMPORAL_TASK_QUEUE" in warning["event"]
     finally:
         await _delete(schedule)
 
 
 async def test_a_worker_with_other_yousign_limits_is_reported(dev_env):
     queue = f"yousign-{uuid4().hex[:6]}"
-    polled = partial(live_pollers, dev_env.client, queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)
 
     @activity.defn(name="noop")
     async def noop() -> None: ...
 
+    async def polled_since(marks) -> bool:
+        return any(await _live(dev_env.client, queue, marks))
+
     capped = {"activities": [noop], "max_task_queue_activities_per_second": 2.5}
-    before = now()
+    at_start = await yousign_poll_marks(dev_env.client, queue)
+    assert at_start == {}  # nobody polled it yet
     async with Worker(dev_env.client, task_queue=queue, **capped):
-        assert await eventually(lambda: polled(since=before))
+        assert await eventually(lambda: polled_since(at_start))
         with capture_logs() as same:
-            await warn_if_yousign_cap_differs(dev_env.client, queue, 2.5, since=before)
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 2.5, at_start)
         with capture_logs() as other:
-            await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, since=before)
+            await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, at_start)
     # All the workers replaced at once with new limits: the old ones, not seen since, are not compared.
+    await asyncio.sleep(0.5)  # (the stopped worker's last polls are stamped as they end)
+    replaced_at = await yousign_poll_marks(dev_env.client, queue)
+    assert replaced_at
     with capture_logs() as replaced:
-        await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, since=now())
+        await warn_if_yousign_cap_differs(dev_env.client, queue, 0.25, replaced_at)
     assert same == [] and replaced == []
     [error] = other
     assert error["log_level"] == "error" and error["others_per_second"] == [2.5]
     assert "YOUSIGN_REQUESTS_PER_MINUTE" in error["event"]
+
+
+async def _live(client, queue: str, marks: dict) -> list[str]:
+    now_marks = await yousign_poll_marks(client, queue)
+    return [who for who, at in now_marks.items() if who not in marks or at > marks[who]]
