@@ -121,10 +121,10 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings, ins
 
     async def settings_of_this_worker(current: ScheduleUpdateInput) -> ScheduleUpdate:
         described = current.description.schedule
-        theirs = await installation_in(client, described.action)
+        action = described.action
+        theirs = await installation_in(client, action)
         if theirs not in (None, installation):
             raise served_elsewhere(client.namespace, theirs, installation)
-        action = described.action
         queue = action.task_queue if isinstance(action, ScheduleActionStartWorkflow) else None
         if queue and queue != settings.temporal_task_queue:
             # Renamed everywhere, or a worker set up otherwise (which then takes the sweep with it).
