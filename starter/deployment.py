@@ -65,10 +65,10 @@ async def installation_in(client: Client, action: object) -> UUID | None:
 
 async def refuse_foreign_namespace(client: Client, db: asyncpg.Pool) -> UUID:
     """This database's installation id, unless the namespace is another database's: Unreachable.
-    (Workers check again as they update the schedule: two deployments starting at once.)"""
+    (Workers check again as they update the schedule, the API every LIVE_POLLER.)"""
     ours = await installation_id(db)
     try:
-        described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
+        claim = await foreign_claim(client, ours)
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:  # a new namespace: the first worker marks it
             return ours
@@ -79,10 +79,20 @@ async def refuse_foreign_namespace(client: Client, db: asyncpg.Pool) -> UUID:
             f"Temporal refused to describe the namespace's schedule (TEMPORAL_ADDRESS,"
             f" TEMPORAL_NAMESPACE): {error.status.name}: {error.message}"
         ) from None
-    theirs = await installation_in(client, described.schedule.action)
-    if theirs is not None and theirs != ours:
-        raise served_elsewhere(client.namespace, theirs, ours)
+    if claim is not None:
+        raise claim
     return ours
+
+
+async def foreign_claim(client: Client, ours: UUID) -> Unreachable | None:
+    """What to stop with if the namespace's schedule names another database (RPCError if Temporal
+    cannot say)."""
+    described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
+    try:
+        theirs = await installation_in(client, described.schedule.action)
+    except Unreachable as problem:
+        return problem
+    return served_elsewhere(client.namespace, theirs, ours) if theirs not in (None, ours) else None
 
 
 async def connect_deployment(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from uuid import uuid4
 
 import httpx
@@ -25,6 +26,7 @@ from temporalio.worker import Worker
 from config.codec import EncryptionCodec
 from config.startup import Unreachable
 from config.temporal import data_converter
+from starter.api.__main__ import stop_if_namespace_taken
 from starter.deployment import (
     installation_id,
     refuse_foreign_namespace,
@@ -312,11 +314,20 @@ async def test_a_process_on_another_database_refuses_the_namespace(dev_env, db, 
     ours = await installation_id(db)
     try:
         assert await refuse_foreign_namespace(dev_env.client, db) == ours  # a new namespace: accepted
+        # An API started then keeps an eye on it: nothing to say while no worker marked it.
+        api = SimpleNamespace(should_exit=False)
+        watching = stop_if_namespace_taken(api, dev_env.client, ours, every=0.01)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(watching, 0.3)
+        assert not api.should_exit
         # A worker of another deployment (its own database) set the namespace's sweep up.
         await ensure_reconciliation_schedule(dev_env.client, test_settings(), INSTALLATION)
         refused = f"served by another database \\(installation {INSTALLATION}; DATABASE_URL here is"
         with pytest.raises(Unreachable, match=refused):
             await refuse_foreign_namespace(dev_env.client, db)
+        # ...and the API already running stops, saying so.
+        taken = await asyncio.wait_for(stop_if_namespace_taken(api, dev_env.client, ours, every=0.01), 5)
+        assert api.should_exit and "is served by another database" in str(taken)
         # ...and so does a worker of ours setting the schedule (two deployments starting at once).
         with pytest.raises(Unreachable, match=refused.replace(str(INSTALLATION), ".*")):
             await ensure_reconciliation_schedule(dev_env.client, test_settings(), ours)

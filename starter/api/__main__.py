@@ -3,15 +3,18 @@
 import asyncio
 import socket
 import sys
+from uuid import UUID
 
 import structlog
 import uvicorn
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from config.logging import configure_logging
 from config.settings import Settings, settings_or_exit
 from config.startup import Unreachable
 from starter.api.app import create_app
-from starter.deployment import connect_deployment
+from starter.deployment import LIVE_POLLER, connect_deployment, foreign_claim
 
 log = structlog.get_logger("api")
 
@@ -39,7 +42,7 @@ async def serve(settings: Settings) -> None:
     plainly), then serve until a signal; the app's shutdown closes the pool (uvicorn re-raises the
     signal once it has stopped)."""
     sockets = [listening_socket(settings)]
-    db, temporal, _ = await connect_deployment(settings)
+    db, temporal, installation = await connect_deployment(settings)
     if settings.codec_allow_any_client and settings.codec_auth_token is None:
         # Whoever reaches the API can decrypt and encrypt payloads: say it where operators look.
         log.warning(
@@ -55,7 +58,31 @@ async def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # its records go through ours: JSON, access log without query strings
     )
-    await uvicorn.Server(config).serve(sockets=sockets)
+    server = uvicorn.Server(config)
+    watch = asyncio.ensure_future(stop_if_namespace_taken(server, temporal, installation))
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        watch.cancel()
+    if watch.done() and not watch.cancelled() and (problem := watch.result()):
+        raise problem  # another deployment's workers marked the namespace: say so, exit 1
+
+
+async def stop_if_namespace_taken(
+    server: uvicorn.Server, temporal: Client, installation: UUID, every: float = LIVE_POLLER.total_seconds()
+) -> Unreachable | None:
+    """An API that started before any worker marked a new namespace is checked again, as long as it
+    runs: starting runs in another deployment's namespace would have its workers fail them."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            problem = await foreign_claim(temporal, installation)
+        except RPCError:  # no schedule yet, or Temporal does not say: next time
+            continue
+        if problem is not None:
+            log.error(str(problem))
+            server.should_exit = True
+            return problem
 
 
 def main() -> None:
