@@ -422,3 +422,30 @@ async def test_a_worker_with_other_yousign_limits_is_reported(dev_env):
 async def _live(client, queue: str, marks: dict) -> list[str]:
     now_marks = await yousign_poll_marks(client, queue)
     return [who for who, at in now_marks.items() if who not in marks or at > marks[who]]
+
+
+async def test_the_workers_later_checks_stop_it_on_a_foreign_namespace_and_log_their_own_bugs(
+    dev_env, monkeypatch
+):
+    import worker
+
+    monkeypatch.setattr(worker, "LIVE_POLLER", timedelta(0))
+    settings = test_settings()
+    foreign = Unreachable("Temporal namespace 'default' (TEMPORAL_NAMESPACE) is served by another database")
+
+    async def taken() -> None:
+        raise foreign
+
+    async def buggy() -> None:
+        raise ValueError("a bug")
+
+    stop = asyncio.Event()
+    # The schedule was not set at start (Temporal failed then): tried again, found another's: stop.
+    assert await worker._checks_once_polled(dev_env.client, settings, {}, False, taken, stop) is foreign
+    assert stop.is_set()
+    stop.clear()
+    with capture_logs() as logs:
+        assert await worker._checks_once_polled(dev_env.client, settings, {}, False, buggy, stop) is None
+    assert not stop.is_set() and [e["event"] for e in logs] == ["start-up checks failed"]
+    # Set at start: not tried again.
+    assert await worker._checks_once_polled(dev_env.client, settings, {}, True, taken, stop) is None
