@@ -356,6 +356,10 @@ async def _reserve_item(
     return mandate
 
 
+# A mandate `m` whose PDF was generated: its workflow runs (it rendered it).
+_RENDERED = "EXISTS (SELECT 1 FROM mandate_documents d WHERE d.mandate_id = m.id AND d.kind = 'generated')"
+
+
 async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mandate | None:
     """The firm's own draft for the dossier, once generated (so its workflow runs and waits to be
     sent), now this batch's: sent as the firm previewed it, number included. The item says so in
@@ -366,10 +370,7 @@ async def _adopt_draft(db: asyncpg.Pool, bulk: BulkSend, item: BulkItem) -> Mand
             row = await conn.fetchrow(
                 "UPDATE mandates m SET bulk_send_id = $1, updated_at = now()"
                 " WHERE m.dossier_id = $2 AND m.firm_id = $3 AND m.status = 'draft'"
-                " AND m.bulk_send_id IS NULL"
-                " AND EXISTS (SELECT 1 FROM mandate_documents d"
-                " WHERE d.mandate_id = m.id AND d.kind = 'generated')"
-                " RETURNING m.*",
+                f" AND m.bulk_send_id IS NULL AND {_RENDERED} RETURNING m.*",
                 bulk.id,
                 item.dossier_id,
                 bulk.firm_id,
@@ -386,8 +387,7 @@ async def _has_unrendered_draft(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUI
     return bool(
         await db.fetchval(
             "SELECT 1 FROM mandates m WHERE m.dossier_id = $1 AND m.firm_id = $2 AND m.status = 'draft'"
-            " AND m.created_at > now() - $3::interval AND NOT EXISTS (SELECT 1 FROM mandate_documents d"
-            " WHERE d.mandate_id = m.id AND d.kind = 'generated')",
+            f" AND m.created_at > now() - $3::interval AND NOT {_RENDERED}",
             dossier_id,
             firm_id,
             STARTING_GRACE,

@@ -155,6 +155,13 @@ def scheduled_activities(events) -> list[str]:
     ]
 
 
+async def sent_until_failed(ts_env, settings, db, dossier):
+    """A new mandate sent by the firm, once its send has failed: the run and its state."""
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    await run.handle.execute_update(MandateWorkflow.send)
+    return run, await run.wait_for("failed")
+
+
 async def delete_and_finish(run) -> list[str]:
     """The firm deletes the failed mandate; the run ends once its send is over: what it scheduled."""
     await run.handle.execute_update(MandateWorkflow.delete)
@@ -181,9 +188,7 @@ async def test_a_send_failing_once_yousign_e_mailed_the_client_cancels_the_reque
             mandates.transition = transition
 
     async with running_workers(ts_env.client, settings, db, yousign, replace=[activates_then_cannot_record]):
-        run = await generate_mandate(ts_env.client, settings, db, dossier)
-        await run.handle.execute_update(MandateWorkflow.send)
-        state = await run.wait_for("failed")
+        run, state = await sent_until_failed(ts_env, settings, db, dossier)
         assert "set aside" in state.failure_reason
         sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
         sr = emulator.state.signature_requests[sr_id]
@@ -201,9 +206,7 @@ async def test_a_request_yousign_never_e_mailed_is_left_as_a_draft_when_the_send
     ts_env, settings, db, emulator, dossier, workers
 ):
     emulator.state.add_fault(method="POST", path_regex=r"/signers$", kind="400", times=1)
-    run = await generate_mandate(ts_env.client, settings, db, dossier)
-    await run.handle.execute_update(MandateWorkflow.send)
-    await run.wait_for("failed")
+    run, _ = await sent_until_failed(ts_env, settings, db, dossier)
     sr_id = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
     assert "withdraw_signature_request" in await delete_and_finish(run)
     sr = emulator.state.signature_requests[sr_id]
@@ -214,9 +217,7 @@ async def test_a_send_yousign_refused_at_once_has_nothing_to_withdraw(
     ts_env, settings, db, emulator, dossier, workers
 ):
     emulator.state.add_fault(method="POST", path_regex=r"^/v3/signature_requests$", kind="400", times=1)
-    run = await generate_mandate(ts_env.client, settings, db, dossier)
-    await run.handle.execute_update(MandateWorkflow.send)
-    await run.wait_for("failed")
+    run, _ = await sent_until_failed(ts_env, settings, db, dossier)
     scheduled = await delete_and_finish(run)
     # No request recorded: nothing is asked of YouSign (no turn taken on its capped queue).
     assert "recorded_signature_request" in scheduled and "withdraw_signature_request" not in scheduled
@@ -262,9 +263,7 @@ async def test_a_send_refused_before_calling_yousign_withdraws_nothing(
 ):
     # Stored before the API held names to YouSign's rule: printable, refused by the send.
     await db.execute("UPDATE dossiers SET rep_first_name = 'J.-P.' WHERE id = $1", dossier.id)
-    run = await generate_mandate(ts_env.client, settings, db, dossier)
-    await run.handle.execute_update(MandateWorkflow.send)
-    state = await run.wait_for("failed")
+    run, state = await sent_until_failed(ts_env, settings, db, dossier)
     assert "correct the dossier" in state.failure_reason
     assert "recorded_signature_request" not in await delete_and_finish(run)
     assert not [s for s in emulator.state.signature_requests.values() if s.external_id == str(run.mandate.id)]
