@@ -22,7 +22,11 @@ from store.records import Dossier, Mandate
 
 def _person(rep) -> Person:
     return Person(
-        first_name=rep.first_name, last_name=rep.last_name, birth_name=rep.birth_name, email=rep.email
+        first_name=rep.first_name,
+        last_name=rep.last_name,
+        birth_name=rep.birth_name,
+        email=rep.email,
+        position=getattr(rep, "position", None),  # a client's; the firm's check does not ask for it
     )
 
 

@@ -65,6 +65,11 @@ def platform_ids(platform: PlatformParty) -> str:
     return ", ".join(ids)
 
 
+def capacity(person: Person, title: str = LEGAL_REPRESENTATIVE) -> str:
+    """What entitles the person to sign: legal representative, with their position when given."""
+    return f"{title} ({person.position})" if person.position else title
+
+
 def _party(company: CompanyParty, person: Person, kind: str, role: str) -> list[Run]:
     # A SIREN identifies; "immatriculée" would say the RCS or RNE, which a client may not be in.
     ids = f", {kind} identifiée sous le numéro SIREN {company.siren}"
@@ -77,7 +82,7 @@ def _party(company: CompanyParty, person: Person, kind: str, role: str) -> list[
         represented += f" (nom de naissance : {person.birth_name})"
     return [
         (company.name, True),
-        (ids + represented + f", en sa qualité de représentant légal, {role}", False),
+        (ids + represented + f", en sa qualité de {capacity(person, 'représentant légal')}, {role}", False),
     ]
 
 
@@ -226,7 +231,7 @@ def signatory_rows(data: MandateDocumentData) -> list[tuple[str, str]]:
     rows = [("Prénom", rep.first_name), ("Nom", rep.last_name)]
     if rep.birth_name:
         rows.append(("Nom de naissance", rep.birth_name))
-    rows.append(("Qualité", LEGAL_REPRESENTATIVE))
+    rows.append(("Qualité", capacity(rep)))
     if data.place:
         rows.append(("Fait à", data.place))
     rows.append(

@@ -41,6 +41,9 @@ class Person(BaseModel):
     first_name: Text
     last_name: Text
     birth_name: Text | None = None  # printed only when given (nom de naissance)
+    # Their position (Gérant, Président...), printed with their capacity; 60 as the API allows, so
+    # block 7 still fits on one page with every other value at its limit.
+    position: Annotated[Text, Field(max_length=60)] | None = None
     email: EmailStr
 
 

@@ -54,9 +54,15 @@ def _rule(check):
 HumanName = Annotated[str, AfterValidator(_human_name)]
 # PostgreSQL text cannot hold NUL, and no name or reference needs control characters; a pattern
 # (rather than code) so that the API's OpenAPI document states the rule too.
-PlainText = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$")]
+_NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+PlainText = Annotated[str, Field(pattern=_NO_CONTROL_CHARACTERS)]
 # A name the mandate prints (a company's, a platform's): also within what its PDF can draw.
 PrintedText = Annotated[PlainText, AfterValidator(check_printable)]
+# A representative's position, printed in block 7 of the mandate: 60 characters keep that block on
+# one page with every other value at its limit. Lengths checked first, so errors count characters.
+Position = Annotated[
+    str, Field(min_length=1, max_length=60, pattern=_NO_CONTROL_CHARACTERS), AfterValidator(check_printable)
+]
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
 Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
@@ -106,6 +112,11 @@ class ClientRepresentative(LegalRepresentative):
         description="First name(s), in the letters YouSign accepts for a signer (Latin, with accents)"
     )
     last_name: SignerName = Field(description="Last name, in the letters YouSign accepts for a signer")
+    # The signatory's capacity in the accord formel's block 7 ("Qualité"), next to "représentant légal".
+    position: Position | None = Field(
+        default=None,
+        description="Their position in the company (Gérant, Président...), printed as their capacity",
+    )
 
 
 class Platform(BaseModel):

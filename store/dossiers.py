@@ -9,7 +9,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from domain.errors import Conflict, NotFound
-from domain.models import LegalRepresentative, Platform
+from domain.models import ClientRepresentative, Platform
 from domain.status import (
     ARCHIVED,
     LOCKING_MANDATE_STATUSES,
@@ -31,10 +31,10 @@ _WITH_MANDATE = (
 )
 
 
-def _rep_columns(rep: LegalRepresentative | None) -> tuple[str | None, ...]:
+def _rep_columns(rep: ClientRepresentative | None) -> tuple[str | None, ...]:
     if rep is None:
-        return (None, None, None, None)
-    return (rep.first_name, rep.last_name, rep.birth_name, str(rep.email))
+        return (None, None, None, None, None)
+    return (rep.first_name, rep.last_name, rep.birth_name, str(rep.email), rep.position)
 
 
 def _previous_platform_columns(platform: Platform | None) -> tuple[str | None, ...]:
@@ -133,7 +133,7 @@ async def create_dossier(
     *,
     name: str,
     siret: str | None,
-    legal_representative: LegalRepresentative | None,
+    legal_representative: ClientRepresentative | None,
     external_ref: str | None = None,
     previous_platform: Platform | None = None,
 ) -> Dossier:
@@ -141,8 +141,8 @@ async def create_dossier(
         await refuse_duplicate_siret(conn, firm_id, siret)
         dossier_id = await conn.fetchval(
             "INSERT INTO dossiers (firm_id, name, siret, rep_first_name, rep_last_name, rep_birth_name,"
-            " rep_email, external_ref, previous_platform_name, previous_platform_siren,"
-            " previous_platform_matricule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " rep_email, rep_position, external_ref, previous_platform_name, previous_platform_siren,"
+            " previous_platform_matricule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             " RETURNING id",
             firm_id,
             name,
@@ -180,7 +180,7 @@ async def update_dossier(
     *,
     name: str = _UNSET,
     siret: str | None = _UNSET,
-    legal_representative: LegalRepresentative | None = _UNSET,
+    legal_representative: ClientRepresentative | None = _UNSET,
     previous_platform: Platform | None = _UNSET,
     external_ref: str | None = _UNSET,
 ) -> Dossier:
@@ -224,7 +224,7 @@ async def update_dossier(
         if new_ref:
             changes["external_ref"] = external_ref
         if legal_representative is not _UNSET:
-            keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email")
+            keys = ("rep_first_name", "rep_last_name", "rep_birth_name", "rep_email", "rep_position")
             changes.update(zip(keys, _rep_columns(legal_representative), strict=True))
         if previous_platform is not _UNSET:
             keys = ("previous_platform_name", "previous_platform_siren", "previous_platform_matricule")

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.models import LegalRepresentative, Platform
+from domain.models import ClientRepresentative, LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus
 
 
@@ -100,7 +100,7 @@ class Dossier(Record):
     name: str
     siret: str | None
     siren: str | None
-    legal_representative: LegalRepresentative | None
+    legal_representative: ClientRepresentative | None
     previous_platform: Platform | None  # block 5 of the accord formel
     external_ref: str | None
     einvoicing_status: DossierStatus
@@ -114,11 +114,12 @@ class Dossier(Record):
         data["previous_platform"] = _platform(data, "previous_platform_")
         rep = None
         if row["rep_first_name"] is not None:
-            rep = LegalRepresentative.model_construct(
+            rep = ClientRepresentative.model_construct(
                 first_name=row["rep_first_name"],
                 last_name=row["rep_last_name"],
                 birth_name=row["rep_birth_name"],
                 email=row["rep_email"],
+                position=row["rep_position"],
             )
         return cls.model_validate({**data, "legal_representative": rep})
 

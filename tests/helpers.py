@@ -18,13 +18,13 @@ from aiosmtpd.controller import Controller
 from config.settings import Settings
 from config.temporal import data_converter
 from domain.identifiers import luhn_complete
-from domain.models import LegalRepresentative, Platform
+from domain.models import ClientRepresentative, LegalRepresentative, Platform
 from store import dossiers, firms, kyc
 from store.records import Dossier, Firm, KycFile
 
 T = TypeVar("T")
 
-CLIENT_REP = LegalRepresentative(
+CLIENT_REP = ClientRepresentative(
     first_name="Jeanne", last_name="Martin", birth_name="Durand", email="jeanne.martin@acme.example"
 )
 FIRM_REP = LegalRepresentative(first_name="Paul", last_name="Expert", email="paul@cabinet.example")

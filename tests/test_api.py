@@ -625,9 +625,39 @@ BAD_DOSSIERS = [
         "legal_representative.last_name",
         "YouSign refuses in a signer's name: 'ễ'; it could be written 'Nguyen'",
     ),
+    (
+        {"name": "A", "legal_representative": {**REP, "position": " "}},
+        "legal_representative.position",
+        "must not be empty",
+    ),
+    (
+        {"name": "A", "legal_representative": {**REP, "position": "P" * 61}},
+        "legal_representative.position",
+        "at most 60 characters",
+    ),
     ({"name": "A\x00B"}, "name", "pattern"),  # PostgreSQL cannot store NUL: refused, not a 500
     ({"name": "A", "external_ref": "x\x1by"}, "external_ref", "pattern"),
 ]
+
+
+async def test_the_representatives_position_is_kept_and_printed_as_their_capacity(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    rep = {**REP, "position": "Gérante"}
+    patched = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": rep})
+    assert patched.status_code == 200 and patched.json()["legal_representative"]["position"] == "Gérante"
+    # The draft printed no position: it is discarded, as for any change to what the mandate prints.
+    assert patched.json()["mandate"] is None
+    assert (await mandates.get_mandate(db, UUID(draft["id"]))).status == "deleted"
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+
+    async def preview():
+        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+        return answer.content if answer.status_code == 200 else None
+
+    pdf = PdfReader(io.BytesIO(await eventually(preview)))
+    text = " ".join(page.extract_text() for page in pdf.pages)
+    assert "Qualité : Représentant légal (Gérante)" in text
 
 
 async def test_names_in_any_latin_script_are_taken_and_printed(client, db, firm):

@@ -356,6 +356,13 @@ def test_fixed_duration_and_matricule_only_platform() -> None:
     assert "SIREN : Non renseigné Matricule : 0007" in between(text, "2. Plateforme", "3. Date")
 
 
+def test_the_signatory_position_is_printed_with_their_capacity() -> None:
+    rep = Person(first_name="Hélène", last_name="Dupré", email="h@acme.fr", position="Présidente")
+    text = flat_text(render_mandate_pdf(make_data(client_representative=rep)))
+    assert "représentée par Hélène Dupré, en sa qualité de représentant légal (Présidente)" in text
+    assert "Qualité : Représentant légal (Présidente)" in text.split("7. Signature")[-1]
+
+
 def test_long_company_name_still_lays_out() -> None:
     long_name = "Société Coopérative Agricole " + "des Producteurs Réunis de la Vallée " * 6 + "SAS"
     client = CompanyParty(name=long_name, siren="732829320", address="Zone artisanale des Près " * 4)
@@ -381,6 +388,7 @@ def test_every_field_at_max_length_keeps_signature_on_last_page() -> None:
             last_name=longest("Rochefoucauld-Montmorency "),
             birth_name=longest("Duchêne "),
             email="mf@example.fr",
+            position=("Présidente-directrice générale " * 2)[:60],
         ),
         firm=CompanyParty(name=longest("Cabinet "), siren="552081317", address=longest("Rue ")),
         firm_representative=Person(first_name=longest("Jean "), last_name=longest("Martin "), email="j@c.fr"),

@@ -9,14 +9,14 @@ import asyncpg
 import pytest
 
 from domain.errors import Conflict, NotFound
-from domain.models import LegalRepresentative, Platform
+from domain.models import ClientRepresentative, LegalRepresentative, Platform
 from domain.status import DossierStatus, MandateStatus
 from store import dossiers, firms, kyc, mandates, webhooks
 from store.database import migrate
 from store.records import KycFile
 from tests.helpers import establishment_siret, eventually
 
-REP = LegalRepresentative(first_name="Jeanne", last_name="Martin", birth_name="Durand", email="j@acme.fr")
+REP = ClientRepresentative(first_name="Jeanne", last_name="Martin", birth_name="Durand", email="j@acme.fr")
 NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
 
 
@@ -45,6 +45,7 @@ async def test_migrations_are_recorded_and_not_reapplied(db):
         "0008_mandates_sent_at",
         "0009_dossier_archive",
         "0010_installation",
+        "0011_representative_position",
     ]
 
 

@@ -98,6 +98,7 @@ class PersonOut(BaseModel):
     last_name: str = Field(description="Last name")
     birth_name: str | None = Field(default=None, description="Birth name, when given")
     email: str = Field(description="E-mail address")
+    position: str | None = Field(default=None, description="Their position in the company, when given")
 
 
 class PlatformOut(BaseModel):
