@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from domain.status import MandateStatus
 
 # Webhook events that settle a pending mandate. Others (activated, notified, reminders) only inform.
@@ -33,6 +35,16 @@ def outcome_of_event(event_name: str) -> MandateStatus | None:
 
 def outcome_of_status(signature_request_status: str) -> MandateStatus | None:
     return _STATUS_OUTCOMES.get(signature_request_status)
+
+
+def settled_after_validity(
+    status: MandateStatus | None, at: datetime | None, expires_at: datetime | None
+) -> bool:
+    """A signature or decline YouSign took after the mandate's validity ended does not count: the
+    mandate expired first. (YouSign keeps the request open to the end of the next Paris day, and
+    longer while our cancel cannot reach it.) A moment YouSign did not give is taken as in time."""
+    late = at is not None and expires_at is not None and at > expires_at
+    return late and status in (MandateStatus.SIGNED, MandateStatus.REFUSED)
 
 
 KYC_FINAL_STATUSES = frozenset({"verified", "failed", "inconclusive"})

@@ -26,6 +26,7 @@ from tests.workflow_support import (
     send_and_wait_pending,
 )
 from workflows.mandate import MandateWorkflow
+from workflows.mandate_models import YouSignEvent
 
 
 def request_read(sr_id: str) -> str:
@@ -50,6 +51,44 @@ async def test_validity_elapsing_while_yousign_is_unreachable_expires_the_mandat
     assert (await mandates.get_mandate(db, run.mandate.id)).expired_at == state.expires_at
     # Never cancelled: YouSign closes it itself, a day after our validity.
     assert outage.fired > 1 and emulator.state.signature_requests[sr].status == "ongoing"
+
+
+@pytest.mark.parametrize("late", ["signed", "declined"])
+async def test_a_signature_or_decline_after_the_validity_ended_leaves_the_mandate_expired(
+    ts_env, settings, db, emulator, dossier, workers, late
+):
+    run = await generate_mandate(ts_env.client, settings, db, dossier)
+    state = await send_and_wait_pending(run)
+    sr = state.signature_request_id
+    # YouSign unreachable at expiry: its request stays open, and the client acts an hour late.
+    outage = emulator.state.add_fault(method="GET", path_regex=request_read(sr), kind="503", times=None)
+    now = await ts_env.get_current_time()
+    await ts_env.sleep(state.expires_at - now + timedelta(minutes=5))
+    after = state.expires_at + timedelta(hours=1)  # YouSign's clock, not the emulator's real one
+    if late == "signed":
+        emulator.state.sign_signer(state.signer_id)
+        emulator.state.signature_requests[sr].completed_at = after
+        event = YouSignEvent(
+            event_id="e-late", event_name="signer.done", signature_request_id=sr, occurred_at=after
+        )
+    else:
+        emulator.state.decline_signer(state.signer_id)
+        emulator.state.signature_requests[sr].decline_information["declined_at"] = after.isoformat()
+        event = YouSignEvent(
+            event_id="e-late", event_name="signer.declined", signature_request_id=sr, occurred_at=after
+        )
+    await run.handle.signal(MandateWorkflow.yousign_event, event)  # its webhook: too late, ignored
+    assert (await run.state()).status == "pending"
+    emulator.state.faults.clear()
+    await ts_env.sleep(timedelta(minutes=11))  # the expiry's next attempt (at most 10 min apart)
+    final = await run.wait_for("expired", within=60)  # its reading of YouSign finds it late too
+    last = (await mandates.events(db, run.mandate.id))[-1]
+    assert (last.to_status, last.cause) == ("expired", f"validity elapsed; {late} at YouSign after it")
+    assert f"the client {late} at YouSign on " in last.detail["reason"]
+    stored = await mandates.get_mandate(db, run.mandate.id)
+    assert (stored.expired_at, stored.signed_at, stored.refused_at) == (state.expires_at, None, None)
+    assert final.status == "expired" and outage.fired > 0
+    await replay_and_keep(run.handle, f"mandate_{late}_after_expiry")
 
 
 async def test_a_signed_mandate_whose_download_keeps_failing_stays_signed_and_is_confirmed_anyway(

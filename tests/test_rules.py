@@ -340,6 +340,20 @@ def test_yousign_events_and_statuses_map_to_mandate_outcomes():
     assert outcome_of_status("ongoing") is None
 
 
+def test_only_a_signature_or_decline_after_the_validity_counts_as_too_late():
+    from domain.yousign_outcomes import settled_after_validity
+
+    end = datetime(2027, 1, 5, 10, 0, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    assert settled_after_validity(MandateStatus.SIGNED, end + second, end)
+    assert settled_after_validity(MandateStatus.REFUSED, end + second, end)
+    assert not settled_after_validity(MandateStatus.SIGNED, end, end)  # at the last instant: in time
+    assert not settled_after_validity(MandateStatus.SIGNED, end - second, end)
+    assert not settled_after_validity(MandateStatus.SIGNED, None, end)  # no time given: in time
+    assert not settled_after_validity(MandateStatus.FAILED, end + second, end)  # YouSign cancelled it
+    assert not settled_after_validity(None, end + second, end)  # an event that settles nothing
+
+
 def test_kyc_codes_are_explained_in_words():
     from domain.yousign_outcomes import explain_kyc_codes
 

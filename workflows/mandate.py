@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from config.temporal import BULK_SEND_ID, DOSSIER_ID, FIRM_ID, MANDATE_EXPIRES_AT, MANDATE_STATUS
     from domain.calendar import next_reminder_allowed_at, paris_wall_time, reminder_allowed
     from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
-    from domain.yousign_outcomes import outcome_of_event, outcome_of_status
+    from domain.yousign_outcomes import outcome_of_event, outcome_of_status, settled_after_validity
     from workflows import policies
     from workflows.mandate_models import MandateState, MandateWorkflowInput, ReminderAccepted, YouSignEvent
 
@@ -315,12 +315,30 @@ class MandateWorkflow:
         if state.status == "canceled" or status in (None, MandateStatus.EXPIRED):
             self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
             return
+        at = state.signed_at or state.declined_at
+        if self._too_late(status, at):
+            what = "signed" if status == MandateStatus.SIGNED else "declined"
+            self._outcome = Outcome(
+                status=MandateStatus.EXPIRED,
+                cause=f"validity elapsed; {what} at YouSign after it",
+                at=self.state.expires_at,
+                reason=f"the client {what} at YouSign on {paris_wall_time(at)}, after the mandate's"
+                f" validity ended on {paris_wall_time(self.state.expires_at)}: generate a new one",
+            )
+            return
         reason = state.decline_reason if status == MandateStatus.REFUSED else f"YouSign status {state.status}"
         self._outcome = Outcome(
             status=status,
             cause="checked at expiry",
-            at=state.signed_at or state.declined_at or workflow.now(),
+            at=at or workflow.now(),
             reason=reason,
+        )
+
+    def _too_late(self, status: MandateStatus | None, at: datetime | None) -> bool:
+        """A signature or decline after the validity ended: the expiry decides (runs from before
+        this rule took YouSign's word whatever its time)."""
+        return settled_after_validity(status, at, self.state.expires_at) and workflow.patched(
+            "late-outcome-expires"
         )
 
     async def _look_up_decline_reason(self, outcome: Outcome) -> None:
@@ -402,6 +420,8 @@ class MandateWorkflow:
             status = None  # runs from before it counted: it was ignored there
         if self._expiring and status in (MandateStatus.FAILED, MandateStatus.EXPIRED):
             return  # our own cancel's echo: the expiry's reading of YouSign decides
+        if self._too_late(status, event.occurred_at):
+            return  # the expiry, due or under way, records it as expired
         if status is not None:
             cancelled = f"YouSign cancelled the request ({event.event_name}): delete it, generate a new one"
             self._outcome = Outcome(
