@@ -29,4 +29,9 @@ class TooSoon(Exception):
 
 
 class Unavailable(Exception):
-    """A service this one needs (Temporal, YouSign) did not answer (HTTP 503)."""
+    """A service this one needs (Temporal, YouSign) did not answer (HTTP 503); `retry_at` when a
+    retry before then cannot help (an unconfirmed reminder has spent the day)."""
+
+    def __init__(self, message: str, retry_at=None) -> None:  # retry_at: aware datetime
+        super().__init__(message)
+        self.retry_at = retry_at

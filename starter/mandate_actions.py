@@ -23,6 +23,7 @@ from store.records import Mandate
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import ReminderAccepted
+from workflows.policies import REMINDER_UNCONFIRMED
 
 
 async def current_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> Mandate:
@@ -105,6 +106,9 @@ async def _update(client: Client, mandate: Mandate, update, result_type=None):
         refusal = _refusal(error)
         if refusal is not None and refusal.type == "ReminderRateLimited":
             raise TooSoon(refusal.message, datetime.fromisoformat(refusal.details[0])) from error
+        if refusal is not None and refusal.type == REMINDER_UNCONFIRMED:
+            # The day is spent all the same: retrying before the next one could only get a 429.
+            raise Unavailable(refusal.message, datetime.fromisoformat(refusal.details[0])) from error
         if refusal is not None and refusal.type in ("InvalidState", "ReminderRefused"):
             raise Conflict(refusal.message) from error
         raise Unavailable(refusal.message if refusal else str(error)) from error

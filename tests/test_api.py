@@ -14,9 +14,12 @@ import httpx
 import pytest
 from PIL import Image
 from pypdf import PdfReader
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from clients.yousign_webhooks import sign_body
 from domain.errors import Conflict
+from starter import mandate_actions
 from store import dossiers, firms, mandates, webhooks
 from store.firms import create_firm
 from tests.api_support import api_stack, firm_client, serving_api
@@ -204,6 +207,39 @@ async def test_a_reminder_yousign_refuses_is_a_409_saying_why_and_leaves_the_day
     assert "400" in refused.json()["detail"]
     # Nothing was e-mailed: the day's reminder is still there.
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")).status_code == 202
+
+
+async def test_a_reminder_yousign_may_have_sent_is_a_503_until_the_next_paris_day(
+    client, db, firm, emulator, monkeypatch
+):
+    dossier = await verified_firm_with_dossier(db, firm)
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
+    await mandate_reaches(client, dossier.id, "pending")
+    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")).status_code == 202
+    capped = await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")
+    assert capped.status_code == 429
+    # The workflow's answer when YouSign answered too late (tests/test_mandate_workflow.py makes it
+    # happen; here it would take the activity's 30 s timeout): the day is spent, so "retry in 5 s"
+    # would only earn a 429. The answer says when, as the 429 does.
+    allowed_at = capped.json()["next_reminder_allowed_at"]
+    unconfirmed = ApplicationError(
+        "YouSign did not answer in time; the reminder may have reached the client; the next reminder"
+        " is allowed from 2026-12-06 00:00 Paris time",
+        allowed_at,
+        type="ReminderUnconfirmed",
+    )
+
+    class TimedOutReminder:
+        async def execute_update(self, *args, **kwargs):
+            raise WorkflowUpdateFailedError(unconfirmed)
+
+    monkeypatch.setattr(mandate_actions, "mandate_handle", lambda *args: TimedOutReminder())
+    answer = await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")
+    assert answer.status_code == 503 and answer.json()["detail"] == unconfirmed.message
+    assert answer.json()["next_reminder_allowed_at"] == allowed_at
+    waits = [int(reply.headers["Retry-After"]) for reply in (answer, capped)]
+    assert abs(waits[0] - waits[1]) <= 2  # until the Paris midnight, not the 5 s of a Temporal blip
 
 
 async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):

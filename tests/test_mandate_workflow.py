@@ -134,9 +134,12 @@ async def emailed_once_then_the_day_is_spent(run, emulator, *, answer_after_seco
     with pytest.raises(WorkflowUpdateFailedError) as unconfirmed:
         await run.handle.execute_update(MandateWorkflow.remind)
     assert "may have reached the client" in unconfirmed.value.cause.message
+    assert unconfirmed.value.cause.type == "ReminderUnconfirmed"  # the gateway's 503 until then
+    assert unconfirmed.value.cause.message.endswith(" 00:00 Paris time")  # as the firm reads it
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await run.handle.execute_update(MandateWorkflow.remind)
     assert refused.value.cause.type == "ReminderRateLimited"  # the day is spent, not retried
+    assert unconfirmed.value.cause.details == refused.value.cause.details  # the same next reminder
     assert emulator.state.signers[state.signer_id].reminders_sent == 1
     assert len(await mandates.reminders(run.db, run.mandate.id)) == 1  # as the firm reads it
 

@@ -515,10 +515,11 @@ class MandateWorkflow:
                     "reminder sent but not recorded", extra={"sent_at": sent_at.isoformat()}
                 )
             elif outcome == policies.REMINDER_UNCONFIRMED:  # kept: the client may have been e-mailed
-                allowed_at = next_reminder_allowed_at(sent_at).isoformat()
+                allowed_at = next_reminder_allowed_at(sent_at)
                 raise ApplicationError(
-                    f"{reason}; the next reminder is allowed from {allowed_at}",
-                    type="ReminderFailed",
+                    f"{reason}; the next reminder is allowed from {paris_wall_time(allowed_at)}",
+                    allowed_at.isoformat(),
+                    type=policies.REMINDER_UNCONFIRMED,
                 ) from None
             else:
                 self.state.reminders.remove(sent_at)

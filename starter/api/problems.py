@@ -35,6 +35,12 @@ def _json_time(instant: datetime) -> str:
     return TypeAdapter(datetime).dump_python(instant, mode="json")
 
 
+def _retry_at(instant: datetime) -> dict[str, Any]:
+    """Retry-After in seconds until the next reminder, and that instant in the body."""
+    wait = max(1, math.ceil((instant - datetime.now(UTC)).total_seconds()))
+    return {"headers": {"Retry-After": str(wait)}, "next_reminder_allowed_at": _json_time(instant)}
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     # Drop where the value came from ("body", "query"...) and pydantic's validator names.
     parts = [str(p) for p in loc[1:] if not str(p).startswith("function-")] if len(loc) > 1 else [str(loc[0])]
@@ -160,18 +166,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TooSoon)
     async def too_soon(_: Request, error: TooSoon) -> JSONResponse:
-        wait = max(1, math.ceil((error.retry_at - datetime.now(UTC)).total_seconds()))
-        return problem(
-            429,
-            "Too many requests",
-            str(error),
-            headers={"Retry-After": str(wait)},
-            next_reminder_allowed_at=_json_time(error.retry_at),
-        )
+        return problem(429, "Too many requests", str(error), **_retry_at(error.retry_at))
 
     @app.exception_handler(Unavailable)
     async def unavailable(_: Request, error: Unavailable) -> JSONResponse:
         log.warning("dependency unavailable", error=str(error))
+        if error.retry_at is not None:
+            return problem(503, "Service unavailable", str(error), **_retry_at(error.retry_at))
         return problem(503, "Service unavailable", str(error), headers={"Retry-After": "5"})
 
     @app.exception_handler(HTTPException)
