@@ -11,6 +11,10 @@ _DURATION = re.compile(
     re.ASCII,  # only 0-9 are digits here: int() would accept others
 )
 
+# Far beyond any setting's use, and within what dates and Temporal's timers can hold.
+LONGEST_MONTHS = 1200
+LONGEST_DELTA = timedelta(days=36525)
+
 
 def parse_iso_duration(value: str, field: str = "duration") -> tuple[int, timedelta]:
     """Return (months, rest): months are calendar months, applied before the rest."""
@@ -19,13 +23,19 @@ def parse_iso_duration(value: str, field: str = "duration") -> tuple[int, timede
         raise RuleViolation(field, f"'{value}' is not an ISO 8601 duration such as P1M or PT30S")
     parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
     months = int(parts["years"]) * 12 + int(parts["months"])
-    delta = timedelta(
-        weeks=parts["weeks"],
-        days=parts["days"],
-        hours=parts["hours"],
-        minutes=parts["minutes"],
-        seconds=parts["seconds"],
-    )
+    too_long = RuleViolation(field, f"'{value}' is too long: at most a hundred years")
+    try:
+        delta = timedelta(
+            weeks=parts["weeks"],
+            days=parts["days"],
+            hours=parts["hours"],
+            minutes=parts["minutes"],
+            seconds=parts["seconds"],
+        )
+    except OverflowError:  # beyond what a timedelta holds (999,999,999 days)
+        raise too_long from None
+    if months > LONGEST_MONTHS or delta > LONGEST_DELTA:
+        raise too_long
     if months == 0 and delta <= timedelta(0):
         raise RuleViolation(field, "duration must be positive")
     return months, delta
