@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from PIL import ExifTags, Image
+from pypdf import PdfReader
 
 from domain.errors import RuleViolation, TooLarge
 
@@ -50,8 +51,25 @@ def check_identity_file(field: str, content: bytes) -> CheckedFile:
     if content_type == "application/pdf":
         if len(content) > YOUSIGN_MAX_BYTES:
             raise TooLarge(field, "YouSign verifies PDF files up to 10 MB: send a smaller PDF or a photo")
+        _check_pdf(field, content)
         return CheckedFile(content_type, content)
     return _checked_image(field, content, content_type)
+
+
+def _check_pdf(field: str, content: bytes) -> None:
+    """A PDF that opens and has a page: "%PDF-" alone would pass anything on to YouSign, whose
+    verdict would come later, after the firm was told the check is under way."""
+    try:
+        reader = PdfReader(io.BytesIO(content))
+        if reader.is_encrypted:
+            raise RuleViolation(field, "the PDF is password-protected: send it without a password")
+        pages = len(reader.pages)
+    except RuleViolation:
+        raise
+    except Exception as error:  # pypdf reports a damaged file in many ways, as Pillow does
+        raise RuleViolation(field, f"the PDF cannot be read ({type(error).__name__})") from None
+    if pages == 0:
+        raise RuleViolation(field, "the PDF has no page")
 
 
 def _checked_image(field: str, content: bytes, content_type: str) -> CheckedFile:

@@ -10,11 +10,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from pypdf import PdfWriter
 
 from domain.errors import RuleViolation, TooLarge
-from domain.identity_documents import YOUSIGN_MAX_BYTES, YOUSIGN_MAX_PIXELS, check_identity_file
+from domain.identity_documents import YOUSIGN_MAX_BYTES, YOUSIGN_MAX_PIXELS, CheckedFile, check_identity_file
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pdf(pages: int = 1, password: str | None = None) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    if password:
+        writer.encrypt(password)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
 
 
 def png(image: Image.Image) -> bytes:
@@ -112,8 +124,8 @@ def test_an_image_over_pillows_own_limit_is_refused_as_too_large():
 def test_a_fitting_file_is_kept_as_it_is():
     small = png(Image.new("RGB", (400, 300), "white"))
     assert check_identity_file("front", small).content == small
-    pdf = b"%PDF-1.4 small"
-    assert check_identity_file("back", pdf).content_type == "application/pdf"
+    scan = pdf()
+    assert check_identity_file("back", scan) == CheckedFile("application/pdf", scan)
 
 
 def test_a_portrait_photo_of_the_minimum_size_is_accepted():
@@ -128,6 +140,11 @@ def test_a_portrait_photo_of_the_minimum_size_is_accepted():
         (b"", RuleViolation, "empty"),
         (b"GIF89a...", RuleViolation, "JPEG, PNG or PDF"),
         (b"%PDF-" + b"0" * (11 * 1024 * 1024), TooLarge, "10 MB"),
+        # "%PDF-" alone is not a PDF: YouSign would fail it later, once the firm is told "pending".
+        (b"%PDF-1.4\n garbage", RuleViolation, "the PDF cannot be read"),
+        (pdf()[:-200], RuleViolation, "the PDF cannot be read"),
+        (pdf(password="secret"), RuleViolation, "password-protected"),
+        (pdf(pages=0), RuleViolation, "has no page"),
     ],
 )
 def test_refusals_name_the_field(content, error, reason):
