@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -56,13 +56,22 @@ HumanName = Annotated[str, AfterValidator(_human_name)]
 # (rather than code) so that the API's OpenAPI document states the rule too.
 _NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
 PlainText = Annotated[str, Field(pattern=_NO_CONTROL_CHARACTERS)]
-# A name the mandate prints (a company's, a platform's): also within what its PDF can draw.
-PrintedText = Annotated[PlainText, AfterValidator(check_printable)]
-# A representative's position, printed in block 7 of the mandate: 60 characters keep that block on
-# one page with every other value at its limit. Lengths checked first, so errors count characters.
-Position = Annotated[
-    str, Field(min_length=1, max_length=60, pattern=_NO_CONTROL_CHARACTERS), AfterValidator(check_printable)
-]
+
+
+def printed_text(max_length: int) -> Any:
+    """Text the mandate prints (1 to `max_length` characters, within what its PDF can draw); the
+    lengths are checked first, so that errors count characters even where the field is optional."""
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=max_length, pattern=_NO_CONTROL_CHARACTERS),
+        AfterValidator(check_printable),
+    ]
+
+
+CompanyName = printed_text(200)  # a company's, a platform's
+# A representative's position, in block 7 of the mandate: 60 characters keep that block on one page
+# with every other value at its limit.
+Position = printed_text(60)
 Siren = Annotated[str, AfterValidator(_rule(normalize_siren))]
 Siret = Annotated[str, AfterValidator(_rule(normalize_siret))]
 
@@ -124,7 +133,7 @@ class Platform(BaseModel):
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: PrintedText = Field(min_length=1, max_length=200, description="The platform's name")
+    name: CompanyName = Field(description="The platform's name")
     siren: Siren | None = Field(default=None, description="The platform's SIREN (9 digits)")
     # Checked even when absent, so that "neither" is reported against a field the firm can fill.
     matricule: str | None = Field(
@@ -147,11 +156,11 @@ class Platform(BaseModel):
 
 
 __all__ = [
+    "CompanyName",
     "HumanName",
     "LegalRepresentative",
     "PlainText",
     "Platform",
-    "PrintedText",
     "RuleViolation",
     "Siren",
     "Siret",

@@ -721,6 +721,16 @@ async def test_bad_dossier_input_names_the_field(client, body, field, reason):
     assert reason in errors[field], errors
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [({"name": "N" * 201}, "at most 200 characters"), ({"name": ""}, "must not be empty")],
+)
+async def test_a_patch_refuses_as_a_creation_does(client, db, firm, body, reason):
+    dossier = await verified_firm_with_dossier(db, firm)
+    answer = await client.patch(f"/v1/dossiers/{dossier.id}", json=body)
+    assert answer.status_code == 422 and reason in answer.json()["errors"][0]["message"]
+
+
 async def test_a_second_dossier_with_a_siret_already_there_is_refused(client, db, firm):
     first = (await client.post("/v1/dossiers", json={"name": "ACME SAS", "siret": "73282932000074"})).json()
     again = await client.post("/v1/dossiers", json={"name": "ACME bis", "siret": "732 829 320 00074"})
@@ -941,6 +951,7 @@ async def test_identity_documents_are_checked_before_anything_is_stored(
         "/v1/firm/legal-representative", data={**UPLOAD_FIELDS, "document_type": document_type}, files=files
     )
     assert answer.status_code == status, answer.text
+    assert answer.json()["title"] == ("Content too large" if status == 413 else "Invalid request")
     errors = {e["field"]: e["message"] for e in answer.json()["errors"]}
     assert reason in errors[field], errors
     assert (await client.get("/v1/firm")).json()["legal_representative"]["verification"][

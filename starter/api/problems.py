@@ -49,7 +49,8 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 def validation_problem(errors: list[dict[str, str]], status: int = 422) -> JSONResponse:
     fields = ", ".join(e["field"] for e in errors)
-    return problem(status, "Invalid request", f"invalid fields: {fields}", errors=errors)
+    title = "Content too large" if status == 413 else "Invalid request"
+    return problem(status, title, f"invalid fields: {fields}", errors=errors)
 
 
 def _message(error: dict[str, Any]) -> str:

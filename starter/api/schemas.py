@@ -10,7 +10,7 @@ from fastapi import Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from domain.calendar import next_reminder_allowed_at
-from domain.models import ClientRepresentative, PlainText, Platform, PrintedText, Siret
+from domain.models import ClientRepresentative, CompanyName, PlainText, Platform, Siret
 from domain.status import DossierStatus, MandateStatus
 from store.records import Dossier, Firm, KycSubmission, Mandate
 
@@ -63,7 +63,7 @@ CLIENT_REPRESENTATIVE = "Who signs the mandate for the company (no identity docu
 
 
 class DossierCreate(_Body):
-    name: PrintedText = Field(min_length=1, max_length=200, description=NAME)
+    name: CompanyName = Field(description=NAME)
     siret: Siret | None = Field(default=None, description=SIRET)
     legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
     external_ref: ExternalRef = Field(
@@ -77,7 +77,7 @@ class DossierPatch(_Body):
     the firm's reference. An object given (the representative, the previous platform) replaces the
     stored one whole: send all its fields."""
 
-    name: PrintedText | None = Field(default=None, min_length=1, max_length=200, description=NAME)
+    name: CompanyName | None = Field(default=None, description=NAME)
     siret: Siret | None = Field(default=None, description=SIRET)
     legal_representative: ClientRepresentative | None = Field(default=None, description=CLIENT_REPRESENTATIVE)
     previous_platform: PlatformIn | None = PREVIOUS_PLATFORM
