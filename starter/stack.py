@@ -348,6 +348,9 @@ def main() -> None:
     except ValueError as error:
         print(f"make run: {error}", file=sys.stderr)
         sys.exit(2)
+    # The data directory holds personal data (the emulator's signers, the mailbox's e-mails, the
+    # database): what the stack and its parts create there is for this user alone.
+    os.umask(0o077)
     _libraries_log_to(plan.data_dir / "logs" / "stack.log")
     try:
         code = asyncio.run(Stack(plan, os.environ).run())

@@ -355,6 +355,9 @@ async def test_make_run_starts_everything_and_ctrl_c_stops_everything(stack_env:
     again = await _start_and_stop(env, stack_env, ports, key, during=sign_after_the_restart)
     assert "Dossiers          2 " in again
     assert StackState(stack_env / "stack.json").get("yousign_api_key") == state.get("yousign_api_key")
+    # Signers, e-mails and the database are personal data: nothing there is readable by others.
+    exposed = [str(path) for path in stack_env.rglob("*") if path.stat().st_mode & 0o077]
+    assert not exposed, exposed
 
 
 async def _firm_verified(web: httpx.AsyncClient, api: str, key: dict) -> bool:
