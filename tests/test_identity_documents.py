@@ -105,6 +105,24 @@ def test_a_60_megapixel_image_is_fitted_within_a_third_of_a_gigabyte(tmp_path):
     assert peak_kib < 350 * 1024 and size > 0
 
 
+def test_a_48_megapixel_photo_is_decoded_at_half_size_within_150_mb(tmp_path):
+    # In a process of its own, as above: decoded whole, then scaled to 20 megapixels, it took 430 MB.
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (8000, 6000), "white").save(photo, quality=90)
+    script = (
+        "import io, re, sys; from PIL import Image; from domain import identity_documents as documents;"
+        "checked = documents.check_identity_file('front', open(sys.argv[1], 'rb').read());"
+        "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1);"
+        "print(peak, *Image.open(io.BytesIO(checked.content)).size)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(photo)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    peak_kib, width, height = map(int, done.stdout.split())
+    assert (width, height) == (4000, 3000)  # 12 megapixels: detail enough, within YouSign's 20
+    assert peak_kib < 150 * 1024
+
+
 def test_a_decompression_bomb_is_refused_from_its_header():
     # 9000 x 9000 px of one colour: a few KB on disk, 243 MB once decoded. Refused before decoding.
     bomb = png(Image.new("L", (9000, 9000), 255))

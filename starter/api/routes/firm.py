@@ -48,7 +48,8 @@ async def set_platform(platform: DesignatedPlatformIn, db: Db, firm_id: FirmId) 
     return FirmOut.of(firm, await kyc.current_submission(db, firm_id))
 
 
-# At most two photos decoded at once, whatever the number of uploads (each may take ~450 MB).
+# At most two photos decoded at once, whatever the number of uploads (each may take up to ~560 MB:
+# a progressive CMYK JPEG of 59 megapixels; an RGB photo of that size about 270 MB).
 _IMAGE_WORK = ThreadPoolExecutor(max_workers=2, thread_name_prefix="identity-image")
 
 
