@@ -311,12 +311,14 @@ async def events(db: asyncpg.Pool, mandate_id: UUID) -> list[MandateEvent]:
     return [MandateEvent.from_row(r) for r in rows]
 
 
-async def refusal_reason(db: asyncpg.Pool, mandate_id: UUID) -> str | None:
-    """Why the client declined, in their words, as YouSign reported it (kept in the event log)."""
+async def outcome_reason(db: asyncpg.Pool, mandate_id: UUID, status: MandateStatus) -> str | None:
+    """The reason kept in the event log with the mandate's move to `status`: why the client declined,
+    in their words, as YouSign reported it; why it expired when the month passing is not all."""
     return await db.fetchval(
-        "SELECT detail->>'reason' FROM mandate_events WHERE mandate_id = $1 AND to_status = 'refused'"
+        "SELECT detail->>'reason' FROM mandate_events WHERE mandate_id = $1 AND to_status = $2"
         " ORDER BY id DESC LIMIT 1",
         mandate_id,
+        status.value,
     )
 
 

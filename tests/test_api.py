@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from clients.yousign_webhooks import sign_body
 from domain.errors import Conflict
+from domain.status import MandateStatus
 from starter import mandate_actions
 from store import dossiers, firms, mandates, webhooks
 from store.firms import create_firm
@@ -242,6 +243,32 @@ async def test_a_reminder_yousign_may_have_sent_is_a_503_until_the_next_paris_da
     assert abs(waits[0] - waits[1]) <= 2  # until the Paris midnight, not the 5 s of a Temporal blip
 
 
+async def test_an_expiry_says_what_else_happened_if_anything(client, db, firm):
+    dossier = await verified_firm_with_dossier(db, firm)
+    mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    await mandate_reaches(client, dossier.id, "draft")
+    # What the workflow records when the client signed at YouSign after the validity ended
+    # (tests/test_mandate_fault_branches.py makes it happen).
+    late = "the client signed at YouSign on 2027-01-05 11:00 Paris time, after the mandate's validity ended"
+    now = datetime.now(UTC)
+    for status in (MandateStatus.SENDING, MandateStatus.PENDING):
+        await mandates.transition(db, UUID(mandate["id"]), status, cause="test", at=now)
+    await mandates.transition(
+        db,
+        UUID(mandate["id"]),
+        MandateStatus.EXPIRED,
+        cause="late",
+        at=now,
+        detail={"reason": late},
+        expired_at=now,
+    )
+    expired = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    assert expired["status"] == "expired" and expired["expiry_reason"] == late
+    assert expired["refusal_reason"] is None
+    history = (await client.get(f"/v1/dossiers/{dossier.id}/mandates")).json()["items"]
+    assert history[0]["expiry_reason"] == late
+
+
 async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     dossier = await verified_firm_with_dossier(db, firm)
     mandate = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
@@ -252,6 +279,7 @@ async def test_refused_then_deleted_and_regenerated(client, db, firm, emulator):
     refused = (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()
     assert refused["status"] == "refused" and refused["refused_at"]
     assert refused["refusal_reason"] == "Pas maintenant"  # the client's own words, for the firm
+    assert refused["expiry_reason"] is None
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 409  # delete first
     assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
     assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 404

@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.models import SendMandateInput, SendMandateOutput
 from activities.yousign import YouSignActivities
+from domain.status import MandateStatus
 from starter.webhook_events import mandate_signal
 from store import mandates
 from tests.helpers import CLIENT_REP, eventually, truthy_or_none
@@ -144,7 +145,7 @@ async def test_a_decline_whose_reason_cannot_be_looked_up_is_recorded_refused_wi
     assert outage.fired > 1  # it was looked up, and failed
     row = await mandates.get_mandate(db, run.mandate.id)
     assert row.refused_at == event.occurred_at  # the webhook's time: the look-up gave no better one
-    assert await mandates.refusal_reason(db, run.mandate.id) is None
+    assert await mandates.outcome_reason(db, run.mandate.id, MandateStatus.REFUSED) is None
 
 
 async def test_a_signature_webhook_ahead_of_the_send_result_is_kept_and_signs_the_mandate(

@@ -140,6 +140,10 @@ class MandateOut(BaseModel):
     expired_at: datetime | None = Field(description="When its validity ended unsigned")
     deleted_at: datetime | None = Field(description="When it was deleted (in the dossier's history)")
     refusal_reason: str | None = Field(description="What the client wrote when declining, if anything")
+    expiry_reason: str | None = Field(
+        description="What else happened when it expired, if anything: the client signed or declined at"
+        " YouSign after its validity ended (it does not count)"
+    )
     reminders: list[ReminderOut] = Field(description="The reminders sent, oldest first")
     next_reminder_allowed_at: datetime | None = Field(
         description="While pending and reminded at least once: from when the next reminder is allowed"
@@ -148,11 +152,18 @@ class MandateOut(BaseModel):
     failure_reason: str | None = Field(description="Why it failed (status `failed`): what to do is said")
 
     @classmethod
-    def of(cls, mandate: Mandate, reminders: list[datetime], refusal_reason: str | None = None) -> MandateOut:
-        computed = {"reminders", "next_reminder_allowed_at", "refusal_reason"}
+    def of(
+        cls,
+        mandate: Mandate,
+        reminders: list[datetime],
+        refusal_reason: str | None = None,
+        expiry_reason: str | None = None,
+    ) -> MandateOut:
+        computed = {"reminders", "next_reminder_allowed_at", "refusal_reason", "expiry_reason"}
         return cls(
             **mandate.model_dump(include=set(cls.model_fields) - computed),
             refusal_reason=refusal_reason,
+            expiry_reason=expiry_reason,
             reminders=[ReminderOut(sent_at=r) for r in reminders],
             # Only a pending mandate can be reminded: for the others there is no "next" one.
             next_reminder_allowed_at=next_reminder_allowed_at(reminders[-1])
@@ -164,7 +175,8 @@ class MandateOut(BaseModel):
 class MandateHistory(BaseModel):
     items: list[MandateOut] = Field(
         description="The dossier's mandates, newest first: the current one and the deleted ones"
-        " (status `deleted`: their dates, `refusal_reason` and `failure_reason` tell how each ended)"
+        " (status `deleted`: their dates, `refusal_reason`, `expiry_reason` and `failure_reason` tell how"
+        " each ended)"
     )
     next_cursor: str | None = Field(description=NEXT_CURSOR)
 

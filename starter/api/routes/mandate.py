@@ -29,9 +29,16 @@ GENERATION_WAIT_SECONDS = 5.0
 
 
 async def _out(db, mandate) -> MandateOut:
-    refused = mandate.refused_at is not None  # refused, or refused then deleted (in the history)
-    reason = await mandates.refusal_reason(db, mandate.id) if refused else None
-    return MandateOut.of(mandate, await mandates.reminders(db, mandate.id), reason)
+    # Refused or expired, or so and then deleted (in the history): the reason kept with it.
+    reasons = {
+        field: await mandates.outcome_reason(db, mandate.id, status)
+        for field, status, at in (
+            ("refusal_reason", MandateStatus.REFUSED, mandate.refused_at),
+            ("expiry_reason", MandateStatus.EXPIRED, mandate.expired_at),
+        )
+        if at is not None
+    }
+    return MandateOut.of(mandate, await mandates.reminders(db, mandate.id), **reasons)
 
 
 history_router = APIRouter(
