@@ -32,15 +32,15 @@ DEMO_REPRESENTATIVE = LegalRepresentative(
 )
 _DEMO_LOCK = 7233002  # advisory lock: two start-ups never create two demo firms
 
-_COMPANIES = [
-    ("Boulangerie Martin SARL", ("Sophie", "Martin")),
-    ("Garage des Lilas SAS", ("Karim", "Benali")),
-    ("Pharmacie du Centre", ("Claire", "Lefèvre")),
-    ("Atelier Dupont Menuiserie", ("Julien", "Dupont")),
-    ("Les Jardins de Provence SAS", ("Marion", "Roux")),
-    ("Transports Moreau et Fils", ("Pierre", "Moreau")),
-    ("Librairie Le Chat Lettré", ("Inès", "Garnier")),
-    ("Cabinet Infirmier Fontaine", ("Lucas", "Fontaine")),
+_COMPANIES = [  # name, (representative's first name, last name, position: some give none)
+    ("Boulangerie Martin SARL", ("Sophie", "Martin", "Gérante")),
+    ("Garage des Lilas SAS", ("Karim", "Benali", "Président")),
+    ("Pharmacie du Centre", ("Claire", "Lefèvre", "Gérante")),
+    ("Atelier Dupont Menuiserie", ("Julien", "Dupont", None)),
+    ("Les Jardins de Provence SAS", ("Marion", "Roux", "Présidente")),
+    ("Transports Moreau et Fils", ("Pierre", "Moreau", "Gérant")),
+    ("Librairie Le Chat Lettré", ("Inès", "Garnier", None)),
+    ("Cabinet Infirmier Fontaine", ("Lucas", "Fontaine", None)),
 ]
 
 
@@ -140,7 +140,7 @@ def sample_dossiers(count: int, seed: int = 2026) -> list[dict]:
     samples = []
     used: set[str] = set()  # a firm has one dossier per SIRET
     for i in range(count):
-        name, (first, last) = _COMPANIES[i % len(_COMPANIES)]
+        name, (first, last, position) = _COMPANIES[i % len(_COMPANIES)]
         if i >= len(_COMPANIES):
             name = f"{name} {i // len(_COMPANIES) + 1}"
         siret = sample_siret(rng)
@@ -148,7 +148,10 @@ def sample_dossiers(count: int, seed: int = 2026) -> list[dict]:
             siret = sample_siret(rng)
         used.add(siret)
         rep = ClientRepresentative(
-            first_name=first, last_name=last, email=f"{first.lower()}@{_email_domain(name)}"
+            first_name=first,
+            last_name=last,
+            email=f"{first.lower()}@{_email_domain(name)}",
+            position=position,
         )
         samples.append(
             {
