@@ -88,15 +88,15 @@ class Settings(BaseSettings):
     @field_validator("mandate_validity", "reconciliation_interval")
     @classmethod
     def _valid_duration(cls, value: str, info: ValidationInfo) -> str:
-        months, _ = parse_iso_duration(value)
+        try:
+            if info.field_name == "mandate_validity":
+                check_mandate_validity(value)  # its own limit, under a year
+            months, _ = parse_iso_duration(value)
+        except RuleViolation as violation:  # its message, without the field the caller names
+            raise ValueError(violation.message) from None
         if months and info.field_name == "reconciliation_interval":
             # A schedule's interval is a fixed length of time; a month is not one.
             raise ValueError("must not use months or years (PT1H, P1D...)")
-        if info.field_name == "mandate_validity":
-            try:
-                check_mandate_validity(value)
-            except RuleViolation as violation:
-                raise ValueError(violation.message) from None
         return value
 
     @field_validator("*", mode="before")

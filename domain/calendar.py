@@ -4,7 +4,7 @@ import calendar
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from domain.durations import parse_iso_duration
+from domain.durations import DurationTooLong, parse_iso_duration
 from domain.errors import RuleViolation
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -30,14 +30,17 @@ YOUSIGN_LONGEST_REQUEST = timedelta(days=365)
 def check_mandate_validity(validity: str) -> str:
     """A validity YouSign can hold a request open for, whatever the day it is sent (months counted
     as 31 days, plus two days for its expiration date, the day after ours, on the Paris calendar)."""
-    months, rest = parse_iso_duration(validity, "MANDATE_VALIDITY")
-    longest = timedelta(days=31) * months + rest + timedelta(days=2)
-    if longest > YOUSIGN_LONGEST_REQUEST:
-        raise RuleViolation(
-            "MANDATE_VALIDITY",
-            f"'{validity}' is too long: YouSign keeps a request open a year at most, and a mandate"
-            " must end two days before that whatever day it is sent (P11M is within)",
-        )
+    too_long = RuleViolation(
+        "MANDATE_VALIDITY",
+        f"'{validity}' is too long: YouSign keeps a request open a year at most, and a mandate"
+        " must end two days before that whatever day it is sent (P11M is within)",
+    )
+    try:
+        months, rest = parse_iso_duration(validity, "MANDATE_VALIDITY")
+    except DurationTooLong:
+        raise too_long from None
+    if timedelta(days=31) * months + rest + timedelta(days=2) > YOUSIGN_LONGEST_REQUEST:
+        raise too_long
     return validity
 
 

@@ -11,6 +11,11 @@ _DURATION = re.compile(
     re.ASCII,  # only 0-9 are digits here: int() would accept others
 )
 
+
+class DurationTooLong(RuleViolation):
+    """Beyond what any duration setting may be (a setting with a lower limit says its own)."""
+
+
 # Far beyond any setting's use, and within what dates and Temporal's timers can hold.
 LONGEST_MONTHS = 1200
 LONGEST_DELTA = timedelta(days=36525)
@@ -23,7 +28,7 @@ def parse_iso_duration(value: str, field: str = "duration") -> tuple[int, timede
         raise RuleViolation(field, f"'{value}' is not an ISO 8601 duration such as P1M or PT30S")
     parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
     months = int(parts["years"]) * 12 + int(parts["months"])
-    too_long = RuleViolation(field, f"'{value}' is too long: at most a hundred years")
+    too_long = DurationTooLong(field, f"'{value}' is too long: at most a hundred years")
     try:
         delta = timedelta(
             weeks=parts["weeks"],

@@ -994,7 +994,7 @@ async def test_oversized_upload_is_refused_before_being_read(client):
         data={**UPLOAD_FIELDS, "document_type": "passport"},
         files={"front": ("a.jpg", huge, "image/jpeg")},
     )
-    assert answer.status_code == 413
+    assert answer.status_code == 413 and answer.json()["title"] == "Content too large"
 
 
 async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api):

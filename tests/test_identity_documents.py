@@ -18,12 +18,12 @@ from domain.identity_documents import YOUSIGN_MAX_BYTES, YOUSIGN_MAX_PIXELS, Che
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pdf(pages: int = 1, password: str | None = None) -> bytes:
+def pdf(pages: int = 1, password: str | None = None, owner_password: str | None = None) -> bytes:
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(595, 842)
-    if password:
-        writer.encrypt(password)
+    if password is not None:
+        writer.encrypt(user_password=password, owner_password=owner_password)
     buffer = io.BytesIO()
     writer.write(buffer)
     return buffer.getvalue()
@@ -144,6 +144,9 @@ def test_a_fitting_file_is_kept_as_it_is():
     assert check_identity_file("front", small).content == small
     scan = pdf()
     assert check_identity_file("back", scan) == CheckedFile("application/pdf", scan)
+    # Restricted by an owner password, but opening without one: a PDF as any viewer shows it.
+    restricted = pdf(password="", owner_password="owner")
+    assert check_identity_file("back", restricted) == CheckedFile("application/pdf", restricted)
 
 
 def test_a_portrait_photo_of_the_minimum_size_is_accepted():

@@ -520,7 +520,7 @@ def test_the_emulators_secrets_are_refused_against_yousign_itself():
     )
 
 
-def test_a_reconciliation_interval_in_months_is_an_invalid_setting():
+def test_a_reconciliation_interval_in_months_or_too_long_is_an_invalid_setting():
     from config.settings import Settings, invalid_settings
 
     with pytest.raises(ValidationError) as refused:
@@ -529,9 +529,14 @@ def test_a_reconciliation_interval_in_months_is_an_invalid_setting():
         "RECONCILIATION_INTERVAL is invalid: must not use months or years (PT1H, P1D...)"
     ]
     assert Settings(reconciliation_interval="P1D").reconciliation_every.days == 1
+    with pytest.raises(ValidationError) as refused:
+        Settings(reconciliation_interval="P99999999999D")
+    assert invalid_settings(refused.value) == [
+        "RECONCILIATION_INTERVAL is invalid: 'P99999999999D' is too long: at most a hundred years"
+    ]
 
 
-@pytest.mark.parametrize("validity", ["P1Y", "P12M", "P11M30D", "P400D"])
+@pytest.mark.parametrize("validity", ["P1Y", "P12M", "P11M30D", "P400D", "P101Y", "P9999999999D"])
 def test_a_validity_yousign_cannot_hold_open_is_an_invalid_setting(validity):
     from config.settings import Settings, invalid_settings
 

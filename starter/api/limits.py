@@ -77,8 +77,11 @@ class BodySizeLimit:
             return True  # the route checks it again, and says the database is unavailable
 
 
+CONTENT_TOO_LARGE = "Content too large"  # the 413's title, as RFC 9110 names it
+
+
 async def _too_large(send: Send, limit: int) -> None:
-    await _problem(send, 413, "Request too large", f"the request body is over {limit} bytes")
+    await _problem(send, 413, CONTENT_TOO_LARGE, f"the request body is over {limit} bytes")
 
 
 async def _problem(

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
 from starter.api.deps import current_firm, firm_of_request
-from starter.api.limits import UNAUTHORIZED
+from starter.api.limits import CONTENT_TOO_LARGE, UNAUTHORIZED
 from store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 def validation_problem(errors: list[dict[str, str]], status: int = 422) -> JSONResponse:
     fields = ", ".join(e["field"] for e in errors)
-    title = "Content too large" if status == 413 else "Invalid request"
+    title = CONTENT_TOO_LARGE if status == 413 else "Invalid request"
     return problem(status, title, f"invalid fields: {fields}", errors=errors)
 
 
@@ -181,7 +181,7 @@ def install(app: FastAPI) -> None:
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
             return method_not_allowed(allowed_methods(app, request))
-        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: "Request too large"}
+        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", 413: CONTENT_TOO_LARGE}
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
         # A body FastAPI or Starlette could not even decode (bytes that are not UTF-8, a multipart
@@ -244,7 +244,9 @@ class Problem(BaseModel):
         default=None, description="Each invalid field (a 422, or a 413 for a file too large)"
     )
     next_reminder_allowed_at: datetime | None = Field(
-        default=None, description="429 to a reminder: from when the next one is allowed"
+        default=None,
+        description="429 to a reminder, or 503 when YouSign did not confirm it (the day is spent all"
+        " the same): from when the next one is allowed",
     )
 
 

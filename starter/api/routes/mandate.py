@@ -135,7 +135,8 @@ async def send_mandate(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: Fi
 @router.post("/reminders", status_code=202, response_model=ReminderAcceptedOut)
 async def remind(dossier_id: UUID, db: Db, temporal: Temporal, firm_id: FirmId) -> ReminderAcceptedOut:
     """Have YouSign e-mail the client again: one reminder a day per mandate (Paris time), else a 429
-    saying from when; only for a `pending` mandate."""
+    saying from when; only for a `pending` mandate. When YouSign did not confirm it (it may have
+    e-mailed the client), a 503 says so, and from when the next one is allowed: the day is spent."""
     accepted = await mandate_actions.remind(db, temporal, firm_id, dossier_id)
     return ReminderAcceptedOut.model_validate(accepted.model_dump())
 
