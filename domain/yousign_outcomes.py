@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.status import MandateStatus
 
@@ -37,13 +37,18 @@ def outcome_of_status(signature_request_status: str) -> MandateStatus | None:
     return _STATUS_OUTCOMES.get(signature_request_status)
 
 
+# YouSign's clock and Temporal's (which set the expiry) may differ by a few seconds: a signature
+# YouSign stamps that much after the end was given in time.
+CLOCK_TOLERANCE = timedelta(minutes=1)
+
+
 def settled_after_validity(
     status: MandateStatus | None, at: datetime | None, expires_at: datetime | None
 ) -> bool:
     """A signature or decline YouSign took after the mandate's validity ended does not count: the
     mandate expired first. (YouSign keeps the request open to the end of the next Paris day, and
     longer while our cancel cannot reach it.) A moment YouSign did not give is taken as in time."""
-    late = at is not None and expires_at is not None and at > expires_at
+    late = at is not None and expires_at is not None and at > expires_at + CLOCK_TOLERANCE
     return late and status in (MandateStatus.SIGNED, MandateStatus.REFUSED)
 
 

@@ -348,14 +348,15 @@ def test_only_a_signature_or_decline_after_the_validity_counts_as_too_late():
     from domain.yousign_outcomes import settled_after_validity
 
     end = datetime(2027, 1, 5, 10, 0, tzinfo=UTC)
-    second = timedelta(seconds=1)
-    assert settled_after_validity(MandateStatus.SIGNED, end + second, end)
-    assert settled_after_validity(MandateStatus.REFUSED, end + second, end)
-    assert not settled_after_validity(MandateStatus.SIGNED, end, end)  # at the last instant: in time
-    assert not settled_after_validity(MandateStatus.SIGNED, end - second, end)
+    late = end + timedelta(seconds=61)
+    assert settled_after_validity(MandateStatus.SIGNED, late, end)
+    assert settled_after_validity(MandateStatus.REFUSED, late, end)
+    # YouSign's clock a minute ahead of Temporal's at most: in time.
+    assert not settled_after_validity(MandateStatus.SIGNED, end + timedelta(seconds=60), end)
+    assert not settled_after_validity(MandateStatus.SIGNED, end - timedelta(seconds=1), end)
     assert not settled_after_validity(MandateStatus.SIGNED, None, end)  # no time given: in time
-    assert not settled_after_validity(MandateStatus.FAILED, end + second, end)  # YouSign cancelled it
-    assert not settled_after_validity(None, end + second, end)  # an event that settles nothing
+    assert not settled_after_validity(MandateStatus.FAILED, late, end)  # YouSign cancelled it
+    assert not settled_after_validity(None, late, end)  # an event that settles nothing
 
 
 def test_kyc_codes_are_explained_in_words():

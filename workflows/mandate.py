@@ -85,6 +85,9 @@ class MandateWorkflow:
         self._reminding = False  # a reminder's call to YouSign: a second one at once waits for it
         self._outcome: Outcome | None = None
         self._expiring = False  # cancelling at expiry: a `canceled` event then is our own echo
+        # When a webhook said the client acted after the validity: a reading of YouSign without its
+        # own time of the signature or decline falls back on it.
+        self._late_outcome_at: datetime | None = None
         self._sending_recorded = False
         self._records_in_flight = 0  # a delete waits for them: its record must be the last one
         if input.send_on_start:
@@ -315,7 +318,7 @@ class MandateWorkflow:
         if state.status == "canceled" or status in (None, MandateStatus.EXPIRED):
             self._outcome = Outcome(status=MandateStatus.EXPIRED, cause="validity elapsed", at=workflow.now())
             return
-        at = state.signed_at or state.declined_at
+        at = state.signed_at or state.declined_at or self._late_outcome_at
         if self._too_late(status, at):
             what = "signed" if status == MandateStatus.SIGNED else "declined"
             self._outcome = Outcome(
@@ -421,6 +424,7 @@ class MandateWorkflow:
         if self._expiring and status in (MandateStatus.FAILED, MandateStatus.EXPIRED):
             return  # our own cancel's echo: the expiry's reading of YouSign decides
         if self._too_late(status, event.occurred_at):
+            self._late_outcome_at = event.occurred_at
             return  # the expiry, due or under way, records it as expired
         if status is not None:
             cancelled = f"YouSign cancelled the request ({event.event_name}): delete it, generate a new one"
