@@ -72,6 +72,21 @@ def _libraries_log_to(path: Path) -> None:
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")  # pgserver's platformdirs
 
 
+def keep_private(data_dir: Path) -> None:
+    """The data directory holds personal data (the emulator's signers, the mailbox's e-mails, the
+    database): what the stack and its parts create there is for this user alone (umask 077), and
+    what an earlier stack left readable by others (logs appended to, the mailbox) is made so. The
+    directory itself and PostgreSQL's own (0700 already) are left as they are."""
+    os.umask(0o077)
+    for path in data_dir.glob("*"):
+        if path.name == "postgres" or path.is_symlink():
+            continue
+        for item in (path, *path.rglob("*")) if path.is_dir() else (path,):
+            mode = item.lstat().st_mode
+            if mode & 0o077 and not item.is_symlink():
+                item.chmod(mode & 0o7700)
+
+
 def _log_traceback(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as log:
@@ -348,9 +363,7 @@ def main() -> None:
     except ValueError as error:
         print(f"make run: {error}", file=sys.stderr)
         sys.exit(2)
-    # The data directory holds personal data (the emulator's signers, the mailbox's e-mails, the
-    # database): what the stack and its parts create there is for this user alone.
-    os.umask(0o077)
+    keep_private(plan.data_dir)
     _libraries_log_to(plan.data_dir / "logs" / "stack.log")
     try:
         code = asyncio.run(Stack(plan, os.environ).run())

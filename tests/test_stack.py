@@ -34,6 +34,7 @@ from starter.demo import (
     seed_demo_dossiers,
 )
 from starter.mailbox import Maildir, SinkHandler, build_app
+from starter.stack import keep_private
 from starter.stack_config import (
     SEARCH_ATTRIBUTES,
     PortProblem,
@@ -551,3 +552,23 @@ def test_a_part_that_cannot_start_is_reported_with_its_own_line(tmp_path: Path):
     assert worker.reason_given() == said
     worker.log_path.write_text("Traceback (most recent call last):\n  ...\nValueError: a bug\n")
     assert worker.reason_given() is None  # a crash: the log says more than a line
+
+
+def test_what_an_earlier_stack_left_readable_by_others_is_made_private(tmp_path: Path):
+    data = tmp_path / "data"
+    (data / "mailbox").mkdir(parents=True)
+    (data / "postgres").mkdir(mode=0o700)
+    mail, log, pgconf = data / "mailbox" / "1.eml", data / "stack.log", data / "postgres" / "postgresql.conf"
+    for path in (mail, log, pgconf):
+        path.write_text("x")
+        path.chmod(0o644)
+    (data / "mailbox").chmod(0o755)
+    umask = os.umask(0o022)
+    try:
+        keep_private(data)
+        assert [oct(p.stat().st_mode & 0o777) for p in (mail, log, data / "mailbox")] == ["0o600"] * 2 + [
+            "0o700"
+        ]
+        assert pgconf.stat().st_mode & 0o777 == 0o644  # PostgreSQL's own, left to it
+    finally:
+        os.umask(umask)  # this test process's, as it was
