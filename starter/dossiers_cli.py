@@ -18,7 +18,7 @@ from starter.cli_table import print_rows
 
 dossiers_app = typer.Typer(help="The firm's client dossiers.", no_args_is_help=True)
 
-CSV_HEADER = ["dossier_id", "name", "siret", "legal_representative", "email", "status", "mandate"]
+CSV_HEADER = ["dossier_id", "name", "siret", "legal_representative", "position", "email", "status", "mandate"]
 
 
 def for_a_spreadsheet(text: str) -> str:
@@ -34,6 +34,7 @@ def dossier_row(dossier: dict[str, Any]) -> list[str]:
         dossier["name"],
         dossier["siret"] or "",
         f"{rep['first_name']} {rep['last_name']}" if rep else "",
+        (rep.get("position") or "") if rep else "",
         rep["email"] if rep else "",
         dossier["einvoicing_status"],
         mandate["status"] if mandate else "",
@@ -85,6 +86,7 @@ def list_dossiers(
                 Column("name", ratio=2),
                 Column("siret", no_wrap=True),
                 Column("legal_representative", ratio=1),
+                Column("position", ratio=1),
                 Column("email", ratio=1),
                 Column("status", no_wrap=True),
                 Column("mandate", no_wrap=True),

@@ -465,7 +465,12 @@ def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api)
 
 
 def listed_dossier(dossier_id: str, name: str, rep: bool) -> dict:
-    person = {"first_name": "Hélène", "last_name": "Dupré", "email": "helene@client.example"}
+    person = {
+        "first_name": "Hélène",
+        "last_name": "Dupré",
+        "email": "helene@client.example",
+        "position": "Gérante",
+    }
     return {
         "id": dossier_id,
         "name": name,
@@ -493,9 +498,10 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     shown = CliRunner().invoke(app, ["dossiers", "list"], env=env)  # piped: tab-separated lines
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines() == [
-        "dossier_id\tname\tsiret\tlegal_representative\temail\tstatus\tmandate",
-        f"{A1}\tSociété; Fils\t73282932000074\tHélène Dupré\thelene@client.example\tready_for_mandate\tdraft",
-        f"{B2}\t=HYPERLINK(1)\t\t\t\tmissing_information\t",
+        "dossier_id\tname\tsiret\tlegal_representative\tposition\temail\tstatus\tmandate",
+        f"{A1}\tSociété; Fils\t73282932000074\tHélène Dupré\tGérante\thelene@client.example"
+        "\tready_for_mandate\tdraft",
+        f"{B2}\t=HYPERLINK(1)\t\t\t\t\tmissing_information\t",
     ]
     assert made[0].url.params["archived"] == "false"
     out = tmp_path / "clients.csv"
