@@ -38,6 +38,17 @@ from workflows.kyc import KycWorkflowInput, kyc_workflow_id
 REP = CLIENT_REP.model_dump(mode="json")
 
 
+async def preview_text(client: httpx.AsyncClient, dossier_id) -> str:
+    """The text of the dossier's mandate PDF, once generated."""
+
+    async def preview():
+        answer = await client.get(f"/v1/dossiers/{dossier_id}/mandate/document")
+        return answer.content if answer.status_code == 200 else None
+
+    pdf = PdfReader(io.BytesIO(await eventually(preview)))
+    return " ".join(page.extract_text() for page in pdf.pages)
+
+
 def jpeg(width: int = 640, height: int = 400) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "white").save(buffer, format="JPEG")
@@ -457,13 +468,7 @@ async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, fi
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
     same = await client.patch(f"/v1/dossiers/{dossier.id}", json={"previous_platform": previous})
     assert same.json()["mandate"] is not None  # the same platform again: the draft stays
-
-    async def preview():
-        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
-        return answer.content if answer.status_code == 200 else None
-
-    pdf = PdfReader(io.BytesIO(await eventually(preview)))
-    text = " ".join(page.extract_text() for page in pdf.pages)
+    text = await preview_text(client, dossier.id)
     assert "Ancienne Plateforme SA" in text and "0815" in text
     assert "Aucune" not in text  # what block 5 says when there was none
 
@@ -714,13 +719,7 @@ async def test_the_representatives_position_is_kept_and_printed_as_their_capacit
     assert patched.json()["mandate"] is None
     assert (await mandates.get_mandate(db, UUID(draft["id"]))).status == "deleted"
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
-
-    async def preview():
-        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
-        return answer.content if answer.status_code == 200 else None
-
-    pdf = PdfReader(io.BytesIO(await eventually(preview)))
-    text = " ".join(page.extract_text() for page in pdf.pages)
+    text = await preview_text(client, dossier.id)
     assert "Qualité : Représentant légal (Gérante)" in text
 
 
@@ -731,13 +730,7 @@ async def test_names_in_any_latin_script_are_taken_and_printed(client, db, firm)
     patched = await client.patch(f"/v1/dossiers/{dossier.id}", json={"legal_representative": rep})
     assert patched.status_code == 200 and patched.json()["legal_representative"]["birth_name"] == "Nguyễn"
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
-
-    async def preview():
-        answer = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
-        return answer.content if answer.status_code == 200 else None
-
-    pdf = PdfReader(io.BytesIO(await eventually(preview)))
-    text = " ".join(page.extract_text() for page in pdf.pages)
+    text = await preview_text(client, dossier.id)
     assert "Łukasz Ştefănescu" in text and "Nguyễn" in text
 
 
