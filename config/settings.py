@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.codec import parse_keys
 from domain.calendar import check_mandate_validity
 from domain.durations import parse_iso_duration
 from domain.errors import RuleViolation
@@ -52,7 +53,9 @@ class Settings(BaseSettings):
     codec_allow_any_client: bool = Field(
         default=False, description="Serve the codec without a token beyond loopback (behind SSO only)"
     )
-    codec_cors_origins: str = "http://localhost:8233,http://127.0.0.1:8233,http://localhost:8080"
+    codec_cors_origins: str = (
+        "http://localhost:8233,http://127.0.0.1:8233,http://localhost:8080,http://127.0.0.1:8080"
+    )
     codec_allowed_hosts: str = Field(
         default="localhost,127.0.0.1,::1",
         description="Host names the codec answers under without a token (its URL's, as the browser has it)",
@@ -129,6 +132,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"with YOUSIGN_REQUESTS_PER_MINUTE={per_minute}: {error}") from None
         return per_hour
 
+    @field_validator("payload_encryption_keys")
+    @classmethod
+    def _readable_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_keys(value.get_secret_value())
+            except ValueError as error:
+                raise ValueError(str(error).removeprefix("PAYLOAD_ENCRYPTION_KEYS: ")) from None
+        return value
+
+    @field_validator("payload_encryption_key_id")
+    @classmethod
+    def _key_among_the_keys(cls, key_id: str, info: ValidationInfo) -> str:
+        keys = info.data.get("payload_encryption_keys")  # absent when invalid: its own error says it
+        if keys is not None and key_id not in (ids := parse_keys(keys.get_secret_value())):
+            raise ValueError(
+                f"{key_id!r} is not among the keys of PAYLOAD_ENCRYPTION_KEYS ({', '.join(ids)})"
+            )
+        return key_id
+
     @model_validator(mode="after")
     def _no_development_secrets_with_yousign(self) -> Settings:
         # docker-compose's defaults reach the emulator; against YouSign itself they would let anyone
@@ -146,6 +169,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name}: set the value YouSign gave you")
                 if secret.get_secret_value().startswith(DEVELOPMENT_SECRET_PREFIX):
                     raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
+            if self.payload_encryption_key_id.startswith(DEVELOPMENT_SECRET_PREFIX):
+                raise ValueError(
+                    "PAYLOAD_ENCRYPTION_KEYS: make a key of your own (this one is the development one,"
+                    " published in deploy/dev.env)"
+                )
         # Whatever the URL (YouSign through a proxy, say): a real key beside the published webhook
         # secret means the compose default was left in place, and anyone could forge a signature.
         key = self.yousign_api_key.get_secret_value()

@@ -1,6 +1,7 @@
-# `make compose-check`: validate docker-compose.yml, with and without the `dev` profile, the way
-# Docker Compose reads it (no Docker engine needed). Uses `docker compose` (v2 plugin) when present,
-# else `docker-compose`, installing Debian's docker-compose package when neither is found.
+# `make compose-check`: validate docker-compose.yml as in production (deploy/production.env.example)
+# and with the `dev` profile (deploy/dev.env), the way Docker Compose reads it (no Docker engine
+# needed). Uses `docker compose` (v2 plugin) when present, else `docker-compose`, installing Debian's
+# docker-compose package when neither is found.
 COMPOSE_FILE ?= docker-compose.yml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -14,6 +15,6 @@ compose-check:
 		compose=docker-compose; \
 	fi; \
 	echo "compose-check: $$($$compose version --short 2>/dev/null || $$compose version | head -1)"; \
-	$$compose -f $(COMPOSE_FILE) config -q && \
-	$$compose -f $(COMPOSE_FILE) --profile dev config -q && \
+	$$compose -f $(COMPOSE_FILE) --env-file deploy/production.env.example config -q && \
+	$$compose -f $(COMPOSE_FILE) --env-file deploy/dev.env --profile dev config -q && \
 	echo "compose-check: $(COMPOSE_FILE) is valid"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from config.settings import Settings
 from config.temporal import SEARCH_ATTRIBUTES
@@ -45,19 +46,56 @@ def services() -> dict:
     return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 
 
-@pytest.mark.parametrize("profile", [[], ["--profile", "dev"]], ids=["default", "dev-profile"])
-def test_docker_compose_accepts_the_file(compose: list[str], profile: list[str]):
-    # Variables the file interpolates must not be needed: the defaults make it valid on its own.
+DEV_ENV = ROOT / "deploy/dev.env"
+PRODUCTION_ENV = ROOT / "deploy/production.env.example"
+
+
+def compose_config(compose: list[str], *options: str) -> subprocess.CompletedProcess[str]:
+    # Only what the options give: none of this shell's settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOUSIGN_", "TEMPORAL_", "POSTGRES_"))}
-    done = subprocess.run(
-        [*compose, "-f", str(COMPOSE_FILE), *profile, "config", "-q"],
+    env = {k: v for k, v in env.items() if not k.startswith(("SMTP_", "PAYLOAD_"))}
+    return subprocess.run(
+        [*compose, "-f", str(COMPOSE_FILE), *options, "config", "-q"],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--env-file", str(PRODUCTION_ENV)], ["--env-file", str(DEV_ENV), "--profile", "dev"]],
+    ids=["production", "dev-profile"],
+)
+def test_docker_compose_accepts_the_file(compose: list[str], options: list[str]):
+    done = compose_config(compose, *options)
     assert done.returncode == 0, done.stderr
+
+
+def test_without_its_settings_compose_refuses_rather_than_use_development_values(compose: list[str]):
+    done = compose_config(compose)
+    assert done.returncode != 0 and "in .env (deploy/production.env.example)" in done.stderr
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_env_files_give_every_setting_compose_requires():
+    required = set(re.findall(r"\$\{(\w+):\?", COMPOSE_FILE.read_text()))
+    assert {"YOUSIGN_BASE_URL", "SMTP_URL", "POSTGRES_PASSWORD", "PAYLOAD_ENCRYPTION_KEYS"} <= required
+    assert required <= set(env_file(PRODUCTION_ENV)) and required <= set(env_file(DEV_ENV))
+
+
+def test_the_development_values_are_refused_against_yousign_itself():
+    dev = {name.lower(): value for name, value in env_file(DEV_ENV).items() if name != "POSTGRES_PASSWORD"}
+    assert Settings(**dev).yousign_base_url.startswith("http://yousign-emulator")  # taken for the emulator
+    with pytest.raises(ValidationError, match="PAYLOAD_ENCRYPTION_KEYS: make a key of your own"):
+        real = {"yousign_api_key": "real-key", "yousign_webhook_secret": "real-secret"}
+        Settings(**{**dev, "yousign_base_url": "https://api.yousign.app/v3", **real})
 
 
 def test_temporal_runs_on_postgres_with_current_images_and_one_shot_setup_jobs(services: dict):

@@ -549,6 +549,27 @@ def test_a_validity_yousign_cannot_hold_open_is_an_invalid_setting(validity):
     ]
 
 
+@pytest.mark.parametrize(
+    ("keys", "key_id", "line"),
+    [
+        ("k1:not-base64!", "k1", "PAYLOAD_ENCRYPTION_KEYS is invalid: key 'k1' is not base64"),
+        ("k1:" + "QUFB" * 3, "k1", "PAYLOAD_ENCRYPTION_KEYS is invalid: key 'k1' must be 16, 24 or 32 bytes"),
+        # A key id left at its default: one line naming it, not a traceback when the codec is made.
+        (
+            "k1:" + "QUFB" * 8,
+            "default",
+            "PAYLOAD_ENCRYPTION_KEY_ID is invalid: 'default' is not among the keys",
+        ),
+    ],
+)
+def test_payload_keys_that_cannot_seal_are_invalid_settings(keys, key_id, line):
+    from config.settings import Settings, invalid_settings
+
+    with pytest.raises(ValidationError) as refused:
+        Settings(payload_encryption_keys=keys, payload_encryption_key_id=key_id)
+    assert invalid_settings(refused.value)[0].startswith(line)
+
+
 @pytest.mark.parametrize("validity", ["P11M", "P11M5D", "P1M", "P360D", "PT5M"])
 def test_a_validity_within_yousigns_year_is_taken(validity):
     from config.settings import Settings

@@ -6,8 +6,13 @@ set -eu
 : "${POSTGRES_SEEDS:=postgres}" "${DB_PORT:=5432}" "${POSTGRES_USER:?}" "${SQL_PASSWORD:?}"
 SCHEMA_DIR=/etc/temporal/schema/postgresql/v12
 
-sql_tool() {
-  temporal-sql-tool --plugin postgres12 --ep "$POSTGRES_SEEDS" -p "$DB_PORT" -u "$POSTGRES_USER" "$@"
+sql_tool() {  # retried: PostgreSQL may still be finishing its first start-up (a new volume)
+  tries=0
+  until temporal-sql-tool --plugin postgres12 --ep "$POSTGRES_SEEDS" -p "$DB_PORT" -u "$POSTGRES_USER" "$@"; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 30 ]; then echo "giving up: temporal-sql-tool $*" >&2; exit 1; fi
+    sleep 2
+  done
 }
 
 for database in temporal temporal_visibility; do
