@@ -10,12 +10,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, read from pyproject.toml: a code change does not reinstall them.
-COPY pyproject.toml ./
+# Dependencies first, read from pyproject.toml, at the versions the tests passed with
+# (deploy/constraints.txt): a code change does not reinstall them, a rebuild gets the same ones.
+COPY pyproject.toml deploy/constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && pip install -r /tmp/requirements.txt -c constraints.txt \
+    && rm /tmp/requirements.txt constraints.txt
 
 COPY . .
 RUN pip install --no-deps . \

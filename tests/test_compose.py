@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,18 @@ def test_every_port_is_published_on_this_machine_only(services: dict):
     assert published and all(
         port.startswith("127.0.0.1:") or port.startswith("${API_PUBLISH:-127.0.0.1:") for port in published
     ), published
+
+
+def test_the_image_installs_the_versions_the_tests_passed_with():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lines = (ROOT / "deploy/constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    pins = {canonicalize_name(name): version for name, version in pins.items()}
+    for dependency in map(
+        Requirement, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    ):
+        pinned = pins.get(canonicalize_name(dependency.name))
+        assert pinned and dependency.specifier.contains(pinned), (dependency, pinned)
+    assert "-c constraints.txt" in (ROOT / "Dockerfile").read_text()
