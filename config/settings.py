@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import sys
 from datetime import timedelta
 from functools import lru_cache
@@ -19,7 +20,8 @@ from domain.errors import RuleViolation
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEVELOPMENT_SECRET_PREFIX = "dev-emulator-"  # docker-compose's defaults, for the emulator only
+DEVELOPMENT_SECRET_PREFIX = "dev-emulator-"  # deploy/dev.env's, for the emulator only
+DEVELOPMENT_PAYLOAD_KEY = "YLi2FAAfZhZIrxgkDwo2jnh08lhDHO3TlYsW2I7SzMc="  # deploy/dev.env's, published
 
 
 # Settings whose empty value says "none" rather than "the default".
@@ -169,9 +171,12 @@ class Settings(BaseSettings):
                     raise ValueError(f"{name}: set the value YouSign gave you")
                 if secret.get_secret_value().startswith(DEVELOPMENT_SECRET_PREFIX):
                     raise ValueError(f"{name}: set the value YouSign gave you (this one is the emulator's)")
-            if self.payload_encryption_key_id.startswith(DEVELOPMENT_SECRET_PREFIX):
+            keys = parse_keys(
+                self.payload_encryption_keys.get_secret_value() if self.payload_encryption_keys else ""
+            )
+            if base64.b64decode(DEVELOPMENT_PAYLOAD_KEY) in keys.values():
                 raise ValueError(
-                    "PAYLOAD_ENCRYPTION_KEYS: make a key of your own (this one is the development one,"
+                    "PAYLOAD_ENCRYPTION_KEYS: make a key of your own (one of these is the development one,"
                     " published in deploy/dev.env)"
                 )
         # Whatever the URL (YouSign through a proxy, say): a real key beside the published webhook

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from config.codec import new_key
 from config.settings import Settings
 from config.temporal import SEARCH_ATTRIBUTES
 from starter.stack_config import SEARCH_ATTRIBUTES as DEV_SERVER_SEARCH_ATTRIBUTES
@@ -78,6 +79,7 @@ def test_docker_compose_accepts_the_file(compose: list[str], options: list[str])
 def test_without_its_settings_compose_refuses_rather_than_use_development_values(compose: list[str]):
     done = compose_config(compose)
     assert done.returncode != 0 and "in .env (deploy/production.env.example)" in done.stderr
+    assert "--env-file deploy/dev.env" in done.stderr
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -94,9 +96,14 @@ def test_the_env_files_give_every_setting_compose_requires():
 def test_the_development_values_are_refused_against_yousign_itself():
     dev = {name.lower(): value for name, value in env_file(DEV_ENV).items() if name != "POSTGRES_PASSWORD"}
     assert Settings(**dev).yousign_base_url.startswith("http://yousign-emulator")  # taken for the emulator
+    real = {"yousign_api_key": "real-key", "yousign_webhook_secret": "real-secret"}
     with pytest.raises(ValidationError, match="PAYLOAD_ENCRYPTION_KEYS: make a key of your own"):
-        real = {"yousign_api_key": "real-key", "yousign_webhook_secret": "real-secret"}
         Settings(**{**dev, "yousign_base_url": "https://api.yousign.app/v3", **real})
+    # The same key under another name, beside one of your own: refused all the same.
+    published = dev["payload_encryption_keys"].partition(":")[2]
+    renamed = {"payload_encryption_keys": f"k2:{new_key()},k1:{published}", "payload_encryption_key_id": "k2"}
+    with pytest.raises(ValidationError, match="PAYLOAD_ENCRYPTION_KEYS: make a key of your own"):
+        Settings(**{**dev, "yousign_base_url": "https://api.yousign.app/v3", **real, **renamed})
 
 
 def test_temporal_runs_on_postgres_with_current_images_and_one_shot_setup_jobs(services: dict):
