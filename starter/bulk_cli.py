@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Column
 
+from domain.identifiers import spaced_siret
 from starter.api_client import (
     KEY_VARIABLE,
     SHOWN_PROBLEMS,
@@ -48,6 +49,7 @@ from starter.dossier_csv import (
     canonical_uuid,
     read_client_list,
 )
+from starter.dossiers_cli import for_a_spreadsheet
 
 EXIT_CODES = (
     "Exit codes: 0 done, none failed (or detached); 1 some dossiers failed, the API refused the"
@@ -228,7 +230,7 @@ def send(
             raise typer.Exit(130) from None
         refused_by_api(answer)
         batch = answer.json()
-        console.print(f"Bulk send [bold]{batch['id']}[/bold]: {batch['total']} dossiers")
+        console.print(f"Bulk send [bold]{batch['id']}[/bold]: {batch['total']} dossier(s)")
         if detach:
             _print_watch_command("Follow it with", batch["id"], api_url)
         else:
@@ -437,7 +439,7 @@ def _list_problems(http: httpx.Client, bulk_send_id: str, report: Path | None) -
                 continue
             if shown < SHOWN_PROBLEMS:
                 console.print(
-                    f"  {item['outcome']:8} {item['dossier_id']}  {escape(item.get('reason') or '')}"
+                    f"  {item['outcome']:8} {escape(_client(item))}  {escape(item.get('reason') or '')}"
                 )
                 shown += 1
             else:
@@ -457,6 +459,14 @@ def _list_problems(http: httpx.Client, bulk_send_id: str, report: Path | None) -
     return True
 
 
+def _client(item: dict) -> str:
+    """How the firm knows the dossier: its name and SIRET, then its id (alone for an unknown one)."""
+    name, siret = item.get("name"), item.get("siret")
+    if not name:
+        return item["dossier_id"]
+    return f"{name} ({spaced_siret(siret) if siret else 'no SIRET'}, {item['dossier_id']})"
+
+
 def _no_report(report: Path | None, bulk_send_id: str, why: str) -> bool:
     if report is None:
         return True
@@ -469,8 +479,16 @@ def write_report(path: Path, items: list[dict]) -> None:
     """Semicolon-separated UTF-8 with a BOM: the CSV that French Excel opens as it is."""
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out, delimiter=";")
-        writer.writerow(["dossier_id", "outcome", "reason", "mandate_id"])
+        writer.writerow(["dossier_id", "name", "siret", "outcome", "reason", "mandate_id"])
         for item in items:
+            siret = item.get("siret")
             writer.writerow(
-                [item["dossier_id"], item["outcome"], item.get("reason") or "", item.get("mandate_id") or ""]
+                [
+                    item["dossier_id"],
+                    for_a_spreadsheet(item.get("name") or ""),
+                    spaced_siret(siret) if siret else "",  # text for Excel, not 7.32829E+13
+                    item["outcome"],
+                    item.get("reason") or "",
+                    item.get("mandate_id") or "",
+                ]
             )

@@ -43,6 +43,8 @@ class BulkItem(Record):
     reason: str | None
     mandate_id: UUID | None
     updated_at: datetime
+    dossier_name: str | None = None  # what the firm recognises a client by; none for an unknown id
+    siret: str | None = None
 
 
 async def create_bulk_send(db: asyncpg.Pool, firm_id: UUID, dossier_ids: list[UUID]) -> BulkSend:
@@ -189,9 +191,14 @@ async def last_progress(
 
 
 async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit: int = 100) -> list[BulkItem]:
+    # The dossier's name and SIRET, from the firm's own dossiers only (an id of another firm's is
+    # as unknown as any other).
     rows = await db.fetch(
-        "SELECT position, dossier_id, outcome, reason, mandate_id, updated_at FROM bulk_send_items"
-        " WHERE bulk_send_id = $1 AND position > $2 ORDER BY position LIMIT $3",
+        "SELECT i.position, i.dossier_id, i.outcome, i.reason, i.mandate_id, i.updated_at,"
+        " d.name AS dossier_name, d.siret FROM bulk_send_items i"
+        " JOIN bulk_sends b ON b.id = i.bulk_send_id"
+        " LEFT JOIN dossiers d ON d.id = i.dossier_id AND d.firm_id = b.firm_id"
+        " WHERE i.bulk_send_id = $1 AND i.position > $2 ORDER BY i.position LIMIT $3",
         bulk_send_id,
         after,
         limit,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.identifiers import spaced_siret
 from domain.models import Platform
 from domain.pacing import MAX_CALLS_PER_ACTIVITY, activity_rate_limit
 from starter.bulk_runs import start_bulk_send_workflow
@@ -97,6 +99,11 @@ async def test_eligible_are_sent_and_ineligible_skipped_with_their_reason(client
     assert skipped[str(gone.id)].startswith("the dossier is archived")
     assert "missing_information" in skipped[str(incomplete.id)]
     assert skipped[str(foreign.id)] == "dossier not found"
+    # Each item names its dossier as the firm knows it; another firm's is as unknown as a random id.
+    named = {item["dossier_id"]: (item["name"], item["siret"]) for item in progress["items"]}
+    assert named[str(incomplete.id)] == ("Sans SIRET", None)
+    assert named[str(ready[0].id)] == (ready[0].name, ready[0].siret)
+    assert named[str(foreign.id)] == named[ids[-1]] == (None, None)
     assert "siren cannot number a mandate" in skipped[str(legacy.id)]
     for dossier in ready:
         _, mandate = await dossiers.get_dossier(db, firm.id, dossier.id)
@@ -291,8 +298,10 @@ async def test_the_cli_lists_what_failed_or_was_skipped_and_exits_1(api, db, fir
     )
     assert result.exit_code == 1, result.output
     assert "Done: sent 1 · skipped 1 · failed 1" in result.output
-    problems = {line.split()[1]: line.split()[0] for line in result.output.splitlines() if "  " in line[:2]}
+    listed = re.finditer(r"^  (skipped|failed) +(.*)\(.*([0-9a-f-]{36})\)", result.output, re.M)
+    problems = {match[3]: match[1] for match in listed}
     assert problems.get(str(incomplete.id)) == "skipped"
+    assert f"skipped  {incomplete.name} (no SIRET, {incomplete.id})" in result.output  # as the firm knows it
     assert [problems.get(str(d.id)) for d in ready].count("failed") == 1
 
 
@@ -515,7 +524,6 @@ async def test_too_many_dossiers_is_refused(client):
 
 async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
     import asyncio
-    import re
 
     from typer.testing import CliRunner
 
@@ -532,7 +540,7 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
         runner.invoke, app, ["bulk", "send", "--csv", str(listing), "--detach"], env=env
     )
     assert started.exit_code == 0, started.output
-    bulk_id = re.search(r"Bulk send ([0-9a-f-]{36}): 2 dossiers", started.output).group(1)
+    bulk_id = re.search(r"Bulk send ([0-9a-f-]{36}): 2 dossier\(s\)", started.output).group(1)
     assert f"python -m starter.cli bulk watch {bulk_id}" in started.output
     watched = await asyncio.to_thread(runner.invoke, app, ["bulk", "watch", bulk_id], env=env)
     assert watched.exit_code == 0 and "Done: sent 2 · skipped 0 · failed 0" in watched.output
@@ -546,9 +554,10 @@ async def test_cli_sends_from_a_csv_and_reattaches(api, db, firm, tmp_path):
         env={**env, "MANDATES_API_URL": f"{api}/v1"},
     )
     assert again.exit_code == 0 and "Done: sent 0 · skipped 2 · failed 0" in again.output, again.output
-    assert all(f"skipped  {d.id}  the dossier is mandate_pending" in again.output for d in ready), (
-        again.output
-    )
+    assert all(
+        f"skipped  {d.name} ({spaced_siret(d.siret)}, {d.id})  the dossier is mandate_pending" in again.output
+        for d in ready
+    ), again.output
     refused = await asyncio.to_thread(runner.invoke, app, ["bulk", "send", "not-a-uuid"], env=env)
     assert refused.exit_code == 2 and "not dossier ids: argument 1: 'not-a-uuid'" in refused.output
 

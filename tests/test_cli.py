@@ -455,7 +455,7 @@ def test_ready_sends_every_dossier_ready_for_a_mandate_page_after_page(fake_api)
     sent = bulk("send", "--ready", "--detach")
     assert sent.exit_code == 0, sent.output
     assert json.loads(made[-1].content) == {"dossier_ids": [A1, B2]}
-    assert f"Bulk send {BATCH}: 2 dossiers" in sent.output
+    assert f"Bulk send {BATCH}: 2 dossier(s)" in sent.output
     pages[None] = ([], None)
     nothing = bulk("send", "--ready")
     assert nothing.exit_code == 0 and "No dossier is ready_for_mandate" in nothing.output
@@ -590,7 +590,13 @@ def test_a_firms_own_list_with_sirets_and_no_ids_sends_its_dossiers(fake_api, tm
 
 
 def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tmp_path):
-    items = [{"dossier_id": A1, "outcome": "sent", "reason": None, "mandate_id": B2}]
+    missing = "the dossier is missing_information: set its siret first"
+    items = [
+        {"dossier_id": A1, "name": "ACME SAS", "siret": "73282932000074", "outcome": "sent", "reason": None}
+        | {"mandate_id": B2},
+        {"dossier_id": B2, "name": "=Dupont", "siret": None, "outcome": "skipped", "reason": missing}
+        | {"mandate_id": None},
+    ]
     fake_api(lambda request: httpx_response(200, {**FINISHED, "items": items, "next_cursor": None}))
     from datetime import datetime, timedelta
 
@@ -605,9 +611,12 @@ def test_a_watch_in_a_log_shows_its_progress_and_can_write_a_report(fake_api, tm
     assert min(apart, timedelta(days=1) - apart) < timedelta(minutes=2), line[1]
     report = tmp_path / "report.csv"
     assert bulk("watch", BATCH, "--report", str(report)).exit_code == 0
+    # Skipped: named as the firm knows the client, not by its id alone.
+    assert f"skipped  =Dupont (no SIRET, {B2})  {missing}" in watched.output
     assert report.read_text(encoding="utf-8-sig").splitlines() == [
-        "dossier_id;outcome;reason;mandate_id",
-        f"{A1};sent;;{B2}",
+        "dossier_id;name;siret;outcome;reason;mandate_id",
+        f"{A1};ACME SAS;732 829 320 00074;sent;;{B2}",
+        f"{B2};'=Dupont;;skipped;{missing};",  # text for Excel, not a formula
     ]
 
 

@@ -41,6 +41,8 @@ class BulkSendCreated(BaseModel):
 
 class BulkItemOut(BaseModel):
     dossier_id: UUID = Field(description="The dossier")
+    name: str | None = Field(description="The dossier's name (null for an id that is none of the firm's)")
+    siret: str | None = Field(description="The dossier's SIRET, if it has one")
     outcome: str = Field(
         description="`queued`, `sending` (its mandate is on its way to YouSign), `sent` (YouSign has it;"
         " what the client does next shows on the dossier), `skipped` (not eligible: `reason` says why) or"
@@ -176,7 +178,7 @@ async def get_bulk_send(
         counts,
         eta=eta,
         stalled_since=stalled,
-        items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
+        items=[BulkItemOut.model_validate({**i.model_dump(), "name": i.dossier_name}) for i in page],
         next_cursor=str(page[-1].position) if more else None,
     )
 
