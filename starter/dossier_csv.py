@@ -1,7 +1,8 @@
 """Dossier ids (or, in a firm's own export without them, SIRETs) from a client list as a spreadsheet
 exports it: comma, semicolon (French Excel) or tab separated; any line ending (CR alone: Excel for
 Mac); UTF-8 (with or without BOM), UTF-16 ("Texte Unicode", with or without BOM) or Windows-1252;
-blank lines, Excel's `sep=;` line or a title above the header; the column named in English or French."""
+blank lines, Excel's `sep=;` line or a title above the header; the column named in English or French;
+or ids alone, one per line."""
 
 from __future__ import annotations
 
@@ -211,7 +212,20 @@ def read_client_list(content: bytes) -> tuple[ListColumn, list[str]]:
     for column in (DOSSIER_ID, SIRET):
         if layout := _best_layout(text, column):
             return column, _values(text, layout, column)
+    if (ids := _bare_ids(text)) is not None:
+        return DOSSIER_ID, ids
     raise _no_id_column(text)
+
+
+def _bare_ids(text: str) -> list[str] | None:
+    """Dossier ids alone, one per line and no header (pasted from elsewhere): an id cannot be
+    mistaken for anything else. None when any line is something else."""
+    lines = [
+        (f"line {n}", line.strip(' \t;,"')) for n, line in enumerate(text.splitlines(), 1) if line.strip()
+    ]
+    if not lines or not all(canonical_uuid(value) for _, value in lines):
+        return None
+    return canonical_ids(lines)
 
 
 def read_dossier_ids(content: bytes) -> list[str]:

@@ -4,8 +4,9 @@ on screen or as the CSV that French Excel opens and `bulk send --csv` takes back
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.markup import escape
@@ -46,6 +47,12 @@ def spreadsheet_row(row: list[str]) -> list[str]:
     return [dossier_id, for_a_spreadsheet(name), siret and spaced_siret(siret), *map(for_a_spreadsheet, rest)]
 
 
+def write_csv(out: TextIO, rows: list[list[str]]) -> None:
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(CSV_HEADER)
+    writer.writerows(spreadsheet_row(row) for row in rows)
+
+
 @dossiers_app.command("list")
 def list_dossiers(
     api_url: ApiUrl = default_api_url(),
@@ -62,7 +69,9 @@ def list_dossiers(
     csv_path: Annotated[
         Path | None,
         typer.Option(
-            "--csv", dir_okay=False, help="Write them to this CSV file (for Excel, or `bulk send --csv`)"
+            "--csv",
+            dir_okay=False,
+            help="Write them to this CSV file (for Excel, or `bulk send --csv`); - for standard output",
         ),
     ] = None,
 ) -> None:
@@ -94,12 +103,13 @@ def list_dossiers(
             rows,
         )
         return
+    if str(csv_path) == "-":  # to standard output, for a script: the same CSV without Excel's BOM
+        write_csv(sys.stdout, rows)
+        return
     try:
         # Semicolons and a BOM: the CSV that French Excel opens as it is.
         with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out, delimiter=";")
-            writer.writerow(CSV_HEADER)
-            writer.writerows(spreadsheet_row(row) for row in rows)
+            write_csv(out, rows)
     except OSError as error:
         raise typer.BadParameter(f"cannot write it: {error.strerror}", param_hint="--csv") from None
     console.print(f"{len(rows)} dossier(s) written to {escape(str(csv_path))}")

@@ -148,6 +148,10 @@ def test_csv_without_an_id_column_says_what_it_found():
 
     with pytest.raises(DossierCsvError, match="its columns: 'nom', 'siret'"):
         read_dossier_ids(b"nom;siret\nA;73282932000074\n")
+    # Ids alone, one per line, without a header: taken, as ids cannot be mistaken for anything else.
+    assert read_dossier_ids(f"{A1}\r\n\r\n{B2.upper()};\n".encode()) == [A1, B2]
+    with pytest.raises(DossierCsvError, match=f"its columns: '{A1}'"):
+        read_dossier_ids(f"{A1}\nnot an id\n".encode())  # one line that is not: the header is asked for
 
 
 def test_api_url_and_eta_as_a_user_reads_them():
@@ -526,6 +530,10 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
     assert ";'=HYPERLINK(1);" in out.read_text(encoding="utf-8-sig")  # text for Excel, not a formula
     assert ";732 829 320 00074;" in out.read_text(encoding="utf-8-sig")  # text, not 7.32829E+13
     assert read_dossier_ids(out.read_bytes()) == [A1, B2]
+    printed = CliRunner().invoke(app, ["dossiers", "list", "--csv", "-"], env=env)  # for a script
+    assert printed.exit_code == 0 and printed.output == out.read_text(encoding="utf-8-sig").replace(
+        "\r\n", "\n"
+    )
     pages[None] = ([], None)
     nothing = CliRunner().invoke(app, ["dossiers", "list"], env=env)  # piped: the header, no rows
     assert nothing.exit_code == 0 and nothing.output.splitlines() == [shown.output.splitlines()[0]]
