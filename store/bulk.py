@@ -43,7 +43,7 @@ class BulkItem(Record):
     reason: str | None
     mandate_id: UUID | None
     updated_at: datetime
-    dossier_name: str | None = None  # what the firm recognises a client by; none for an unknown id
+    name: str | None = None  # the dossier's, what the firm knows a client by; none for an unknown id
     siret: str | None = None
 
 
@@ -195,7 +195,7 @@ async def items(db: asyncpg.Pool, bulk_send_id: UUID, *, after: int = -1, limit:
     # as unknown as any other).
     rows = await db.fetch(
         "SELECT i.position, i.dossier_id, i.outcome, i.reason, i.mandate_id, i.updated_at,"
-        " d.name AS dossier_name, d.siret FROM bulk_send_items i"
+        " d.name, d.siret FROM bulk_send_items i"
         " JOIN bulk_sends b ON b.id = i.bulk_send_id"
         " LEFT JOIN dossiers d ON d.id = i.dossier_id AND d.firm_id = b.firm_id"
         " WHERE i.bulk_send_id = $1 AND i.position > $2 ORDER BY i.position LIMIT $3",

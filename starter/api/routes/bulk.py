@@ -178,7 +178,7 @@ async def get_bulk_send(
         counts,
         eta=eta,
         stalled_since=stalled,
-        items=[BulkItemOut.model_validate({**i.model_dump(), "name": i.dossier_name}) for i in page],
+        items=[BulkItemOut.model_validate(i.model_dump()) for i in page],
         next_cursor=str(page[-1].position) if more else None,
     )
 
