@@ -43,8 +43,8 @@ from starter.api_client import (
 from starter.dossier_csv import (
     DOSSIER_ID,
     SIRET,
+    ClientList,
     DossierCsvError,
-    ListColumn,
     canonical_ids,
     canonical_uuid,
     read_client_list,
@@ -109,14 +109,19 @@ def _print_watch_command(lead: str, bulk_send_id: str, api_url: str) -> None:
     console.print(f"  with the firm's API key in {KEY_VARIABLE} (or --api-key)")
 
 
-def _read_csv(csv_path: Path | None) -> tuple[ListColumn, list[str]]:
+def _read_csv(csv_path: Path | None) -> ClientList:
     """The file's dossier ids, or its SIRETs when it has no id column (a firm's own export)."""
     try:
-        return read_client_list(csv_path.read_bytes()) if csv_path else (DOSSIER_ID, [])
+        listed = read_client_list(csv_path.read_bytes()) if csv_path else ClientList(DOSSIER_ID, [])
     except DossierCsvError as error:
         raise typer.BadParameter(str(error), param_hint="--csv") from None
     except OSError as error:
         raise typer.BadParameter(f"cannot read it: {error.strerror}", param_hint="--csv") from None
+    if listed.without_value:
+        lines = listed.without_value
+        shown = f"{', '.join(lines[:5])}{' ...' if len(lines) > 5 else ''}"
+        console.print(f"{len(lines)} row(s) of the file have no SIRET and are left out: {shown}")
+    return listed
 
 
 def _arguments(dossier_ids: list[str] | None) -> list[str]:
@@ -207,7 +212,8 @@ def send(
         )
     if ready and (csv_path or dossier_ids):
         raise typer.BadParameter("--ready chooses the dossiers itself: give no ids or --csv with it")
-    column, from_csv = _read_csv(csv_path)
+    listed = _read_csv(csv_path)
+    column, from_csv = listed.column, listed.values
     arguments = _arguments(dossier_ids)
     ids = [] if ready or column is SIRET else _ids([*from_csv, *arguments])
     with api_client(api_url, api_key) as http:

@@ -202,18 +202,27 @@ def _no_id_column(text: str) -> DossierCsvError:
     )
 
 
-def read_client_list(content: bytes) -> tuple[ListColumn, list[str]]:
+@dataclass(frozen=True)
+class ClientList:
+    column: ListColumn  # what `values` are: dossier ids, or SIRETs
+    values: list[str]  # in file order, canonical
+    # A firm's own export lists clients that have no SIRET yet: their lines, left out (a list of
+    # dossier ids with a row lacking one is refused instead: it was meant to be sent whole).
+    without_value: tuple[str, ...] = ()
+
+
+def read_client_list(content: bytes) -> ClientList:
     """The dossier ids of a client list, or, when it has no id column, its SIRETs (a firm's own
     export), in file order and canonical form; the file is refused when a value is not one or a row
-    with data has none (blank rows are skipped)."""
+    with data lacks its id (blank rows are skipped)."""
     text = decode(content)
     if not text.strip():
         raise DossierCsvError("the file is empty")
     for column in (DOSSIER_ID, SIRET):
         if layout := _best_layout(text, column):
-            return column, _values(text, layout, column)
+            return _values(text, layout, column)
     if (ids := _bare_ids(text)) is not None:
-        return DOSSIER_ID, ids
+        return ClientList(DOSSIER_ID, ids)
     raise _no_id_column(text)
 
 
@@ -230,10 +239,10 @@ def _bare_ids(text: str) -> list[str] | None:
 
 def read_dossier_ids(content: bytes) -> list[str]:
     """The values of the dossier id column (see read_client_list)."""
-    column, values = read_client_list(content)
-    if column is not DOSSIER_ID:
+    listed = read_client_list(content)
+    if listed.column is not DOSSIER_ID:
         raise _no_id_column(decode(content))
-    return values
+    return listed.values
 
 
 def _best_layout(text: str, column: ListColumn) -> _Layout | None:
@@ -242,7 +251,7 @@ def _best_layout(text: str, column: ListColumn) -> _Layout | None:
     return max(layouts, key=lambda found: found.score) if layouts else None
 
 
-def _values(text: str, layout: _Layout, column: ListColumn) -> list[str]:
+def _values(text: str, layout: _Layout, column: ListColumn) -> ClientList:
     values, without_id = _cells(text, layout)
     name = layout.header[layout.column].strip()
     where = f"the {column.what} column" + ("" if name == column.what else f" ({name!r})")
@@ -254,15 +263,14 @@ def _values(text: str, layout: _Layout, column: ListColumn) -> list[str]:
         bad = str(error)
     else:
         bad = ""
-    kind = "a dossier id" if column is DOSSIER_ID else "a SIRET"
     missing = (
-        f"rows without {kind} (fill it in, or delete the row): {_first(without_id, ', ')}"
-        if without_id
+        f"rows without a dossier id (fill it in, or delete the row): {_first(without_id, ', ')}"
+        if without_id and column is DOSSIER_ID
         else ""
     )
     if bad or missing:
         raise DossierCsvError("; ".join(problem for problem in (bad, missing) if problem))
-    return ids
+    return ClientList(column, ids, () if column is DOSSIER_ID else tuple(without_id))
 
 
 def _cells(text: str, layout: _Layout) -> tuple[list[tuple[str, str]], list[str]]:

@@ -565,12 +565,13 @@ def test_ready_takes_the_10000_oldest_and_says_what_to_do_for_the_rest(fake_api)
 def test_a_firms_own_list_with_sirets_and_no_ids_sends_its_dossiers(fake_api, tmp_path):
     import json
 
-    from starter.dossier_csv import SIRET, read_client_list
+    from starter.dossier_csv import SIRET, ClientList, read_client_list
 
-    export = "Raison sociale;N° SIRET\nACME;732 829 320 00074\nInconnue;55208131700011\nBis;73282932000074\n"
-    assert read_client_list(export.encode("cp1252")) == (
-        SIRET,
-        ["73282932000074", "55208131700011", "73282932000074"],
+    # A client without a SIRET yet (line 4): left out and named, not a reason to refuse the file.
+    export = "Raison sociale;N° SIRET\nACME;732 829 320 00074\nInconnue;55208131700011\nAsso;\n"
+    export += "Bis;73282932000074\n"
+    assert read_client_list(export.encode("cp1252")) == ClientList(
+        SIRET, ["73282932000074", "55208131700011", "73282932000074"], ("line 4",)
     )
     clients = tmp_path / "export.csv"
     clients.write_text(export, encoding="cp1252")
@@ -588,6 +589,7 @@ def test_a_firms_own_list_with_sirets_and_no_ids_sends_its_dossiers(fake_api, tm
     assert "1 SIRET(s) of the file match none of the firm's dossiers and are left out: 55208131700011" in (
         sent.output
     )
+    assert "1 row(s) of the file have no SIRET and are left out: line 4" in sent.output
     clients.write_text("nom;siret\nInconnue;55208131700011\n", encoding="utf-8")
     none = bulk("send", "--csv", str(clients))
     assert none.exit_code == 2 and "no SIRET of the file" in none.output
