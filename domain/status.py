@@ -1,6 +1,7 @@
 """Mandate and dossier statuses, and the rule deriving a dossier's status from its data."""
 
 from enum import StrEnum
+from uuid import UUID
 
 
 class MandateStatus(StrEnum):
@@ -76,8 +77,15 @@ _FROM_MANDATE = {
 }
 
 
-def why_no_mandate(status: DossierStatus, *, has_siret: bool, has_legal_representative: bool) -> str:
-    """Why a dossier that is not `ready_for_mandate` cannot have one generated, and what to do."""
+def why_no_mandate(
+    status: DossierStatus,
+    *,
+    has_siret: bool,
+    has_legal_representative: bool,
+    bulk_send_id: UUID | None = None,
+) -> str:
+    """Why a dossier that is not `ready_for_mandate` cannot have one generated, and what to do (for
+    a mandate a bulk send is sending, which one: the firm follows it there)."""
     if status == DossierStatus.MISSING_INFORMATION:
         missing = [
             name
@@ -88,7 +96,10 @@ def why_no_mandate(status: DossierStatus, *, has_siret: bool, has_legal_represen
     if status in (DossierStatus.MANDATE_REFUSED, DossierStatus.MANDATE_EXPIRED):
         return f"the dossier is {status}: delete its mandate first, then generate a new one"
     if status == DossierStatus.MANDATE_PENDING:
-        return "the dossier is mandate_pending: its mandate is sent (or being sent) for the client to sign"
+        by = f", by bulk send {bulk_send_id}" if bulk_send_id else ""
+        return (
+            f"the dossier is mandate_pending: its mandate is sent (or being sent{by}) for the client to sign"
+        )
     return f"the dossier is {status}: its mandate is signed"
 
 

@@ -96,6 +96,10 @@ async def reserve_mandate(
                     DossierStatus(dossier["einvoicing_status"]),
                     has_siret=dossier["siret"] is not None,
                     has_legal_representative=dossier["rep_first_name"] is not None,
+                    bulk_send_id=await conn.fetchval(
+                        "SELECT bulk_send_id FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'",
+                        dossier_id,
+                    ),
                 )
             )
         current = await conn.fetchrow(

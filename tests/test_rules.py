@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -136,6 +137,11 @@ def test_a_dossier_not_ready_for_a_mandate_says_what_to_do():
     assert "delete its mandate first" in why(DossierStatus.MANDATE_EXPIRED)
     assert why(DossierStatus.MANDATE_PENDING).startswith(
         "the dossier is mandate_pending: its mandate is sent (or being sent)"
+    )
+    # A bulk send's: which one, so that the firm can follow it (`bulk watch <id>`).
+    batch = uuid.UUID("6b1f0a52-4d0b-4c3e-9a55-0a2f6c1d9e77")
+    assert f"(or being sent, by bulk send {batch})" in why_no_mandate(
+        DossierStatus.MANDATE_PENDING, has_siret=True, has_legal_representative=True, bulk_send_id=batch
     )
     assert why(DossierStatus.READY_FOR_DESIGNATION).endswith("its mandate is signed")
 
