@@ -67,3 +67,17 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [ref for value in node for ref in _refs(value)]
     return []
+
+
+def test_every_list_pages_as_the_contract_says():
+    """api.md: lists are cursor-paginated, `?limit=` 50 by default and 500 at most."""
+    limits = {
+        path: next(p["schema"] for p in operation["parameters"] if p["name"] == "limit")
+        for path, item in OPENAPI["paths"].items()
+        for method, operation in item.items()
+        if method == "get" and any(p["name"] == "limit" for p in operation.get("parameters", []))
+    }
+    assert {"/v1/dossiers", "/v1/bulk-sends", "/v1/dossiers/{dossier_id}/mandates"} <= set(limits)
+    assert {path: (schema["default"], schema["maximum"]) for path, schema in limits.items()} == {
+        path: (50, 500) for path in limits
+    }

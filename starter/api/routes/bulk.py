@@ -187,7 +187,7 @@ async def get_bulk_send(
 async def list_bulk_sends(
     db: Db,
     firm_id: FirmId,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 50,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the previous page")
     ] = None,

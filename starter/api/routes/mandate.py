@@ -53,7 +53,7 @@ async def mandate_history(
     dossier_id: UUID,
     db: Db,
     firm_id: FirmId,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     cursor: PositionCursor = None,
 ) -> MandateHistory:
     """The dossier's mandates over time: why an earlier one was refused stays readable after it was
