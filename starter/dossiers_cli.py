@@ -19,6 +19,8 @@ from starter.cli_table import print_rows
 
 dossiers_app = typer.Typer(help="The firm's client dossiers.", no_args_is_help=True)
 
+# Seven columns on screen, a whole id among them: narrower, names would be cut to a few letters.
+DOSSIER_TABLE_WIDTH = 140
 CSV_HEADER = ["dossier_id", "name", "siret", "legal_representative", "position", "email", "status", "mandate"]
 
 
@@ -96,11 +98,13 @@ def list_dossiers(
                 Column("siret", no_wrap=True),
                 Column("legal_representative", ratio=1),
                 Column("position", ratio=1),
-                Column("email", ratio=1),
+                Column("email"),
                 Column("status", no_wrap=True),
                 Column("mandate", no_wrap=True),
             ],
             rows,
+            table_width=DOSSIER_TABLE_WIDTH,
+            lines_only=frozenset({"email"}),  # with it, names would be cut to a few letters
         )
         return
     if str(csv_path) == "-":  # to standard output, for a script: the same CSV without Excel's BOM

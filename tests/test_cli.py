@@ -485,7 +485,12 @@ def listed_dossier(dossier_id: str, name: str, rep: bool) -> dict:
     }
 
 
-def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_api, tmp_path):
+def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_api, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from starter import cli_table
     from starter.dossier_csv import read_dossier_ids
 
     pages = {
@@ -508,6 +513,19 @@ def test_the_client_list_on_screen_and_as_a_csv_that_bulk_send_takes_back(fake_a
         f"{B2}\t=HYPERLINK(1)\t\t\t\t\tmissing_information\t",
     ]
     assert made[0].url.params["archived"] == "false"
+    # A table from 140 columns of terminal on, names whole and the e-mail left to the lines and the
+    # CSV; narrower, the same lines as piped rather than a table cut to a few letters a cell.
+    for width, table in ((140, True), (120, False)):
+        screen = io.StringIO()
+        terminal = Console(file=screen, width=width, force_terminal=True, color_system=None)
+        monkeypatch.setattr(cli_table, "console", terminal)
+        listed = CliRunner().invoke(app, ["dossiers", "list"], env=env)
+        assert ("┃" in screen.getvalue()) == table, width
+        if table:
+            assert "Société; Fils" in screen.getvalue() and "Hélène Dupré" in screen.getvalue()
+            assert "helene@client.example" not in screen.getvalue()
+        else:
+            assert "Hélène Dupré\tGérante\thelene@client.example" in listed.output
     out = tmp_path / "clients.csv"
     args = [
         "dossiers",
