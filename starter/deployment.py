@@ -88,8 +88,14 @@ async def foreign_claim(client: Client, ours: UUID) -> Unreachable | None:
     """What to stop with if the namespace's schedule names another database (RPCError if Temporal
     cannot say)."""
     described = await client.get_schedule_handle(RECONCILIATION_SCHEDULE_ID).describe()
+    return await claim_of_action(client, described.schedule.action, ours)
+
+
+async def claim_of_action(client: Client, action: object, ours: UUID) -> Unreachable | None:
+    """What to stop with if the schedule's action names another database than ours, or cannot be
+    read with this process's keys; None when it names ours or none."""
     try:
-        theirs = await installation_in(client, described.schedule.action)
+        theirs = await installation_in(client, action)
     except Unreachable as problem:
         return problem
     return served_elsewhere(client.namespace, theirs, ours) if theirs not in (None, ours) else None

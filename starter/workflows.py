@@ -28,11 +28,7 @@ from temporalio.service import RPCError
 from config.settings import Settings
 from config.temporal import firm_fairness
 from starter.bulk_runs import mandate_options
-from starter.deployment import (
-    INSTALLATION_MEMO,
-    installation_in,
-    served_elsewhere,
-)
+from starter.deployment import INSTALLATION_MEMO, claim_of_action
 from store.records import Mandate
 from workflows.mandate import MandateWorkflow, mandate_search_attributes, mandate_summary
 from workflows.mandate_models import MandateWorkflowInput
@@ -122,9 +118,8 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings, ins
     async def settings_of_this_worker(current: ScheduleUpdateInput) -> ScheduleUpdate:
         described = current.description.schedule
         action = described.action
-        theirs = await installation_in(client, action)
-        if theirs not in (None, installation):
-            raise served_elsewhere(client.namespace, theirs, installation)
+        if problem := await claim_of_action(client, action, installation):
+            raise problem
         queue = action.task_queue if isinstance(action, ScheduleActionStartWorkflow) else None
         if queue and queue != settings.temporal_task_queue:
             # Renamed everywhere, or a worker set up otherwise (which then takes the sweep with it).

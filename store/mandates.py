@@ -90,23 +90,20 @@ async def reserve_mandate(
             raise Conflict(ARCHIVED)
         if dossier["platform_name"] is None:
             raise Conflict("the firm has no Plateforme Agréée yet: set it with PUT /v1/firm/platform")
+        current = await conn.fetchrow(
+            "SELECT id, status, signature_request_id, bulk_send_id FROM mandates"
+            " WHERE dossier_id = $1 AND status <> 'deleted'",
+            dossier_id,
+        )
         if dossier["einvoicing_status"] != DossierStatus.READY_FOR_MANDATE:
             raise Conflict(
                 why_no_mandate(
                     DossierStatus(dossier["einvoicing_status"]),
                     has_siret=dossier["siret"] is not None,
                     has_legal_representative=dossier["rep_first_name"] is not None,
-                    bulk_send_id=await conn.fetchval(
-                        "SELECT bulk_send_id FROM mandates WHERE dossier_id = $1 AND status <> 'deleted'",
-                        dossier_id,
-                    ),
+                    bulk_send_id=current["bulk_send_id"] if current else None,
                 )
             )
-        current = await conn.fetchrow(
-            "SELECT id, status, signature_request_id FROM mandates"
-            " WHERE dossier_id = $1 AND status <> 'deleted'",
-            dossier_id,
-        )
         if current is not None:
             failed_unsent = (
                 current["status"] == MandateStatus.FAILED and current["signature_request_id"] is None
