@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 import structlog
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    DescribeWorkflowInput,
+    Interceptor,
+    OutboundInterceptor,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+)
 from temporalio.common import Priority, SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
@@ -61,6 +70,34 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     return settings.temporal_tls or settings.temporal_api_key is not None
 
 
+# A Temporal that hangs answers the one-shot calls with an error within this, so that the firm gets
+# its 503 in seconds: with the SDK's own deadline a generate waited 66 s (its start, then the check
+# whether the start happened all the same). Long polls, such as a run's result, keep theirs.
+CALL_DEADLINE = timedelta(seconds=10)
+
+
+def _bounded(input: Any) -> Any:
+    return input if input.rpc_timeout else dataclasses.replace(input, rpc_timeout=CALL_DEADLINE)
+
+
+class CallDeadlines(Interceptor):
+    """CALL_DEADLINE on the starts, signals and descriptions that set no deadline of their own."""
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _CallDeadlines(next)
+
+
+class _CallDeadlines(OutboundInterceptor):
+    async def start_workflow(self, input: StartWorkflowInput) -> Any:
+        return await super().start_workflow(_bounded(input))
+
+    async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+        await super().signal_workflow(_bounded(input))
+
+    async def describe_workflow(self, input: DescribeWorkflowInput) -> Any:
+        return await super().describe_workflow(_bounded(input))
+
+
 async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
@@ -69,4 +106,5 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         tls=tls_config(settings),
         runtime=runtime,
+        interceptors=[CallDeadlines()],
     )

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -98,10 +106,44 @@ async def run_is_gone(client: Client, mandate: Mandate, now: datetime) -> bool:
     return await _run_is_over(mandate_handle(client, mandate))
 
 
+# An update is taken by the run's worker: with none running (or all stuck), Temporal holds it for as
+# long as the caller waits. The firm is answered within these, told that it may still be done later.
+ACCEPT_WITHIN = timedelta(seconds=20)
+# Once taken: a reminder may wait YouSign's 2 minutes (policies.YOUSIGN_INTERACTIVE), then 1 to record it.
+ANSWER_WITHIN = timedelta(minutes=4)
+
+
+async def _within(waiting, limit: timedelta):
+    """`waiting`, or TimeoutError after `limit` (the SDK turns the cancellation into its own error)."""
+    async with asyncio.timeout(limit.total_seconds()) as deadline:
+        try:
+            return await waiting
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            if deadline.expired():
+                raise TimeoutError from None
+            raise
+
+
+def _unanswered(taken: bool) -> str:
+    later = "it may still be carried out later: read the mandate before trying again"
+    if taken:
+        return f"the mandate's workflow did not answer within {ANSWER_WITHIN.seconds // 60} minutes; {later}"
+    return f"no worker took the request within {ACCEPT_WITHIN.seconds} s (are the workers running?); {later}"
+
+
 async def _update(client: Client, mandate: Mandate, update, result_type=None):
     """Run a workflow update and turn its refusals into the gateway's errors."""
+    taken = None
     try:
-        return await mandate_handle(client, mandate).execute_update(update, result_type=result_type)
+        taken = await _within(
+            mandate_handle(client, mandate).start_update(
+                update, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=result_type
+            ),
+            ACCEPT_WITHIN,
+        )
+        return await _within(taken.result(), ANSWER_WITHIN)
+    except TimeoutError as error:
+        raise Unavailable(_unanswered(taken is not None)) from error
     except WorkflowUpdateFailedError as error:
         refusal = _refusal(error)
         if refusal is not None and refusal.type == "ReminderRateLimited":

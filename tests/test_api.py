@@ -243,7 +243,10 @@ async def test_a_reminder_yousign_may_have_sent_is_a_503_until_the_next_paris_da
     )
 
     class TimedOutReminder:
-        async def execute_update(self, *args, **kwargs):
+        async def start_update(self, *args, **kwargs):
+            return self
+
+        async def result(self):
             raise WorkflowUpdateFailedError(unconfirmed)
 
     monkeypatch.setattr(mandate_actions, "mandate_handle", lambda *args: TimedOutReminder())

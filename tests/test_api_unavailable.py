@@ -7,6 +7,8 @@ Temporal's failures are simulated on its client's handle, as tests/test_api.py a
 from __future__ import annotations
 
 import json
+import time
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import httpx
@@ -16,11 +18,22 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+import config.temporal
 from clients.yousign_webhooks import sign_body
+from config.temporal import connect_temporal
 from starter import mandate_actions
 from store import mandates, webhooks
+from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import answer_lost, establishment_siret, test_settings, verified_firm_with_dossier
+from tests.helpers import (
+    answer_lost,
+    establishment_siret,
+    eventually,
+    test_settings,
+    verified_firm_with_dossier,
+)
+from tests.support.freezable_proxy import FreezableProxy
+from tests.workflow_support import running_workers
 
 UNAVAILABLE = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
 
@@ -74,7 +87,7 @@ async def test_send_remind_and_delete_are_503_and_change_nothing_when_temporal_d
     dossier_id, mandate = await draft_with_its_document(client, db, firm)
     before = await stored(db, mandate["id"])
     base = f"/v1/dossiers/{dossier_id}/mandate"
-    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(UNAVAILABLE))
+    monkeypatch.setattr(WorkflowHandle, "start_update", raising(UNAVAILABLE))
     for answer in [
         await client.post(f"{base}/send"),
         await client.post(f"{base}/reminders"),
@@ -88,11 +101,11 @@ async def test_send_remind_and_delete_are_503_and_change_nothing_when_temporal_d
 
     # An update that failed for a reason no refusal names: a 503 too, never a 409 or a 500.
     unknown = WorkflowUpdateFailedError(ApplicationError("the handler broke", type="SomethingElse"))
-    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(unknown))
+    monkeypatch.setattr(WorkflowHandle, "start_update", raising(unknown))
     odd = await client.post(f"{base}/send")
     assert (odd.status_code, odd.json()["detail"]) == (503, "the handler broke")
     no_application_error = WorkflowUpdateFailedError(RuntimeError("cancelled"))
-    monkeypatch.setattr(WorkflowHandle, "execute_update", raising(no_application_error))
+    monkeypatch.setattr(WorkflowHandle, "start_update", raising(no_application_error))
     odder = await client.delete(base)
     assert (odder.status_code, odder.json()["detail"]) == (503, "Workflow update failed")
     assert await stored(db, mandate["id"]) == before
@@ -106,13 +119,13 @@ async def test_a_send_or_delete_whose_answer_was_lost_is_answered_as_done(client
     dossier_id, mandate = await draft_with_its_document(client, db, firm)
     other_dossier_id, other = await draft_with_its_document(client, db, firm, establishment_siret(2))
     base = f"/v1/dossiers/{dossier_id}/mandate"
-    run_update = WorkflowHandle.execute_update
+    start_update = WorkflowHandle.start_update
 
     async def done_then_lost(self, *args, **kwargs):
-        await run_update(self, *args, **kwargs)
+        await (await start_update(self, *args, **kwargs)).result()
         raise RPCError("deadline exceeded", RPCStatusCode.DEADLINE_EXCEEDED, b"")
 
-    monkeypatch.setattr(WorkflowHandle, "execute_update", done_then_lost)
+    monkeypatch.setattr(WorkflowHandle, "start_update", done_then_lost)
     sent = await client.post(f"{base}/send")
     assert sent.status_code == 202 and sent.json()["status"] in ("sending", "pending"), sent.text
     # Not a 503 that a retry would meet as a 409 ("already being sent"): it was sent.
@@ -120,6 +133,74 @@ async def test_a_send_or_delete_whose_answer_was_lost_is_answered_as_done(client
     deleted = await client.delete(f"/v1/dossiers/{other_dossier_id}/mandate")
     assert deleted.status_code == 204, deleted.text  # not a 503 that a retry would meet as a 404
     assert (await mandates.get_mandate(db, UUID(other["id"]))).status == "deleted"
+
+
+async def test_an_action_no_worker_takes_is_a_503_in_bounded_time_and_done_once_one_runs(
+    dev_env, db, firm, emulator, yousign, monkeypatch
+):
+    """Temporal up, no worker: an update waits unaccepted for as long as its caller does. The firm
+    is answered 503 within ACCEPT_WITHIN, told the send may still happen, and it does once one runs."""
+    monkeypatch.setattr(mandate_actions, "ACCEPT_WITHIN", timedelta(seconds=1))
+    settings = test_settings(yousign_webhook_secret=WEBHOOK_SECRET)  # task queues no worker polls yet
+    dossier = await verified_firm_with_dossier(db, firm)
+    base = f"/v1/dossiers/{dossier.id}/mandate"
+    async with serving_api(settings, db, dev_env.client) as base_url:
+        firm_api = await firm_client(db, base_url, firm)
+        async with firm_api.http as client:
+            generated = await client.post(base)  # a start needs no worker
+            assert generated.status_code == 201, generated.text
+            before = await stored(db, generated.json()["id"])
+            started = time.monotonic()
+            sent = await client.post(f"{base}/send")
+            assert time.monotonic() - started < 15  # not held for as long as the caller waits
+            assert sent.status_code == 503, sent.text
+            assert sent.json()["detail"] == (
+                "no worker took the request within 1 s (are the workers running?); it may still be"
+                " carried out later: read the mandate before trying again"
+            )
+            assert await stored(db, generated.json()["id"]) == before  # still the draft
+            async with running_workers(dev_env.client, settings, db, yousign):
+                # The update Temporal held is taken by the first worker: the mandate is sent.
+                async def pending() -> bool:
+                    return (await mandates.get_mandate(db, UUID(generated.json()["id"]))).status == "pending"
+
+                await eventually(pending, within=60)
+                again = await client.post(f"{base}/send")
+                assert again.status_code == 409, again.text  # as the docs tell: read it first
+
+
+async def test_a_generate_temporal_hangs_on_is_a_503_within_the_call_deadline(
+    api, dev_env, db, firm, monkeypatch
+):
+    """Temporal stops answering (its connections open): the start, then the check whether it happened
+    all the same, each give up at CALL_DEADLINE; the reservation is set aside, and once Temporal is
+    back the dossier gets its mandate (the start that Temporal took late works on nothing)."""
+    monkeypatch.setattr(config.temporal, "CALL_DEADLINE", timedelta(seconds=1))
+    settings = test_settings()
+    host, port = dev_env.client.service_client.config.target_host.rsplit(":", 1)
+    dossier = await verified_firm_with_dossier(db, firm)
+    async with FreezableProxy(host, int(port)).running() as proxy:
+        address = f"127.0.0.1:{proxy.port}"
+        temporal = await connect_temporal(settings.model_copy(update={"temporal_address": address}))
+        async with serving_api(settings, db, temporal) as base_url:
+            firm_api = await firm_client(db, base_url, firm)
+            async with firm_api.http as client:
+                proxy.freeze()
+                started = time.monotonic()
+                generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+                assert time.monotonic() - started < 10  # a minute with the SDK's own deadline
+                assert generated.status_code == 503, generated.text
+                assert generated.json()["detail"].startswith(
+                    "the workflow service did not accept the mandate"
+                )
+                listed = (await client.get(f"/v1/dossiers/{dossier.id}")).json()
+                assert (listed["einvoicing_status"], listed["mandate"]) == ("ready_for_mandate", None)
+                proxy.thaw()
+    async with httpx.AsyncClient(base_url=api, headers=client.headers) as client:
+        generated = await client.post(f"/v1/dossiers/{dossier.id}/mandate")
+        assert generated.status_code == 201, generated.text
+        document = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
+        assert document.status_code == 200, document.text
 
 
 def webhook(mandate_id: str) -> tuple[str, bytes, dict[str, str]]:
