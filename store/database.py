@@ -24,6 +24,7 @@ DATABASE_FAILURES: tuple[type[Exception], ...] = (OSError, asyncpg.PostgresError
 # another OSError (a missing file) or a failed query is a bug, not an outage.
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     ConnectionError,
+    TimeoutError,  # no answer within QUERY_TIMEOUT (or CONNECT_TIMEOUT)
     socket.gaierror,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
@@ -62,9 +63,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# PostgreSQL that stops answering (hung, or a failover leaving old connections silent) fails a
+# query after QUERY_TIMEOUT: the firm gets a 503 rather than a request held for ever, and an activity
+# its retry (the DATABASE policy gives each attempt 30 s too).
+QUERY_TIMEOUT = 30.0
+CONNECT_TIMEOUT = 10.0
+# A migration may build an index on a large table, or wait for another process's migrations.
+MIGRATION_TIMEOUT = 3600.0
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=QUERY_TIMEOUT,
+        timeout=CONNECT_TIMEOUT,
     )
 
 
@@ -83,7 +99,7 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     applied: list[str] = []
     async with pool.acquire() as conn:
         # The lock first: two processes creating the table at once can clash even with IF NOT EXISTS.
-        await conn.execute("SELECT pg_advisory_lock(7233001)")
+        await conn.execute("SELECT pg_advisory_lock(7233001)", timeout=MIGRATION_TIMEOUT)
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -97,7 +113,7 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                     # Behind a long transaction, give up (and start again later) rather than queue
                     # every query on the table behind the migration's lock.
                     await conn.execute("SET LOCAL lock_timeout = '30s'")
-                    await conn.execute(path.read_text())
+                    await conn.execute(path.read_text(), timeout=MIGRATION_TIMEOUT)
                     await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", path.stem)
                 applied.append(path.stem)
                 log.info("migration applied", version=path.stem)

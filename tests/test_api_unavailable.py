@@ -6,9 +6,12 @@ Temporal's failures are simulated on its client's handle, as tests/test_api.py a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
 import httpx
@@ -22,7 +25,8 @@ import config.temporal
 from clients.yousign_webhooks import sign_body
 from config.temporal import connect_temporal
 from starter import mandate_actions
-from store import mandates, webhooks
+from store import database, mandates, webhooks
+from store.database import create_pool
 from tests.api_support import firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import (
@@ -32,7 +36,7 @@ from tests.helpers import (
     test_settings,
     verified_firm_with_dossier,
 )
-from tests.support.freezable_proxy import FreezableProxy
+from tests.support.freezable_proxy import FreezableProxy, tcp
 from tests.workflow_support import running_workers
 
 UNAVAILABLE = RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
@@ -179,7 +183,7 @@ async def test_a_generate_temporal_hangs_on_is_a_503_within_the_call_deadline(
     settings = test_settings()
     host, port = dev_env.client.service_client.config.target_host.rsplit(":", 1)
     dossier = await verified_firm_with_dossier(db, firm)
-    async with FreezableProxy(host, int(port)).running() as proxy:
+    async with FreezableProxy(tcp(host, int(port))).running() as proxy:
         address = f"127.0.0.1:{proxy.port}"
         temporal = await connect_temporal(settings.model_copy(update={"temporal_address": address}))
         async with serving_api(settings, db, temporal) as base_url:
@@ -201,6 +205,60 @@ async def test_a_generate_temporal_hangs_on_is_a_503_within_the_call_deadline(
         assert generated.status_code == 201, generated.text
         document = await client.get(f"/v1/dossiers/{dossier.id}/mandate/document")
         assert document.status_code == 200, document.text
+
+
+def database_proxy(database_url: str) -> tuple[FreezableProxy, Callable[[int], str]]:
+    """A proxy to the test database (on a Unix socket, as the embedded one, or TCP), and the URL
+    through it once it has its port."""
+    url = urlsplit(database_url)
+    query = parse_qs(url.query)
+    socket_dir, port = query.pop("host", [None])[0], url.port or 5432
+    if socket_dir:
+        proxy = FreezableProxy(lambda: asyncio.open_unix_connection(f"{socket_dir}/.s.PGSQL.{port}"))
+    else:
+        proxy = FreezableProxy(tcp(url.hostname or "127.0.0.1", port))
+    credentials = url.netloc.rpartition("@")[0]
+
+    def through(proxy_port: int) -> str:
+        netloc = f"{credentials}@127.0.0.1:{proxy_port}" if credentials else f"127.0.0.1:{proxy_port}"
+        return urlunsplit((url.scheme, netloc, url.path, urlencode(query, doseq=True), ""))
+
+    return proxy, through
+
+
+async def test_a_database_that_stops_answering_is_a_503_within_the_query_timeout(
+    dev_env, db, database_url, firm, monkeypatch
+):
+    """PostgreSQL hung (or its connections silent after a failover): the API's queries give up at
+    QUERY_TIMEOUT with a 503, and it answers again once PostgreSQL does."""
+    monkeypatch.setattr(database, "QUERY_TIMEOUT", 1.0)
+    monkeypatch.setattr(database, "CONNECT_TIMEOUT", 1.0)
+    proxy, through = database_proxy(database_url)
+    async with proxy.running():
+        proxied = await create_pool(through(proxy.port), max_size=2)
+        try:
+            async with serving_api(test_settings(), proxied, dev_env.client) as base_url:
+                firm_api = await firm_client(db, base_url, firm)
+                async with firm_api.http as client:
+                    assert (await client.get("/v1/dossiers")).status_code == 200
+                    proxy.freeze()
+                    for _ in range(3):  # the pool's connections, then a new one, each give up
+                        started = time.monotonic()
+                        listed = await client.get("/v1/dossiers")
+                        assert time.monotonic() - started < 10  # held for ever without the timeout
+                        assert listed.status_code == 503, listed.text
+                        assert listed.json()["detail"] == (
+                            "the database did not answer (TimeoutError): retry in a moment"
+                        )
+                    proxy.thaw()
+
+                    async def answers() -> bool:
+                        return (await client.get("/v1/dossiers")).status_code == 200
+
+                    await eventually(answers, within=30, interval=0.5)
+        finally:
+            proxy.thaw()
+            await proxied.close()
 
 
 def webhook(mandate_id: str) -> tuple[str, bytes, dict[str, str]]:

@@ -4,13 +4,17 @@ that hangs, as a stopped process does, rather than one that refuses."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+
+Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class FreezableProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
+    """To `connect()`'s target (`tcp(host, port)`, or a Unix socket's `asyncio.open_unix_connection`)."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Streams]]) -> None:
+        self._connect = connect
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._tasks: set[asyncio.Task] = set()
@@ -34,7 +38,7 @@ class FreezableProxy:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        target_reader, target_writer = await asyncio.open_connection(*self._target)
+        target_reader, target_writer = await self._connect()
         for pipe in (self._pipe(reader, target_writer), self._pipe(target_reader, writer)):
             task = asyncio.ensure_future(pipe)
             self._tasks.add(task)
@@ -51,3 +55,7 @@ class FreezableProxy:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def tcp(host: str, port: int) -> Callable[[], Awaitable[Streams]]:
+    return lambda: asyncio.open_connection(host, port)
