@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 
-def forget_dead_handles(pgdata: Path) -> None:
-    """pgserver stops PostgreSQL when its last user exits; users killed without cleanup stay listed."""
+def forget_dead_handles(pgdata: Path, *, keep_own: bool = False) -> None:
+    """pgserver stops PostgreSQL when its last user exits; users killed without cleanup stay listed.
+    Our own entry goes too before we register (a pid reused from an earlier run), not once we have."""
     import psutil  # a dependency of pgserver
 
     path = pgdata / ".handle_pids.json"
     with contextlib.suppress(OSError, ValueError):
         pids = json.loads(path.read_text())
-        alive = [pid for pid in pids if pid != os.getpid() and psutil.pid_exists(pid)]
+        ours = [os.getpid()] if keep_own else []
+        alive = [pid for pid in pids if pid in ours or (pid != os.getpid() and psutil.pid_exists(pid))]
         if alive != pids:
             path.write_text(json.dumps(alive))
 
@@ -74,5 +76,7 @@ class EmbeddedPostgres:
         server, self._server = self._server, None
         pid = self.postmaster_pid()
         running = pid is not None and _running(pid)  # not if it died (the stack says so apart)
+        # A user killed since the start (a CLI run on the same data, say) would keep it running.
+        await asyncio.to_thread(forget_dead_handles, self.pgdata, keep_own=True)
         await asyncio.to_thread(server.cleanup)
         return running

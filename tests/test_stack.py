@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -540,6 +541,22 @@ async def test_the_end_of_the_embedded_postgresql_is_seen(tmp_path: Path):
     await asyncio.wait_for(ended, 5)
     await postmaster.wait()
     assert EmbeddedPostgres(tmp_path / "none").postmaster_pid() is None
+
+
+async def test_the_embedded_postgresql_stops_though_a_killed_user_is_still_listed(tmp_path: Path):
+    from starter.stack_postgres import EmbeddedPostgres, wait_for_exit
+
+    postgres = EmbeddedPostgres(tmp_path / "postgres")
+    await postgres.start()
+    postmaster = postgres.postmaster_pid()
+    # Another process used it since (`python -m starter.cli` on the same DATA_DIR), and was killed:
+    # pgserver still counts it among the server's users.
+    user = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await user.wait()
+    handles = tmp_path / "postgres" / ".handle_pids.json"
+    handles.write_text(json.dumps([*json.loads(handles.read_text()), user.pid]))
+    assert await postgres.stop() is True
+    await asyncio.wait_for(wait_for_exit(postmaster, interval=0.05), 30)  # it stayed up for ever
 
 
 def test_a_part_that_cannot_start_is_reported_with_its_own_line(tmp_path: Path):
