@@ -11,6 +11,7 @@ import structlog
 from temporalio.client import (
     Client,
     DescribeWorkflowInput,
+    FetchWorkflowHistoryEventsInput,
     Interceptor,
     OutboundInterceptor,
     SignalWorkflowInput,
@@ -81,7 +82,8 @@ def _bounded(input: Any) -> Any:
 
 
 class CallDeadlines(Interceptor):
-    """CALL_DEADLINE on the starts, signals and descriptions that set no deadline of their own."""
+    """CALL_DEADLINE on the starts, signals, descriptions and history reads (not long polls) that set
+    no deadline of their own."""
 
     def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
         return _CallDeadlines(next)
@@ -96,6 +98,9 @@ class _CallDeadlines(OutboundInterceptor):
 
     async def describe_workflow(self, input: DescribeWorkflowInput) -> Any:
         return await super().describe_workflow(_bounded(input))
+
+    async def fetch_workflow_history_events(self, input: FetchWorkflowHistoryEventsInput) -> Any:
+        return await super().fetch_workflow_history_events(input if input.wait_new_event else _bounded(input))
 
 
 async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:

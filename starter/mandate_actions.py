@@ -114,20 +114,21 @@ ANSWER_WITHIN = timedelta(minutes=4)
 
 
 async def _within(waiting, limit: timedelta):
-    """`waiting`, or TimeoutError after `limit` (the SDK turns the cancellation into its own error)."""
+    """`waiting`, or TimeoutError after `limit` or when one of Temporal's calls on the way timed out
+    (the SDK turns both, and the request's own cancellation, into one error of its own)."""
     async with asyncio.timeout(limit.total_seconds()) as deadline:
         try:
             return await waiting
         except WorkflowUpdateRPCTimeoutOrCancelledError:
-            if deadline.expired():
-                raise TimeoutError from None
-            raise
+            if not deadline.expired() and asyncio.current_task().cancelling():
+                raise asyncio.CancelledError from None  # the request itself is being cancelled
+            raise TimeoutError from None
 
 
 def _unanswered(taken: bool) -> str:
     later = "it may still be carried out later: read the mandate before trying again"
     if taken:
-        return f"the mandate's workflow did not answer within {ANSWER_WITHIN.seconds // 60} minutes; {later}"
+        return f"the mandate's workflow took the request, but its answer did not come back; {later}"
     return f"no worker took the request within {ACCEPT_WITHIN.seconds} s (are the workers running?); {later}"
 
 

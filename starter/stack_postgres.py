@@ -14,9 +14,11 @@ def forget_dead_handles(pgdata: Path, *, keep_own: bool = False) -> None:
     """pgserver stops PostgreSQL when its last user exits; users killed without cleanup stay listed.
     Our own entry goes too before we register (a pid reused from an earlier run), not once we have."""
     import psutil  # a dependency of pgserver
+    from pgserver.postgres_server import PostgresServer
 
     path = pgdata / ".handle_pids.json"
-    with contextlib.suppress(OSError, ValueError):
+    # pgserver's lock across processes: a user registering meanwhile is not dropped from the list.
+    with PostgresServer._lock, contextlib.suppress(OSError, ValueError):
         pids = json.loads(path.read_text())
         ours = [os.getpid()] if keep_own else []
         alive = [pid for pid in pids if pid in ours or (pid != os.getpid() and psutil.pid_exists(pid))]
