@@ -34,6 +34,7 @@ from starter.workflows import start_mandate_workflow
 from store import bulk, mandates
 from tests.helpers import establishment_siret, eventually, truthy_or_none, verified_firm_with_dossier
 from tests.workflow_support import (
+    current_details,
     deliver,
     events_for,
     generate_mandate,
@@ -53,6 +54,8 @@ async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, 
     assert state.expires_at == mandate_expires_at(state.sent_at, "P1M")
     row = await mandates.get_mandate(db, run.mandate.id)
     assert (row.status, row.expires_at) == ("pending", state.expires_at)
+    ends = f"{state.expires_at:%Y-%m-%d %H:%M} UTC"
+    assert await current_details(run.handle) == f"Mandate {run.mandate.id}: pending, expires {ends}"
 
     now = await ts_env.get_current_time()
     await ts_env.sleep(state.expires_at - now - timedelta(seconds=1))
@@ -62,6 +65,10 @@ async def test_expiry_is_one_calendar_month_after_sending(ts_env, settings, db, 
     row = await mandates.get_mandate(db, run.mandate.id)
     assert row.status == "expired" and row.expired_at >= state.expires_at
     assert (await yousign.get_signature_request(state.signature_request_id)).status == "canceled"
+    # What operators read in the Temporal UI: not a date still to come.
+    assert (
+        await current_details(run.handle) == f"Mandate {run.mandate.id}: expired, its validity ended {ends}"
+    )
     await run.handle.execute_update(MandateWorkflow.delete)
     await replay_and_keep(run.handle, "mandate_expired_deleted")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer, Worker
 
@@ -109,6 +110,12 @@ async def deliver(emulator, run: MandateRun, signature_request_id: str, event_na
 
 
 HISTORIES = Path(__file__).parent / "histories"
+
+
+async def current_details(handle: WorkflowHandle) -> str:
+    """What the Temporal UI shows as the run's current details (the SDK's metadata query)."""
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    return metadata.current_details
 
 
 async def replay_and_keep(handle: WorkflowHandle, name: str) -> None:

@@ -157,8 +157,16 @@ class MandateWorkflow:
         changed = [pair for pair in wanted if current.get(pair.key) != pair.value]
         if changed:
             workflow.upsert_search_attributes([pair.key.value_set(pair.value) for pair in changed])
-        expiry = f", expires {self.state.expires_at:%Y-%m-%d %H:%M} UTC" if self.state.expires_at else ""
-        workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self.state.status.value}{expiry}")
+        workflow.set_current_details(f"Mandate {self._input.mandate_id}: {self._status_line()}")
+
+    def _status_line(self) -> str:
+        """The status, with the end of the validity where it tells something (not once signed)."""
+        status, expires_at = self.state.status, self.state.expires_at
+        if expires_at and status == MandateStatus.PENDING:
+            return f"pending, expires {expires_at:%Y-%m-%d %H:%M} UTC"
+        if expires_at and status == MandateStatus.EXPIRED:
+            return f"expired, its validity ended {expires_at:%Y-%m-%d %H:%M} UTC"
+        return status.value
 
     async def _fail(self, cause: str, error: ActivityError) -> None:
         reason = policies.failure_reason(error)
