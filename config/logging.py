@@ -6,6 +6,8 @@ Log ids (firm, dossier, mandate), never names, emails or SIRETs: logs leave the 
 from __future__ import annotations
 
 import logging
+import traceback
+from typing import Any
 
 import structlog
 
@@ -20,6 +22,35 @@ class WithoutQueryStrings(logging.Filter):
         return True
 
 
+def without_messages(error: BaseException) -> str:
+    """A traceback with every exception's type (and ApplicationError's own type) but no message."""
+    chain, seen, current = [], set(), error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    lines = []
+    for link in reversed(chain):
+        lines += ["Traceback (most recent call last):\n", *traceback.format_tb(link.__traceback__)]
+        kind = getattr(link, "type", None)
+        named = f" ({kind})" if isinstance(kind, str) else ""
+        lines.append(f"{type(link).__module__}.{type(link).__qualname__}{named}: (message withheld)\n")
+    return "".join(lines)
+
+
+def withhold_sdk_error_messages(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """The Temporal SDK logs a failed activity (or workflow task) with its exception, whose message
+    may quote what YouSign or PostgreSQL said of a client (a name, an e-mail, a SIRET): its frames
+    and types stay, its messages go. The run's failure keeps them, sealed, in Temporal."""
+    record = event_dict.get("_record")
+    exc_info = event_dict.get("exc_info")
+    if record is not None and record.name.startswith("temporalio") and isinstance(exc_info, tuple):
+        del event_dict["exc_info"]
+        if exc_info[1] is not None:
+            event_dict["exception"] = without_messages(exc_info[1])
+    return event_dict
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Ours and the libraries' (the Temporal SDK, httpx, uvicorn...) alike: one JSON object a line,
     so that a log shipper reads every line, tracebacks included."""
@@ -28,7 +59,12 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamped],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                stamped,
+                withhold_sdk_error_messages,
+            ],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

@@ -633,6 +633,32 @@ def test_the_libraries_logs_are_json_lines_too():
     assert second["level"] == "error" and "ZeroDivisionError" in second["exception"]
 
 
+def test_the_sdks_failure_logs_keep_the_traceback_but_not_the_message():
+    """What YouSign or PostgreSQL said of a client reaches the log only through the SDK's failure
+    warnings: their messages are withheld, their types and frames kept."""
+    script = (
+        "import logging; from config.logging import configure_logging; configure_logging('INFO');"
+        "from temporalio.exceptions import ApplicationError\n"
+        "def send():\n"
+        "  try:\n    raise ValueError('Key (siret)=(73282932000074) already exists')\n"
+        "  except ValueError as error:\n"
+        "    raise ApplicationError('YouSign 400: jean.dupont@example.fr',"
+        " type='YouSignFinalError') from error\n"
+        "try:\n  send()\n"
+        "except ApplicationError:\n"
+        "  logging.getLogger('temporalio.activity').warning('Completing activity as failed', exc_info=True)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    (sdk,) = [json.loads(line) for line in done.stderr.splitlines()]
+    assert sdk["event"] == "Completing activity as failed" and sdk["level"] == "warning"
+    assert "jean.dupont" not in done.stderr and "73282932000074" not in done.stderr
+    assert "ValueError: (message withheld)" in sdk["exception"]
+    assert "ApplicationError (YouSignFinalError): (message withheld)" in sdk["exception"]
+    assert "in send" in sdk["exception"]  # where it happened stays
+
+
 def test_access_logs_leave_query_strings_out():
     import logging
 
