@@ -99,8 +99,8 @@ class _CallDeadlines(OutboundInterceptor):
     async def describe_workflow(self, input: DescribeWorkflowInput) -> Any:
         return await super().describe_workflow(_bounded(input))
 
-    async def fetch_workflow_history_events(self, input: FetchWorkflowHistoryEventsInput) -> Any:
-        return await super().fetch_workflow_history_events(input if input.wait_new_event else _bounded(input))
+    def fetch_workflow_history_events(self, input: FetchWorkflowHistoryEventsInput) -> Any:
+        return super().fetch_workflow_history_events(input if input.wait_new_event else _bounded(input))
 
 
 async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:

@@ -15,9 +15,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 from uuid import UUID, uuid4
 
 import httpx
+import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -176,6 +179,33 @@ async def test_an_action_no_worker_takes_is_a_503_in_bounded_time_and_done_once_
                 await eventually(pending, within=60)
                 again = await client.post(f"{base}/send")
                 assert again.status_code == 409, again.text  # as the docs tell: read it first
+
+
+async def test_the_projects_client_makes_every_call_it_bounds(dev_env, monkeypatch):
+    """Starts, descriptions, signals and history reads go through the deadline; a run's result (a
+    long poll) does not get it."""
+    deadlines = []
+    bounded = config.temporal._bounded
+    monkeypatch.setattr(
+        config.temporal, "_bounded", lambda input: deadlines.append(type(input).__name__) or bounded(input)
+    )
+    settings = test_settings()
+    address = dev_env.client.service_client.config.target_host
+    temporal = await connect_temporal(settings.model_copy(update={"temporal_address": address}))
+    handle = await temporal.start_workflow("NoWorkerRunsThis", id=f"bounded-{uuid4()}", task_queue="nobody")
+    await handle.describe()
+    await handle.signal("anything")
+    last = (await handle.fetch_history()).events[-1]
+    assert last.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+    await handle.terminate("done")
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert deadlines == [
+        "StartWorkflowInput",
+        "DescribeWorkflowInput",
+        "SignalWorkflowInput",
+        "FetchWorkflowHistoryEventsInput",
+    ]
 
 
 async def test_a_generate_temporal_hangs_on_is_a_503_within_the_call_deadline(
