@@ -617,17 +617,23 @@ def test_an_empty_setting_is_its_default_unless_empty_means_off(monkeypatch):
     assert settings.worker_metrics_address == ""  # no metrics endpoint
 
 
+def logged_by(script: str) -> tuple[str, list[dict]]:
+    """What `script` writes to stderr, run in a process whose logging is configured as ours, and its
+    JSON lines."""
+    setup = "import logging; from config.logging import configure_logging; configure_logging('INFO')\n"
+    done = subprocess.run(
+        [sys.executable, "-c", setup + script], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return done.stderr, [json.loads(line) for line in done.stderr.splitlines()]
+
+
 def test_the_libraries_logs_are_json_lines_too():
     script = (
-        "import logging; from config.logging import configure_logging; configure_logging('INFO');"
         "log = logging.getLogger('temporalio.worker');"
         "log.info('Completing activity as failed (%s)', 'x')\n"
         "try:\n  1 / 0\nexcept ZeroDivisionError:\n  log.exception('failed')"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    first, second = [json.loads(line) for line in done.stderr.splitlines()]
+    _, (first, second) = logged_by(script)
     assert first["event"] == "Completing activity as failed (x)" and first["level"] == "info"
     assert first["logger"] == "temporalio.worker" and first["timestamp"]
     assert second["level"] == "error" and "ZeroDivisionError" in second["exception"]
@@ -637,7 +643,6 @@ def test_the_sdks_failure_logs_keep_the_traceback_but_not_the_message():
     """What YouSign or PostgreSQL said of a client reaches the log only through the SDK's failure
     warnings: their messages are withheld, their types and frames kept."""
     script = (
-        "import logging; from config.logging import configure_logging; configure_logging('INFO');"
         "from temporalio.exceptions import ApplicationError\n"
         "def send():\n"
         "  try:\n    raise ValueError('Key (siret)=(73282932000074) already exists')\n"
@@ -648,12 +653,9 @@ def test_the_sdks_failure_logs_keep_the_traceback_but_not_the_message():
         "except ApplicationError:\n"
         "  logging.getLogger('temporalio.activity').warning('Completing activity as failed', exc_info=True)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    (sdk,) = [json.loads(line) for line in done.stderr.splitlines()]
+    stderr, (sdk,) = logged_by(script)
     assert sdk["event"] == "Completing activity as failed" and sdk["level"] == "warning"
-    assert "jean.dupont" not in done.stderr and "73282932000074" not in done.stderr
+    assert "jean.dupont" not in stderr and "73282932000074" not in stderr
     assert "ValueError: (message withheld)" in sdk["exception"]
     assert "ApplicationError (YouSignFinalError): (message withheld)" in sdk["exception"]
     assert "in send" in sdk["exception"]  # where it happened stays
