@@ -14,7 +14,7 @@ from starter.webhook_events import kyc_signal
 from store import kyc
 from store.records import KycFile
 from tests.helpers import eventually
-from tests.workflow_support import replay_and_keep
+from tests.workflow_support import current_details, replay_and_keep
 from workflows.kyc import KycWorkflow, KycWorkflowInput, kyc_workflow_id
 
 
@@ -51,7 +51,11 @@ async def deliver_done_webhook(emulator, handle) -> None:
 async def test_verified_through_the_webhook_signal(ts_env, settings, db, emulator, firm, workers):
     submission = await submit(db, firm, "Expert", png(640, 400))
     handle = await start_kyc_workflow(ts_env.client, settings, submission)
-    await eventually(lambda: handle.query(KycWorkflow.verification_id))
+    verification_id = await eventually(lambda: handle.query(KycWorkflow.verification_id))
+    # Operators read whose check it is and when the run asks YouSign itself (a minute on).
+    details = await current_details(handle)
+    assert details.startswith(f"Submission {submission.id}: YouSign checks the document (verification")
+    assert verification_id in details and " UTC unless its webhook tells first" in details
     # YouSign has the document as soon as it is taken: ours is gone, not kept until its answer.
     assert await kyc.load_files(db, submission.id) == []
     await deliver_done_webhook(emulator, handle)

@@ -42,6 +42,7 @@ class KycWorkflow:
 
     @workflow.run
     async def run(self, input: KycWorkflowInput) -> VerificationState:
+        workflow.set_current_details(f"Submission {input.submission_id}: handing the document to YouSign")
         try:
             submitted = await workflow.execute_activity_method(
                 YouSignActivities.submit_identity_document,
@@ -64,6 +65,7 @@ class KycWorkflow:
         while self._result is None:
             if may_give_up and workflow.now() >= give_up_at:
                 return await self._fail(input, "YouSign gave no result: submit the document again")
+            self._show_wait(input, poll_after)
             try:
                 await workflow.wait_condition(lambda: self._result is not None, timeout=poll_after)
             except TimeoutError:
@@ -87,6 +89,16 @@ class KycWorkflow:
                 poll_after = min(poll_after * 2, input.max_poll_interval)
         return await self._record(input, self._result)
 
+    def _show_wait(self, input: KycWorkflowInput, poll_after: timedelta) -> None:
+        """What operators read in the Temporal UI while YouSign checks: whose check, and when the
+        run asks YouSign itself if no webhook tells first."""
+        ask_at = workflow.now() + poll_after
+        workflow.set_current_details(
+            f"Submission {input.submission_id}: YouSign checks the document (verification"
+            f" {self._verification_id}); asking YouSign at {ask_at:%Y-%m-%d %H:%M} UTC unless its"
+            " webhook tells first"
+        )
+
     async def _fail(self, input: KycWorkflowInput, reason: str) -> VerificationState:
         failed = VerificationState(
             verification_id=self._verification_id or "", status="failed", status_codes=[]
@@ -96,6 +108,8 @@ class KycWorkflow:
     async def _record(
         self, input: KycWorkflowInput, result: VerificationState, reason: str | None = None
     ) -> VerificationState:
+        # Shown while the store is down, until the run completes with the outcome as its result.
+        workflow.set_current_details(f"Submission {input.submission_id}: {result.status}, being recorded")
         await workflow.execute_activity_method(
             KycActivities.record_kyc_outcome,
             KycOutcomeInput(
