@@ -19,14 +19,14 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.mandate_document import ensure_still_current
 from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
-from domain.mandate_number import numbered_for_another_platform
 from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
 from starter.run_status import described
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
-from store import bulk, dossiers, firms, kyc, mandates
+from store import bulk, dossiers, kyc, mandates
 from store.records import Mandate
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
@@ -42,13 +42,17 @@ async def current_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> 
 
 
 async def require_verified_firm(db: asyncpg.Pool, firm_id: UUID) -> None:
+    """No mandate is generated or sent while the firm's representative is not verified, nor while
+    the one that replaces them is being checked."""
     submission = await kyc.current_submission(db, firm_id)
-    if submission is None or submission.status != "verified":
-        state = submission.status if submission else "not_submitted"
-        raise Conflict(
-            f"the firm's legal representative is not verified ({state}): "
-            "submit it with PUT /v1/firm/legal-representative first"
-        )
+    state = submission.status if submission else "not_submitted"
+    if state == "verified":
+        return
+    if state == "pending":
+        then = "wait until GET /v1/firm says verified (YouSign answers within minutes)"
+    else:
+        then = "submit it with PUT /v1/firm/legal-representative"
+    raise Conflict(f"the firm's legal representative is not verified ({state}): {then}")
 
 
 async def generate(
@@ -234,12 +238,16 @@ async def discard_draft_outdated_by(
 
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
-    mandate = await current_mandate(db, firm_id, dossier_id)
-    platform = (await firms.get_firm(db, firm_id)).platform
-    if mandate.status == MandateStatus.DRAFT and platform is not None:
+    dossier, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
+    if mandate is None:
+        raise NotFound("the dossier has no mandate")
+    if mandate.status == MandateStatus.DRAFT:
         # Refused now, not accepted and failed a moment later by the send's own check.
-        if changed := numbered_for_another_platform(mandate.number, platform.siren, platform.matricule):
-            raise Conflict(changed)
+        await require_verified_firm(db, firm_id)
+        try:
+            await ensure_still_current(db, mandate, dossier)
+        except ApplicationError as outdated:
+            raise Conflict(outdated.message) from None
     try:
         await _update(client, mandate, MandateWorkflow.send)
     except Unavailable:

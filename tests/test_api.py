@@ -19,10 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from clients.yousign_webhooks import sign_body
 from domain.errors import Conflict
+from domain.models import LegalRepresentative
 from domain.status import MandateStatus
 from starter import mandate_actions
-from store import dossiers, firms, mandates, webhooks
+from store import dossiers, firms, kyc, mandates, webhooks
 from store.firms import create_firm
+from store.records import KycFile
 from tests.api_support import api_stack, firm_client, serving_api
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import (
@@ -455,6 +457,41 @@ async def test_a_draft_the_firm_has_changed_since_is_not_sent(client, db, firm, 
     assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
     again = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
     assert "_0815_" in again["number"]
+
+
+async def test_a_draft_naming_what_the_firm_replaced_is_refused_at_once(client, db, firm, emulator):
+    dossier = await verified_firm_with_dossier(db, firm)
+    draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    await eventually(lambda: mandates.get_document(db, UUID(draft["id"]), "generated"))
+    send = f"/v1/dossiers/{dossier.id}/mandate/send"
+    # The firm submits a new representative: while YouSign checks them, nothing goes out (as
+    # nothing is generated), though the draft names the one verified before.
+    newcomer = LegalRepresentative(first_name="Nouveau", last_name="Gérant", email="nouveau@cabinet.fr")
+    files = [KycFile(side="front", content_type="image/png", content=b"x")]
+    newer = await kyc.create_submission(db, firm.id, newcomer, "passport", files)
+    checking = await client.post(send)
+    assert checking.status_code == 409
+    assert checking.json()["detail"] == (
+        "the firm's legal representative is not verified (pending): wait until GET /v1/firm says"
+        " verified (YouSign answers within minutes)"
+    )
+    # Verified, the newcomer is not the one the draft names: refused now, not failed a moment later.
+    await kyc.complete_submission(
+        db, newer.id, status="verified", reason=None, status_codes=[], completed_at=newer.created_at
+    )
+    outdated = await client.post(send)
+    assert outdated.status_code == 409
+    assert outdated.json()["detail"].startswith("the draft no longer says what the dossier and the firm say")
+    # So is a draft printed before the platform was renamed (same SIREN, same number).
+    assert (await client.delete(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 204
+    draft = (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).json()
+    await eventually(lambda: mandates.get_document(db, UUID(draft["id"]), "generated"))
+    platform = (await client.get("/v1/firm")).json()["platform"]
+    renamed = await client.put("/v1/firm/platform", json={**platform, "name": "PA Renommée"})
+    assert renamed.status_code == 200
+    assert (await client.post(send)).status_code == 409
+    assert (await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()["status"] == "draft"
+    assert not [s for s in emulator.state.signature_requests.values() if s.external_id in (draft["id"],)]
 
 
 async def test_the_previous_platform_fills_block_5_of_the_mandate(client, db, firm):

@@ -82,7 +82,7 @@ async def submit_legal_representative(
     """The firm's legal representative and an identity document (identity card front and back,
     passport, residence permit or driving licence), verified through YouSign; `verification.status`
     follows. A new submission replaces the previous one: until it is verified, no mandate can be
-    generated. Everything is checked before anything is stored."""
+    generated or sent. Everything is checked before anything is stored."""
     try:
         representative = LegalRepresentative(
             first_name=first_name, last_name=last_name, birth_name=birth_name or None, email=email
