@@ -1031,7 +1031,7 @@ async def test_oversized_upload_is_refused_before_being_read(client):
 
 
 async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(api):
-    from starter.api.limits import BodySizeLimit
+    from starter.api.limits import BodyLimits
 
     read, answered = [], []
 
@@ -1050,7 +1050,7 @@ async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(
         await send({"type": "http.response.start", "status": 202, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    limited = BodySizeLimit(route, firm_of=firm_of)
+    limited = BodyLimits(route, firm_of=firm_of)
     for key, status, reads in ((b"Bearer nope", 401, 0), (b"", 401, 0), (b"Bearer good", 202, 1)):
         read.clear(), answered.clear()
         scope = {
@@ -1070,6 +1070,55 @@ async def test_an_upload_without_a_valid_key_is_refused_before_its_body_is_read(
         )
     assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
     assert answer.json()["detail"].startswith("a valid API key is required")
+
+
+async def test_a_body_that_stops_coming_is_a_408_not_a_hang(monkeypatch, dev_env, db):
+    from starter.api import limits
+
+    monkeypatch.setattr(limits, "BODY_IDLE_TIMEOUT", 0.5)
+    async with serving_api(test_settings(), db, dev_env.client) as base_url:
+        host, port = base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = b'{"name": "ACME"}'
+        # It declares 100 bytes and sends 16: without a bound the request waits for the rest for ever.
+        writer.write(
+            b"POST /v1/dossiers HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n" + body
+        )
+        await writer.drain()
+        try:  # the server answers, then closes the connection
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+        finally:
+            writer.close()  # else, unanswered, the server's shutdown would wait on it
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), head
+    assert b"connection: close" in head.lower()
+    problem = json.loads(payload)
+    assert (problem["title"], problem["detail"]) == (
+        "Request Timeout",
+        "the request body stopped coming for 0.5 s before its end (is its Content-Length the size of"
+        " what is sent?)",
+    )
+
+
+async def test_a_stalled_body_the_app_lets_through_is_answered_by_the_limits_themselves():
+    from starter.api.limits import BodyLimits
+
+    answered = []
+
+    async def receive():
+        await asyncio.Event().wait()  # the client sends nothing more
+
+    async def send(message):
+        answered.append(message)
+
+    async def route(scope, receive, send):  # an app with no handler of its own for the refusal
+        await receive()
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/dossiers", "headers": []}
+    await BodyLimits(route, firm_of=None, idle_timeout=0.1)(scope, receive, send)
+    assert answered[0]["status"] == 408 and (b"connection", b"close") in answered[0]["headers"]
+    assert json.loads(answered[1]["body"])["title"] == "Request Timeout"
 
 
 async def test_driving_licence_is_accepted_without_a_back(client, emulator):

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from config.settings import Settings
 from starter.api import problems
 from starter.api.deps import firm_of_request
-from starter.api.limits import BodySizeLimit
+from starter.api.limits import BodyLimits
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
 from starter.api.routes.codec import CODEC_PREFIX
@@ -77,7 +77,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.db, app.state.temporal, app.state.settings = db, temporal, settings
-    app.add_middleware(BodySizeLimit, firm_of=firm_of_request)
+    app.add_middleware(BodyLimits, firm_of=firm_of_request)
     app.add_middleware(EmptyQueryValuesAbsent)
     # The Temporal UI calls the codec server from the operator's browser (and nothing else, cross-origin).
     app.add_middleware(

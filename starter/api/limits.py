@@ -1,7 +1,9 @@
-"""Request body size limits, enforced while the body streams in (never read whole first)."""
+"""Request body limits, enforced while the body streams in (never read whole first): its size, and
+how long it may pause."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from uuid import UUID
@@ -17,22 +19,43 @@ DEFAULT_LIMIT = 1024 * 1024
 UPLOAD_LIMIT = 2 * 20 * 1024 * 1024 + 64 * 1024
 UPLOAD_PATHS = frozenset({"/v1/firm/legal-representative"})
 UNAUTHORIZED = "a valid API key is required: Authorization: Bearer <key>"
+# A body that stops coming (a Content-Length larger than what is sent, a client gone quiet) would
+# hold its request for ever: uvicorn bounds the wait between requests, not within one.
+BODY_IDLE_TIMEOUT = 30.0
 
 
-class BodyTooLarge(HTTPException):
-    """Raised from `receive` as the body streams past the limit; answered as a 413 problem."""
+class BodyRefused(HTTPException):
+    """Raised from `receive` while the body streams in; answered as a problem."""
 
+
+class BodyTooLarge(BodyRefused):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"the request body is over {limit} bytes")
 
 
-class BodySizeLimit:
+class BodyStalled(BodyRefused):
+    def __init__(self, idle: float) -> None:
+        super().__init__(
+            408,
+            f"the request body stopped coming for {idle:g} s before its end (is its Content-Length"
+            " the size of what is sent?)",
+            headers={"Connection": "close"},
+        )
+
+
+class BodyLimits:
     """`firm_of(request)` is the firm whose API key the request presents: only with one may a body be
     an upload's 40 MB (the key is checked before the body is read, not after, as the route would)."""
 
-    def __init__(self, app: ASGIApp, firm_of: Callable[[Request], Awaitable[UUID | None]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        firm_of: Callable[[Request], Awaitable[UUID | None]],
+        idle_timeout: float | None = None,
+    ) -> None:
         self.app = app
         self.firm_of = firm_of
+        self.idle_timeout = idle_timeout or BODY_IDLE_TIMEOUT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,11 +72,19 @@ class BodySizeLimit:
             await _too_large(send, limit)
             return
         received = 0
+        body_done = False
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # what is awaited now is the client's disconnect: no bound
+                return await receive()
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyStalled(self.idle_timeout) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > limit:
                 raise BodyTooLarge(limit)
@@ -66,9 +97,12 @@ class BodySizeLimit:
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
+        except BodyRefused as refused:
             if not started:
-                await _too_large(send, limit)
+                headers = {k.lower().encode(): v.encode() for k, v in (refused.headers or {}).items()}
+                await _problem(
+                    send, refused.status_code, _TITLES[refused.status_code], refused.detail, headers
+                )
 
     async def _authenticated(self, scope: Scope) -> bool:
         try:
@@ -78,6 +112,8 @@ class BodySizeLimit:
 
 
 CONTENT_TOO_LARGE = "Content too large"  # the 413's title, as RFC 9110 names it
+REQUEST_TIMEOUT = "Request Timeout"
+_TITLES = {413: CONTENT_TOO_LARGE, 408: REQUEST_TIMEOUT}
 
 
 async def _too_large(send: Send, limit: int) -> None:
