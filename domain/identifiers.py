@@ -3,6 +3,8 @@
 from domain.errors import RuleViolation
 
 LA_POSTE_SIREN = "356000000"
+# Passes Luhn as any string of zeros does, but INSEE assigns no such number: a placeholder typed in.
+NO_SIREN = "000000000"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -37,6 +39,8 @@ def _digits(value: str, field: str, length: int, name: str) -> str:
 def normalize_siren(value: str, field: str = "siren") -> str:
     """Return the SIREN without spaces, or raise naming the field and the reason."""
     siren = _digits(value, field, 9, "SIREN")
+    if siren == NO_SIREN:
+        raise RuleViolation(field, "000000000 is no company's SIREN (INSEE assigns none of zeros)")
     if not luhn_valid(siren):
         raise RuleViolation(field, "SIREN checksum (Luhn) is invalid")
     return siren
@@ -54,6 +58,8 @@ def normalize_siret(value: str, field: str = "siret") -> str:
     """Return the SIRET without spaces, or raise naming the field and the reason."""
     siret = _digits(value, field, 14, "SIRET")
     # The establishment's company comes first: its SIREN must be valid on its own (La Poste's is).
+    if siren_of(siret) == NO_SIREN:
+        raise RuleViolation(field, "the SIRET's first 9 digits are zeros: no company's SIREN")
     if not luhn_valid(siren_of(siret)):
         raise RuleViolation(field, "the SIRET's first 9 digits are not a valid SIREN (Luhn checksum)")
     if not siret_checksum_valid(siret):

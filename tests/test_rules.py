@@ -59,6 +59,9 @@ def test_a_spaced_siret_reads_back_as_itself():
         ("35600000049838", "checksum"),
         # Luhn-valid over 14 digits, but no company has SIREN 123456789: the mandate number needs one.
         ("12345678900007", "first 9 digits are not a valid SIREN"),
+        # Zeros pass Luhn; INSEE assigns no SIREN of zeros (a placeholder typed in).
+        ("00000000000000", "first 9 digits are zeros"),
+        ("000 000 000 00018", "first 9 digits are zeros"),
     ],
 )
 def test_invalid_sirets_name_field_and_reason(value, reason):
@@ -93,6 +96,8 @@ def test_valid_sirens(siren):
 def test_invalid_siren():
     with pytest.raises(RuleViolation, match="Luhn"):
         normalize_siren("123456789")
+    with pytest.raises(RuleViolation, match="INSEE assigns none of zeros"):
+        normalize_siren("000 000 000")
 
 
 @pytest.mark.parametrize(
