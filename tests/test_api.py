@@ -882,6 +882,28 @@ async def test_bad_query_and_path_values_name_the_field(client, path, params, fi
     assert field in {e["field"] for e in answer.json()["errors"]}
 
 
+async def test_a_query_parameter_the_operation_does_not_take_is_named_not_ignored(client, api):
+    # Ignored, `status[]` (how PHP and some JS libraries write a list) would list every dossier.
+    listed = await client.get("/v1/dossiers", params={"status[]": "mandate_pending"})
+    assert listed.status_code == 422
+    assert listed.json()["errors"] == [
+        {"field": "status[]", "message": "write it status= (repeat status= for several values)"}
+    ]
+    misspelt = await client.get("/v1/dossiers/status-counts", params={"archived": "true", "x": "1"})
+    assert [e["field"] for e in misspelt.json()["errors"]] == ["archived", "x"]
+    assert misspelt.json()["errors"][0]["message"] == (
+        "this operation takes no such query parameter (it takes: none)"
+    )
+    known = await client.get("/v1/dossiers", params={"stauts": "draft", "limit": 5})
+    assert known.json()["errors"][0]["message"] == (
+        "this operation takes no such query parameter (it takes: archived, cursor, limit,"
+        " mandate_status, search, status)"
+    )
+    # The key is checked first, as for any other refusal.
+    async with httpx.AsyncClient(base_url=api) as stranger:
+        assert (await stranger.get("/v1/dossiers", params={"status[]": "x"})).status_code == 401
+
+
 async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(client):
     answer = await client.put(f"/v1/dossiers/{uuid4()}")
     assert answer.status_code == 405 and answer.json()["status"] == 405

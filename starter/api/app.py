@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from config.settings import Settings
 from starter.api import problems
-from starter.api.deps import firm_of_request
+from starter.api.deps import firm_of_request, known_query_parameters
 from starter.api.limits import BodyLimits
 from starter.api.query import EmptyQueryValuesAbsent
 from starter.api.routes import bulk, codec, dossiers, firm, health, mandate, metrics, webhooks
@@ -88,7 +88,12 @@ def create_app(
         allow_credentials=True,
     )
     problems.install(app)
-    for module in (firm, dossiers, mandate, bulk, webhooks, codec, health, metrics):
+    # The firm's operations refuse what they do not take; the webhook, codec, health and metrics
+    # are called by machines that may add their own parameters.
+    checked = [Depends(known_query_parameters)]
+    for module in (firm, dossiers, mandate, bulk):
+        app.include_router(module.router, dependencies=checked)
+    app.include_router(mandate.history_router, dependencies=checked)
+    for module in (webhooks, codec, health, metrics):
         app.include_router(module.router)
-    app.include_router(mandate.history_router)
     return app

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from temporalio.client import Client
@@ -57,3 +58,31 @@ async def current_firm(
 
 
 FirmId = Annotated[UUID, Depends(current_firm)]
+
+
+def known_query_parameters(request: Request, _: FirmId) -> None:
+    """A query parameter the operation does not take is a 422 naming it, not ignored: `?status[]=`
+    (how some libraries write a list) or a misspelt `?stauts=` would list every dossier."""
+    route = request.scope.get("route")
+    known = _query_parameters(route.dependant) if route else set()
+    unknown = dict.fromkeys(name for name in request.query_params if name not in known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "unknown_parameter", "loc": ("query", name), "msg": _unknown(name, known)}
+                for name in unknown
+            ]
+        )
+
+
+def _query_parameters(dependant: Any) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    return names.union(*(_query_parameters(d) for d in dependant.dependencies))
+
+
+def _unknown(name: str, known: set[str]) -> str:
+    stem = name.removesuffix("[]")
+    if stem != name and stem in known:
+        return f"write it {stem}= (repeat {stem}= for several values)"
+    takes = ", ".join(sorted(known)) if known else "none"
+    return f"this operation takes no such query parameter (it takes: {takes})"
