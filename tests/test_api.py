@@ -915,6 +915,9 @@ async def test_a_method_the_path_does_not_take_is_405_listing_those_it_takes(cli
     assert (answer.status_code, answer.headers["allow"]) == (405, "GET")
 
 
+JSON = {"content-type": "application/json"}
+
+
 async def test_other_bad_inputs(client, db, firm):
     not_json = await client.post(
         "/v1/dossiers", content=b'{"name": "X",}', headers={"content-type": "application/json"}
@@ -930,6 +933,21 @@ async def test_other_bad_inputs(client, db, firm):
     )
     assert (latin1.status_code, latin1.json()["title"]) == (400, "Bad Request")
     assert "send JSON in UTF-8" in latin1.json()["detail"], latin1.json()
+    # Valid JSON Python will not read: told why, not that it is not UTF-8.
+    deep = await client.post("/v1/dossiers", content=b"[" * 50_000 + b"]" * 50_000, headers=JSON)
+    assert deep.json()["detail"] == "the body could not be read: its JSON is nested too deeply"
+    long_number = b'{"dossier_ids": [' + b"9" * 5_001 + b"]}"
+    wide = await client.post("/v1/bulk-sends", content=long_number, headers=JSON)
+    assert wide.json()["detail"] == "the body could not be read: a number in it has more than 4,300 digits"
+    # A text value where the form takes a file: told to send a file.
+    text_front = await client.put(
+        "/v1/firm/legal-representative",
+        data={**UPLOAD_FIELDS, "document_type": "passport", "front": "hello"},
+        files={"back": ("b.png", _png(), "image/png")},
+    )
+    assert text_front.json()["errors"] == [
+        {"field": "front", "message": "must be a file, not a text value (curl: -F name=@path)"}
+    ]
     # JSON sent as curl -d sends it (a form), or as text: the client is told the type to send.
     for content_type in ("application/x-www-form-urlencoded", "text/plain", None):
         headers = {"content-type": content_type} if content_type else {}

@@ -56,8 +56,10 @@ def validation_problem(errors: list[dict[str, str]], status: int = 422) -> JSONR
 def _message(error: dict[str, Any]) -> str:
     if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
         return "must not be empty (spaces alone do not count)"  # the value was stripped first
-    message = error["msg"]
-    return message.removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Expected UploadFile"):  # a form's text value where a file part goes
+        return "must be a file, not a text value (curl: -F name=@path)"
+    return message
 
 
 def _media_type(request: Request) -> str:
@@ -105,6 +107,15 @@ async def _unauthenticated(request: Request) -> JSONResponse | None:
     except DATABASE_UNAVAILABLE as error:  # the key cannot be checked: as any route then, a 503
         return database_unavailable(error)
     return problem(401, "Unauthorized", UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _unreadable_body(cause: BaseException | None) -> str:
+    """Why FastAPI could not read a body, where the reason is the client's to fix."""
+    if isinstance(cause, RecursionError):
+        return "the body could not be read: its JSON is nested too deeply"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "the body could not be read: a number in it has more than 4,300 digits"
+    return "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
 
 
 def database_unavailable(error: Exception) -> JSONResponse:
@@ -195,7 +206,7 @@ def install(app: FastAPI) -> None:
         if error.status_code == 400 and (refused := await _unauthenticated(request)):
             return refused
         if error.status_code == 400 and detail == "There was an error parsing the body":
-            detail = "the body could not be read: send JSON in UTF-8 (or the form the operation takes)"
+            detail = _unreadable_body(error.__cause__)
         return problem(error.status_code, title, detail, headers=getattr(error, "headers", None))
 
     async def database_down(_: Request, error: Exception) -> JSONResponse:
