@@ -228,6 +228,7 @@ async def test_a_reminder_yousign_answers_500_to_is_tried_again_and_sent_once(cl
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
     await mandate_reaches(client, dossier.id, "pending")
+
     # YouSign's 500 asks for the request again later: it did not e-mail, so the day is not spent.
     def reminder_calls():
         return sum(r.path.endswith("/send_reminder") for r in emulator.state.accepted_requests)
