@@ -272,6 +272,7 @@ _MEANINGS = {
     401: "No valid API key",
     403: "Not allowed from here",
     404: "Not found for this firm",
+    408: "The body stopped coming for 30 s before its Content-Length was reached",
     409: "The resource's state forbids it",
     413: "Body or file too large",
     415: "A JSON body sent without Content-Type: application/json",

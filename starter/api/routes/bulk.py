@@ -20,7 +20,9 @@ from store import bulk
 from workflows.bulk import bulk_workflow_id
 
 router = APIRouter(
-    prefix="/v1/bulk-sends", tags=["bulk"], responses=problem_responses(400, 401, 404, 413, 415, 422, 503)
+    prefix="/v1/bulk-sends",
+    tags=["bulk"],
+    responses=problem_responses(400, 401, 404, 408, 413, 415, 422, 503),
 )
 
 

@@ -24,7 +24,9 @@ from starter.api.problems import problem_responses
 
 CODEC_PREFIX = "/codec"
 router = APIRouter(
-    prefix=CODEC_PREFIX, tags=["operations"], responses=problem_responses(400, 401, 403, 404, 413, 415, 422)
+    prefix=CODEC_PREFIX,
+    tags=["operations"],
+    responses=problem_responses(400, 401, 403, 404, 408, 413, 415, 422),
 )
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 

@@ -26,7 +26,7 @@ WRONG_BODY_TYPE = "A body of another type than the operation takes (JSON, or mul
 router = APIRouter(
     prefix="/v1/firm",
     tags=["firm"],
-    responses=problem_responses(400, 401, 413, 415, 422, 503, meanings={415: WRONG_BODY_TYPE}),
+    responses=problem_responses(400, 401, 408, 413, 415, 422, 503, meanings={415: WRONG_BODY_TYPE}),
 )
 
 

@@ -62,7 +62,7 @@ async def _route(db, temporal: Client, event: WebhookEvent) -> bool:
     "/yousign",
     response_model=WebhookAck,
     responses=problem_responses(
-        400, 401, 413, 503, meanings={401: "The X-Yousign-Signature-256 signature is missing or wrong"}
+        400, 401, 408, 413, 503, meanings={401: "The X-Yousign-Signature-256 signature is missing or wrong"}
     ),
 )
 async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings: AppSettings):
