@@ -101,7 +101,7 @@ class BodyLimits:
             if not started:
                 headers = {k.lower().encode(): v.encode() for k, v in (refused.headers or {}).items()}
                 await _problem(
-                    send, refused.status_code, _TITLES[refused.status_code], refused.detail, headers
+                    send, refused.status_code, BODY_TITLES[refused.status_code], refused.detail, headers
                 )
 
     async def _authenticated(self, scope: Scope) -> bool:
@@ -113,7 +113,7 @@ class BodyLimits:
 
 CONTENT_TOO_LARGE = "Content too large"  # the 413's title, as RFC 9110 names it
 REQUEST_TIMEOUT = "Request Timeout"
-_TITLES = {413: CONTENT_TOO_LARGE, 408: REQUEST_TIMEOUT}
+BODY_TITLES = {408: REQUEST_TIMEOUT, 413: CONTENT_TOO_LARGE}
 
 
 async def _too_large(send: Send, limit: int) -> None:

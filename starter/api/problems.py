@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
 from starter.api.deps import current_firm, firm_of_request
-from starter.api.limits import CONTENT_TOO_LARGE, REQUEST_TIMEOUT, UNAUTHORIZED
+from starter.api.limits import BODY_TITLES, CONTENT_TOO_LARGE, UNAUTHORIZED
 from store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
@@ -192,13 +192,7 @@ def install(app: FastAPI) -> None:
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
             return method_not_allowed(allowed_methods(app, request))
-        titles = {
-            400: "Bad Request",
-            401: "Unauthorized",
-            404: "Not found",
-            408: REQUEST_TIMEOUT,
-            413: CONTENT_TOO_LARGE,
-        }
+        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", **BODY_TITLES}
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
         # A body FastAPI or Starlette could not even decode (bytes that are not UTF-8, a multipart

@@ -20,7 +20,7 @@ from store import dossiers
 router = APIRouter(
     prefix="/v1/dossiers",
     tags=["dossiers"],
-    responses=problem_responses(400, 401, 404, 409, 408, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 404, 408, 409, 413, 415, 422, 503),
 )
 
 

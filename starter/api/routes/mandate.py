@@ -20,7 +20,7 @@ from store import dossiers, mandates
 router = APIRouter(
     prefix="/v1/dossiers/{dossier_id}/mandate",
     tags=["mandate"],
-    responses=problem_responses(400, 401, 404, 409, 408, 413, 422, 429, 503),
+    responses=problem_responses(400, 401, 404, 408, 409, 413, 422, 429, 503),
 )
 
 
