@@ -127,11 +127,6 @@ class Stack:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
-        try:
-            check_ports(self.plan.ports())
-        except PortProblem as problem:
-            print(f"make run: {problem}", file=sys.stderr, flush=True)
-            return 1
         startup = asyncio.ensure_future(self._start())
         interrupt = asyncio.ensure_future(self.interrupted.wait())
         try:
@@ -363,6 +358,11 @@ def main() -> None:
     except ValueError as error:
         print(f"make run: {error}", file=sys.stderr)
         sys.exit(2)
+    try:  # before anything is started or written (the data directory included)
+        check_ports(plan.ports())
+    except PortProblem as problem:
+        print(f"make run: {problem}", file=sys.stderr, flush=True)
+        sys.exit(1)
     keep_private(plan.data_dir)
     _libraries_log_to(plan.data_dir / "logs" / "stack.log")
     try:

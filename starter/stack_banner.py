@@ -16,7 +16,7 @@ _STATUS_LABELS = {
     "missing_information": "missing information",
     "ready_for_mandate": "ready for a mandate",
     "mandate_pending": "mandate pending",
-    "ready_for_designation": "signed",
+    "ready_for_designation": "ready for designation (signed)",
     "mandate_refused": "refused",
     "mandate_expired": "expired",
 }
