@@ -65,12 +65,6 @@ NOT_READY_YET = frozenset(
 )
 
 
-# Answers YouSign gives to a request it did not carry out: 429 refuses before any work, 500 is "to be
-# requested again later" and 503 is maintenance (its errors reference). A 502 or 504 comes from a
-# gateway on the way, after which YouSign may have acted all the same.
-NOT_ACTED_ON = frozenset({429, 500, 503})
-
-
 def _error_for(response: httpx.Response) -> YouSignError:
     try:
         body: dict[str, Any] = response.json()
@@ -91,10 +85,7 @@ def _error_for(response: httpx.Response) -> YouSignError:
         )
     if response.status_code == 429 or response.status_code >= 500 or fields["error_type"] in NOT_READY_YET:
         return YouSignRetryableError(
-            message,
-            retry_after=_retry_after(response),
-            maybe_done=response.status_code not in NOT_ACTED_ON,
-            **fields,
+            message, retry_after=_retry_after(response), maybe_done=response.status_code != 429, **fields
         )
     return YouSignFinalError(message, **fields)
 

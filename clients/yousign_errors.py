@@ -25,9 +25,8 @@ class YouSignError(Exception):
 class YouSignRetryableError(YouSignError):
     """429, 5xx, timeouts and connection errors: the same call may succeed later.
 
-    `maybe_done`: YouSign may have acted on the request all the same (its answer was lost, or a
-    gateway's 502 or 504). False when it did not: a 429, a 500 or 503 (YouSign's own "try again
-    later"), or no connection made.
+    `maybe_done`: YouSign may have acted on the request all the same (its answer was lost, or a 5xx
+    came after the work). False only when it certainly did not: a 429, or no connection made.
     """
 
     def __init__(

@@ -223,24 +223,6 @@ async def test_a_reminder_yousign_refuses_is_a_409_saying_why_and_leaves_the_day
     assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")).status_code == 202
 
 
-async def test_a_reminder_yousign_answers_500_to_is_tried_again_and_sent_once(client, db, firm, emulator):
-    dossier = await verified_firm_with_dossier(db, firm)
-    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate")).status_code == 201
-    assert (await client.post(f"/v1/dossiers/{dossier.id}/mandate/send")).status_code == 202
-    await mandate_reaches(client, dossier.id, "pending")
-
-    # YouSign's 500 asks for the request again later: it did not e-mail, so the day is not spent.
-    def reminder_calls():
-        return sum(r.path.endswith("/send_reminder") for r in emulator.state.accepted_requests)
-
-    before = reminder_calls()
-    emulator.state.add_fault(method="POST", path_regex=r"/send_reminder$", kind="500", times=1)
-    reminded = await client.post(f"/v1/dossiers/{dossier.id}/mandate/reminders")
-    assert reminded.status_code == 202, reminded.json()
-    assert reminder_calls() - before == 2  # the 500, then the reminder
-    assert len((await client.get(f"/v1/dossiers/{dossier.id}/mandate")).json()["reminders"]) == 1
-
-
 async def test_a_reminder_yousign_may_have_sent_is_a_503_until_the_next_paris_day(
     client, db, firm, emulator, monkeypatch
 ):
