@@ -14,6 +14,8 @@ from clients.yousign_models import DateMention, MentionPlacement, SignatureField
 from documents.mandate_pdf import date_line_under, face_of, render_mandate_pdf
 from documents.mandate_text import DATE_MENTION
 from documents.models import CompanyParty, MandateDocumentData, Person, PlatformParty, SignatureField
+from domain.errors import RuleViolation
+from domain.firm_verification import why_not_verified
 from domain.mandate_number import issued_on_of, numbered_for_another_platform
 from domain.models import Platform
 from store import firms, kyc, mandates
@@ -43,7 +45,15 @@ async def document_data(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) ->
         raise ApplicationError(
             "the firm has no verified legal representative", type="IncompleteData", non_retryable=True
         )
-    if changed := numbered_for_another_platform(mandate.number, firm.platform.siren, firm.platform.matricule):
+    try:
+        changed = numbered_for_another_platform(mandate.number, firm.platform.siren, firm.platform.matricule)
+    except RuleViolation as stored_before_the_rule:  # a platform SIREN the API refuses now
+        raise ApplicationError(
+            f"the mandate cannot be printed: {stored_before_the_rule}",
+            type="IncompleteData",
+            non_retryable=True,
+        ) from None
+    if changed:
         raise ApplicationError(changed, type="IncompleteData", non_retryable=True)
     try:
         return MandateDocumentData(
@@ -94,10 +104,15 @@ def fingerprint(data: MandateDocumentData) -> str:
 
 
 async def ensure_still_current(db: asyncpg.Pool, mandate: Mandate, dossier: Dossier) -> None:
-    """A draft is sent only if it still says what the dossier and the firm say now (their platform,
-    representative, names...); else the firm deletes it and generates a new one (its number too)."""
+    """A draft is sent only while the firm's representative is verified (not while a new one is
+    checked) and if it still says what the dossier and the firm say now (their platform,
+    representative, names...); else the firm deletes it and generates a new one (its number too).
+    The gateway refuses a send so, and the send's activity checks again before YouSign has it."""
+    if reason := why_not_verified(await kyc.verification_state(db, mandate.firm_id)):
+        raise ApplicationError(reason, type="IncompleteData", non_retryable=True)
+    data = await document_data(db, mandate, dossier)  # a number for another platform is refused there
     stored = await mandates.document_source(db, mandate.id)
-    if stored is not None and stored != fingerprint(await document_data(db, mandate, dossier)):
+    if stored is not None and stored != fingerprint(data):  # none for drafts older than fingerprints
         raise ApplicationError(
             "the draft no longer says what the dossier and the firm say now (their platform, "
             "representative or names changed since): delete it and generate a new one",

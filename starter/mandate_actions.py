@@ -23,6 +23,7 @@ from activities.mandate_document import ensure_still_current
 from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
+from domain.firm_verification import why_not_verified
 from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
 from starter.run_status import described
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
@@ -42,17 +43,8 @@ async def current_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> 
 
 
 async def require_verified_firm(db: asyncpg.Pool, firm_id: UUID) -> None:
-    """No mandate is generated or sent while the firm's representative is not verified, nor while
-    the one that replaces them is being checked."""
-    submission = await kyc.current_submission(db, firm_id)
-    state = submission.status if submission else "not_submitted"
-    if state == "verified":
-        return
-    if state == "pending":
-        then = "wait until GET /v1/firm says verified (YouSign answers within minutes)"
-    else:
-        then = "submit it with PUT /v1/firm/legal-representative"
-    raise Conflict(f"the firm's legal representative is not verified ({state}): {then}")
+    if reason := why_not_verified(await kyc.verification_state(db, firm_id)):
+        raise Conflict(reason)
 
 
 async def generate(
@@ -243,7 +235,6 @@ async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID
         raise NotFound("the dossier has no mandate")
     if mandate.status == MandateStatus.DRAFT:
         # Refused now, not accepted and failed a moment later by the send's own check.
-        await require_verified_firm(db, firm_id)
         try:
             await ensure_still_current(db, mandate, dossier)
         except ApplicationError as outdated:

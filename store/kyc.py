@@ -110,6 +110,12 @@ async def current_submission(db: asyncpg.Pool, firm_id: UUID) -> KycSubmission |
     return KycSubmission.from_row(row) if row else None
 
 
+async def verification_state(db: asyncpg.Pool, firm_id: UUID) -> str:
+    """The firm's current submission's status, or `not_submitted`."""
+    submission = await current_submission(db, firm_id)
+    return submission.status if submission else "not_submitted"
+
+
 async def stalled_submissions(db: asyncpg.Pool, older_than: timedelta) -> list[KycSubmission]:
     """Firms' current submissions still without a YouSign verification after `older_than`: their
     check was never started (the gateway stopped in between), or it is being retried."""

@@ -724,3 +724,17 @@ def test_a_client_representative_is_named_as_yousign_accepts(name, message):
     kept = ClientRepresentative(first_name="Ștefan", last_name="Łoś", birth_name=name, email="a@example.com")
     assert kept.birth_name == name
     assert LegalRepresentative(first_name="Anne", last_name=name, email="a@example.com").last_name == name
+
+
+def test_what_a_firm_is_told_while_its_representative_is_not_verified():
+    from domain.firm_verification import why_not_verified
+
+    assert why_not_verified("verified") is None
+    assert why_not_verified("pending").endswith(
+        "wait until GET /v1/firm says verified (YouSign answers within minutes)"
+    )
+    for state in ("not_submitted", "failed", "inconclusive"):
+        assert why_not_verified(state) == (
+            f"the firm's legal representative is not verified ({state}): submit it with PUT"
+            " /v1/firm/legal-representative"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -61,16 +62,19 @@ FirmId = Annotated[UUID, Depends(current_firm)]
 
 
 def known_query_parameters(request: Request, _: FirmId) -> None:
-    """A query parameter the operation does not take is a 422 naming it, not ignored: `?status[]=`
-    (how some libraries write a list) or a misspelt `?stauts=` would list every dossier."""
+    """A query parameter that looks meant for one the operation takes but is not it is a 422 naming
+    it: ignored, `?status[]=` (how some libraries write a list) or a misspelt `?stauts=` would list
+    every dossier. Others (a cache-buster's `_`, tracking parameters) are left alone, as before."""
     route = request.scope.get("route")
     known = _query_parameters(route.dependant) if route else set()
-    unknown = dict.fromkeys(name for name in request.query_params if name not in known)
-    if unknown:
+    mistaken = {
+        name: why for name in request.query_params if name not in known and (why := _correction(name, known))
+    }
+    if mistaken:
         raise RequestValidationError(
             [
-                {"type": "unknown_parameter", "loc": ("query", name), "msg": _unknown(name, known)}
-                for name in unknown
+                {"type": "mistaken_parameter", "loc": ("query", name), "msg": why}
+                for name, why in mistaken.items()
             ]
         )
 
@@ -80,9 +84,10 @@ def _query_parameters(dependant: Any) -> set[str]:
     return names.union(*(_query_parameters(d) for d in dependant.dependencies))
 
 
-def _unknown(name: str, known: set[str]) -> str:
+def _correction(name: str, known: set[str]) -> str | None:
+    """How to write `name`, if it looks meant for one of the `known` parameters."""
     stem = name.removesuffix("[]")
     if stem != name and stem in known:
         return f"write it {stem}= (repeat {stem}= for several values)"
-    takes = ", ".join(sorted(known)) if known else "none"
-    return f"this operation takes no such query parameter (it takes: {takes})"
+    close = difflib.get_close_matches(stem, sorted(known), n=1, cutoff=0.75)
+    return f"no such parameter: did you mean {close[0]}?" if close else None
