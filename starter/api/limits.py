@@ -55,7 +55,7 @@ class BodyLimits:
     ) -> None:
         self.app = app
         self.firm_of = firm_of
-        self.idle_timeout = idle_timeout or BODY_IDLE_TIMEOUT
+        self.idle_timeout = BODY_IDLE_TIMEOUT if idle_timeout is None else idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
