@@ -168,22 +168,24 @@ async def test_a_signature_webhook_ahead_of_the_send_result_is_kept_and_signs_th
         return sent
 
     async with running_workers(ts_env.client, settings, db, yousign, replace=[result_held]):
-        run = await generate_mandate(ts_env.client, settings, db, dossier)
-        await run.handle.execute_update(MandateWorkflow.send)
-        await asyncio.wait_for(activated.wait(), 15)
-        sr = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
-        [signer] = [s for s in emulator.state.signers.values() if s.signature_request_id == sr]
-        emulator.state.sign_signer(signer.id)
-        await deliver(emulator, run, sr, "signer.done")
+        try:  # released whatever happens: a held activity would hold the workers' shutdown for ever
+            run = await generate_mandate(ts_env.client, settings, db, dossier)
+            await run.handle.execute_update(MandateWorkflow.send)
+            await asyncio.wait_for(activated.wait(), 15)
+            sr = (await mandates.get_mandate(db, run.mandate.id)).signature_request_id
+            [signer] = [s for s in emulator.state.signers.values() if s.signature_request_id == sr]
+            emulator.state.sign_signer(signer.id)
+            await deliver(emulator, run, sr, "signer.done")
 
-        async def kept():  # the signal is taken: the event is kept, not applied (nor dropped)
-            state = await run.state()
-            return state if state.early_events else None
+            async def kept():  # the signal is taken: the event is kept, not applied (nor dropped)
+                state = await run.state()
+                return state if state.early_events else None
 
-        early = await eventually(kept)
-        assert (early.status, early.signature_request_id) == ("sending", None)
-        assert [e.event_name for e in early.early_events] == ["signer.done"]
-        release.set()
+            early = await eventually(kept)
+            assert (early.status, early.signature_request_id) == ("sending", None)
+            assert [e.event_name for e in early.early_events] == ["signer.done"]
+        finally:
+            release.set()
         final = await run.handle.result()
     assert final.status == "signed" and final.early_events == []
     # Signed by the kept webhook, not by the expiry's last look at YouSign a month later.

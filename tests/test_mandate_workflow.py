@@ -529,19 +529,21 @@ async def test_a_delete_while_the_refusal_is_being_recorded_comes_after_it(
         state = await send_and_wait_pending(run)
         emulator.state.decline_signer(state.signer_id, "Non")
         await deliver(emulator, run, state.signature_request_id, "signer.declined")
-        await asyncio.wait_for(refusal_held.wait(), 15)
-        deleting = asyncio.ensure_future(run.handle.execute_update(MandateWorkflow.delete))
+        try:  # released whatever happens: a held activity would hold the workers' shutdown for ever
+            await asyncio.wait_for(refusal_held.wait(), 15)
+            deleting = asyncio.ensure_future(run.handle.execute_update(MandateWorkflow.delete))
 
-        async def delete_taken_and_settled() -> bool:
-            # The workflow took the delete (the send was the first update) while the refusal is
-            # held, and whatever the delete set going has run: only the held record is pending.
-            events = [e.event_type async for e in run.handle.fetch_history_events()]
-            accepted = events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
-            pending = (await run.handle.describe()).raw_description.pending_activities
-            return accepted == 2 and len(pending) == 1
+            async def delete_taken_and_settled() -> bool:
+                # The workflow took the delete (the send was the first update) while the refusal is
+                # held, and whatever the delete set going has run: only the held record is pending.
+                events = [e.event_type async for e in run.handle.fetch_history_events()]
+                accepted = events.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+                pending = (await run.handle.describe()).raw_description.pending_activities
+                return accepted == 2 and len(pending) == 1
 
-        await eventually(delete_taken_and_settled)
-        release.set()
+            await eventually(delete_taken_and_settled)
+        finally:
+            release.set()
         assert (await deleting).status == "deleted"
         assert (await run.handle.result()).status == "deleted"
     assert [e.to_status for e in await mandates.events(db, run.mandate.id)][-2:] == ["refused", "deleted"]
