@@ -14,7 +14,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.mandate_document import date_mention_under, ensure_still_current, render_and_store
+from activities.mandate_document import date_mention_under, render_and_store, unprintable_is_final
 from activities.models import (
     ArchiveInput,
     KycSubmissionRef,
@@ -39,6 +39,7 @@ from domain.status import MandateStatus
 from domain.yousign_outcomes import YOUSIGN_DOCUMENT_TYPES
 from store import dossiers, kyc, mandates
 from store.database import DATABASE_FAILURES
+from store.mandate_content import ensure_still_current
 from store.records import Dossier, Mandate
 from workflows.policies import REMINDER_NOT_RECORDED, REMINDER_UNCONFIRMED, YOUSIGN_FINAL_ERROR
 
@@ -189,7 +190,8 @@ class YouSignActivities:
             field = generated.signature_field
         else:
             if mandate.signature_request_id is None:  # nothing at YouSign yet: still time to refuse
-                await ensure_still_current(self._db, mandate, dossier)
+                with unprintable_is_final():
+                    await ensure_still_current(self._db, mandate, dossier)
             pdf = await mandates.get_document(self._db, mandate.id, "generated")
             field = request.signature_field
         rep = dossier.legal_representative

@@ -12,6 +12,10 @@ class Conflict(Exception):
     """The request is valid but the resource's current state forbids it (HTTP 409)."""
 
 
+class Unprintable(Conflict):
+    """The mandate cannot be printed or sent as it is: data missing, or changed since it was made."""
+
+
 class NotFound(Exception):
     """No such resource for this firm (HTTP 404)."""
 

@@ -19,7 +19,6 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.mandate_document import ensure_still_current
 from config.settings import Settings
 from domain.calendar import paris_day
 from domain.errors import Conflict, NotFound, TooSoon, Unavailable
@@ -28,6 +27,7 @@ from domain.status import DELETABLE_MANDATE_STATUSES, MandateStatus
 from starter.run_status import described
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import bulk, dossiers, kyc, mandates
+from store.mandate_content import ensure_still_current
 from store.records import Mandate
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
@@ -234,11 +234,8 @@ async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID
     if mandate is None:
         raise NotFound("the dossier has no mandate")
     if mandate.status == MandateStatus.DRAFT:
-        # Refused now, not accepted and failed a moment later by the send's own check.
-        try:
-            await ensure_still_current(db, mandate, dossier)
-        except ApplicationError as outdated:
-            raise Conflict(outdated.message) from None
+        # Refused now (a 409), not accepted and failed a moment later by the send's own check.
+        await ensure_still_current(db, mandate, dossier)
     try:
         await _update(client, mandate, MandateWorkflow.send)
     except Unavailable:

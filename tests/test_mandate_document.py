@@ -5,11 +5,11 @@ another platform than the text."""
 from datetime import date
 
 import pytest
-from temporalio.exceptions import ApplicationError
 
-from activities.mandate_document import document_data
+from domain.errors import Unprintable
 from domain.models import LegalRepresentative, Platform
 from store import dossiers, firms, kyc, mandates
+from store.mandate_content import document_data, ensure_still_current
 from store.records import KycFile
 from tests.helpers import FIRM_REP, verified_firm_with_dossier
 
@@ -41,38 +41,40 @@ async def test_a_mandate_numbered_for_another_platform_is_not_rendered(db, firm)
     mandate, dossier = await reserved(db, firm)
     assert "_552081317_" in mandate.number
     await firms.set_platform(db, firm.id, Platform(name="Autre PA", matricule="0815"))
-    with pytest.raises(ApplicationError, match="changed after this mandate was numbered for 552081317") as e:
+    with pytest.raises(Unprintable, match="changed after this mandate was numbered for 552081317"):
         await document_data(db, mandate, dossier)
-    assert e.value.non_retryable
 
 
 async def test_a_platform_siren_stored_before_zeros_were_refused_fails_the_print_for_good(db, firm):
     mandate, dossier = await reserved(db, firm)
     await db.execute("UPDATE firms SET platform_siren = '000000000' WHERE id = $1", firm.id)
-    with pytest.raises(ApplicationError, match=r"cannot be printed: platform\.siren") as e:
+    with pytest.raises(Unprintable, match=r"cannot be printed: platform\.siren"):
         await document_data(db, mandate, dossier)
-    assert e.value.non_retryable  # retried, it would fail the same way for ever
 
 
 async def test_a_draft_is_checked_even_without_its_fingerprint(db, firm):
-    from activities.mandate_document import ensure_still_current
-
     mandate, dossier = await reserved(db, firm)
     await ensure_still_current(db, mandate, dossier)  # nothing rendered yet, nothing changed: fine
     # A draft rendered before fingerprints were kept: its number still says which platform.
     await firms.set_platform(db, firm.id, Platform(name="Autre PA", matricule="0815"))
-    with pytest.raises(ApplicationError, match="changed after this mandate was numbered") as e:
+    with pytest.raises(Unprintable, match="changed after this mandate was numbered"):
         await ensure_still_current(db, mandate, dossier)
-    assert e.value.non_retryable
 
 
 async def test_a_draft_is_not_sent_while_a_new_representative_is_checked(db, firm):
-    from activities.mandate_document import ensure_still_current
-
     mandate, dossier = await reserved(db, firm)
     files = [KycFile(side="front", content_type="image/png", content=b"x")]
     await kyc.create_submission(db, firm.id, NEWCOMER, "passport", files)
     # Met by the send's activity too (a submission after the gateway's check, or during a retry).
-    with pytest.raises(ApplicationError, match=r"not verified \(pending\): wait until") as e:
+    with pytest.raises(Unprintable, match=r"not verified \(pending\): wait until"):
         await ensure_still_current(db, mandate, dossier)
-    assert e.value.non_retryable
+
+
+def test_an_unprintable_mandate_fails_its_activity_for_good():
+    from temporalio.exceptions import ApplicationError
+
+    from activities.mandate_document import unprintable_is_final
+
+    with pytest.raises(ApplicationError, match="changed since") as e, unprintable_is_final():
+        raise Unprintable("the firm's platform changed since")
+    assert (e.value.type, e.value.non_retryable) == ("IncompleteData", True)
