@@ -1304,6 +1304,13 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkey
     monkeypatch.setattr(metrics, "_counted_at", -metrics.COUNTS_INTERVAL)  # counted at the next scrape
     async with httpx.AsyncClient(base_url=api) as prometheus:
         await prometheus.post("/v1/webhooks/yousign", content=b"{}")  # unsigned: rejected, and counted
+
+        # Refused as it streams in, past the limit (no Content-Length to refuse it by): counted too.
+        async def streamed():
+            for _ in range(2):
+                yield b"x" * 600_000
+
+        await prometheus.post("/v1/webhooks/yousign", content=streamed())
         scraped = (await prometheus.get("/metrics")).text
         another = await verified_firm_with_dossier(db, firm, siret=establishment_siret(1))
         await client.post(f"/v1/dossiers/{another.id}/mandate")
@@ -1312,6 +1319,7 @@ async def test_metrics_count_mandates_and_webhooks(api, client, db, firm, monkey
         recounted = (await prometheus.get("/metrics")).text
     assert drafts(cached) == drafts(scraped) and drafts(recounted) == drafts(scraped) + 1
     assert 'yousign_webhooks_total{result="401"}' in scraped
+    assert 'yousign_webhooks_total{result="413"}' in scraped
     assert "yousign_webhook_seconds_bucket" in scraped
 
 

@@ -8,6 +8,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -70,7 +71,11 @@ async def yousign_webhook(request: Request, db: Db, temporal: Temporal, settings
     `X-Yousign-Signature-256` HMAC of the body with the subscription's secret. Each event (a
     signature, a decline, an identity check's result) goes to its mandate or check, once."""
     with WEBHOOK_SECONDS.time():
-        answer = await _handle(request, db, temporal, settings)
+        try:
+            answer = await _handle(request, db, temporal, settings)
+        except HTTPException as refused:  # its body refused as it came in (too large, stalled)
+            WEBHOOKS.labels(str(refused.status_code)).inc()
+            raise
     WEBHOOKS.labels(answer.status if isinstance(answer, WebhookAck) else str(answer.status_code)).inc()
     return answer
 
