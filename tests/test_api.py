@@ -1158,6 +1158,20 @@ async def test_a_stalled_body_the_app_lets_through_is_answered_by_the_limits_the
     assert answered[0]["status"] == 408 and (b"connection", b"close") in answered[0]["headers"]
     assert json.loads(answered[1]["body"])["title"] == "Request Timeout"
 
+    # A body that trickles in, never silent for long, is bounded as a whole.
+    async def trickle():
+        await asyncio.sleep(0.05)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def reads_it_all(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+
+    answered.clear()
+    await BodyLimits(reads_it_all, firm_of=None, idle_timeout=0.1, deadline=0.3)(scope, trickle, send)
+    assert answered[0]["status"] == 408
+    assert json.loads(answered[1]["body"])["detail"] == "the request body took over 0.3 s to come"
+
 
 async def test_driving_licence_is_accepted_without_a_back(client, emulator):
     uploads_before = _identity_uploads(emulator)

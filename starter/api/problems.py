@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 
 from domain.errors import Conflict, NotFound, RuleViolation, TooLarge, TooSoon, Unavailable
 from starter.api.deps import current_firm, firm_of_request
-from starter.api.limits import BODY_IDLE_TIMEOUT, BODY_TITLES, CONTENT_TOO_LARGE, UNAUTHORIZED
+from starter.api.limits import BODY_DEADLINE, BODY_IDLE_TIMEOUT, BODY_TITLES, CONTENT_TOO_LARGE, UNAUTHORIZED
 from store.database import DATABASE_UNAVAILABLE
 
 log = structlog.get_logger(__name__)
@@ -266,7 +266,8 @@ _MEANINGS = {
     401: "No valid API key",
     403: "Not allowed from here",
     404: "Not found for this firm",
-    408: f"The body stopped coming for {BODY_IDLE_TIMEOUT:g} s before its end",
+    408: f"The body stopped coming for {BODY_IDLE_TIMEOUT:g} s before its end, or took over"
+    f" {BODY_DEADLINE:g} s",
     409: "The resource's state forbids it",
     413: "Body or file too large",
     415: "A JSON body sent without Content-Type: application/json",
