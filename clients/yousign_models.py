@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 SignatureRequestStatus = Literal[
     "draft", "ongoing", "done", "deleted", "expired", "canceled", "approval", "rejected", "declined", "paused"
@@ -13,6 +13,25 @@ SignatureRequestStatus = Literal[
 CancelReason = Literal["contractualization_aborted", "errors_in_document", "other"]
 IdentityDocumentType = Literal["id_card", "passport", "residence_permit"]
 VerificationStatus = Literal["pending", "awaiting_data", "verified", "failed", "inconclusive"]
+
+
+MAX_REASON_LENGTH = 1_000  # a signer's decline reason, as the firm reads it
+MAX_CODE_LENGTH = 50  # an identity check's status code (IDDV_1104...)
+MAX_CODES = 20
+
+
+def stored(text: str, limit: int = MAX_REASON_LENGTH) -> str:
+    """What the database keeps of a text YouSign gives: without NUL (PostgreSQL's text cannot hold
+    it: the record would fail on every try) and at most `limit` characters."""
+    return text.replace("\x00", "")[:limit]
+
+
+def stored_codes(codes: list[str]) -> list[str]:
+    return [stored(code, MAX_CODE_LENGTH) for code in codes[:MAX_CODES]]
+
+
+StoredReason = Annotated[str, AfterValidator(stored)]
+StoredCodes = Annotated[list[str], AfterValidator(stored_codes)]
 
 
 class _Payload(BaseModel):
@@ -32,7 +51,7 @@ class DocumentRef(_Payload):
 
 class DeclineInformation(_Payload):
     signer_id: str | None = None
-    reason: str | None = None
+    reason: StoredReason | None = None
     declined_at: datetime | None = None
 
 
@@ -66,7 +85,7 @@ class Signer(_Payload):
 class IdentityVerification(_Payload):
     id: str
     status: VerificationStatus
-    status_codes: list[str] = Field(default_factory=list)
+    status_codes: StoredCodes = Field(default_factory=list)
 
 
 def signature_request_name(company: str) -> str:

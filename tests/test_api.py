@@ -616,6 +616,32 @@ async def test_a_signed_webhook_the_database_cannot_store_is_refused_or_ignored(
         assert delivered.json() == {"status": "ignored"}
 
 
+def test_texts_yousign_gives_reach_the_workflows_as_the_database_can_keep_them():
+    from activities.yousign import _state_of
+    from clients.yousign_models import SignatureRequest
+    from clients.yousign_webhooks import WebhookEvent
+    from starter.webhook_events import kyc_signal, mandate_signal
+
+    def event(data):
+        return WebhookEvent(event_id="e", event_name="signer.declined", event_time="1", data=data)
+
+    # A NUL failed the refusal's record on every try (the mandate stuck `pending` in the store), and
+    # a megabyte of reason was served back with the mandate.
+    declined = {"signature_request": {"id": "sr", "decline_information": {"reason": "bad\u0000reason"}}}
+    assert mandate_signal(event(declined)).decline_reason == "badreason"
+    declined["signature_request"]["decline_information"]["reason"] = "é" * 500_000
+    assert len(mandate_signal(event(declined)).decline_reason) == 1_000
+    checked = {
+        "identity_document": {"id": "v", "status": "failed", "status_codes": ["IDDV\u0000_1", "C" * 99]}
+    }
+    assert kyc_signal(event(checked)).status_codes == ["IDDV_1", "C" * 50]
+    # The same texts read from YouSign's API (the sweep's and the expiry's look-ups).
+    sr = SignatureRequest(
+        id="sr", status="declined", name="m", decline_information={"reason": "non\u0000merci"}
+    )
+    assert _state_of(sr).decline_reason == "nonmerci"
+
+
 async def test_a_webhook_the_database_kept_from_its_workflow_is_processed_when_redelivered(api, monkeypatch):
     lookup, outages = mandates.mandate_for_signature_request, []
 
