@@ -172,6 +172,26 @@ async def test_history_is_encrypted_and_the_codec_server_decodes_it(
             assert preflight.headers["access-control-allow-origin"] == "http://localhost:8233"
 
 
+async def test_the_codec_says_what_it_takes_in_its_own_words():
+    from starter.api.app import create_app
+
+    app = create_app(test_settings())  # the codec needs neither database nor Temporal
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as ui:
+        shape = await ui.post("/codec/decode", json={"payloads": [[1]]})
+        assert (shape.status_code, shape.json()["title"]) == (422, "Invalid request")
+        assert shape.json()["detail"].startswith('payloads: not Temporal\'s payloads ({"payloads": [{')
+        key = base64.b64encode(b"\xff").decode()
+        not_text = {
+            "payloads": [{"metadata": {"encoding": "YmluYXJ5L2VuY3J5cHRlZA==", "encryption-key-id": key}}]
+        }
+        unreadable = await ui.post("/codec/decode", json=not_text)
+        assert unreadable.json()["detail"] == "payloads: a metadata value is not UTF-8 text"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://evil.example"
+    ) as far:
+        assert (await far.post("/codec/decode", json={"payloads": []})).json()["title"] == "Forbidden"
+
+
 async def test_only_the_codec_answers_the_temporal_ui_across_origins():
     from starter.api.app import create_app
 

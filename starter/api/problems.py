@@ -192,7 +192,14 @@ def install(app: FastAPI) -> None:
         if error.status_code == 405:
             # Starlette names the methods of the first route on the path; a path has several.
             return method_not_allowed(allowed_methods(app, request))
-        titles = {400: "Bad Request", 401: "Unauthorized", 404: "Not found", **BODY_TITLES}
+        titles = {
+            400: "Bad Request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            422: "Invalid request",
+            **BODY_TITLES,
+        }
         title = titles.get(error.status_code, "Error")
         detail = str(error.detail)
         # A body FastAPI or Starlette could not even decode (bytes that are not UTF-8, a multipart

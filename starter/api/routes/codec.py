@@ -67,11 +67,14 @@ def _host_name(host: str) -> str | None:
         return None
 
 
+PAYLOADS_SHAPE = '{"payloads": [{"metadata": {"<key>": "<base64>"}, "data": "<base64>"}]}'
+
+
 def _payloads(body: dict[str, Any]) -> Payloads:
     try:
         return json_format.ParseDict(body, Payloads())
-    except json_format.ParseError as error:
-        raise HTTPException(422, f"payloads: {error}") from None
+    except json_format.ParseError:
+        raise HTTPException(422, f"payloads: not Temporal's payloads ({PAYLOADS_SHAPE})") from None
 
 
 @router.post("/encode")
@@ -84,6 +87,8 @@ async def encode(request: Request, body: PayloadsBody, settings: AppSettings) ->
 async def decode(request: Request, body: PayloadsBody, settings: AppSettings) -> dict[str, Any]:
     try:
         decoded = await _codec(request, settings).decode(_payloads(body).payloads)
+    except UnicodeDecodeError:  # a key id or an encoding of bytes that are no text
+        raise HTTPException(422, "payloads: a metadata value is not UTF-8 text") from None
     except ValueError as error:  # unknown key id, or data that does not authenticate
         raise HTTPException(422, f"payloads: {error or 'cannot be decrypted'}") from None
     return json_format.MessageToDict(Payloads(payloads=decoded))
