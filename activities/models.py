@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from clients.yousign_models import SignatureFieldPlacement
+from clients.yousign_models import SignatureFieldPlacement, StoredCodes, StoredReason
 from domain.status import MandateStatus
 
 
@@ -65,7 +65,7 @@ class SignatureRequestRef(BaseModel):
 class SignatureRequestState(BaseModel):
     status: str
     signed_at: datetime | None = None
-    decline_reason: str | None = None
+    decline_reason: StoredReason | None = None
     declined_at: datetime | None = None
 
 
@@ -92,7 +92,7 @@ class VerificationRef(BaseModel):
 class VerificationState(BaseModel):
     verification_id: str
     status: str
-    status_codes: list[str] = Field(default_factory=list)
+    status_codes: StoredCodes = Field(default_factory=list)
 
 
 class KycOutcomeInput(BaseModel):

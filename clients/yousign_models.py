@@ -30,6 +30,7 @@ def stored_codes(codes: list[str]) -> list[str]:
     return [stored(code, MAX_CODE_LENGTH) for code in codes[:MAX_CODES]]
 
 
+# On the models that hand YouSign's texts to the workflows, hence to the store (webhooks and API alike).
 StoredReason = Annotated[str, AfterValidator(stored)]
 StoredCodes = Annotated[list[str], AfterValidator(stored_codes)]
 
@@ -51,7 +52,7 @@ class DocumentRef(_Payload):
 
 class DeclineInformation(_Payload):
     signer_id: str | None = None
-    reason: StoredReason | None = None
+    reason: str | None = None
     declined_at: datetime | None = None
 
 
@@ -85,7 +86,7 @@ class Signer(_Payload):
 class IdentityVerification(_Payload):
     id: str
     status: VerificationStatus
-    status_codes: StoredCodes = Field(default_factory=list)
+    status_codes: list[str] = Field(default_factory=list)
 
 
 def signature_request_name(company: str) -> str:

@@ -28,7 +28,7 @@ from starter.run_status import described
 from starter.workflows import mandate_handle, start_mandate_workflow, started_all_the_same
 from store import bulk, dossiers, kyc, mandates
 from store.mandate_content import ensure_still_current
-from store.records import Mandate
+from store.records import Dossier, Mandate
 from workflows.bulk import bulk_workflow_id
 from workflows.mandate import MandateWorkflow
 from workflows.mandate_models import ReminderAccepted
@@ -36,10 +36,14 @@ from workflows.policies import REMINDER_UNCONFIRMED
 
 
 async def current_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> Mandate:
-    _, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
+    return (await _dossier_and_mandate(db, firm_id, dossier_id))[1]
+
+
+async def _dossier_and_mandate(db: asyncpg.Pool, firm_id: UUID, dossier_id: UUID) -> tuple[Dossier, Mandate]:
+    dossier, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
     if mandate is None:
         raise NotFound("the dossier has no mandate")
-    return mandate
+    return dossier, mandate
 
 
 async def require_verified_firm(db: asyncpg.Pool, firm_id: UUID) -> None:
@@ -230,9 +234,7 @@ async def discard_draft_outdated_by(
 
 
 async def send(db: asyncpg.Pool, client: Client, firm_id: UUID, dossier_id: UUID) -> Mandate:
-    dossier, mandate = await dossiers.get_dossier(db, firm_id, dossier_id)
-    if mandate is None:
-        raise NotFound("the dossier has no mandate")
+    dossier, mandate = await _dossier_and_mandate(db, firm_id, dossier_id)
     if mandate.status == MandateStatus.DRAFT:
         # Refused now (a 409), not accepted and failed a moment later by the send's own check.
         await ensure_still_current(db, mandate, dossier)

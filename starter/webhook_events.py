@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from activities.models import VerificationState
-from clients.yousign_models import MAX_CODE_LENGTH, MAX_CODES, MAX_REASON_LENGTH, stored
 from clients.yousign_webhooks import WebhookEvent
 from workflows.mandate_models import YouSignEvent
 
@@ -18,12 +16,6 @@ def _event_time(event: WebhookEvent) -> datetime | None:
         return None
 
 
-def _storable(value: Any, limit: int = MAX_REASON_LENGTH) -> Any:
-    """A text as the database keeps it (a NUL would fail its record on every try, a megabyte be read
-    back); anything else as it came, for the signal's model to refuse (a 400 YouSign redelivers)."""
-    return stored(value, limit) if isinstance(value, str) else value
-
-
 def mandate_signal(event: WebhookEvent) -> YouSignEvent:
     decline = event.signature_request.get("decline_information")
     return YouSignEvent(
@@ -31,17 +23,14 @@ def mandate_signal(event: WebhookEvent) -> YouSignEvent:
         event_name=event.event_name,
         signature_request_id=event.signature_request_id,
         occurred_at=_event_time(event),
-        decline_reason=_storable(decline.get("reason")) if isinstance(decline, dict) else None,
+        decline_reason=decline.get("reason") if isinstance(decline, dict) else None,
     )
 
 
 def kyc_signal(event: WebhookEvent) -> VerificationState:
     document = event.identity_document
-    codes = document.get("status_codes") or []
-    if isinstance(codes, list):
-        codes = [_storable(code, MAX_CODE_LENGTH) for code in codes[:MAX_CODES]]
     return VerificationState(
         verification_id=document.get("id", ""),
         status=document.get("status", "pending"),
-        status_codes=codes,
+        status_codes=document.get("status_codes") or [],
     )

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from clients.yousign_models import SignatureFieldPlacement
+from clients.yousign_models import SignatureFieldPlacement, StoredReason
 from domain.status import MandateStatus
 
 
@@ -18,7 +18,7 @@ class YouSignEvent(BaseModel):
     event_name: str
     signature_request_id: str | None
     occurred_at: datetime | None = None
-    decline_reason: str | None = None
+    decline_reason: StoredReason | None = None
     source: str = "webhook"  # or "reconciliation": the sweep that stands in for a lost webhook
 
 

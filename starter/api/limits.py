@@ -68,7 +68,7 @@ class BodyLimits:
             limit = UPLOAD_LIMIT
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _refuse(send, BodyTooLarge(limit))
             return
         received = 0
         body_done = False
@@ -106,10 +106,7 @@ class BodyLimits:
             await self.app(scope, counted_receive, tracked_send)
         except BodyRefused as refused:
             if not started:
-                headers = {k.lower().encode(): v.encode() for k, v in (refused.headers or {}).items()}
-                await _problem(
-                    send, refused.status_code, BODY_TITLES[refused.status_code], refused.detail, headers
-                )
+                await _refuse(send, refused)
 
     async def _authenticated(self, scope: Scope) -> bool:
         try:
@@ -123,8 +120,9 @@ REQUEST_TIMEOUT = "Request Timeout"
 BODY_TITLES = {408: REQUEST_TIMEOUT, 413: CONTENT_TOO_LARGE}
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    await _problem(send, 413, CONTENT_TOO_LARGE, f"the request body is over {limit} bytes")
+async def _refuse(send: Send, refused: BodyRefused) -> None:
+    headers = {k.lower().encode(): v.encode() for k, v in (refused.headers or {}).items()}
+    await _problem(send, refused.status_code, BODY_TITLES[refused.status_code], refused.detail, headers)
 
 
 async def _problem(
